@@ -1,0 +1,201 @@
+"""The `infscene` command line: `sr`, `info`, and the subcommands other modules register.
+
+Bad input ends with one line on stderr and a non-zero exit, and no output file. With
+`--progress json` every event is also a JSON line on stdout (the QGIS plugin reads these):
+`plan`, then `progress` events, then `done` or `error`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from . import __version__
+from .errors import Cancelled, InfSceneError
+from .fusion import FusionMode
+from .model import DEFAULT_MODEL_DIR, load_config
+from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, resolve_device, super_resolve
+from .progress import Progress
+from .sampler import DEFAULT_STEPS
+
+EXIT_ERROR = 1
+EXIT_CANCELLED = 130
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One JSON line on stdout, flushed at once so a reading process sees it now."""
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def _band_list(text: str) -> list[int]:
+    try:
+        return [int(b) for b in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bands must be comma-separated band numbers such as 3,2,1,4, got {text!r}")
+
+
+def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "sr",
+        help="super-resolve a raster",
+        description="Super-resolve a georeferenced raster (GeoTIFF or any GDAL raster) seamlessly, at any size.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("input", type=Path, help="input raster (e.g. a Planet or NAIP GeoTIFF)")
+    p.add_argument("output", type=Path, help="output GeoTIFF; written only when complete")
+    size = p.add_mutually_exclusive_group(required=True)
+    size.add_argument("--scale", type=float, help="scale factor, e.g. 5 for 3 m -> 0.6 m; non-integer allowed")
+    size.add_argument("--target-res", type=float, help="output pixel size in the raster's CRS units (e.g. 0.6 for metres)")
+    p.add_argument("--bounds", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"),
+                   help="only this extent, in the raster's CRS (default: the whole raster)")
+    p.add_argument("--bands", type=_band_list,
+                   help="1-based band numbers in R,G,B[,extra] order, e.g. 3,2,1,4 for Planet analytic "
+                        "(default: bands tagged red/green/blue, else 1,2,3; other bands are kept and guided)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="reverse diffusion steps K (more: slower, finer)")
+    p.add_argument("--patch", type=int, help="patch side in output pixels (default: the model's training size)")
+    p.add_argument("--overlap", type=int, help="overlap between patches in output pixels (default: a quarter of the patch)")
+    p.add_argument("--mode", choices=[m.value for m in FusionMode], default=FusionMode.VCF.value,
+                   help="vcf: variance-corrected joint denoising (seamless, sharp); average: naive weighted mean "
+                        "(seamless, blurred); independent: separate tiles (seams, the SR3 baseline)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where the model runs")
+    p.add_argument("--batch-size", type=int, default=4, help="patches per model call (GPU memory ~ batch x patch)")
+    p.add_argument("--no-lr-consistency", action="store_true",
+                   help="do not tie each step's low frequencies to the input (pure SR3 sampling; drifts in colour)")
+    p.add_argument("--model", type=Path, help=f"model folder (default: {DEFAULT_MODEL_DIR})")
+    p.add_argument("--work-dir", type=Path, help="folder for memory-mapped canvases of large runs (default: the output's)")
+    p.add_argument("--preview", type=Path, help="also write a side-by-side PNG of input and output")
+    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
+                   help="bar: a progress bar on stderr; json: JSON-lines events on stdout")
+    p.add_argument("--dry-run", action="store_true", help="check the input and print the plan; write nothing")
+    p.set_defaults(func=run_sr)
+
+
+def sr_options(args: argparse.Namespace) -> SROptions:
+    return SROptions(
+        scale=args.scale, target_res=args.target_res, bounds=args.bounds, bands=args.bands, steps=args.steps,
+        patch=args.patch, overlap=args.overlap, mode=FusionMode(args.mode), seed=args.seed, device=args.device,
+        batch_size=args.batch_size, lr_consistency=not args.no_lr_consistency, model_dir=args.model,
+        work_dir=args.work_dir,
+    )
+
+
+def _progress_reporter(kind: str, total: int) -> tuple[Optional[Callable[[Progress], None]], Callable[[], None]]:
+    """A callback for the chosen progress display and a function that closes it."""
+    if kind == "json":
+        def report(p: Progress) -> None:
+            emit("progress", done=p.done, total=p.total, fraction=round(p.fraction, 5),
+                 rate=round(p.rate, 4), eta_s=None if p.eta_s is None else round(p.eta_s, 1))
+        return report, lambda: None
+    if kind == "bar":
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="patch-step", file=sys.stderr, dynamic_ncols=True)
+
+        def advance(p: Progress) -> None:
+            bar.update(p.done - bar.n)
+
+        return advance, bar.close
+    return None, lambda: None
+
+
+def run_sr(args: argparse.Namespace) -> int:
+    options = sr_options(args)
+    plan = plan_run(args.input, options)
+    if args.progress == "json" or args.dry_run:
+        seconds = estimate_seconds_per_patch(options) * plan.total_work if args.dry_run else None
+        fields = dict(output_width=plan.width, output_height=plan.height, patches=len(plan.grid), steps=plan.steps,
+                      total=plan.total_work, output_bytes=plan.output_bytes, canvas_bytes=plan.canvas_bytes,
+                      estimated_s=None if seconds is None else round(seconds, 1))
+        if args.progress == "json":
+            emit("plan", **fields)
+        else:
+            print(json.dumps(fields, indent=2))
+    if args.dry_run:
+        return 0
+    callback, close = _progress_reporter(args.progress, plan.total_work)
+    try:
+        out = super_resolve(args.input, args.output, options, progress=callback)
+    finally:
+        close()
+    outputs = [str(out)]
+    if args.preview:
+        from .preview import write_side_by_side
+
+        outputs.append(str(write_side_by_side(args.input, out, args.preview, options.bounds)))
+    if args.progress == "json":
+        emit("done", outputs=outputs)
+    else:
+        print("\n".join(outputs))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """What the engine sees: versions, device, GPU and the model's status."""
+    cuda = torch.cuda.is_available()
+    model_dir = args.model or DEFAULT_MODEL_DIR
+    try:
+        config = load_config(model_dir)
+        model = {"path": str(model_dir), "name": config.name, "trained": config.trained, "notes": config.notes,
+                 "scale_min": config.scale_min, "scale_max": config.scale_max, "patch_size": config.patch_size}
+    except InfSceneError as exc:
+        model = {"path": str(model_dir), "error": str(exc)}
+    info = {
+        "version": __version__,
+        "torch": torch.__version__,
+        "device_auto": str(resolve_device("auto")),
+        "cuda_available": cuda,
+        "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
+        "gpu_memory_gb": round(torch.cuda.get_device_properties(0).total_memory / 1024**3, 1) if cuda else None,
+        "model": model,
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        for key, value in info.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("info", help="show versions, device, GPU and model status")
+    p.add_argument("--model", type=Path, help="model folder to check (default: the bundled model)")
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    p.set_defaults(func=run_info)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infscene", description="Seamless diffusion super-resolution of rasters of any size.")
+    parser.add_argument("--version", action="version", version=f"infscene {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_sr_parser(subparsers)
+    add_info_parser(subparsers)
+    return parser
+
+
+def _raise_cancelled(signum: int, frame: object) -> None:
+    raise Cancelled()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_cancelled)
+    json_events = getattr(args, "progress", None) == "json"
+    try:
+        return args.func(args)
+    except (InfSceneError, KeyboardInterrupt) as exc:
+        cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
+        message = str(Cancelled()) if isinstance(exc, KeyboardInterrupt) else str(exc)
+        if json_events:
+            emit("cancelled" if cancelled else "error", message=message)
+        print(f"infscene: {message}", file=sys.stderr)
+        return EXIT_CANCELLED if cancelled else EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The patch grid: overlapping square patches covering an H x W canvas.
+
+Patches start every `patch - overlap` pixels; the last row and column are moved flush with the
+border so that every pixel is covered and no patch leaves the canvas. Each patch keeps its
+(row, col) place in the grid, which keys its noise (see sampler.patch_noise).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+
+@dataclass(frozen=True)
+class Patch:
+    row: int
+    col: int
+    y0: int
+    x0: int
+    size: int
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y0 + self.size), slice(self.x0, self.x0 + self.size)
+
+
+def axis_starts(length: int, patch: int, overlap: int) -> list[int]:
+    """Patch start offsets along one axis, the last one flush with the end."""
+    if length < patch:
+        raise ValueError(f"axis of {length} px is shorter than the patch ({patch} px)")
+    stride = patch - overlap
+    starts = list(range(0, length - patch + 1, stride))
+    if starts[-1] != length - patch:
+        starts.append(length - patch)
+    return starts
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    height: int
+    width: int
+    patch: int
+    overlap: int
+
+    def __post_init__(self) -> None:
+        if self.patch <= 0:
+            raise ValueError("patch size must be positive")
+        if not 0 <= self.overlap < self.patch:
+            raise ValueError(f"overlap must be in [0, patch) = [0, {self.patch}), got {self.overlap}")
+
+    @property
+    def rows(self) -> list[int]:
+        return axis_starts(self.height, self.patch, self.overlap)
+
+    @property
+    def cols(self) -> list[int]:
+        return axis_starts(self.width, self.patch, self.overlap)
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def __iter__(self) -> Iterator[Patch]:
+        for r, y0 in enumerate(self.rows):
+            for c, x0 in enumerate(self.cols):
+                yield Patch(r, c, y0, x0, self.patch)
+
+    def batches(self, batch_size: int) -> Iterator[list[Patch]]:
+        batch: list[Patch] = []
+        for patch in self:
+            batch.append(patch)
+            if len(batch) == batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch

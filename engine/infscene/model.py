@@ -1,0 +1,198 @@
+"""The SR3 conditional U-Net and its on-disk format (safetensors weights + JSON config).
+
+The network predicts the noise in a noisy high-resolution patch given the bicubic-upsampled
+low-resolution patch (concatenated on the channel axis), the continuous noise level
+sqrt(gamma) and the scale factor. Conditioning on the scale lets one model serve 5x
+(3 m -> 0.6 m) as well as non-integer factors (3.7 m -> 0.6 m).
+
+Weights never go through pickle: a model folder holds `model.safetensors` and `config.json`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from .errors import InfSceneError
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "sr3"
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and the data contract of a model (what bands and values it expects)."""
+
+    name: str = "sr3"
+    bands: list[str] = field(default_factory=lambda: ["red", "green", "blue"])
+    base_channels: int = 32
+    channel_mults: list[int] = field(default_factory=lambda: [1, 2, 4])
+    res_blocks: int = 1
+    norm_groups: int = 8
+    dropout: float = 0.0
+    scale_min: float = 2.0
+    scale_max: float = 8.0
+    patch_size: int = 128
+    # Model values are 8-bit reflectance-like intensities mapped linearly from [0, 255] to [-1, 1].
+    value_min: float = 0.0
+    value_max: float = 255.0
+    train_pixel_size_m: Optional[float] = None
+    trained: bool = False
+    notes: str = ""
+
+    @property
+    def channels(self) -> int:
+        return len(self.bands)
+
+    @property
+    def size_multiple(self) -> int:
+        """Patch sides must be a multiple of this (one halving per extra U-Net level)."""
+        return 2 ** (len(self.channel_mults) - 1)
+
+
+def sinusoidal_embedding(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """Continuous positional encoding of a scalar per sample (noise level or log-scale)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=values.device) / half)
+    args = values.float()[:, None] * 1000.0 * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv residual block whose features are shifted by the embedding."""
+
+    def __init__(self, cin: int, cout: int, emb_dim: int, groups: int, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, cout)
+        self.norm2 = nn.GroupNorm(groups, cout)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    """Single-head self-attention, used only at the lowest resolution where it is cheap."""
+
+    def __init__(self, channels: int, groups: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, c, h * w).unbind(1)
+        attended = F.scaled_dot_product_attention(
+            q.transpose(1, 2)[:, None], k.transpose(1, 2)[:, None], v.transpose(1, 2)[:, None]
+        )[:, 0]
+        return x + self.out(attended.transpose(1, 2).reshape(b, c, h, w))
+
+
+class SR3UNet(nn.Module):
+    """eps_theta(x_lr_up, y_t, sqrt(gamma), scale) for patches whose side is a multiple of 2^(levels-1)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c0, groups, drop = config.base_channels, config.norm_groups, config.dropout
+        emb_dim = 4 * c0
+        self.noise_mlp = nn.Sequential(nn.Linear(c0, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.scale_mlp = nn.Sequential(nn.Linear(c0, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.inp = nn.Conv2d(2 * config.channels, c0, 3, padding=1)
+
+        widths = [c0 * m for m in config.channel_mults]
+        self.down = nn.ModuleList()
+        skip_widths = [c0]
+        cur = c0
+        for level, width in enumerate(widths):
+            for _ in range(config.res_blocks):
+                self.down.append(ResBlock(cur, width, emb_dim, groups, drop))
+                cur = width
+                skip_widths.append(cur)
+            if level < len(widths) - 1:
+                self.down.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
+                skip_widths.append(cur)
+
+        self.mid1 = ResBlock(cur, cur, emb_dim, groups, drop)
+        self.mid_attn = SelfAttention(cur, groups)
+        self.mid2 = ResBlock(cur, cur, emb_dim, groups, drop)
+
+        self.up = nn.ModuleList()
+        for level, width in reversed(list(enumerate(widths))):
+            for _ in range(config.res_blocks + 1):
+                self.up.append(ResBlock(cur + skip_widths.pop(), width, emb_dim, groups, drop))
+                cur = width
+            if level > 0:
+                self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
+        self.out = nn.Sequential(nn.GroupNorm(groups, cur), nn.SiLU(), nn.Conv2d(cur, config.channels, 3, padding=1))
+
+    def forward(
+        self, cond: torch.Tensor, noisy: torch.Tensor, sqrt_gamma: torch.Tensor, scale: torch.Tensor
+    ) -> torch.Tensor:
+        c0 = self.config.base_channels
+        emb = self.noise_mlp(sinusoidal_embedding(sqrt_gamma, c0)) + self.scale_mlp(
+            sinusoidal_embedding(torch.log(scale) / 10.0, c0)
+        )
+        h = self.inp(torch.cat([cond, noisy], dim=1))
+        skips = [h]
+        for layer in self.down:
+            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+            skips.append(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        for layer in self.up:
+            if isinstance(layer, ResBlock):
+                h = layer(torch.cat([h, skips.pop()], dim=1), emb)
+            else:
+                h = layer(h)
+        return self.out(h)
+
+
+def save_model(model: SR3UNet, folder: str | Path) -> Path:
+    """Write weights and config to `folder` (created if needed)."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_FILE))
+    (out / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2) + "\n")
+    return out
+
+
+def load_config(folder: str | Path) -> ModelConfig:
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        raise InfSceneError(f"not a model folder (no {CONFIG_FILE}): {folder}")
+    try:
+        return ModelConfig(**json.loads(path.read_text()))
+    except (TypeError, ValueError) as exc:
+        raise InfSceneError(f"invalid model config {path}: {exc}") from exc
+
+
+def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> SR3UNet:
+    """Load a model folder (the bundled default when None) in eval mode on `device`."""
+    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
+    config = load_config(folder)
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise InfSceneError(f"model weights missing: {weights}")
+    model = SR3UNet(config)
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (RuntimeError, OSError) as exc:
+        raise InfSceneError(f"model weights do not match config in {folder}: {exc}".splitlines()[0]) from exc
+    return model.to(device).eval()

@@ -1,0 +1,453 @@
+"""Training of the SR3 model on high-resolution GeoTIFFs, and the `infscene train` subcommand.
+
+The objective is Eq. 2 of the paper: the L1 distance between the noise and the network's
+estimate of it, with SR3's continuous noise level (sqrt(gamma) drawn uniformly between the
+sqrt(gamma) of two neighbouring timesteps), so the model is not tied to one discretisation of
+the schedule and the sampler may use any number of steps.
+
+AdamW with a short warm-up; an exponential moving average (EMA) of the weights is what gets
+saved as the model, because EMA weights give much cleaner diffusion samples than the raw ones.
+Checkpoints hold no pickles: safetensors for the weights, EMA and optimizer tensors, JSON for
+the rest; a run resumes from the newest complete one. Each checkpoint also records the
+validation loss on fixed crops, scales, noise and timesteps, and a preview PNG
+(bicubic | SR | truth) from a short reverse chain. Runs on a CPU (slowly) and on CUDA with
+bf16 autocast.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import Cancelled, InfSceneError
+from .model import SR3UNet, ModelConfig, save_model
+from .progress import CancelCheck
+from .sampler import PatchDenoiser, linear_gammas, respaced_steps
+from .training_data import (
+    Batch,
+    Degradation,
+    TrainingBatches,
+    fixed_batches,
+    load_hr_images,
+    median_pixel_size,
+)
+
+CHECKPOINT_PREFIX = "step-"
+STATE_FILE = "state.json"  # written last: a checkpoint folder without it is incomplete
+LOG_FILE = "train_log.jsonl"
+VAL_SCALES = (2.0, 3.7, 5.0, 8.0)
+PREVIEW_SCALE = 4.0
+PREVIEW_IMAGES = 3
+KEEP_CHECKPOINTS = 2
+
+
+@dataclass
+class TrainOptions:
+    """Everything a run needs besides the architecture; stored in each checkpoint for the record."""
+
+    hr: list[str]
+    val: Optional[str]
+    out: str
+    steps: int = 10000
+    batch: int = 8
+    crop: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-2
+    warmup: int = 200
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    blur_sigma: float = 0.5
+    noise_std: float = 2.0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    preview_steps: int = 20
+    checkpoint_dir: Optional[str] = None
+    resume: bool = False
+    device: str = "auto"
+    threads: Optional[int] = None
+    seed: int = 0
+
+    @property
+    def checkpoints(self) -> Path:
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else Path(self.out) / "checkpoints"
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    step: int
+    train_loss: Optional[float]
+    val_loss: Optional[float]
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+RecordCallback = Callable[[dict], None]
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InfSceneError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return torch.device(name)
+
+
+class NoiseLevels:
+    """SR3's continuous noise levels on the paper's schedule (T = 2000, linear beta 1e-6..1e-2)."""
+
+    def __init__(self) -> None:
+        self.sqrt_gammas = torch.from_numpy(np.sqrt(np.concatenate([[1.0], linear_gammas()]))).float()
+
+    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
+        """sqrt(gamma) uniform between sqrt(gamma_{t-1}) and sqrt(gamma_t) for t uniform in 1..T."""
+        t = torch.randint(1, len(self.sqrt_gammas), (batch,), generator=generator)
+        low, high = self.sqrt_gammas[t], self.sqrt_gammas[t - 1]
+        return low + (high - low) * torch.rand(batch, generator=generator)
+
+
+def diffusion_loss(model: SR3UNet, batch: Batch, sqrt_gamma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Eq. 2: mean |eps - f(x, sqrt(gamma) y0 + sqrt(1 - gamma) eps, sqrt(gamma))|."""
+    device = next(model.parameters()).device
+    hr, cond, scale = batch.hr.to(device), batch.cond.to(device), batch.scale.to(device)
+    sqrt_gamma, noise = sqrt_gamma.to(device), noise.to(device)
+    sg = sqrt_gamma[:, None, None, None]
+    noisy = sg * hr + torch.sqrt(1.0 - sg**2) * noise
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        predicted = model(cond, noisy, sqrt_gamma, scale)
+    return torch.mean(torch.abs(predicted.float() - noise))
+
+
+class EMA:
+    """Exponential moving average of the weights, with a warm-up so early checkpoints are usable.
+
+    The decay is min(decay, (1 + step) / (10 + step)): a short run is not dominated by the
+    random initialisation.
+    """
+
+    def __init__(self, model: SR3UNet, decay: float) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: SR3UNet, step: int) -> None:
+        decay = min(self.decay, (1.0 + step) / (10.0 + step))
+        for averaged, current in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if averaged.dtype.is_floating_point:
+                averaged.lerp_(current, 1.0 - decay)
+            else:
+                averaged.copy_(current)
+
+
+def learning_rate(options: TrainOptions, step: int) -> float:
+    """Linear warm-up to the constant rate of the paper."""
+    return options.lr * min(1.0, (step + 1) / max(1, options.warmup))
+
+
+# --- checkpoints -------------------------------------------------------------------------
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimizer state into flat named tensors (safetensors) and JSON-able groups."""
+    state = optimizer.state_dict()
+    tensors = {
+        f"{index}.{name}": value.detach().cpu().contiguous()
+        for index, entry in state["state"].items()
+        for name, value in entry.items()
+    }
+    return tensors, {"param_groups": state["param_groups"]}
+
+
+def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: dict) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        index, name = key.split(".", 1)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": groups["param_groups"]})
+
+
+def cpu_state(model: SR3UNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(folder: Path, step: int, model: SR3UNet, ema: EMA, optimizer: torch.optim.Optimizer, extra: dict) -> Path:
+    """Write step-NNNNNNN/ (weights, EMA, optimizer, state.json last) and drop older ones."""
+    target = folder / f"{CHECKPOINT_PREFIX}{step:07d}"
+    target.mkdir(parents=True, exist_ok=True)
+    save_file(cpu_state(model), str(target / "model.safetensors"))
+    save_file(cpu_state(ema.model), str(target / "ema.safetensors"))
+    tensors, groups = optimizer_tensors(optimizer)
+    save_file(tensors, str(target / "optimizer.safetensors"))
+    state = {"step": step, "model_config": asdict(model.config), "optimizer": groups, **extra}
+    partial = target / (STATE_FILE + ".part")
+    partial.write_text(json.dumps(state, indent=2) + "\n")
+    partial.replace(target / STATE_FILE)
+    for old in complete_checkpoints(folder)[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old)
+    return target
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """Checkpoint folders whose state.json was written, oldest first."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if (p / STATE_FILE).is_file())
+
+
+def load_checkpoint(path: Path, model: SR3UNet, ema: EMA, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore weights, EMA and optimizer in place; return the JSON state (step, elapsed time...)."""
+    state = json.loads((path / STATE_FILE).read_text())
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    ema.model.load_state_dict(load_file(str(path / "ema.safetensors")))
+    restore_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
+    return state
+
+
+# --- validation and previews --------------------------------------------------------------
+
+
+class Validation:
+    """Validation loss on fixed crops, scales, timesteps and noise, so numbers compare across runs."""
+
+    def __init__(self, batches: list[Batch], seed: int) -> None:
+        self.batches = batches
+        generator = torch.Generator().manual_seed(seed)
+        levels = NoiseLevels()
+        self.draws = [(levels.sample(b.hr.shape[0], generator), torch.randn(b.hr.shape, generator=generator)) for b in batches]
+
+    @torch.no_grad()
+    def loss(self, model: SR3UNet) -> float:
+        was_training = model.training
+        model.eval()
+        total = sum(
+            diffusion_loss(model, batch, sqrt_gamma, noise).item() * batch.hr.shape[0]
+            for batch, (sqrt_gamma, noise) in zip(self.batches, self.draws)
+        )
+        model.train(was_training)
+        return total / sum(batch.hr.shape[0] for batch in self.batches)
+
+
+@torch.no_grad()
+def preview_samples(model: SR3UNet, batch: Batch, steps: int, seed: int) -> torch.Tensor:
+    """Super-resolve a batch with a short respaced reverse chain (LR-consistent, as the product runs)."""
+    device = next(model.parameters()).device
+    denoiser = PatchDenoiser(model, float(batch.scale[0]), lr_consistency=True)
+    generator = torch.Generator().manual_seed(seed)
+    y = torch.randn(batch.hr.shape, generator=generator)
+    for step in respaced_steps(steps):
+        mean = denoiser.posterior_mean(y.to(device), batch.cond, step)
+        y = mean + step.sigma * torch.randn(mean.shape, generator=generator) if step.index > 0 else mean
+    return y.clamp(-1.0, 1.0)
+
+
+def write_preview(path: Path, batch: Batch, sr: torch.Tensor) -> None:
+    """One row per sample: bicubic-upsampled LR | SR | truth, as an 8-bit PNG."""
+    def to_uint8(x: torch.Tensor) -> np.ndarray:
+        return ((x.clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+    rows = [np.concatenate(row, axis=1) for row in zip(to_uint8(batch.cond), to_uint8(sr), to_uint8(batch.hr))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+
+
+# --- the training loop --------------------------------------------------------------------
+
+
+def append_log(path: Path, record: dict) -> None:
+    with path.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def describe_run(options: TrainOptions, config: ModelConfig, device: torch.device, seconds: float, step: int, losses: dict) -> str:
+    """The model's notes: how it was trained, in one paragraph a user can check against the card."""
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
+    return (
+        f"SR3 trained {step} steps ({seconds / 60:.0f} min on {hardware}), batch {options.batch}, "
+        f"crops {options.crop}, AdamW lr {options.lr:g} wd {options.weight_decay:g}, EMA {options.ema_decay:g}, "
+        f"L1 noise loss; scales {config.scale_min:g}-{config.scale_max:g}, area downsampling with blur "
+        f"sigma <= {options.blur_sigma:g} LR px and noise std <= {options.noise_std:g}; "
+        f"final train loss {losses.get('loss', float('nan')):.4f}, val loss (EMA) {losses.get('val_loss_ema', float('nan')):.4f}."
+    )
+
+
+def train(
+    options: TrainOptions,
+    config: ModelConfig,
+    on_record: Optional[RecordCallback] = None,
+    is_cancelled: Optional[CancelCheck] = None,
+) -> TrainResult:
+    """Train (or resume) a model and write its EMA weights to `options.out` with save_model.
+
+    A cancel writes a checkpoint first and then raises Cancelled, so no work is lost.
+    """
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    device = pick_device(options.device)
+    torch.manual_seed(options.seed)
+    images = load_hr_images(options.hr, config, options.crop)
+    config.train_pixel_size_m = median_pixel_size(images)
+
+    model = SR3UNet(config).to(device).train()
+    ema = EMA(model, options.ema_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+    out = Path(options.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / LOG_FILE
+
+    step, elapsed_before = 0, 0.0
+    existing = complete_checkpoints(options.checkpoints)
+    if existing and not options.resume:
+        raise InfSceneError(f"{options.checkpoints} already holds checkpoints: pass --resume, or choose another --out")
+    if existing:
+        state = load_checkpoint(existing[-1], model, ema, optimizer)
+        if state["model_config"] != {**asdict(config), "train_pixel_size_m": state["model_config"]["train_pixel_size_m"]}:
+            raise InfSceneError(f"checkpoint {existing[-1]} was made with another model config; drop the architecture options or start afresh")
+        step, elapsed_before = state["step"], state["seconds"]
+
+    validation = (
+        Validation(fixed_batches(load_hr_images(options.val, config, options.crop), config, options.crop, VAL_SCALES), options.seed)
+        if options.val
+        else None
+    )
+    batches = TrainingBatches(
+        images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std), options.seed, step
+    )
+    levels = NoiseLevels()
+    generator = torch.Generator().manual_seed(options.seed * 1_000_003 + step)
+    start = time.monotonic()
+    recent: list[float] = []
+    latest: dict = {}
+    history: list[dict] = []
+
+    def emit(record: dict) -> None:
+        record = {"step": step, "seconds": round(elapsed_before + time.monotonic() - start, 1), **record}
+        append_log(log_path, record)
+        history.append(record)
+        latest.update(record)
+        if on_record is not None:
+            on_record(record)
+
+    def checkpoint() -> None:
+        record: dict = {}
+        if validation is not None:
+            record = {"val_loss": round(validation.loss(model), 5), "val_loss_ema": round(validation.loss(ema.model), 5)}
+            preview = fixed_batches(
+                load_hr_images(options.val, config, options.crop)[:PREVIEW_IMAGES], config, options.crop, [PREVIEW_SCALE]
+            )[0]
+            write_preview(out / "samples" / f"step-{step:07d}.png", preview, preview_samples(ema.model, preview, options.preview_steps, options.seed))
+        emit(record)
+        save_checkpoint(options.checkpoints, step, model, ema, optimizer, {"seconds": latest["seconds"], "options": asdict(options)})
+
+    while step < options.steps:
+        if is_cancelled is not None and is_cancelled():
+            checkpoint()
+            raise Cancelled(f"training cancelled at step {step}; resume with --resume")
+        batch = next(batches)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(options, step)
+        loss = diffusion_loss(model, batch, levels.sample(options.batch, generator), torch.randn(batch.hr.shape, generator=generator))
+        if not math.isfinite(loss.item()):
+            raise InfSceneError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
+        optimizer.step()
+        step += 1
+        ema.update(model, step)
+        recent.append(loss.item())
+        if step % options.log_every == 0 or step == options.steps:
+            emit({"loss": round(float(np.mean(recent)), 5), "lr": learning_rate(options, step - 1)})
+            recent.clear()
+        if step % options.checkpoint_every == 0 or step == options.steps:
+            checkpoint()
+
+    if not latest:  # resumed at or past --steps: nothing new to log, but say where the model is
+        checkpoint()
+    seconds = latest["seconds"]
+    losses = {key: value for key, value in ((k, last_value(history, k)) for k in ("loss", "val_loss_ema")) if value is not None}
+    ema.model.config.trained = True
+    ema.model.config.notes = describe_run(options, config, device, seconds, step, losses)
+    save_model(ema.model, out)
+    return TrainResult(out, step, losses.get("loss"), losses.get("val_loss_ema"), seconds, history)
+
+
+def last_value(history: Sequence[dict], key: str) -> Optional[float]:
+    values = [record[key] for record in history if key in record]
+    return values[-1] if values else None
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add `infscene train` to the CLI's subcommands."""
+    defaults, arch = TrainOptions(hr=[], val=None, out=""), ModelConfig()
+    parser = subparsers.add_parser(
+        "train",
+        help="train an SR3 model on high-resolution GeoTIFFs",
+        description="Train an SR3 super-resolution model: low-resolution inputs are made from the "
+        "high-resolution rasters by area downsampling at a scale drawn per batch.",
+    )
+    parser.add_argument("--hr", nargs="+", required=True, help="high-resolution GeoTIFFs: folders, globs or files")
+    parser.add_argument("--val", help="folder (or glob) of validation GeoTIFFs, never trained on")
+    parser.add_argument("--out", required=True, help="model folder to write (checkpoints, log and samples go inside)")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="total optimizer steps (default %(default)s)")
+    parser.add_argument("--batch", type=int, default=defaults.batch, help="crops per step (default %(default)s)")
+    parser.add_argument("--crop", type=int, default=defaults.crop, help="crop side in pixels (default %(default)s)")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate (default %(default)s)")
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="linear warm-up steps (default %(default)s)")
+    parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay, help="EMA decay (default %(default)s)")
+    parser.add_argument("--blur-sigma", type=float, default=defaults.blur_sigma, help="max Gaussian blur of the LR, in LR pixels (default %(default)s)")
+    parser.add_argument("--noise-std", type=float, default=defaults.noise_std, help="max LR noise std in 0-255 units (default %(default)s)")
+    parser.add_argument("--scale-min", type=float, default=arch.scale_min, help="smallest scale factor (default %(default)s)")
+    parser.add_argument("--scale-max", type=float, default=arch.scale_max, help="largest scale factor (default %(default)s)")
+    parser.add_argument("--base-channels", type=int, default=arch.base_channels, help="U-Net width (default %(default)s)")
+    parser.add_argument("--channel-mults", type=int, nargs="+", default=arch.channel_mults, help="width multiplier per level (default %(default)s)")
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps between checkpoints, validation and previews (default %(default)s)")
+    parser.add_argument("--log-every", type=int, default=defaults.log_every, help="steps between log lines (default %(default)s)")
+    parser.add_argument("--preview-steps", type=int, default=defaults.preview_steps, help="reverse steps of the preview samples (default %(default)s)")
+    parser.add_argument("--checkpoint-dir", help="where checkpoints go (default OUT/checkpoints)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device, help="(default %(default)s)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="(default %(default)s)")
+    parser.set_defaults(func=run_from_args)
+    return parser
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """The `infscene train` handler: returns the process exit code."""
+    options = TrainOptions(
+        hr=list(args.hr), val=args.val, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
+        lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, ema_decay=args.ema_decay,
+        blur_sigma=args.blur_sigma, noise_std=args.noise_std, checkpoint_every=args.checkpoint_every,
+        log_every=args.log_every, preview_steps=args.preview_steps, checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume, device=args.device, threads=args.threads, seed=args.seed,
+    )
+    config = ModelConfig(
+        base_channels=args.base_channels, channel_mults=list(args.channel_mults),
+        scale_min=args.scale_min, scale_max=args.scale_max,
+    )
+    if not 1.0 < config.scale_min <= config.scale_max:
+        print(f"error: need 1 < --scale-min <= --scale-max, got {config.scale_min} and {config.scale_max}", file=sys.stderr)
+        return 2
+    try:
+        result = train(options, config, on_record=lambda record: print(json.dumps(record), flush=True))
+    except InfSceneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"model written to {result.model_dir} after {result.step} steps ({result.seconds / 60:.1f} min)")
+    return 0
