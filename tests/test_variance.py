@@ -1,0 +1,80 @@
+"""Variance of fused pixels (paper Eq. 6 and 7), with a stand-in model whose mean is known.
+
+Under `vcf` every pixel keeps the step's variance sigma^2; under `average` it shrinks to
+sigma^2 * sum(w^2) / (sum w)^2 = sigma^2 (S / W)^2. Fixed seeds, ~220k samples per case, so the
+sample variance of the normalised residual is within about 1% of 1; the tolerance is 3%.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from infscene import joint
+from infscene.canvas import Canvas
+from infscene.fusion import FusionMode
+from infscene.grid import PatchGrid
+from infscene.progress import ProgressTracker
+from infscene.sampler import ReverseStep, patch_noise
+
+SIGMA = 0.3
+GRID = PatchGrid(height=96, width=96, patch=32, overlap=16)
+SEEDS = range(8)
+
+
+class KnownMean:
+    """Stand-in for PatchDenoiser: the posterior mean is the condition itself."""
+
+    def posterior_mean(self, y_t: torch.Tensor, cond: torch.Tensor, step: ReverseStep) -> torch.Tensor:
+        return cond.clone()
+
+
+def _fused_residuals(mode: FusionMode) -> tuple[np.ndarray, np.ndarray]:
+    """Residual (output - known mean) of one reverse step, and the expected std per pixel."""
+    make = lambda c, h, w: Canvas(c, h, w)  # noqa: E731
+    mean = Canvas(3, GRID.height, GRID.width)
+    mean.data[:] = np.random.default_rng(0).normal(size=mean.shape).astype(np.float32)
+    step = ReverseStep(index=0, gamma=0.5, gamma_prev=0.9, posterior_var=SIGMA**2)
+    total, root_sq = joint.weight_maps(GRID, make)
+    expected = SIGMA if mode is FusionMode.VCF else SIGMA * root_sq.data / total.data
+    residuals = []
+    for seed in SEEDS:
+        out = joint.sample_joint(mean, GRID, KnownMean(), [step], mode, seed, 5, make, ProgressTracker(len(GRID)))
+        residuals.append((out.data - mean.data) / expected)
+    return np.stack(residuals), np.broadcast_to(expected, mean.shape)
+
+
+@pytest.mark.parametrize("mode", [FusionMode.VCF, FusionMode.AVERAGE])
+def test_fused_variance_matches_theory(mode: FusionMode) -> None:
+    normalised, _ = _fused_residuals(mode)
+    assert abs(normalised.mean()) < 0.01
+    assert normalised.var() == pytest.approx(1.0, abs=0.03)
+
+
+def test_average_erodes_variance_where_patches_overlap() -> None:
+    _, expected = _fused_residuals(FusionMode.AVERAGE)
+    coverage = np.zeros((GRID.height, GRID.width), int)
+    for p in GRID:
+        coverage[p.slices] += 1
+    assert np.all(expected[:, coverage == 1] == pytest.approx(SIGMA))
+    assert expected[:, coverage >= 2].max() < SIGMA  # sum(w^2) < (sum w)^2 wherever patches meet
+    assert expected.min() == pytest.approx(0.5 * SIGMA, rel=0.01)  # four equal weights: 1/sqrt(4)
+
+
+def test_variance_test_detects_noise_shared_between_overlapping_patches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If overlapping patches shared noise (crops of one scene-wide noise map), vcf variance would exceed sigma^2."""
+
+    def scene_noise_crops(seed: int, step: int, batch: list, channels: int) -> torch.Tensor:
+        scene = patch_noise(seed, step, [0], [0], (channels, GRID.height, GRID.width))[0]
+        return torch.stack([scene[:, p.slices[0], p.slices[1]] for p in batch])
+
+    monkeypatch.setattr(joint, "_noise", scene_noise_crops)
+    normalised, _ = _fused_residuals(FusionMode.VCF)
+    assert normalised.var() > 1.2
+
+
+def test_initial_state_is_unit_normal_per_pixel() -> None:
+    make = lambda c, h, w: Canvas(c, h, w)  # noqa: E731
+    cond = Canvas(3, GRID.height, GRID.width)
+    states = [joint.sample_joint(cond, GRID, KnownMean(), [], FusionMode.VCF, s, 4, make, ProgressTracker(0)).data for s in SEEDS]
+    assert np.var(states) == pytest.approx(1.0, abs=0.03)
