@@ -132,7 +132,7 @@ def median_pixel_size(images: Sequence[HRImage]) -> float | None:
     sizes, counts = np.array(sized, dtype=np.float64).T
     order = np.argsort(sizes)
     cumulative = np.cumsum(counts[order])
-    return float(sizes[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+    return round(float(sizes[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)]), 3)
 
 
 def random_dihedral(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -235,7 +235,7 @@ def step_streams(seed: int, step: int) -> tuple[np.random.Generator, torch.Gener
     that an uninterrupted run would have drawn.
     """
     entropy = np.random.SeedSequence([seed, step])
-    return np.random.default_rng(entropy), torch.Generator().manual_seed(int(entropy.generate_state(1, np.uint64)[0] >> 1))
+    return np.random.default_rng(entropy), torch.Generator().manual_seed(int(entropy.generate_state(1, np.uint64)[0]) >> 1)
 
 
 class TrainingBatches:
