@@ -42,6 +42,7 @@ from .training_data import (
     fixed_batches,
     load_hr_images,
     median_pixel_size,
+    step_streams,
 )
 
 CHECKPOINT_PREFIX = "step-"
@@ -270,7 +271,11 @@ def append_log(path: Path, record: dict) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def describe_run(options: TrainOptions, config: ModelConfig, device: torch.device, seconds: float, step: int, losses: dict) -> str:
+def fmt(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def describe_run(options: TrainOptions, config: ModelConfig, device: torch.device, seconds: float, step: int, losses: dict[str, Optional[float]]) -> str:
     """The model's notes: how it was trained, in one paragraph a user can check against the card."""
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     return (
@@ -278,8 +283,13 @@ def describe_run(options: TrainOptions, config: ModelConfig, device: torch.devic
         f"crops {options.crop}, AdamW lr {options.lr:g} wd {options.weight_decay:g}, EMA {options.ema_decay:g}, "
         f"L1 noise loss; scales {config.scale_min:g}-{config.scale_max:g}, area downsampling with blur "
         f"sigma <= {options.blur_sigma:g} LR px and noise std <= {options.noise_std:g}; "
-        f"final train loss {losses.get('loss', float('nan')):.4f}, val loss (EMA) {losses.get('val_loss_ema', float('nan')):.4f}."
+        f"last train loss {fmt(losses['loss'])}, val loss (EMA) {fmt(losses['val_loss_ema'])}."
     )
+
+
+def architecture(config: dict) -> dict:
+    """The fields of a config that the weights depend on (not the provenance fields)."""
+    return {k: v for k, v in config.items() if k not in ("train_pixel_size_m", "trained", "notes")}
 
 
 def train(
@@ -312,52 +322,48 @@ def train(
         raise InfSceneError(f"{options.checkpoints} already holds checkpoints: pass --resume, or choose another --out")
     if existing:
         state = load_checkpoint(existing[-1], model, ema, optimizer)
-        if state["model_config"] != {**asdict(config), "train_pixel_size_m": state["model_config"]["train_pixel_size_m"]}:
+        if architecture(state["model_config"]) != architecture(asdict(config)):
             raise InfSceneError(f"checkpoint {existing[-1]} was made with another model config; drop the architecture options or start afresh")
         step, elapsed_before = state["step"], state["seconds"]
 
-    validation = (
-        Validation(fixed_batches(load_hr_images(options.val, config, options.crop), config, options.crop, VAL_SCALES), options.seed)
-        if options.val
-        else None
-    )
-    batches = TrainingBatches(
-        images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std), options.seed, step
-    )
+    validation, preview = None, None
+    if options.val:
+        val_images = load_hr_images(options.val, config, options.crop)
+        validation = Validation(fixed_batches(val_images, config, options.crop, VAL_SCALES), options.seed)
+        preview = fixed_batches(val_images[:PREVIEW_IMAGES], config, options.crop, [PREVIEW_SCALE])[0]
+    batches = TrainingBatches(images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
     levels = NoiseLevels()
-    generator = torch.Generator().manual_seed(options.seed * 1_000_003 + step)
     start = time.monotonic()
     recent: list[float] = []
-    latest: dict = {}
     history: list[dict] = []
 
     def emit(record: dict) -> None:
         record = {"step": step, "seconds": round(elapsed_before + time.monotonic() - start, 1), **record}
         append_log(log_path, record)
         history.append(record)
-        latest.update(record)
         if on_record is not None:
             on_record(record)
 
     def checkpoint() -> None:
         record: dict = {}
-        if validation is not None:
+        if validation is not None and preview is not None:
             record = {"val_loss": round(validation.loss(model), 5), "val_loss_ema": round(validation.loss(ema.model), 5)}
-            preview = fixed_batches(
-                load_hr_images(options.val, config, options.crop)[:PREVIEW_IMAGES], config, options.crop, [PREVIEW_SCALE]
-            )[0]
-            write_preview(out / "samples" / f"step-{step:07d}.png", preview, preview_samples(ema.model, preview, options.preview_steps, options.seed))
+            samples = preview_samples(ema.model, preview, options.preview_steps, options.seed)
+            write_preview(out / "samples" / f"step-{step:07d}.png", preview, samples)
         emit(record)
-        save_checkpoint(options.checkpoints, step, model, ema, optimizer, {"seconds": latest["seconds"], "options": asdict(options)})
+        extra = {"seconds": history[-1]["seconds"], "options": asdict(options)}
+        save_checkpoint(options.checkpoints, step, model, ema, optimizer, extra)
 
     while step < options.steps:
         if is_cancelled is not None and is_cancelled():
             checkpoint()
             raise Cancelled(f"training cancelled at step {step}; resume with --resume")
-        batch = next(batches)
+        rng, generator = step_streams(options.seed, step)
+        batch = batches.draw(rng, generator)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(options, step)
-        loss = diffusion_loss(model, batch, levels.sample(options.batch, generator), torch.randn(batch.hr.shape, generator=generator))
+        noise = torch.randn(batch.hr.shape, generator=generator)
+        loss = diffusion_loss(model, batch, levels.sample(options.batch, generator), noise)
         if not math.isfinite(loss.item()):
             raise InfSceneError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
         optimizer.zero_grad(set_to_none=True)
@@ -373,14 +379,14 @@ def train(
         if step % options.checkpoint_every == 0 or step == options.steps:
             checkpoint()
 
-    if not latest:  # resumed at or past --steps: nothing new to log, but say where the model is
+    if not history:  # resumed at or past --steps: validate the checkpoint's model once more
         checkpoint()
-    seconds = latest["seconds"]
-    losses = {key: value for key, value in ((k, last_value(history, k)) for k in ("loss", "val_loss_ema")) if value is not None}
+    losses = {k: last_value(history, k) for k in ("loss", "val_loss_ema")}
+    seconds = history[-1]["seconds"]
     ema.model.config.trained = True
     ema.model.config.notes = describe_run(options, config, device, seconds, step, losses)
     save_model(ema.model, out)
-    return TrainResult(out, step, losses.get("loss"), losses.get("val_loss_ema"), seconds, history)
+    return TrainResult(out, step, losses["loss"], losses["val_loss_ema"], seconds, history)
 
 
 def last_value(history: Sequence[dict], key: str) -> Optional[float]:

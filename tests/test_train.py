@@ -1,0 +1,142 @@
+"""Training data and the training loop, on a few real high-resolution rasters and a tiny model."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from infscene.model import ModelConfig, SR3UNet, load_model
+from infscene.train import (
+    EMA,
+    NoiseLevels,
+    TrainOptions,
+    complete_checkpoints,
+    load_checkpoint,
+    optimizer_tensors,
+    train,
+)
+from infscene.training_data import (
+    TrainingBatches,
+    degrade,
+    load_hr_images,
+    make_batch,
+    random_dihedral,
+    step_streams,
+)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TRAIN_DIR = DATA / "sr_train" / "neon_HARV_0.1m"
+VAL_FILE = DATA / "sr_dev" / "neon_TEAK_CA_0.1m" / "TEAK_043.tif"
+
+pytestmark = pytest.mark.skipif(
+    not TRAIN_DIR.is_dir() or not VAL_FILE.is_file(),
+    reason=f"real training imagery not found at {TRAIN_DIR} (the shared data folder beside the repository)",
+)
+
+TINY = ModelConfig(base_channels=8, channel_mults=[1, 2], norm_groups=4, scale_min=2.0, scale_max=6.0)
+
+
+def tiny_config() -> ModelConfig:
+    return replace(TINY, channel_mults=list(TINY.channel_mults), bands=list(TINY.bands))
+
+
+def train_files() -> list[str]:
+    return [str(p) for p in sorted(TRAIN_DIR.glob("*.tif"))[:3]]
+
+
+def options(out: Path, steps: int, resume: bool = False) -> TrainOptions:
+    return TrainOptions(
+        hr=train_files(), val=str(VAL_FILE), out=str(out), steps=steps, batch=2, crop=32, lr=1e-3, warmup=2,
+        checkpoint_every=2, log_every=1, preview_steps=3, resume=resume, device="cpu", threads=1, seed=7,
+    )
+
+
+def test_area_downsampling_is_the_block_mean_at_an_integer_scale() -> None:
+    image = load_hr_images(train_files()[:1], TINY, 32)[0]
+    hr = torch.from_numpy(image.pixels[:48, :60].copy()).permute(2, 0, 1)[None]
+    lr = degrade(hr, 4.0, TINY)
+    blocks = image.pixels[:48, :60].astype(np.float64).reshape(12, 4, 15, 4, 3).mean(axis=(1, 3))
+    assert lr.shape == (1, 3, 12, 15)
+    np.testing.assert_allclose(lr[0].permute(1, 2, 0).numpy(), blocks, rtol=0, atol=1e-4)
+
+
+def test_degraded_input_has_the_lr_size_and_the_condition_the_hr_size() -> None:
+    hr = torch.rand(2, 3, 64, 64) * 255
+    assert degrade(hr, 3.7, TINY, blur_sigma=0.8, noise_std=3.0).shape == (2, 3, 17, 17)
+    patches = [np.random.default_rng(i).uniform(0, 255, (64, 64, 3)).astype(np.float32) for i in range(2)]
+    batch = make_batch(patches, 3.7, TINY)
+    assert batch.cond.shape == batch.hr.shape == (2, 3, 64, 64)
+    assert batch.hr.min() >= -1 and batch.hr.max() <= 1
+
+
+def test_blur_and_noise_change_the_input_but_keep_its_mean() -> None:
+    hr = torch.from_numpy(load_hr_images(train_files()[:1], TINY, 32)[0].pixels[:64, :64].copy()).permute(2, 0, 1)[None]
+    clean = degrade(hr, 4.0, TINY)
+    soft = degrade(hr, 4.0, TINY, blur_sigma=1.0, noise_std=4.0, generator=torch.Generator().manual_seed(0))
+    assert (soft - clean).abs().mean() > 1.0
+    assert abs(float(soft.mean() - clean.mean())) < 1.0
+
+
+def test_flips_and_turns_keep_the_pixel_values() -> None:
+    patch = np.random.default_rng(0).integers(0, 256, (8, 8, 3)).astype(np.float32)
+    seen = set()
+    for seed in range(40):
+        turned = random_dihedral(patch, np.random.default_rng(seed))
+        np.testing.assert_array_equal(np.sort(turned, axis=None), np.sort(patch, axis=None))
+        # Each pixel keeps its bands together.
+        assert sorted(map(tuple, turned.reshape(-1, 3))) == sorted(map(tuple, patch.reshape(-1, 3)))
+        seen.add(turned.tobytes())
+    assert len(seen) == 8
+
+
+def test_scale_is_drawn_per_batch_within_the_range() -> None:
+    batches = TrainingBatches(load_hr_images(train_files(), TINY, 32), TINY, 32, 3)
+    scales = []
+    for step in range(30):
+        batch = batches.draw(*step_streams(0, step))
+        assert torch.all(batch.scale == batch.scale[0])
+        scales.append(float(batch.scale[0]))
+    assert min(scales) >= TINY.scale_min and max(scales) <= TINY.scale_max
+    assert len(set(scales)) == 30
+
+
+def test_noise_levels_lie_in_the_schedule() -> None:
+    sqrt_gamma = NoiseLevels().sample(10000, torch.Generator().manual_seed(0))
+    assert sqrt_gamma.max() <= 1.0 and sqrt_gamma.min() > 0.0
+    assert sqrt_gamma.min() < 0.01 and sqrt_gamma.max() > 0.99
+
+
+def test_training_writes_a_model_and_resumes_exactly(tmp_path: Path) -> None:
+    straight = train(options(tmp_path / "straight", steps=4), tiny_config())
+    assert straight.step == 4 and math.isfinite(straight.train_loss) and math.isfinite(straight.val_loss)
+
+    first = train(options(tmp_path / "resumed", steps=2), tiny_config())
+    assert first.step == 2
+    checkpoint = complete_checkpoints(tmp_path / "resumed" / "checkpoints")[-1]
+    assert checkpoint.name == "step-0000002"
+    model = SR3UNet(tiny_config())
+    optimizer = torch.optim.AdamW(model.parameters())
+    state = load_checkpoint(checkpoint, model, EMA(model, 0.999), optimizer)
+    assert state["step"] == 2
+    saved = load_file(str(checkpoint / "optimizer.safetensors"))
+    restored, groups = optimizer_tensors(optimizer)
+    assert restored.keys() == saved.keys() and all(torch.equal(restored[k], saved[k]) for k in saved)
+    assert float(restored["0.step"]) == 2.0 and groups["param_groups"][0]["lr"] == pytest.approx(1e-3)
+
+    with pytest.raises(Exception, match="--resume"):
+        train(options(tmp_path / "resumed", steps=4), tiny_config())
+    resumed = train(options(tmp_path / "resumed", steps=4, resume=True), tiny_config())
+    assert resumed.step == 4 and [r["step"] for r in resumed.history if "loss" in r] == [3, 4]
+    a, b = load_model(tmp_path / "straight"), load_model(tmp_path / "resumed")
+    for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(wa, wb), name
+    assert a.config.trained and "4 steps" in a.config.notes and a.config.train_pixel_size_m == pytest.approx(0.2)
+    log = [json.loads(line) for line in (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()]
+    assert {"val_loss", "val_loss_ema"} <= set(log[-1]) and log[-1]["step"] == 4
+    assert (tmp_path / "resumed" / "samples" / "step-0000004.png").is_file()
