@@ -1,6 +1,7 @@
 """Training data and the training loop, on a few real high-resolution rasters and a tiny model."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from dataclasses import replace
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 from infscene.model import ModelConfig, SR3UNet, load_model
 from infscene.train import (
     EMA,
+    register,
     NoiseLevels,
     TrainOptions,
     complete_checkpoints,
@@ -140,3 +142,26 @@ def test_training_writes_a_model_and_resumes_exactly(tmp_path: Path) -> None:
     log = [json.loads(line) for line in (tmp_path / "resumed" / "train_log.jsonl").read_text().splitlines()]
     assert {"val_loss", "val_loss_ema"} <= set(log[-1]) and log[-1]["step"] == 4
     assert (tmp_path / "resumed" / "samples" / "step-0000004.png").is_file()
+
+
+def test_an_interrupt_leaves_a_checkpoint_to_resume_from(tmp_path: Path) -> None:
+    def interrupt_at_step_3(record: dict) -> None:
+        if record["step"] == 3 and "loss" in record:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(replace(options(tmp_path, steps=10), checkpoint_every=100), tiny_config(), on_record=interrupt_at_step_3)
+    assert [p.name for p in complete_checkpoints(tmp_path / "checkpoints")] == ["step-0000003"]
+    assert train(replace(options(tmp_path, steps=4, resume=True), checkpoint_every=100), tiny_config()).step == 4
+
+
+def test_the_train_subcommand_parses_into_a_handler(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["train", "--hr", *train_files(), "--out", str(tmp_path), "--steps", "1", "--batch", "1", "--crop", "32",
+         "--base-channels", "8", "--channel-mults", "1", "2", "--threads", "1", "--device", "cpu"]
+    )
+    assert args.func(args) == 0
+    model = load_model(tmp_path)
+    assert model.config.base_channels == 8 and model.config.channel_mults == [1, 2] and model.config.trained

@@ -20,7 +20,6 @@ import copy
 import json
 import math
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,6 @@ from safetensors.torch import load_file, save_file
 
 from .errors import Cancelled, InfSceneError
 from .model import SR3UNet, ModelConfig, save_model
-from .progress import CancelCheck
 from .sampler import PatchDenoiser, linear_gammas, respaced_steps
 from .training_data import (
     Batch,
@@ -292,106 +290,120 @@ def architecture(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in ("train_pixel_size_m", "trained", "notes")}
 
 
-def train(
-    options: TrainOptions,
-    config: ModelConfig,
-    on_record: Optional[RecordCallback] = None,
-    is_cancelled: Optional[CancelCheck] = None,
-) -> TrainResult:
-    """Train (or resume) a model and write its EMA weights to `options.out` with save_model.
-
-    A cancel writes a checkpoint first and then raises Cancelled, so no work is lost.
-    """
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    device = pick_device(options.device)
-    torch.manual_seed(options.seed)
-    images = load_hr_images(options.hr, config, options.crop)
-    config.train_pixel_size_m = median_pixel_size(images)
-
-    model = SR3UNet(config).to(device).train()
-    ema = EMA(model, options.ema_decay)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
-    out = Path(options.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log_path = out / LOG_FILE
-
-    step, elapsed_before = 0, 0.0
-    existing = complete_checkpoints(options.checkpoints)
-    if existing and not options.resume:
-        raise InfSceneError(f"{options.checkpoints} already holds checkpoints: pass --resume, or choose another --out")
-    if existing:
-        state = load_checkpoint(existing[-1], model, ema, optimizer)
-        if architecture(state["model_config"]) != architecture(asdict(config)):
-            raise InfSceneError(f"checkpoint {existing[-1]} was made with another model config; drop the architecture options or start afresh")
-        step, elapsed_before = state["step"], state["seconds"]
-
-    validation, preview = None, None
-    if options.val:
-        val_images = load_hr_images(options.val, config, options.crop)
-        validation = Validation(fixed_batches(val_images, config, options.crop, VAL_SCALES), options.seed)
-        preview = fixed_batches(val_images[:PREVIEW_IMAGES], config, options.crop, [PREVIEW_SCALE])[0]
-    batches = TrainingBatches(images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
-    levels = NoiseLevels()
-    start = time.monotonic()
-    recent: list[float] = []
-    history: list[dict] = []
-
-    def emit(record: dict) -> None:
-        record = {"step": step, "seconds": round(elapsed_before + time.monotonic() - start, 1), **record}
-        append_log(log_path, record)
-        history.append(record)
-        if on_record is not None:
-            on_record(record)
-
-    def checkpoint() -> None:
-        record: dict = {}
-        if validation is not None and preview is not None:
-            record = {"val_loss": round(validation.loss(model), 5), "val_loss_ema": round(validation.loss(ema.model), 5)}
-            samples = preview_samples(ema.model, preview, options.preview_steps, options.seed)
-            write_preview(out / "samples" / f"step-{step:07d}.png", preview, samples)
-        emit(record)
-        extra = {"seconds": history[-1]["seconds"], "options": asdict(options)}
-        save_checkpoint(options.checkpoints, step, model, ema, optimizer, extra)
-
-    while step < options.steps:
-        if is_cancelled is not None and is_cancelled():
-            checkpoint()
-            raise Cancelled(f"training cancelled at step {step}; resume with --resume")
-        rng, generator = step_streams(options.seed, step)
-        batch = batches.draw(rng, generator)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(options, step)
-        noise = torch.randn(batch.hr.shape, generator=generator)
-        loss = diffusion_loss(model, batch, levels.sample(options.batch, generator), noise)
-        if not math.isfinite(loss.item()):
-            raise InfSceneError(f"training diverged at step {step} (loss {loss.item()}); lower --lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), options.grad_clip)
-        optimizer.step()
-        step += 1
-        ema.update(model, step)
-        recent.append(loss.item())
-        if step % options.log_every == 0 or step == options.steps:
-            emit({"loss": round(float(np.mean(recent)), 5), "lr": learning_rate(options, step - 1)})
-            recent.clear()
-        if step % options.checkpoint_every == 0 or step == options.steps:
-            checkpoint()
-
-    if not history:  # resumed at or past --steps: validate the checkpoint's model once more
-        checkpoint()
-    losses = {k: last_value(history, k) for k in ("loss", "val_loss_ema")}
-    seconds = history[-1]["seconds"]
-    ema.model.config.trained = True
-    ema.model.config.notes = describe_run(options, config, device, seconds, step, losses)
-    save_model(ema.model, out)
-    return TrainResult(out, step, losses["loss"], losses["val_loss_ema"], seconds, history)
-
-
 def last_value(history: Sequence[dict], key: str) -> Optional[float]:
     values = [record[key] for record in history if key in record]
     return values[-1] if values else None
+
+
+class Trainer:
+    """The state of one run (model, EMA, optimizer, step, log) and its three actions: step, checkpoint, finish."""
+
+    def __init__(self, options: TrainOptions, config: ModelConfig, on_record: Optional[RecordCallback] = None) -> None:
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        self.options, self.config, self.on_record = options, config, on_record
+        self.device = pick_device(options.device)
+        torch.manual_seed(options.seed)
+        images = load_hr_images(options.hr, config, options.crop)
+        config.train_pixel_size_m = median_pixel_size(images)
+        self.batches = TrainingBatches(images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
+        self.levels = NoiseLevels()
+
+        self.model = SR3UNet(config).to(self.device).train()
+        self.ema = EMA(self.model, options.ema_decay)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+        self.out = Path(options.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.step, self.elapsed_before = 0, 0.0
+        self.resume()
+
+        self.validation: Optional[Validation] = None
+        self.preview: Optional[Batch] = None
+        if options.val:
+            val_images = load_hr_images(options.val, config, options.crop)
+            self.validation = Validation(fixed_batches(val_images, config, options.crop, VAL_SCALES), options.seed)
+            self.preview = fixed_batches(val_images[:PREVIEW_IMAGES], config, options.crop, [PREVIEW_SCALE])[0]
+        self.start = time.monotonic()
+        self.recent: list[float] = []
+        self.history: list[dict] = []
+
+    def resume(self) -> None:
+        existing = complete_checkpoints(self.options.checkpoints)
+        if not existing:
+            return
+        if not self.options.resume:
+            raise InfSceneError(f"{self.options.checkpoints} already holds checkpoints: pass --resume, or choose another --out")
+        state = load_checkpoint(existing[-1], self.model, self.ema, self.optimizer)
+        if architecture(state["model_config"]) != architecture(asdict(self.config)):
+            raise InfSceneError(f"checkpoint {existing[-1]} was made with another model config; drop the architecture options or start afresh")
+        self.step, self.elapsed_before = state["step"], state["seconds"]
+
+    def emit(self, record: dict) -> None:
+        record = {"step": self.step, "seconds": round(self.elapsed_before + time.monotonic() - self.start, 1), **record}
+        append_log(self.out / LOG_FILE, record)
+        self.history.append(record)
+        if self.on_record is not None:
+            self.on_record(record)
+
+    def train_step(self) -> None:
+        """One optimizer step on the batch, timesteps and noise keyed by (seed, step)."""
+        options = self.options
+        rng, generator = step_streams(options.seed, self.step)
+        batch = self.batches.draw(rng, generator)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(options, self.step)
+        noise = torch.randn(batch.hr.shape, generator=generator)
+        loss = diffusion_loss(self.model, batch, self.levels.sample(options.batch, generator), noise)
+        if not math.isfinite(loss.item()):
+            raise InfSceneError(f"training diverged at step {self.step} (loss {loss.item()}); lower --lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), options.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        self.ema.update(self.model, self.step)
+        self.recent.append(loss.item())
+        if self.step % options.log_every == 0 or self.step == options.steps:
+            self.emit({"loss": round(float(np.mean(self.recent)), 5), "lr": learning_rate(options, self.step - 1)})
+            self.recent.clear()
+
+    def checkpoint(self, validate: bool = True) -> None:
+        record: dict = {}
+        if validate and self.validation is not None and self.preview is not None:
+            record = {"val_loss": round(self.validation.loss(self.model), 5), "val_loss_ema": round(self.validation.loss(self.ema.model), 5)}
+            samples = preview_samples(self.ema.model, self.preview, self.options.preview_steps, self.options.seed)
+            write_preview(self.out / "samples" / f"step-{self.step:07d}.png", self.preview, samples)
+        self.emit(record)
+        extra = {"seconds": self.history[-1]["seconds"], "options": asdict(self.options)}
+        save_checkpoint(self.options.checkpoints, self.step, self.model, self.ema, self.optimizer, extra)
+
+    def run(self) -> TrainResult:
+        """Steps until --steps, checkpointing on schedule; then the EMA weights become the model."""
+        try:
+            while self.step < self.options.steps:
+                self.train_step()
+                if self.step % self.options.checkpoint_every == 0 or self.step == self.options.steps:
+                    self.checkpoint()
+        except (Cancelled, KeyboardInterrupt):
+            self.checkpoint(validate=False)
+            raise
+        if not self.history:  # resumed at or past --steps: validate the checkpoint's model once more
+            self.checkpoint()
+        losses = {k: last_value(self.history, k) for k in ("loss", "val_loss_ema")}
+        seconds = self.history[-1]["seconds"]
+        self.ema.model.config.trained = True
+        self.ema.model.config.notes = describe_run(self.options, self.config, self.device, seconds, self.step, losses)
+        save_model(self.ema.model, self.out)
+        return TrainResult(self.out, self.step, losses["loss"], losses["val_loss_ema"], seconds, self.history)
+
+
+def train(options: TrainOptions, config: ModelConfig, on_record: Optional[RecordCallback] = None) -> TrainResult:
+    """Train (or resume) a model and write its EMA weights to `options.out` with save_model.
+
+    An interrupt (Ctrl-C, or Cancelled raised by the CLI's SIGTERM handler) first writes a
+    checkpoint of the last finished step, without validation, so --resume loses no work.
+    """
+    return Trainer(options, config, on_record).run()
 
 
 # --- command line -------------------------------------------------------------------------
@@ -435,7 +447,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """The `infscene train` handler: returns the process exit code."""
+    """The `infscene train` handler: returns the exit code; InfSceneError is left to the CLI's reporting."""
     options = TrainOptions(
         hr=list(args.hr), val=args.val, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, ema_decay=args.ema_decay,
@@ -448,12 +460,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         scale_min=args.scale_min, scale_max=args.scale_max,
     )
     if not 1.0 < config.scale_min <= config.scale_max:
-        print(f"error: need 1 < --scale-min <= --scale-max, got {config.scale_min} and {config.scale_max}", file=sys.stderr)
-        return 2
-    try:
-        result = train(options, config, on_record=lambda record: print(json.dumps(record), flush=True))
-    except InfSceneError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        raise InfSceneError(f"need 1 < --scale-min <= --scale-max, got {config.scale_min} and {config.scale_max}")
+    result = train(options, config, on_record=lambda record: print(json.dumps(record), flush=True))
     print(f"model written to {result.model_dir} after {result.step} steps ({result.seconds / 60:.1f} min)")
     return 0
