@@ -1,0 +1,119 @@
+"""What one engine run should do, as plain data, and its command line.
+
+The dock, the Processing algorithms and the settings all use these dataclasses, so the
+defaults and the mapping to the engine's CLI flags exist exactly once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+MODES: Tuple[str, ...] = ("vcf", "average", "independent")
+MODE_LABELS: Tuple[str, ...] = (
+    "Variance-corrected fusion (seamless)",
+    "Average overlapping patches",
+    "Independent patches (shows seams)",
+)
+DEVICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
+DEVICE_LABELS: Tuple[str, ...] = ("Auto (GPU if available)", "CPU", "CUDA GPU")
+
+Bounds = Tuple[float, float, float, float]
+PATCH_AUTO = 0
+OVERLAP_AUTO = -1
+
+
+@dataclass
+class SrOptions:
+    """The tunable knobs of a super-resolution run (persisted by the dock between sessions).
+
+    `target_res` > 0 asks for that output pixel size in the layer's units and overrides `scale`.
+    `bands` is empty for "detect from band descriptions" or e.g. "3,2,1,4" (1-based, R,G,B[,NIR]).
+    `patch` and `overlap` are in output pixels; PATCH_AUTO / OVERLAP_AUTO leave them to the engine
+    (the model's training size, a quarter of the patch), which knows the model.
+    """
+
+    scale: float = 4.0
+    target_res: float = 0.0
+    steps: int = 50
+    patch: int = 0
+    overlap: int = -1
+    mode: str = "vcf"
+    seed: int = 0
+    device: str = "auto"
+    bands: str = ""
+
+
+@dataclass
+class SrRequest:
+    """One `infscene sr` run: input file, output file(s), area and options."""
+
+    input_path: str
+    output_path: str
+    options: SrOptions = field(default_factory=SrOptions)
+    bounds: Optional[Bounds] = None
+    iceplant_path: Optional[str] = None
+    model_dir: Optional[str] = None
+    dry_run: bool = False
+
+    def arguments(self) -> List[str]:
+        """Arguments after `python -m infscene`."""
+        opts = self.options
+        args = ["sr", self.input_path, self.output_path]
+        if opts.target_res > 0:
+            args += ["--target-res", _num(opts.target_res)]
+        else:
+            args += ["--scale", _num(opts.scale)]
+        if self.bounds is not None:
+            args += ["--bounds", *(_num(v) for v in self.bounds)]
+        args += ["--steps", str(opts.steps)]
+        if opts.patch != PATCH_AUTO:
+            args += ["--patch", str(opts.patch)]
+        if opts.overlap != OVERLAP_AUTO:
+            args += ["--overlap", str(opts.overlap)]
+        args += [
+            "--mode", opts.mode,
+            "--seed", str(opts.seed),
+            "--device", opts.device,
+        ]
+        args += _common_flags(opts.bands, self.model_dir)
+        if self.iceplant_path:
+            args += ["--iceplant", self.iceplant_path]
+        if self.dry_run:
+            args.append("--dry-run")
+        return args
+
+
+@dataclass
+class IceplantRequest:
+    """One `infscene iceplant` run: a 0-1 iceplant probability raster from the input."""
+
+    input_path: str
+    output_path: str
+    bands: str = ""
+    model_dir: Optional[str] = None
+
+    def arguments(self) -> List[str]:
+        """Arguments after `python -m infscene`."""
+        return ["iceplant", self.input_path, self.output_path, *_common_flags(self.bands, self.model_dir)]
+
+
+def _common_flags(bands: str, model_dir: Optional[str]) -> List[str]:
+    args: List[str] = []
+    if bands.strip():
+        args += ["--bands", bands.replace(" ", "")]
+    if model_dir:
+        args += ["--model", model_dir]
+    args += ["--progress", "json"]
+    return args
+
+
+def _num(value: float) -> str:
+    """Full precision without a trailing '.0' on whole numbers (`repr` keeps every digit)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def iceplant_path_for(output_path: str) -> str:
+    """The probability file that goes with an SR output: `<stem>_iceplant.tif` beside it."""
+    out = Path(output_path)
+    return str(out.with_name(f"{out.stem}_iceplant.tif"))

@@ -1,0 +1,241 @@
+"""Processing algorithms: the same engine runs in the toolbox, batch processing, models and qgis_process.
+
+The algorithms only translate parameters into an engine request and feedback calls; the engine
+does all validation (extent outside the raster, empty extent, unreadable file...) and its
+one-line messages are raised as QgsProcessingException unchanged.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsRasterLayer,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from .engine_events import Event, Plan, Progress, format_bytes, format_duration
+from .engine_locator import EngineNotFound, find_engine_python
+from .engine_request import (
+    DEVICE_LABELS,
+    DEVICES,
+    MODE_LABELS,
+    MODES,
+    OVERLAP_AUTO,
+    PATCH_AUTO,
+    IceplantRequest,
+    SrOptions,
+    SrRequest,
+)
+from .engine_runner import EngineCancelled, EngineError, EngineRunner
+from .layer_input import InputError, raster_file_path, rectangle_bounds
+from .icons import icon
+
+Parameters = Dict[str, Any]
+
+
+class _EngineAlgorithm(QgsProcessingAlgorithm):
+    """Shared parameters (input, bands, model) and the engine call with progress and cancel."""
+
+    INPUT = "INPUT"
+    BANDS = "BANDS"
+    MODEL = "MODEL"
+
+    def icon(self) -> QIcon:
+        return icon()
+
+    def _add_input_parameters(self) -> None:
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster (file-backed)"))
+        bands = QgsProcessingParameterString(
+            self.BANDS,
+            "Band order R,G,B[,NIR] as 1-based indices (empty: detect from band descriptions)",
+            optional=True,
+        )
+        self.addParameter(bands)
+        model = QgsProcessingParameterFile(
+            self.MODEL, "Model folder (empty: the engine's default model)",
+            behavior=QgsProcessingParameterFile.Folder, optional=True,
+        )
+        model.setFlags(model.flags() | model.FlagAdvanced)
+        self.addParameter(model)
+
+    def _input(self, parameters: Parameters, context: QgsProcessingContext) -> QgsRasterLayer:
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException("the input raster could not be loaded")
+        return layer
+
+    def _input_path(self, layer: QgsRasterLayer) -> str:
+        try:
+            return raster_file_path(layer)
+        except InputError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+    def _model(self, parameters: Parameters, context: QgsProcessingContext) -> Optional[str]:
+        return self.parameterAsFile(parameters, self.MODEL, context) or None
+
+    def _run_engine(self, arguments: Sequence[str], feedback: QgsProcessingFeedback) -> List[str]:
+        """Run the engine, mirroring its events on `feedback`; engine failures become QgsProcessingException."""
+        try:
+            runner = EngineRunner(find_engine_python())
+        except EngineNotFound as exc:
+            raise QgsProcessingException(str(exc)) from exc
+        feedback.pushCommandInfo(" ".join(runner.command(arguments)))
+
+        def report(event: Event) -> None:
+            if isinstance(event, Plan):
+                feedback.pushInfo(
+                    f"output {event.output_width} x {event.output_height} px, {event.patches} patches x "
+                    f"{event.steps} steps, about {format_bytes(event.output_bytes)}, "
+                    f"estimated {format_duration(event.estimated_s)}"
+                )
+            elif isinstance(event, Progress):
+                feedback.setProgress(100.0 * event.fraction)
+
+        try:
+            return runner.run(arguments, report, feedback.isCanceled)
+        except EngineCancelled as exc:
+            raise QgsProcessingException("cancelled by the user; no output was written") from exc
+        except EngineError as exc:
+            raise QgsProcessingException(str(exc)) from exc
+
+
+class SuperResolveAlgorithm(_EngineAlgorithm):
+    """'Super-resolve raster': a diffusion SR of the layer (or an extent of it), optionally with iceplant."""
+
+    EXTENT = "EXTENT"
+    SCALE = "SCALE"
+    TARGET_RES = "TARGET_RES"
+    STEPS = "STEPS"
+    PATCH = "PATCH"
+    OVERLAP = "OVERLAP"
+    MODE = "MODE"
+    SEED = "SEED"
+    DEVICE = "DEVICE"
+    OUTPUT = "OUTPUT"
+    ICEPLANT = "ICEPLANT"
+
+    def name(self) -> str:
+        return "superresolve"
+
+    def displayName(self) -> str:
+        return "Super-resolve raster"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Super-resolves a Planet, RapidEye or NAIP raster with the InfScene diffusion model, "
+            "seamlessly over any size (overlapping patches fused at every step). Runs the engine in its "
+            "own Python environment; set its interpreter in the InfScene panel or INFSCENE_PYTHON. "
+            "A target pixel size (in the layer's units) overrides the scale factor. "
+            "Optionally also writes an iceplant probability raster (0-1)."
+        )
+
+    def createInstance(self) -> "SuperResolveAlgorithm":
+        return SuperResolveAlgorithm()
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: ARG002
+        defaults = SrOptions()
+        self._add_input_parameters()
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (empty: the whole layer)", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SCALE, "Scale factor", QgsProcessingParameterNumber.Double, defaults.scale, minValue=1.0, maxValue=16.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.TARGET_RES, "Target pixel size in layer units (0: use the scale factor)",
+            QgsProcessingParameterNumber.Double, defaults.target_res, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.STEPS, "Diffusion steps", QgsProcessingParameterNumber.Integer, defaults.steps, minValue=1, maxValue=1000))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.PATCH, "Patch size in output pixels (0: the model's training size)",
+            QgsProcessingParameterNumber.Integer, defaults.patch, minValue=PATCH_AUTO, maxValue=4096))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.OVERLAP, "Patch overlap in output pixels (-1: a quarter of the patch)",
+            QgsProcessingParameterNumber.Integer, defaults.overlap, minValue=OVERLAP_AUTO, maxValue=2048))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MODE, "Patch fusion", list(MODE_LABELS), defaultValue=MODES.index(defaults.mode)))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaults.seed, minValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.DEVICE, "Device", list(DEVICE_LABELS), defaultValue=DEVICES.index(defaults.device)))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster"))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.ICEPLANT, "Iceplant probability", optional=True, createByDefault=False))
+
+    def processAlgorithm(
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Dict[str, Any]:
+        layer = self._input(parameters, context)
+        options = SrOptions(
+            scale=self.parameterAsDouble(parameters, self.SCALE, context),
+            target_res=self.parameterAsDouble(parameters, self.TARGET_RES, context),
+            steps=self.parameterAsInt(parameters, self.STEPS, context),
+            patch=self.parameterAsInt(parameters, self.PATCH, context),
+            overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
+            mode=MODES[self.parameterAsEnum(parameters, self.MODE, context)],
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
+            bands=self.parameterAsString(parameters, self.BANDS, context),
+        )
+        bounds = None
+        if parameters.get(self.EXTENT) not in (None, ""):
+            bounds = rectangle_bounds(self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs()))
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        iceplant = self.parameterAsOutputLayer(parameters, self.ICEPLANT, context) or None
+        request = SrRequest(
+            input_path=self._input_path(layer),
+            output_path=output,
+            options=options,
+            bounds=bounds,
+            iceplant_path=iceplant,
+            model_dir=self._model(parameters, context),
+        )
+        self._run_engine(request.arguments(), feedback)
+        return {self.OUTPUT: output, self.ICEPLANT: iceplant}
+
+
+class IceplantAlgorithm(_EngineAlgorithm):
+    """'Iceplant probability': a 0-1 probability raster of iceplant cover on the layer's grid."""
+
+    OUTPUT = "OUTPUT"
+
+    def name(self) -> str:
+        return "iceplant"
+
+    def displayName(self) -> str:
+        return "Iceplant probability"
+
+    def shortHelpString(self) -> str:
+        return (
+            "Writes a single-band raster of iceplant probability (0-1) on the input's grid, using the "
+            "InfScene iceplant model in the engine's own Python environment."
+        )
+
+    def createInstance(self) -> "IceplantAlgorithm":
+        return IceplantAlgorithm()
+
+    def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: ARG002
+        self._add_input_parameters()
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Iceplant probability"))
+
+    def processAlgorithm(
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Dict[str, Any]:
+        layer = self._input(parameters, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        request = IceplantRequest(
+            input_path=self._input_path(layer),
+            output_path=output,
+            bands=self.parameterAsString(parameters, self.BANDS, context),
+            model_dir=self._model(parameters, context),
+        )
+        self._run_engine(request.arguments(), feedback)
+        return {self.OUTPUT: output}

@@ -1,0 +1,70 @@
+"""Dock settings that persist between QGIS sessions (QgsSettings, under "infscene/").
+
+The SR options are stored field by field from the SrOptions dataclass, so adding an option
+to the request adds it to the settings without another list to keep in sync.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+from qgis.core import QgsProject, QgsSettings
+
+from .engine_locator import ENGINE_PYTHON_KEY
+from .engine_request import SrOptions
+
+_PREFIX = "infscene/"
+OUTPUT_PATH_KEY = _PREFIX + "output_path"
+ICEPLANT_KEY = _PREFIX + "iceplant"
+MODEL_DIR_KEY = _PREFIX + "model_dir"
+DEFAULT_FOLDER_NAME = "InfScene"
+
+
+def load_options() -> SrOptions:
+    """The last-used SR options (defaults for any never saved)."""
+    settings = QgsSettings()
+    defaults = SrOptions()
+    values = {}
+    for f in fields(SrOptions):
+        default = getattr(defaults, f.name)
+        values[f.name] = settings.value(_PREFIX + f.name, default, type=type(default))
+    return SrOptions(**values)
+
+
+def save_options(options: SrOptions) -> None:
+    settings = QgsSettings()
+    for f in fields(SrOptions):
+        settings.setValue(_PREFIX + f.name, getattr(options, f.name))
+
+
+def load_bool(key: str, default: bool = False) -> bool:
+    return bool(QgsSettings().value(key, default, type=bool))
+
+
+def load_text(key: str) -> str:
+    return str(QgsSettings().value(key, "", type=str) or "")
+
+
+def save_value(key: str, value: object) -> None:
+    QgsSettings().setValue(key, value)
+
+
+def save_engine_python(path: str) -> None:
+    QgsSettings().setValue(ENGINE_PYTHON_KEY, path)
+
+
+def default_output_folder() -> Path:
+    """Beside the saved project if there is one, else ~/InfScene: never a temp folder that
+    disappears when QGIS exits."""
+    home = QgsProject.instance().homePath()
+    return Path(home) if home else Path.home() / DEFAULT_FOLDER_NAME
+
+
+def free_output_path(folder: Path, stem: str) -> Path:
+    """`<folder>/<stem>.tif`, or `<stem>_2.tif`, `_3`... so a new suggestion never overwrites a result."""
+    candidate = folder / f"{stem}.tif"
+    number = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}_{number}.tif"
+        number += 1
+    return candidate

@@ -1,0 +1,118 @@
+"""The Processing algorithms run the real engine: outputs on the right grid, progress, cancel, bad input."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from osgeo import gdal
+from qgis.core import QgsProcessingException, QgsRasterLayer
+
+import processing
+from plugin_helpers import NAIP, NAIP_WINDOW, TINY_RUN, RecordingFeedback, extent_parameter, leftovers
+
+pytestmark = pytest.mark.usefixtures("provider")
+
+
+def run_sr(layer: QgsRasterLayer, output: Path, model: Path, feedback: RecordingFeedback, **extra: object) -> dict:
+    parameters = {"INPUT": layer, "EXTENT": extent_parameter(NAIP_WINDOW, layer), "MODEL": str(model),
+                  "OUTPUT": str(output), **TINY_RUN, **extra}
+    return processing.run("infscene:superresolve", parameters, feedback=feedback)
+
+
+def test_superresolve_writes_the_window_at_twice_the_resolution(naip_layer, tiny_model_dir, tmp_path):
+    feedback = RecordingFeedback()
+    result = run_sr(naip_layer, tmp_path / "sr.tif", tiny_model_dir, feedback)
+
+    out = gdal.Open(result["OUTPUT"])
+    assert (out.RasterXSize, out.RasterYSize, out.RasterCount) == (48, 48, 4)
+    # The 24 x 24 window's top-left corner, at 2.5 m instead of 5 m, in the input's CRS.
+    assert out.GetGeoTransform() == pytest.approx((487400.0, 2.5, 0.0, 5207745.0, 0.0, -2.5))
+    assert out.GetSpatialRef().GetAuthorityCode(None) == "26914"
+    assert result["ICEPLANT"] is None
+    assert feedback.values and feedback.values[-1] == pytest.approx(100.0)
+    assert feedback.values == sorted(feedback.values)
+
+
+def test_target_pixel_size_overrides_the_scale(naip_layer, tiny_model_dir, tmp_path):
+    result = run_sr(naip_layer, tmp_path / "sr.tif", tiny_model_dir, RecordingFeedback(), TARGET_RES=2.0)
+
+    out = gdal.Open(result["OUTPUT"])
+    assert (out.RasterXSize, out.RasterYSize) == (60, 60)
+    assert out.GetGeoTransform()[1] == pytest.approx(2.0)
+
+
+def test_cancel_stops_the_engine_and_leaves_no_file(naip_layer, tiny_model_dir, tmp_path):
+    feedback = RecordingFeedback(cancel_after_progress=True)
+    with pytest.raises(QgsProcessingException, match="cancelled"):
+        run_sr(naip_layer, tmp_path / "sr.tif", tiny_model_dir, feedback, STEPS=8)
+
+    assert 0 < feedback.values[-1] < 100
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("extent", "message"),
+    [
+        ("0,10,0,10 [EPSG:26914]", "outside the raster"),
+        ("487400,487400,5207625,5207745 [EPSG:26914]", "empty extent"),
+    ],
+)
+def test_bad_extent_gets_the_engines_message(naip_layer, tiny_model_dir, tmp_path, extent, message):
+    with pytest.raises(QgsProcessingException, match=message):
+        run_sr(naip_layer, tmp_path / "sr.tif", tiny_model_dir, RecordingFeedback(), EXTENT=extent)
+    assert leftovers(tmp_path) == []
+
+
+def test_web_layer_is_refused_with_advice(qgis_new_project, tiny_model_dir, tmp_path):
+    web = QgsRasterLayer("type=xyz&url=https://tile.openstreetmap.org/{z}/{x}/{y}.png&zmax=19&zmin=0", "osm", "wms")
+    assert web.isValid()
+    with pytest.raises(QgsProcessingException, match="not from a file.*save it as a GeoTIFF"):
+        processing.run("infscene:superresolve",
+                       {"INPUT": web, "MODEL": str(tiny_model_dir), "OUTPUT": str(tmp_path / "sr.tif"), **TINY_RUN})
+
+
+def test_in_memory_gdal_layer_is_refused(qgis_new_project, tiny_model_dir, tmp_path):
+    gdal.Translate("/vsimem/naip.tif", str(NAIP))
+    try:
+        layer = QgsRasterLayer("/vsimem/naip.tif", "in memory", "gdal")
+        assert layer.isValid()
+        with pytest.raises(QgsProcessingException, match="not a file on disk"):
+            processing.run("infscene:superresolve",
+                           {"INPUT": layer, "MODEL": str(tiny_model_dir), "OUTPUT": str(tmp_path / "sr.tif"),
+                            **TINY_RUN})
+    finally:
+        gdal.Unlink("/vsimem/naip.tif")
+
+
+def test_file_the_engine_cannot_read_gets_its_message(qgis_new_project, tiny_model_dir, tmp_path):
+    broken = tmp_path / "in" / "scene.tif"
+    broken.parent.mkdir()
+    broken.write_bytes(NAIP.read_bytes())
+    layer = QgsRasterLayer(str(broken), "scene", "gdal")
+    assert layer.isValid()
+    broken.write_bytes(b"not a raster any more")  # replaced on disk after QGIS loaded it
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(QgsProcessingException, match="scene.tif"):
+        processing.run("infscene:superresolve",
+                       {"INPUT": layer, "MODEL": str(tiny_model_dir), "OUTPUT": str(out / "sr.tif"), **TINY_RUN})
+    assert leftovers(out) == []
+
+
+def test_superresolve_with_iceplant_probability(iceplant_engine, naip_layer, tiny_model_dir, tmp_path):
+    result = run_sr(naip_layer, tmp_path / "sr.tif", tiny_model_dir, RecordingFeedback(),
+                    ICEPLANT=str(tmp_path / "iceplant.tif"))
+
+    probability = gdal.Open(result["ICEPLANT"])
+    assert probability.RasterCount == 1
+    assert probability.GetSpatialRef().GetAuthorityCode(None) == "26914"
+
+
+def test_iceplant_probability_on_the_input_grid(iceplant_engine, naip_layer, tmp_path):
+    result = processing.run("infscene:iceplant", {"INPUT": naip_layer, "OUTPUT": str(tmp_path / "iceplant.tif")})
+
+    probability = gdal.Open(result["OUTPUT"])
+    assert (probability.RasterXSize, probability.RasterYSize, probability.RasterCount) == (64, 64, 1)
+    assert probability.GetGeoTransform() == pytest.approx(gdal.Open(str(NAIP)).GetGeoTransform())
+    band = probability.GetRasterBand(1).ReadAsArray()
+    assert 0.0 <= band.min() and band.max() <= 1.0
