@@ -215,7 +215,8 @@ class InfSceneDock(QgsDockWidget):
         self.output_widget.setFilePath(settings.load_text(settings.OUTPUT_PATH_KEY))
         self.model_widget.setFilePath(settings.load_text(settings.MODEL_DIR_KEY))
 
-    def _save_settings(self) -> None:
+    def save_settings(self) -> None:
+        """Persist the panel's choices (on Run and when the panel closes)."""
         settings.save_options(self.options())
         settings.save_value(settings.ICEPLANT_KEY, self.iceplant_check.isChecked())
         settings.save_value(settings.OUTPUT_PATH_KEY, self.output_widget.filePath())
@@ -370,7 +371,7 @@ class InfSceneDock(QgsDockWidget):
         except (InputError, EngineNotFound) as exc:
             self._report_error(str(exc))
             return
-        self._save_settings()
+        self.save_settings()
         Path(request.output_path).parent.mkdir(parents=True, exist_ok=True)
         self.status_label.setText("estimating ...")
         self._start(EngineTask("InfScene: estimate", runner, request.arguments(),
@@ -460,6 +461,7 @@ class InfSceneDock(QgsDockWidget):
         QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Critical)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        self.save_settings()
         self.clear_rubber_band()
         super().closeEvent(event)
 

@@ -6,11 +6,16 @@ import subprocess
 from typing import Iterator
 
 import pytest
+from osgeo import gdal
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
 
 from infscene_qgis.engine_locator import find_engine_python
 from infscene_qgis.processing_provider import InfSceneProvider
 from plugin_helpers import NAIP
+
+# QGIS computes statistics for the renderers; without this GDAL would leave .aux.xml files
+# beside the committed fixtures.
+gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
 
 
 @pytest.fixture(autouse=True)

@@ -99,6 +99,15 @@ def test_file_the_engine_cannot_read_gets_its_message(qgis_new_project, tiny_mod
     assert leftovers(out) == []
 
 
+def test_rotated_grid_gets_the_engines_message(qgis_new_project, tiny_model_dir, tmp_path):
+    layer = QgsRasterLayer(str(NAIP.with_name("rotated.tif")), "rotated", "gdal")
+    assert layer.isValid()
+    with pytest.raises(QgsProcessingException, match="rotated"):
+        processing.run("infscene:superresolve",
+                       {"INPUT": layer, "MODEL": str(tiny_model_dir), "OUTPUT": str(tmp_path / "sr.tif"), **TINY_RUN})
+    assert leftovers(tmp_path) == []
+
+
 def test_superresolve_with_iceplant_probability(iceplant_engine, naip_layer, tiny_model_dir, tmp_path):
     result = run_sr(naip_layer, tmp_path / "sr.tif", tiny_model_dir, RecordingFeedback(),
                     ICEPLANT=str(tmp_path / "iceplant.tif"))

@@ -1,0 +1,154 @@
+"""The dock panel drives the real engine through its QgsTask: layers added when done, cancel
+leaves nothing, bad input reported in the message bar, settings kept between sessions."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, List
+
+import pytest
+from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.PyQt.QtCore import QCoreApplication
+
+from infscene_qgis.dock import InfSceneDock
+from infscene_qgis.engine_request import SrOptions
+from infscene_qgis.engine_task import RunOutcome
+from plugin_helpers import NAIP, NAIP_WINDOW, leftovers
+
+TIMEOUT_S = 180.0
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> None:
+    """Spin the Qt event loop (tasks report back through it) until `condition` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the InfScene task"
+        QCoreApplication.processEvents()
+        time.sleep(0.02)
+
+
+@pytest.fixture()
+def dock(qgis_iface, naip_layer, tiny_model_dir, tmp_path):
+    qgis_iface.messageBar().clear_messages()
+    panel = InfSceneDock(qgis_iface)
+    panel.layer_combo.setLayer(naip_layer)
+    panel.set_extent(NAIP_WINDOW)
+    panel.set_options(SrOptions(scale=2.0, steps=2, patch=32, overlap=8))
+    panel.model_widget.setFilePath(str(tiny_model_dir))
+    panel.output_widget.setFilePath(str(tmp_path / "sr.tif"))
+    yield panel
+    wait_until(lambda: QgsApplication.taskManager().count() == 0)
+    panel.deleteLater()
+
+
+def run_to_end(panel: InfSceneDock) -> RunOutcome:
+    outcomes: List[RunOutcome] = []
+    panel.runFinished.connect(outcomes.append)
+    panel.run()
+    wait_until(lambda: bool(outcomes))
+    return outcomes[0]
+
+
+def critical_messages(qgis_iface) -> List[str]:
+    return qgis_iface.messageBar().get_messages(Qgis.Critical)
+
+
+def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_path):
+    assert dock.size_label.text() == "24 x 24 input px -> 48 x 48 output px"
+
+    outcome = run_to_end(dock)
+
+    assert outcome.succeeded, outcome.error
+    assert outcome.plan is not None and outcome.plan.total == outcome.progress.total == 8
+    assert (tmp_path / "sr.tif").is_file()
+    group = QgsProject.instance().layerTreeRoot().findGroup("InfScene sr")
+    assert group is not None
+    [layer] = [node.layer() for node in group.findLayers()]
+    assert Path(layer.source()) == tmp_path / "sr.tif"
+    renderer = layer.renderer()
+    assert renderer.type() == "multibandcolor"
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
+    assert dock.progress_bar.value() == 100
+    assert "48 x 48 px" in dock.estimate_label.text()
+    assert critical_messages(qgis_iface) == []
+
+
+def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
+    dock.set_options(SrOptions(scale=2.0, steps=8, patch=32, overlap=8))
+    outcomes: List[RunOutcome] = []
+    dock.runFinished.connect(outcomes.append)
+    layers_before = len(QgsProject.instance().mapLayers())
+
+    dock.run()
+    wait_until(lambda: dock.progress_bar.value() > 0)
+    dock.cancel()
+    wait_until(lambda: bool(outcomes))
+
+    assert outcomes[0].cancelled
+    assert leftovers(tmp_path) == []
+    assert len(QgsProject.instance().mapLayers()) == layers_before
+    assert dock.status_label.text() == "cancelled; no output was written"
+    assert dock.run_button.isEnabled()
+
+
+@pytest.mark.parametrize(
+    ("extent", "message"),
+    [((0.0, 0.0, 10.0, 10.0), "outside the raster"), ((487400.0, 5207625.0, 487400.0, 5207745.0), "empty extent")],
+)
+def test_bad_extent_is_reported_in_the_message_bar(dock, qgis_iface, tmp_path, extent, message):
+    dock.set_extent(QgsRectangle(*extent))
+    dock.run()
+    wait_until(lambda: dock.run_button.isEnabled() and critical_messages(qgis_iface))
+
+    assert any(message in text for text in critical_messages(qgis_iface))
+    assert message in dock.status_label.text()
+    assert leftovers(tmp_path) == []
+
+
+def test_web_layer_is_reported_without_starting_the_engine(dock, qgis_iface):
+    web = QgsRasterLayer("type=xyz&url=https://tile.openstreetmap.org/{z}/{x}/{y}.png&zmax=19&zmin=0", "osm", "wms")
+    QgsProject.instance().addMapLayer(web)
+    dock.layer_combo.setLayer(web)
+
+    dock.run()
+
+    assert QgsApplication.taskManager().count() == 0
+    assert any("not from a file" in text for text in critical_messages(qgis_iface))
+
+
+def test_file_the_engine_cannot_read_is_reported(dock, qgis_iface, tmp_path):
+    broken = tmp_path / "scene.tif"
+    broken.write_bytes(NAIP.read_bytes())
+    layer = QgsRasterLayer(str(broken), "scene", "gdal")
+    QgsProject.instance().addMapLayer(layer)
+    dock.layer_combo.setLayer(layer)
+    dock.set_extent(NAIP_WINDOW)
+    broken.write_bytes(b"not a raster any more")
+
+    dock.run()
+    wait_until(lambda: dock.run_button.isEnabled() and critical_messages(qgis_iface))
+
+    assert any("scene.tif" in text for text in critical_messages(qgis_iface))
+
+
+def test_settings_persist_between_sessions(dock, qgis_iface, tmp_path):
+    options = SrOptions(scale=3.5, target_res=0.6, steps=7, patch=64, overlap=16, mode="average", seed=42,
+                        device="cpu", bands="3,2,1,4")
+    dock.set_options(options)
+    dock.iceplant_check.setChecked(True)
+    dock.close()
+
+    reopened = InfSceneDock(qgis_iface)
+
+    assert reopened.options() == options
+    assert reopened.iceplant_check.isChecked()
+    assert reopened.output_widget.filePath().startswith(str(tmp_path))
+    reopened.deleteLater()
+
+
+def test_output_defaults_to_a_persistent_folder(qgis_iface, naip_layer):
+    panel = InfSceneDock(qgis_iface)
+    panel.layer_combo.setLayer(naip_layer)
+
+    assert Path(panel.output_widget.filePath()).parent == Path.home() / "InfScene"
+    panel.deleteLater()
