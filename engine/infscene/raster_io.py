@@ -154,7 +154,7 @@ def output_grid(ds: rasterio.DatasetReader, window: Window, scale: Optional[floa
     if not (1.0 < sx <= 16.0 and 1.0 < sy <= 16.0):
         raise InfSceneError(f"scale factor must be in (1, 16], got {sx:.3g} (pixel size {res_x:.4g} -> target)")
     out_w, out_h = max(1, round(window.width * sx)), max(1, round(window.height * sy))
-    transform = ds.window_transform(window) * Affine.scale(window.width / out_w, window.height / out_h)
+    transform = ds.window_transform(window) @ Affine.scale(window.width / out_w, window.height / out_h)
     return out_h, out_w, transform
 
 
