@@ -18,10 +18,13 @@ import torch
 from . import __version__
 from .errors import Cancelled, InfSceneError
 from .fusion import FusionMode
+from .iceplant import cli as iceplant_cli
+from .iceplant.predict import write_iceplant_probability
 from .model import DEFAULT_MODEL_DIR, load_config
 from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, resolve_device, super_resolve
 from .progress import Progress
 from .sampler import DEFAULT_STEPS
+from . import train
 
 EXIT_ERROR = 1
 EXIT_CANCELLED = 130
@@ -70,6 +73,8 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, help=f"model folder (default: {DEFAULT_MODEL_DIR})")
     p.add_argument("--work-dir", type=Path, help="folder for memory-mapped canvases of large runs (default: the output's)")
     p.add_argument("--preview", type=Path, help="also write a side-by-side PNG of input and output")
+    p.add_argument("--iceplant", type=Path, metavar="PROB_OUTPUT",
+                   help="also write the iceplant probability (0-1) of the super-resolved result to this GeoTIFF")
     p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
                    help="bar: a progress bar on stderr; json: JSON-lines events on stdout")
     p.add_argument("--dry-run", action="store_true", help="check the input and print the plan; write nothing")
@@ -104,6 +109,18 @@ def _progress_reporter(kind: str, total: int) -> tuple[Optional[Callable[[Progre
     return None, lambda: None
 
 
+def _output_band_order(bands: Optional[list[int]]) -> Optional[list[int]]:
+    """The R,G,B[,NIR] positions in the output of the input bands chosen with --bands.
+
+    The output keeps the input's band order, restricted to the chosen bands (plus alpha, which
+    comes after no chosen band here because --bands never names it).
+    """
+    if bands is None:
+        return None
+    ranks = {band: rank for rank, band in enumerate(sorted(bands), start=1)}
+    return [ranks[b] for b in bands]
+
+
 def run_sr(args: argparse.Namespace) -> int:
     options = sr_options(args)
     plan = plan_run(args.input, options)
@@ -124,6 +141,8 @@ def run_sr(args: argparse.Namespace) -> int:
     finally:
         close()
     outputs = [str(out)]
+    if args.iceplant:
+        outputs.append(str(write_iceplant_probability(out, args.iceplant, bands=_output_band_order(args.bands))))
     if args.preview:
         from .preview import write_side_by_side
 
@@ -174,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"infscene {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_sr_parser(subparsers)
+    iceplant_cli.register(subparsers)
+    train.register(subparsers)
     add_info_parser(subparsers)
     return parser
 

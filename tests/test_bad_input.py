@@ -1,0 +1,125 @@
+"""Bad input, cancel and the command line: a clear one-line message, no output, no leftovers."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import rasterio
+
+from infscene import atomic, cli
+from infscene.errors import Cancelled, InfSceneError
+from infscene.pipeline import SROptions, super_resolve
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _naip_bounds(**shift: float) -> tuple[float, float, float, float]:
+    with rasterio.open(FIXTURES / "naip_nd_5m_64.tif") as ds:
+        b = ds.bounds
+    dx = shift.get("dx", 0.0)
+    return (b.left + dx, b.bottom, b.right + dx, b.top)
+
+
+def _options(model: Path, **kw) -> SROptions:
+    return SROptions(**{"scale": 2, "steps": 2, "patch": 32, "overlap": 8, "model_dir": model, **kw})
+
+
+BAD_INPUTS = {
+    "missing file": (FIXTURES / "nope.tif", {}, "input file not found"),
+    "not a raster": (FIXTURES / "README.md", {}, "not a readable raster"),
+    "rotated grid": (FIXTURES / "rotated.tif", {}, "rotated or sheared geotransform"),
+    "one band": (FIXTURES / "float_nan.tif", {}, "1 data band(s)"),
+    "no valid pixel": (FIXTURES / "all-nodata.tif", {"bands": [3, 2, 1, 4]}, "no valid pixels"),
+    "extent outside": (FIXTURES / "naip_nd_5m_64.tif", {"bounds": _naip_bounds(dx=10_000)}, "lies outside the raster"),
+    "empty extent": (FIXTURES / "naip_nd_5m_64.tif", {"bounds": (10.0, 10.0, 10.0, 20.0)}, "empty extent"),
+    "missing band": (FIXTURES / "naip_nd_5m_64.tif", {"bands": [1, 2, 7]}, "band 7 does not exist"),
+    "two bands": (FIXTURES / "naip_nd_5m_64.tif", {"bands": [1, 2]}, "at least 3 distinct band"),
+    "scale too small": (FIXTURES / "naip_nd_5m_64.tif", {"scale": 1.0}, "scale factor must be in"),
+    "bad patch": (FIXTURES / "naip_nd_5m_64.tif", {"patch": 33}, "patch size must be a multiple"),
+    "bad overlap": (FIXTURES / "naip_nd_5m_64.tif", {"overlap": 20}, "overlap must be between"),
+    "no steps": (FIXTURES / "naip_nd_5m_64.tif", {"steps": 0}, "steps must be at least 1"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input_gets_its_message_and_leaves_no_file(case: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+    path, options, message = BAD_INPUTS[case]
+    with pytest.raises(InfSceneError) as err:
+        super_resolve(path, tmp_path / "out.tif", _options(tiny_model_dir, **options))
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_output_folder_and_full_disk(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    naip = FIXTURES / "naip_nd_5m_64.tif"
+    with pytest.raises(InfSceneError, match="output folder does not exist"):
+        super_resolve(naip, tmp_path / "no" / "out.tif", _options(tiny_model_dir))
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(InfSceneError, match="not enough disk space"):
+        super_resolve(naip, tmp_path / "out.tif", _options(tiny_model_dir))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_stops_within_a_step_and_leaves_no_file(tiny_model_dir: Path, tmp_path: Path) -> None:
+    seen = []
+
+    def cancel_after_three_batches() -> bool:
+        seen.append(1)
+        return len(seen) > 3
+
+    done = []
+    with pytest.raises(Cancelled):
+        super_resolve(FIXTURES / "naip_nd_5m_64.tif", tmp_path / "out.tif", _options(tiny_model_dir, steps=20),
+                      progress=done.append, is_cancelled=cancel_after_three_batches)
+    assert len(done) <= 3 and done[-1].done < done[-1].total
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_output_is_replaced_only_by_a_complete_one(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.tif"
+    out.write_bytes(b"previous result")
+    with pytest.raises(Cancelled):
+        super_resolve(FIXTURES / "naip_nd_5m_64.tif", out, _options(tiny_model_dir), is_cancelled=lambda: True)
+    assert out.read_bytes() == b"previous result"
+
+
+def test_cli_bad_input_is_one_line_on_stderr_and_non_zero(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(["sr", str(FIXTURES / "rotated.tif"), str(tmp_path / "o.tif"), "--scale", "2", "--model", str(tiny_model_dir)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_ERROR
+    assert err.startswith("infscene: rotated or sheared geotransform") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_json_events(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "o.tif"
+    code = cli.main(["sr", str(FIXTURES / "naip_nd_5m_64.tif"), str(out), "--scale", "2", "--steps", "2", "--patch", "32",
+                     "--model", str(tiny_model_dir), "--progress", "json", "--preview", str(tmp_path / "p.png")])
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert events[0]["event"] == "plan" and events[0]["output_width"] == 128 and events[0]["total"] == 2 * 25
+    progress = [e for e in events if e["event"] == "progress"]
+    assert progress[-1]["done"] == progress[-1]["total"] == 50
+    assert all(a["done"] < b["done"] for a, b in zip(progress, progress[1:]))
+    assert events[-1] == {"event": "done", "outputs": [str(out), str(tmp_path / "p.png")]}
+    assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_cli_dry_run_writes_nothing(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(["sr", str(FIXTURES / "naip_nd_5m_64.tif"), str(tmp_path / "o.tif"), "--scale", "4",
+                     "--patch", "32", "--model", str(tiny_model_dir), "--dry-run"])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0 and plan["output_width"] == 256 and plan["estimated_s"] > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_help_explains_every_option(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sr", "--help"])
+    text = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    for option in ("--scale", "--target-res", "--bounds", "--steps", "--patch", "--overlap", "--mode", "--seed", "--device", "--bands", "--model"):
+        assert option in text
