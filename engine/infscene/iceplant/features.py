@@ -77,8 +77,13 @@ def window_mean(values: np.ndarray, valid: np.ndarray, truncate_sum: bool = Fals
 
 
 def window_entropy(levels: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Entropy (bits) of the integer levels of the valid pixels in the radius-6 disk."""
-    return entropy(levels, disk(ENTROPY_RADIUS), mask=valid.astype(np.uint8))
+    """Entropy (bits) of the integer levels of the valid pixels in the radius-6 disk.
+
+    The levels are first renumbered 0..k-1 (k distinct values): entropy does not depend on the
+    labels, and skimage's cost grows with the largest label.
+    """
+    compact = np.unique(levels, return_inverse=True)[1].reshape(levels.shape).astype(np.uint8)
+    return entropy(compact, disk(ENTROPY_RADIUS), mask=valid.astype(np.uint8))
 
 
 def compute_features(bands: Mapping[str, np.ndarray], valid: np.ndarray, with_nir: bool) -> dict[str, np.ndarray]:
