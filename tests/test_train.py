@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 from safetensors.torch import load_file
 
@@ -59,19 +60,27 @@ def options(out: Path, steps: int, resume: bool = False) -> TrainOptions:
     )
 
 
+def test_images_are_read_in_model_units_as_the_pipeline_scales_them() -> None:
+    image = load_hr_images(train_files()[:1], TINY, 32)[0]
+    with rasterio.open(train_files()[0]) as dataset:
+        raw = dataset.read().transpose(1, 2, 0).astype(np.float64)
+    np.testing.assert_allclose(image.pixels, raw / 127.5 - 1.0, atol=1e-6)
+    assert image.pixel_size_m == pytest.approx(0.2) and image.valid.all()
+
+
 def test_area_downsampling_is_the_block_mean_at_an_integer_scale() -> None:
     image = load_hr_images(train_files()[:1], TINY, 32)[0]
     hr = torch.from_numpy(image.pixels[:48, :60].copy()).permute(2, 0, 1)[None]
     lr = degrade(hr, 4.0, TINY)
     blocks = image.pixels[:48, :60].astype(np.float64).reshape(12, 4, 15, 4, 3).mean(axis=(1, 3))
     assert lr.shape == (1, 3, 12, 15)
-    np.testing.assert_allclose(lr[0].permute(1, 2, 0).numpy(), blocks, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(lr[0].permute(1, 2, 0).numpy(), blocks, rtol=0, atol=1e-6)
 
 
 def test_degraded_input_has_the_lr_size_and_the_condition_the_hr_size() -> None:
-    hr = torch.rand(2, 3, 64, 64) * 255
+    hr = torch.rand(2, 3, 64, 64) * 2 - 1
     assert degrade(hr, 3.7, TINY, blur_sigma=0.8, noise_std=3.0).shape == (2, 3, 17, 17)
-    patches = [np.random.default_rng(i).uniform(0, 255, (64, 64, 3)).astype(np.float32) for i in range(2)]
+    patches = [np.random.default_rng(i).uniform(-1, 1, (64, 64, 3)).astype(np.float32) for i in range(2)]
     batch = make_batch(patches, 3.7, TINY)
     assert batch.cond.shape == batch.hr.shape == (2, 3, 64, 64)
     assert batch.hr.min() >= -1 and batch.hr.max() <= 1
@@ -81,8 +90,8 @@ def test_blur_and_noise_change_the_input_but_keep_its_mean() -> None:
     hr = torch.from_numpy(load_hr_images(train_files()[:1], TINY, 32)[0].pixels[:64, :64].copy()).permute(2, 0, 1)[None]
     clean = degrade(hr, 4.0, TINY)
     soft = degrade(hr, 4.0, TINY, blur_sigma=1.0, noise_std=4.0, generator=torch.Generator().manual_seed(0))
-    assert (soft - clean).abs().mean() > 1.0
-    assert abs(float(soft.mean() - clean.mean())) < 1.0
+    assert (soft - clean).abs().mean() * 127.5 > 1.0
+    assert abs(float(soft.mean() - clean.mean())) * 127.5 < 1.0
 
 
 def test_flips_and_turns_keep_the_pixel_values() -> None:

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from .errors import InfSceneError
 from .model import ModelConfig
+from .scaling import fill_invalid, fit_scaling
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 # A crop is redrawn when more than this fraction of its pixels is nodata (masked or pure black).
@@ -34,9 +35,9 @@ CROP_ATTEMPTS = 20
 
 @dataclass(frozen=True)
 class HRImage:
-    """One high-resolution raster in memory: (H, W, C) values in the model's value range."""
+    """One high-resolution raster in memory: (H, W, C) values in model units (-1..1)."""
 
-    pixels: np.ndarray  # float32, value_min..value_max
+    pixels: np.ndarray  # float32 model units, -1..1
     valid: np.ndarray  # bool (H, W): inside the footprint and not nodata
     pixel_size_m: float | None
     path: Path
@@ -56,7 +57,7 @@ class Degradation:
     """How real low-resolution inputs differ from area-averaged truth.
 
     `blur_sigma` is the std of the Gaussian point-spread function in low-resolution pixels and
-    `noise_std` the std of the additive sensor noise in value units (0-255 for 8-bit data);
+    `noise_std` the std of the additive sensor noise in the model's value units (0-255);
     each batch draws both uniformly between 0 and these maxima, so the model sees sharp and
     soft, clean and noisy inputs.
     """
@@ -81,26 +82,12 @@ def resolve_sources(spec: str | Path | Sequence[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def to_value_range(raw: np.ndarray, config: ModelConfig) -> np.ndarray:
-    """Band values (C, H, W) as the model's value range: uint8 as is, other types stretched.
-
-    Non-8-bit rasters (uint16 reflectance, float) have no fixed white point, so each band is
-    stretched linearly from its 0.5th to 99.5th percentile onto value_min..value_max.
-    """
-    if raw.dtype == np.uint8 and (config.value_min, config.value_max) == (0.0, 255.0):
-        return raw.astype(np.float32)
-    data = raw.astype(np.float64)
-    out = np.empty(data.shape, dtype=np.float32)
-    for band, values in enumerate(data):
-        finite = values[np.isfinite(values)]
-        low, high = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
-        unit = np.clip((np.nan_to_num(values, nan=low) - low) / max(high - low, 1e-12), 0.0, 1.0)
-        out[band] = config.value_min + unit * (config.value_max - config.value_min)
-    return out
-
-
 def read_hr_image(path: Path, config: ModelConfig) -> HRImage:
-    """Read the model's bands (the first `config.channels` bands) and the validity mask of a raster."""
+    """Read the model's bands (the first `config.channels`) in model units, with their validity mask.
+
+    Values go through the inference pipeline's own scaling (uint8 as is, other types stretched
+    per band), so the model is trained on exactly the values it will be given.
+    """
     try:
         with rasterio.open(path) as dataset:
             if dataset.count < config.channels:
@@ -112,7 +99,11 @@ def read_hr_image(path: Path, config: ModelConfig) -> HRImage:
         raise InfSceneError(f"cannot read {path}: {exc}") from exc
     # Pure black pixels are the unmasked nodata of many mosaics (collars, drone footprints).
     valid &= raw.max(axis=0) > 0
-    return HRImage(np.ascontiguousarray(to_value_range(raw, config).transpose(1, 2, 0)), valid, pixel_size, path)
+    if not valid.any():
+        raise InfSceneError(f"{path} has no valid pixel; leave it out of the training set")
+    values = raw.astype(np.float64)
+    pixels = fit_scaling(values, valid, raw.dtype, config).to_model(fill_invalid(values, valid))
+    return HRImage(np.ascontiguousarray(pixels.transpose(1, 2, 0)), valid, pixel_size, path)
 
 
 def load_hr_images(spec: str | Path | Sequence[str | Path], config: ModelConfig, min_side: int) -> list[HRImage]:
@@ -151,11 +142,6 @@ def random_crop(image: HRImage, crop: int, rng: np.random.Generator) -> np.ndarr
     return image.pixels[top : top + crop, left : left + crop]
 
 
-def to_model_units(values: torch.Tensor, config: ModelConfig) -> torch.Tensor:
-    """value_min..value_max -> [-1, 1], the range the diffusion runs in."""
-    return (values - config.value_min) / (config.value_max - config.value_min) * 2.0 - 1.0
-
-
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W) with reflected borders; sigma in pixels."""
     if sigma <= 0:
@@ -183,9 +169,10 @@ def degrade(
     noise_std: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The low-resolution image (B, C, h, w) in value units that a sensor `scale` times coarser records.
+    """The low-resolution image (B, C, h, w) that a sensor `scale` times coarser records of `hr`.
 
-    `hr` is in value units. Blur is applied on the high-resolution grid (sigma given in
+    Both are in model units (-1..1); `noise_std` is in the model's value units (0-255), the
+    unit users think in. Blur is applied on the high-resolution grid (sigma given in
     low-resolution pixels), then area averaging, then noise. Without blur and noise the result
     is exactly the area mean, which is what the sampler's LR-consistency operator assumes.
     """
@@ -193,8 +180,8 @@ def degrade(
     small = F.interpolate(gaussian_blur(hr, blur_sigma * scale), size=(lr_size(h, scale), lr_size(w, scale)), mode="area")
     if noise_std <= 0:
         return small
-    noise = torch.randn(small.shape, generator=generator, device=small.device) * noise_std
-    return (small + noise).clamp(config.value_min, config.value_max)
+    std = noise_std * 2.0 / (config.value_max - config.value_min)
+    return (small + torch.randn(small.shape, generator=generator, device=small.device) * std).clamp(-1.0, 1.0)
 
 
 def upsample(lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -209,7 +196,7 @@ def make_batch(
     degradation: Degradation = Degradation(),
     generator: torch.Generator | None = None,
 ) -> Batch:
-    """Stack (P, P, C) value-unit patches into a training batch at one scale factor."""
+    """Stack (P, P, C) model-unit patches into a training batch at one scale factor."""
     hr = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float()
     draws = torch.rand(2, generator=generator)
     lr = degrade(
@@ -220,12 +207,7 @@ def make_batch(
         noise_std=float(draws[1]) * degradation.noise_std,
         generator=generator,
     )
-    cond = upsample(lr, tuple(hr.shape[-2:]))
-    return Batch(
-        to_model_units(hr, config),
-        to_model_units(cond, config),
-        torch.full((hr.shape[0],), float(scale)),
-    )
+    return Batch(hr, upsample(lr, tuple(hr.shape[-2:])), torch.full((hr.shape[0],), float(scale)))
 
 
 def step_streams(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
