@@ -12,8 +12,7 @@ import torch
 
 from infscene.model import ModelConfig, SR3UNet, save_model
 
-FIXTURES = Path(__file__).parent / "fixtures"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from scenes import FIXTURES
 
 
 @pytest.fixture(scope="session")
@@ -39,11 +38,3 @@ def planet() -> Path:
 def rapideye_rgba() -> Path:
     """48x48 corner of a RapidEye visual clip (RGBA uint8) with transparent pixels."""
     return FIXTURES / "rapideye_rgba_48.tif"
-
-
-def shared_scene(relative: str) -> Path:
-    """A file from ../shared/data/scenes, or skip (with the reason) where it is not there."""
-    path = SHARED_DATA / "scenes" / relative
-    if not path.exists():
-        pytest.skip(f"shared scene not available: {path}")
-    return path

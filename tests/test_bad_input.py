@@ -12,7 +12,7 @@ from infscene import atomic, cli
 from infscene.errors import Cancelled, InfSceneError
 from infscene.pipeline import SROptions, super_resolve
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from scenes import FIXTURES
 
 
 def _naip_bounds(**shift: float) -> tuple[float, float, float, float]:
