@@ -39,7 +39,8 @@ def _fused_residuals(mode: FusionMode) -> tuple[np.ndarray, np.ndarray]:
     expected = SIGMA if mode is FusionMode.VCF else SIGMA * root_sq.data / total.data
     residuals = []
     for seed in SEEDS:
-        out = joint.sample_joint(mean, GRID, KnownMean(), [step], mode, seed, 5, make, ProgressTracker(len(GRID)))
+        job = joint.SamplingJob(mean, GRID, KnownMean(), [step], seed, 5, make, ProgressTracker(len(GRID)))
+        out = joint.sample_joint(job, mode)
         residuals.append((out.data - mean.data) / expected)
     return np.stack(residuals), np.broadcast_to(expected, mean.shape)
 
@@ -76,5 +77,6 @@ def test_variance_test_detects_noise_shared_between_overlapping_patches(monkeypa
 def test_initial_state_is_unit_normal_per_pixel() -> None:
     make = lambda c, h, w: Canvas(c, h, w)  # noqa: E731
     cond = Canvas(3, GRID.height, GRID.width)
-    states = [joint.sample_joint(cond, GRID, KnownMean(), [], FusionMode.VCF, s, 4, make, ProgressTracker(0)).data for s in SEEDS]
+    jobs = [joint.SamplingJob(cond, GRID, KnownMean(), [], s, 4, make, ProgressTracker(0)) for s in SEEDS]
+    states = [joint.sample_joint(job, FusionMode.VCF).data for job in jobs]
     assert np.var(states) == pytest.approx(1.0, abs=0.03)

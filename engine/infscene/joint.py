@@ -8,6 +8,7 @@ runs its whole chain alone and is pasted.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -27,6 +28,24 @@ def _noise(seed: int, step: int, batch: list[Patch], channels: int) -> torch.Ten
     return patch_noise(seed, step, [p.row for p in batch], [p.col for p in batch], (channels, size, size))
 
 
+@dataclass(frozen=True)
+class SamplingJob:
+    """What every mode needs: the condition, the grid, the model step, the noise key and the bookkeeping."""
+
+    cond: Canvas
+    grid: PatchGrid
+    denoiser: PatchDenoiser
+    steps: list[ReverseStep]
+    seed: int
+    batch_size: int
+    make_canvas: CanvasMaker
+    tracker: ProgressTracker
+
+    @property
+    def channels(self) -> int:
+        return self.cond.shape[0]
+
+
 def weight_maps(grid: PatchGrid, make_canvas: CanvasMaker) -> tuple[Canvas, Canvas]:
     """W = sum of patch weights and S = sqrt(sum of squared weights) over the canvas (Eq. 8)."""
     w = patch_weight(grid.patch)[None]
@@ -38,34 +57,25 @@ def weight_maps(grid: PatchGrid, make_canvas: CanvasMaker) -> tuple[Canvas, Canv
     return total, root_sq
 
 
-def sample_joint(
-    cond: Canvas,
-    grid: PatchGrid,
-    denoiser: PatchDenoiser,
-    steps: list[ReverseStep],
-    mode: FusionMode,
-    seed: int,
-    batch_size: int,
-    make_canvas: CanvasMaker,
-    tracker: ProgressTracker,
-) -> Canvas:
+def sample_joint(job: SamplingJob, mode: FusionMode) -> Canvas:
     """Run the K-step reverse chain over the whole canvas with `vcf` or `average` fusion."""
-    channels = cond.shape[0]
+    grid, channels, seed = job.grid, job.channels, job.seed
     w = torch.from_numpy(patch_weight(grid.patch))
-    total, root_sq = weight_maps(grid, make_canvas)
-    state, nxt = make_canvas(*cond.shape), make_canvas(*cond.shape)
+    total, root_sq = weight_maps(grid, job.make_canvas)
+    state, nxt = job.make_canvas(*job.cond.shape), job.make_canvas(*job.cond.shape)
 
     # Initial state: the variance-corrected fusion of independent unit noises, N(0, 1) per pixel.
-    for batch in grid.batches(batch_size):
-        contrib = (w / torch.from_numpy(root_sq.read_batch(batch))) * _noise(seed, len(steps), batch, channels)
+    for batch in grid.batches(job.batch_size):
+        contrib = (w / torch.from_numpy(root_sq.read_batch(batch))) * _noise(seed, len(job.steps), batch, channels)
         for patch, values in zip(batch, contrib.numpy()):
             state.add(patch, values)
 
-    for step in steps:
+    for step in job.steps:
         nxt.clear()
-        for batch in grid.batches(batch_size):
-            tracker.check_cancel()
-            mu = denoiser.posterior_mean(torch.from_numpy(state.read_batch(batch)), torch.from_numpy(cond.read_batch(batch)), step)
+        for batch in grid.batches(job.batch_size):
+            job.tracker.check_cancel()
+            y_t, cond = torch.from_numpy(state.read_batch(batch)), torch.from_numpy(job.cond.read_batch(batch))
+            mu = job.denoiser.posterior_mean(y_t, cond, step)
             y = mu + step.sigma * _noise(seed, step.index, batch, channels)
             W = torch.from_numpy(total.read_batch(batch))
             if mode is FusionMode.VCF:
@@ -74,48 +84,28 @@ def sample_joint(
                 contrib = average_contribution(w, W, y)
             for patch, values in zip(batch, contrib.numpy()):
                 nxt.add(patch, values)
-            tracker.advance(len(batch))
+            job.tracker.advance(len(batch))
         state, nxt = nxt, state
     return state
 
 
-def sample_independent(
-    cond: Canvas,
-    grid: PatchGrid,
-    denoiser: PatchDenoiser,
-    steps: list[ReverseStep],
-    seed: int,
-    batch_size: int,
-    make_canvas: CanvasMaker,
-    tracker: ProgressTracker,
-) -> Canvas:
+def sample_independent(job: SamplingJob) -> Canvas:
     """Sample each tile's chain on its own and paste the results (no fusion at all)."""
-    channels = cond.shape[0]
-    out = make_canvas(*cond.shape)
-    for batch in grid.batches(batch_size):
-        c = torch.from_numpy(cond.read_batch(batch))
-        y = _noise(seed, len(steps), batch, channels)
-        for step in steps:
-            tracker.check_cancel()
-            y = denoiser.posterior_mean(y, c, step) + step.sigma * _noise(seed, step.index, batch, channels)
-            tracker.advance(len(batch))
+    out = job.make_canvas(*job.cond.shape)
+    for batch in job.grid.batches(job.batch_size):
+        cond = torch.from_numpy(job.cond.read_batch(batch))
+        y = _noise(job.seed, len(job.steps), batch, job.channels)
+        for step in job.steps:
+            job.tracker.check_cancel()
+            y = job.denoiser.posterior_mean(y, cond, step) + step.sigma * _noise(job.seed, step.index, batch, job.channels)
+            job.tracker.advance(len(batch))
         for patch, values in zip(batch, y.numpy()):
             out.paste(patch, values)
     return out
 
 
-def sample_canvas(
-    cond: Canvas,
-    grid: PatchGrid,
-    denoiser: PatchDenoiser,
-    steps: list[ReverseStep],
-    mode: FusionMode,
-    seed: int,
-    batch_size: int,
-    make_canvas: CanvasMaker,
-    tracker: ProgressTracker,
-) -> Canvas:
+def sample_canvas(job: SamplingJob, mode: FusionMode) -> Canvas:
     """Super-resolve the whole canvas in the chosen fusion mode; returns the y_0 canvas."""
     if mode is FusionMode.INDEPENDENT:
-        return sample_independent(cond, grid, denoiser, steps, seed, batch_size, make_canvas, tracker)
-    return sample_joint(cond, grid, denoiser, steps, mode, seed, batch_size, make_canvas, tracker)
+        return sample_independent(job)
+    return sample_joint(job, mode)

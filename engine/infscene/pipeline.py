@@ -23,7 +23,7 @@ from .errors import InfSceneError
 from .fusion import FusionMode
 from .grid import PatchGrid
 from .guided import GuidedBands
-from .joint import sample_canvas
+from .joint import SamplingJob, sample_canvas
 from .model import DEFAULT_MODEL_DIR, ModelConfig, load_config, load_model
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .raster_io import (
@@ -238,9 +238,8 @@ def super_resolve(
         with canvas_factory(work_dir, options.memmap_above_bytes) as make_canvas, atomic_output(out) as tmp:
             cond = make_canvas(3, plan.grid.height, plan.grid.width)
             _condition_canvas(model_values[:3], plan, cond)
-            result = sample_canvas(
-                cond, plan.grid, denoiser, respaced_steps(options.steps), options.mode,
-                options.seed, options.batch_size, make_canvas, tracker,
-            )
+            job = SamplingJob(cond, plan.grid, denoiser, respaced_steps(options.steps), options.seed,
+                              options.batch_size, make_canvas, tracker)
+            result = sample_canvas(job, options.mode)
             _write_output(tmp, ds, plan, result, cond, model_values, data, scaling)
     return out
