@@ -5,13 +5,13 @@ results added by result_layers; the engine validates the input and explains what
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from qgis.core import (
     Qgis,
     QgsApplication,
-    QgsCoordinateTransform,
     QgsGeometry,
     QgsMapLayerProxyModel,
     QgsMessageLog,
@@ -85,6 +85,7 @@ class InfSceneDock(QgsDockWidget):
         self._rubber_band.setStrokeColor(QColor(255, 80, 0))
         self._rubber_band.setFillColor(QColor(255, 80, 0, 40))
         self._rubber_band.setWidth(2)
+        self.canvas.destinationCrsChanged.connect(self._show_rubber_band)
         self._build()
         self._load_settings()
         self._layer_changed(self.layer_combo.currentLayer())
@@ -113,6 +114,7 @@ class InfSceneDock(QgsDockWidget):
             "Empty: INFSCENE_PYTHON, then .venv beside the plugin's source checkout."
         )
         self.engine_python.fileChanged.connect(settings.save_engine_python)
+        self.engine_python.fileChanged.connect(self._engine_choice_changed)
         self.check_button = QPushButton("Check")
         self.check_button.clicked.connect(self.check_engine)
         row = QHBoxLayout()
@@ -122,6 +124,7 @@ class InfSceneDock(QgsDockWidget):
         self.model_widget = QgsFileWidget()
         self.model_widget.setStorageMode(QgsFileWidget.GetDirectory)
         self.model_widget.setToolTip("Model folder; empty: the engine's default model")
+        self.model_widget.fileChanged.connect(self._engine_choice_changed)
         form.addRow("Model folder", self.model_widget)
         self.engine_status = QLabel("Not checked yet.")
         self.engine_status.setWordWrap(True)
@@ -140,7 +143,7 @@ class InfSceneDock(QgsDockWidget):
         self.bands_edit.setPlaceholderText("auto (from band descriptions)")
         self.bands_edit.setToolTip("1-based input bands in R,G,B[,NIR] order, e.g. 3,2,1,4 for Planet analytic BGRN")
         form.addRow("Bands R,G,B[,NIR]", self.bands_edit)
-        self.extent_widget = QgsExtentWidget(None, QgsExtentWidget.ExpandedStyle)
+        self.extent_widget = QgsExtentWidget(None, QgsExtentWidget.CondensedStyle)
         self.extent_widget.setMapCanvas(self.canvas)
         self.extent_widget.extentChanged.connect(self._extent_changed)
         form.addRow(self.extent_widget)
@@ -262,7 +265,7 @@ class InfSceneDock(QgsDockWidget):
         self.extent_widget.setOutputExtentFromOriginal()
         current = self.output_widget.filePath()
         folder = Path(current).parent if current else settings.default_output_folder()
-        self.output_widget.setFilePath(str(settings.free_output_path(folder, f"{layer.name()}_sr")))
+        self.output_widget.setFilePath(str(settings.free_output_path(folder, output_stem(layer))))
         self._update_size()
 
     def set_extent(self, extent: QgsRectangle) -> None:
@@ -278,16 +281,11 @@ class InfSceneDock(QgsDockWidget):
         self._show_rubber_band()
 
     def _show_rubber_band(self) -> None:
+        """Outline the chosen extent on the canvas (redrawn when the canvas CRS changes)."""
         layer = self.layer()
         self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
-        if layer is None or self.extent().isEmpty():
-            return
-        geometry = QgsGeometry.fromRect(self.extent())
-        to_canvas = QgsCoordinateTransform(
-            layer.crs(), self.canvas.mapSettings().destinationCrs(), QgsProject.instance().transformContext()
-        )
-        geometry.transform(to_canvas)
-        self._rubber_band.setToGeometry(geometry, None)
+        if layer is not None and not self.extent().isEmpty():
+            self._rubber_band.setToGeometry(QgsGeometry.fromRect(self.extent()), layer.crs())
 
     def clear_rubber_band(self) -> None:
         self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
@@ -315,6 +313,13 @@ class InfSceneDock(QgsDockWidget):
         if not self._checked_engine:
             self._checked_engine = True
             self.check_engine()
+
+    def _engine_choice_changed(self, _path: str) -> None:
+        """A different interpreter or model invalidates the shown status: re-check if it is on screen."""
+        if self.isVisible():
+            self.check_engine()
+        else:
+            self._checked_engine = False
 
     def check_engine(self) -> None:
         """Ask the engine for versions, device, GPU and model in the background and show them."""
@@ -447,8 +452,8 @@ class InfSceneDock(QgsDockWidget):
         self.iface.messageBar().pushMessage("InfScene", f"Wrote {request.output_path}", Qgis.Success, 5)
         layer = self.layer()
         if layer is not None:
-            self.output_widget.setFilePath(str(settings.free_output_path(Path(request.output_path).parent,
-                                                                         f"{layer.name()}_sr")))
+            folder = Path(request.output_path).parent
+            self.output_widget.setFilePath(str(settings.free_output_path(folder, output_stem(layer))))
 
     def _finish_ui(self) -> None:
         self.run_button.setEnabled(True)
@@ -464,6 +469,12 @@ class InfSceneDock(QgsDockWidget):
         self.save_settings()
         self.clear_rubber_band()
         super().closeEvent(event)
+
+
+def output_stem(layer: QgsRasterLayer) -> str:
+    """`<layer name>_sr` with anything but letters, digits, '-' and '_' replaced, for a safe file name."""
+    safe = re.sub(r"[^\w-]+", "_", layer.name()).strip("_") or "layer"
+    return f"{safe}_sr"
 
 
 def _engine_info(_task: QgsTask, runner: EngineRunner, model_dir: Optional[str]) -> Dict[str, Any]:

@@ -32,8 +32,8 @@ class InfScenePlugin:
     def initGui(self) -> None:  # noqa: N802 - QGIS plugin API
         self.initProcessing()
         self.dock = InfSceneDock(self.iface, self.iface.mainWindow())
-        self.dock.hide()
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.dock.hide()  # opened from the toolbar or the Raster menu, not on every QGIS start
         self.action = QAction(icon(), "InfScene super-resolution", self.iface.mainWindow())
         self.action.setCheckable(True)
         self.dock.setToggleVisibilityAction(self.action)

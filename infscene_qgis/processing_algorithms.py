@@ -54,7 +54,7 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
     def icon(self) -> QIcon:
         return icon()
 
-    def _add_input_parameters(self) -> None:
+    def _add_input_parameters(self, model_label: str) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster (file-backed)"))
         bands = QgsProcessingParameterString(
             self.BANDS,
@@ -63,7 +63,7 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
         )
         self.addParameter(bands)
         model = QgsProcessingParameterFile(
-            self.MODEL, "Model folder (empty: the engine's default model)",
+            self.MODEL, f"{model_label} folder (empty: the engine's default)",
             behavior=QgsProcessingParameterFile.Folder, optional=True,
         )
         model.setFlags(model.flags() | model.FlagAdvanced)
@@ -145,7 +145,7 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: ARG002
         defaults = SrOptions()
-        self._add_input_parameters()
+        self._add_input_parameters("Super-resolution model")
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (empty: the whole layer)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             self.SCALE, "Scale factor", QgsProcessingParameterNumber.Double, defaults.scale, minValue=1.0, maxValue=16.0))
@@ -223,7 +223,7 @@ class IceplantAlgorithm(_EngineAlgorithm):
         return IceplantAlgorithm()
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: ARG002
-        self._add_input_parameters()
+        self._add_input_parameters("Iceplant model")
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Iceplant probability"))
 
     def processAlgorithm(

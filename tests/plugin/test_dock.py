@@ -73,6 +73,21 @@ def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_
     assert critical_messages(qgis_iface) == []
 
 
+def test_iceplant_probability_is_added_above_the_result_in_0_1_pseudocolour(iceplant_engine, dock, tmp_path):
+    dock.iceplant_check.setChecked(True)
+
+    outcome = run_to_end(dock)
+
+    assert outcome.succeeded, outcome.error
+    group = QgsProject.instance().layerTreeRoot().findGroup("InfScene sr")
+    probability, sr = [node.layer() for node in group.findLayers()]
+    assert Path(probability.source()) == tmp_path / "sr_iceplant.tif"
+    assert Path(sr.source()) == tmp_path / "sr.tif"
+    renderer = probability.renderer()
+    assert renderer.type() == "singlebandpseudocolor"
+    assert (renderer.classificationMin(), renderer.classificationMax()) == (0.0, 1.0)
+
+
 def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
     dock.set_options(SrOptions(scale=2.0, steps=8, patch=32, overlap=8))
     outcomes: List[RunOutcome] = []
