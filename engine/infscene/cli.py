@@ -11,7 +11,7 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -22,24 +22,12 @@ from .iceplant import cli as iceplant_cli
 from .iceplant.predict import write_iceplant_probability
 from .model import DEFAULT_MODEL_DIR, load_config
 from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, resolve_device, super_resolve
-from .progress import Progress
 from .sampler import DEFAULT_STEPS
+from .console import band_list, emit, progress_reporter
 from . import train
 
 EXIT_ERROR = 1
 EXIT_CANCELLED = 130
-
-
-def emit(event: str, **fields: Any) -> None:
-    """One JSON line on stdout, flushed at once so a reading process sees it now."""
-    print(json.dumps({"event": event, **fields}), flush=True)
-
-
-def _band_list(text: str) -> list[int]:
-    try:
-        return [int(b) for b in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bands must be comma-separated band numbers such as 3,2,1,4, got {text!r}")
 
 
 def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -56,7 +44,7 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     size.add_argument("--target-res", type=float, help="output pixel size in the raster's CRS units (e.g. 0.6 for metres)")
     p.add_argument("--bounds", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"),
                    help="only this extent, in the raster's CRS (default: the whole raster)")
-    p.add_argument("--bands", type=_band_list,
+    p.add_argument("--bands", type=band_list,
                    help="1-based band numbers in R,G,B[,extra] order, e.g. 3,2,1,4 for Planet analytic "
                         "(default: bands tagged red/green/blue, else 1,2,3; other bands are kept and guided)")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="reverse diffusion steps K (more: slower, finer)")
@@ -90,25 +78,6 @@ def sr_options(args: argparse.Namespace) -> SROptions:
     )
 
 
-def _progress_reporter(kind: str, total: int) -> tuple[Optional[Callable[[Progress], None]], Callable[[], None]]:
-    """A callback for the chosen progress display and a function that closes it."""
-    if kind == "json":
-        def report(p: Progress) -> None:
-            emit("progress", done=p.done, total=p.total, fraction=round(p.fraction, 5),
-                 rate=round(p.rate, 4), eta_s=None if p.eta_s is None else round(p.eta_s, 1))
-        return report, lambda: None
-    if kind == "bar":
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, unit="patch-step", file=sys.stderr, dynamic_ncols=True)
-
-        def advance(p: Progress) -> None:
-            bar.update(p.done - bar.n)
-
-        return advance, bar.close
-    return None, lambda: None
-
-
 def _output_band_order(bands: Optional[list[int]]) -> Optional[list[int]]:
     """The R,G,B[,NIR] positions in the output of the input bands chosen with --bands.
 
@@ -135,7 +104,7 @@ def run_sr(args: argparse.Namespace) -> int:
             print(json.dumps(fields, indent=2))
     if args.dry_run:
         return 0
-    callback, close = _progress_reporter(args.progress, plan.total_work)
+    callback, close = progress_reporter(args.progress, plan.total_work)
     try:
         out = super_resolve(args.input, args.output, options, progress=callback)
     finally:

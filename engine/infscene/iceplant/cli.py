@@ -8,13 +8,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..console import band_list, emit, progress_reporter
 from .predict import PATCH_SIZE, STRIDE, patch_layout, write_iceplant_probability
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the `iceplant` subcommand to an argparse subparsers object and return its parser."""
-    from ..cli import _band_list  # imported here: infscene.cli imports this module
-
     p = subparsers.add_parser(
         "iceplant",
         help="write the iceplant probability layer of a raster",
@@ -25,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="input raster with R,G,B[,NIR] 8-bit bands (e.g. NAIP or an SR output)")
     p.add_argument("output", type=Path, help="output GeoTIFF; written only when complete")
     p.add_argument("--model", type=Path, help="folder with nir/rgb .json + .safetensors (default: the shipped models)")
-    p.add_argument("--bands", type=_band_list,
+    p.add_argument("--bands", type=band_list,
                    help="1-based R,G,B[,NIR] band numbers; with NIR the NIR model is used, else the RGB-only one "
                         "(default: bands tagged red/green/blue, else 1,2,3, plus a 4th non-alpha band as NIR)")
     p.add_argument("--patch", type=int, default=PATCH_SIZE, help="patch side S of the Gaussian blending")
@@ -37,12 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run_iceplant(args: argparse.Namespace) -> int:
-    from ..cli import _progress_reporter, emit  # imported here: infscene.cli imports this module
-
     layout = patch_layout(args.input, args.patch, args.stride)
     if args.progress == "json":
         emit("plan", output_width=layout.width, output_height=layout.height, patches=len(layout), total=len(layout))
-    callback, close = _progress_reporter(args.progress, len(layout))
+    callback, close = progress_reporter(args.progress, len(layout))
     try:
         out = write_iceplant_probability(args.input, args.output, model_dir=args.model, bands=args.bands,
                                          progress=callback, patch_size=args.patch, stride=args.stride)

@@ -1,0 +1,40 @@
+"""What every subcommand shares on the console: JSON-lines events, progress display, band lists."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Callable, Optional
+
+from .progress import Progress
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One JSON line on stdout, flushed at once so a reading process sees it now."""
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def band_list(text: str) -> list[int]:
+    try:
+        return [int(b) for b in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bands must be comma-separated band numbers such as 3,2,1,4, got {text!r}")
+
+
+def progress_reporter(kind: str, total: int) -> tuple[Optional[Callable[[Progress], None]], Callable[[], None]]:
+    """A callback for the chosen progress display and a function that closes it."""
+    if kind == "json":
+        def report(p: Progress) -> None:
+            emit("progress", done=p.done, total=p.total, fraction=round(p.fraction, 5),
+                 rate=round(p.rate, 4), eta_s=None if p.eta_s is None else round(p.eta_s, 1))
+        return report, lambda: None
+    if kind == "bar":
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="patch-step", file=sys.stderr, dynamic_ncols=True)
+
+        def advance(p: Progress) -> None:
+            bar.update(p.done - bar.n)
+
+        return advance, bar.close
+    return None, lambda: None
