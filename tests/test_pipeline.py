@@ -141,3 +141,18 @@ def test_plan_counts_patch_steps(naip: Path, tiny_model_dir: Path) -> None:
     assert plan.total_work == len(plan.grid) * 7
     independent = plan_run(naip, _options(tiny_model_dir, mode=FusionMode.INDEPENDENT))
     assert len(independent.grid) == 16 and independent.grid.overlap == 0
+
+
+def test_float_reflectance_input_comes_back_in_its_units(naip: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    reflectance = tmp_path / "reflectance.tif"
+    with rasterio.open(naip) as src:
+        data = src.read().astype("float32") / 255.0
+        profile = {**src.profile, "dtype": "float32", "nodata": None}
+    with rasterio.open(reflectance, "w", **profile) as dst:
+        dst.write(data)
+    out = super_resolve(reflectance, tmp_path / "sr.tif", _options(tiny_model_dir))
+    with rasterio.open(out) as dst:
+        assert dst.dtypes[0] == "float32" and dst.nodata is None
+        sr = dst.read()
+    assert -0.2 < sr.min() and sr.max() < 1.2
+    assert abs(sr.mean() - data.mean()) < 0.05
