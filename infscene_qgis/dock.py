@@ -55,6 +55,7 @@ from .engine_request import (
     SrOptions,
     SrRequest,
     iceplant_path_for,
+    output_rgb_positions,
 )
 from .engine_runner import EngineRunner
 from .engine_task import LOG_TAG, EngineTask, RunOutcome
@@ -443,7 +444,8 @@ class InfSceneDock(QgsDockWidget):
 
     def _add_results(self, request: SrRequest) -> None:
         try:
-            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path)
+            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path,
+                      output_rgb_positions(request.options.bands))
         except LayerLoadError as exc:
             self._report_error(str(exc))
             return

@@ -24,7 +24,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from .engine_events import Event, Plan, Progress, format_bytes, format_duration
+from .engine_events import Event, Plan, Progress, format_bytes
 from .engine_locator import EngineNotFound, find_engine_python
 from .engine_request import (
     DEVICE_LABELS,
@@ -96,8 +96,7 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
             if isinstance(event, Plan):
                 feedback.pushInfo(
                     f"output {event.output_width} x {event.output_height} px, {event.patches} patches x "
-                    f"{event.steps} steps, about {format_bytes(event.output_bytes)}, "
-                    f"estimated {format_duration(event.estimated_s)}"
+                    f"{event.steps} steps, about {format_bytes(event.output_bytes)}"
                 )
             elif isinstance(event, Progress):
                 feedback.setProgress(100.0 * event.fraction)

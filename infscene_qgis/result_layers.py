@@ -33,12 +33,12 @@ def load_raster(path: str, name: Optional[str] = None) -> QgsRasterLayer:
     return layer
 
 
-def rgb_bands(layer: QgsRasterLayer) -> Tuple[int, int, int]:
+def rgb_bands(layer: QgsRasterLayer, chosen: Optional[Tuple[int, int, int]] = None) -> Tuple[int, int, int]:
     """Red, green and blue band numbers of an SR output.
 
     The engine keeps the input's band order and copies each band's colour interpretation and
-    description, so the tags say which band is which (Planet analytic is B,G,R,NIR); untagged
-    outputs are taken as R,G,B in bands 1-3, the engine's own default for untagged inputs.
+    description, so tags say which band is which; without tags, the positions of the bands the
+    user chose (`chosen`), else bands 1-3, the engine's own default for untagged inputs.
     """
     provider = layer.dataProvider()
     found: Dict[str, int] = {}
@@ -50,15 +50,15 @@ def rgb_bands(layer: QgsRasterLayer) -> Tuple[int, int, int]:
                 found[role] = band
     if len(found) == 3 and len(set(found.values())) == 3:
         return found["red"], found["green"], found["blue"]
-    return 1, 2, 3
+    return chosen or (1, 2, 3)
 
 
-def style_rgb(layer: QgsRasterLayer) -> None:
+def style_rgb(layer: QgsRasterLayer, chosen: Optional[Tuple[int, int, int]] = None) -> None:
     """True-colour rendering of an SR output, stretched per band on a cumulative cut so uint16
     Planet data is not rendered black."""
     if layer.bandCount() < 3:
         return
-    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), *rgb_bands(layer))
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), *rgb_bands(layer, chosen))
     layer.setRenderer(renderer)
     layer.setContrastEnhancement(
         QgsContrastEnhancement.StretchToMinimumMaximum,
@@ -79,11 +79,16 @@ def style_probability(layer: QgsRasterLayer) -> None:
     layer.setRenderer(renderer)
 
 
-def add_group(group_name: str, sr_path: str, probability_path: Optional[str] = None) -> List[QgsRasterLayer]:
+def add_group(
+    group_name: str,
+    sr_path: str,
+    probability_path: Optional[str] = None,
+    chosen_rgb: Optional[Tuple[int, int, int]] = None,
+) -> List[QgsRasterLayer]:
     """Add the SR raster (and the probability above it) to a new group at the top of the layer tree."""
     project = QgsProject.instance()
     layers = [load_raster(sr_path)]
-    style_rgb(layers[0])
+    style_rgb(layers[0], chosen_rgb)
     if probability_path:
         probability = load_raster(probability_path, f"{Path(sr_path).stem} iceplant probability")
         style_probability(probability)

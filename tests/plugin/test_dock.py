@@ -73,6 +73,25 @@ def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_
     assert critical_messages(qgis_iface) == []
 
 
+def test_planet_analytic_band_order_is_rendered_as_true_colour(dock, tmp_path):
+    planet = QgsRasterLayer(str(NAIP.with_name("planet_sn7_48.tif")), "planet", "gdal")
+    QgsProject.instance().addMapLayer(planet)
+    dock.layer_combo.setLayer(planet)
+    full = planet.extent()
+    dock.set_extent(QgsRectangle(full.xMinimum(), full.yMaximum() - 24 * planet.rasterUnitsPerPixelY(),
+                                 full.xMinimum() + 24 * planet.rasterUnitsPerPixelX(), full.yMaximum()))
+    dock.bands_edit.setText("3,2,1,4")  # B,G,R,NIR as in Planet analytic products
+    dock.output_widget.setFilePath(str(tmp_path / "planet_sr.tif"))
+
+    outcome = run_to_end(dock)
+
+    assert outcome.succeeded, outcome.error
+    group = QgsProject.instance().layerTreeRoot().findGroup("InfScene planet_sr")
+    [layer] = [node.layer() for node in group.findLayers()]
+    renderer = layer.renderer()
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+
+
 def test_iceplant_probability_is_added_above_the_result_in_0_1_pseudocolour(iceplant_engine, dock, tmp_path):
     dock.iceplant_check.setChecked(True)
 
