@@ -288,8 +288,10 @@ class InfSceneDock(QgsDockWidget):
         if layer is not None and not self.extent().isEmpty():
             self._rubber_band.setToGeometry(QgsGeometry.fromRect(self.extent()), layer.crs())
 
-    def clear_rubber_band(self) -> None:
-        self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
+    def dispose(self) -> None:
+        """Before the plugin unloads: stop a running engine and take the outline off the canvas."""
+        self.cancel()
+        self.canvas.scene().removeItem(self._rubber_band)
 
     def _update_size(self) -> None:
         """Input and output size in pixels of the chosen extent, so a user sees the cost before running."""
@@ -309,8 +311,10 @@ class InfSceneDock(QgsDockWidget):
 
     # ---- engine check -------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
-        """Check the engine once, the first time the panel is shown, so the device is known up front."""
+        """Outline the extent again, and check the engine the first time the panel is shown so the
+        device is known up front."""
         super().showEvent(event)
+        self._show_rubber_band()
         if not self._checked_engine:
             self._checked_engine = True
             self.check_engine()
@@ -378,7 +382,11 @@ class InfSceneDock(QgsDockWidget):
             self._report_error(str(exc))
             return
         self.save_settings()
-        Path(request.output_path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(request.output_path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._report_error(f"cannot create the output folder {Path(request.output_path).parent}: {exc.strerror}")
+            return
         self.status_label.setText("estimating ...")
         self._start(EngineTask("InfScene: estimate", runner, request.arguments(),
                                lambda outcome: self._estimated(outcome, runner, request)))
@@ -469,7 +477,7 @@ class InfSceneDock(QgsDockWidget):
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         self.save_settings()
-        self.clear_rubber_band()
+        self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
         super().closeEvent(event)
 
 

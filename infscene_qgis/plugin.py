@@ -46,7 +46,7 @@ class InfScenePlugin:
             self.iface.removeToolBarIcon(self.action)
             self.action = None
         if self.dock is not None:
-            self.dock.clear_rubber_band()
+            self.dock.dispose()
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None

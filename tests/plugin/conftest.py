@@ -32,8 +32,9 @@ def engine_python() -> str:
     return find_engine_python()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def provider(qgis_processing: None) -> Iterator[InfSceneProvider]:  # noqa: ARG001 - initialises Processing
+    """Registered for one test module only, so the plugin lifecycle test can register its own."""
     registered = InfSceneProvider()
     QgsApplication.processingRegistry().addProvider(registered)
     yield registered
