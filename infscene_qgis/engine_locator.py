@@ -61,7 +61,7 @@ def _is_executable(path: str) -> bool:
 NOT_FOUND_GUIDANCE = (
     "InfScene engine not found. Create an environment for it outside QGIS: "
     "'python3 -m venv ~/infscene-engine' then "
-    "'~/infscene-engine/bin/pip install <InfScene repository>/engine', "
+    "'~/infscene-engine/bin/pip install -e <InfScene repository>/engine', "
     "and set 'Engine Python' in the InfScene panel (or the INFSCENE_PYTHON variable) "
     "to ~/infscene-engine/bin/python. See docs/plugin.md."
 )
