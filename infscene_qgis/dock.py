@@ -15,7 +15,6 @@ from qgis.core import (
     QgsGeometry,
     QgsMapLayerProxyModel,
     QgsMessageLog,
-    QgsProject,
     QgsRasterLayer,
     QgsRectangle,
     QgsTask,
@@ -55,7 +54,6 @@ from .engine_request import (
     SrOptions,
     SrRequest,
     iceplant_path_for,
-    output_rgb_positions,
 )
 from .engine_runner import EngineRunner
 from .engine_task import LOG_TAG, EngineTask, RunOutcome
@@ -452,8 +450,7 @@ class InfSceneDock(QgsDockWidget):
 
     def _add_results(self, request: SrRequest) -> None:
         try:
-            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path,
-                      output_rgb_positions(request.options.bands))
+            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path)
         except LayerLoadError as exc:
             self._report_error(str(exc))
             return

@@ -98,19 +98,6 @@ class IceplantRequest:
         return ["iceplant", self.input_path, self.output_path, *_common_flags(self.bands, self.model_dir)]
 
 
-def output_rgb_positions(bands: str) -> Optional[Tuple[int, int, int]]:
-    """Where red, green and blue end up in the output when the user chose `bands` (None: not chosen).
-
-    The engine's output contract: bands keep the input's order, restricted to the chosen ones, so
-    "3,2,1,4" (Planet analytic B,G,R,NIR) gives an output B,G,R,NIR whose red is band 3.
-    """
-    chosen = [int(b) for b in bands.replace(" ", "").split(",") if b]
-    if len(chosen) < 3:
-        return None
-    rank = {band: position for position, band in enumerate(sorted(chosen), start=1)}
-    return rank[chosen[0]], rank[chosen[1]], rank[chosen[2]]
-
-
 def _common_flags(bands: str, model_dir: Optional[str]) -> List[str]:
     args: List[str] = []
     if bands.strip():

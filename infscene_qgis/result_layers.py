@@ -33,12 +33,11 @@ def load_raster(path: str, name: Optional[str] = None) -> QgsRasterLayer:
     return layer
 
 
-def rgb_bands(layer: QgsRasterLayer, chosen: Optional[Tuple[int, int, int]] = None) -> Tuple[int, int, int]:
-    """Red, green and blue band numbers of an SR output.
+def rgb_bands(layer: QgsRasterLayer) -> Tuple[int, int, int]:
+    """Red, green and blue band numbers of a raster, from its tags (bands 1-3 when untagged).
 
-    The engine keeps the input's band order and copies each band's colour interpretation and
-    description, so tags say which band is which; without tags, the positions of the bands the
-    user chose (`chosen`), else bands 1-3, the engine's own default for untagged inputs.
+    The engine keeps the input's band order and tags the bands it super-resolved as red, green
+    and blue, so its outputs always say which band is which (Planet analytic B,G,R,NIR too).
     """
     provider = layer.dataProvider()
     found: Dict[str, int] = {}
@@ -50,15 +49,15 @@ def rgb_bands(layer: QgsRasterLayer, chosen: Optional[Tuple[int, int, int]] = No
                 found[role] = band
     if len(found) == 3 and len(set(found.values())) == 3:
         return found["red"], found["green"], found["blue"]
-    return chosen or (1, 2, 3)
+    return 1, 2, 3
 
 
-def style_rgb(layer: QgsRasterLayer, chosen: Optional[Tuple[int, int, int]] = None) -> None:
+def style_rgb(layer: QgsRasterLayer) -> None:
     """True-colour rendering of an SR output, stretched per band on a cumulative cut so uint16
     Planet data is not rendered black."""
     if layer.bandCount() < 3:
         return
-    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), *rgb_bands(layer, chosen))
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), *rgb_bands(layer))
     layer.setRenderer(renderer)
     layer.setContrastEnhancement(
         QgsContrastEnhancement.StretchToMinimumMaximum,
@@ -83,12 +82,11 @@ def add_group(
     group_name: str,
     sr_path: str,
     probability_path: Optional[str] = None,
-    chosen_rgb: Optional[Tuple[int, int, int]] = None,
 ) -> List[QgsRasterLayer]:
     """Add the SR raster (and the probability above it) to a new group at the top of the layer tree."""
     project = QgsProject.instance()
     layers = [load_raster(sr_path)]
-    style_rgb(layers[0], chosen_rgb)
+    style_rgb(layers[0])
     if probability_path:
         probability = load_raster(probability_path, f"{Path(sr_path).stem} iceplant probability")
         style_probability(probability)

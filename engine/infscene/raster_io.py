@@ -181,8 +181,13 @@ def output_profile(ds: rasterio.DatasetReader, layout: BandLayout, height: int, 
 
 
 def copy_band_metadata(src: rasterio.DatasetReader, dst: rasterio.io.DatasetWriter, layout: BandLayout) -> None:
-    """Keep each kept band's colour interpretation and description."""
-    dst.colorinterp = [src.colorinterp[b - 1] for b in layout.kept]
+    """Keep each band's description and colour interpretation, tagging the model's bands red, green, blue.
+
+    The tags let GIS renderers (and the QGIS plugin) show the result in true colour whatever the
+    input's band order (Planet analytic B,G,R,NIR) or its lack of tags (NAIP).
+    """
+    roles = dict(zip(layout.visible, VISIBLE))
+    dst.colorinterp = [roles.get(b, src.colorinterp[b - 1]) for b in layout.kept]
     for out_index, band in enumerate(layout.kept, start=1):
         if src.descriptions[band - 1]:
             dst.set_band_description(out_index, src.descriptions[band - 1])
