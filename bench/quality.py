@@ -37,9 +37,9 @@ TRUTHS = {
 }
 
 
-def truth_crops(name: str, crop: int) -> Iterator[tuple[str, np.ndarray]]:
-    """Centre crops (3, crop, crop) of the RGB bands of each truth image."""
-    for path in TRUTHS[name]:
+def truth_crops(name: str, crop: int, max_images: int | None) -> Iterator[tuple[str, np.ndarray]]:
+    """Centre crops (3, crop, crop) of the RGB bands of the first `max_images` truth images."""
+    for path in TRUTHS[name][:max_images]:
         with rasterio.open(path) as ds:
             if min(ds.width, ds.height) < crop:
                 continue
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for scene in args.scenes:
-            for name, full_truth in truth_crops(scene, args.crop):
+            for name, full_truth in truth_crops(scene, args.crop, args.max_images):
                 for scale in args.scales:
                     truth, low = degrade(full_truth, scale)
                     lr_path = Path(tmp) / "lr.tif"
@@ -129,6 +129,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--steps-curve", type=int, nargs="+", help="run each mode at each of these step counts")
     p.add_argument("--crop", type=int, default=256, help="side of the centre crop of each truth image")
+    p.add_argument("--max-images", type=int, help="use only the first N images of each scene")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", type=Path)
     p.add_argument("--no-lr-consistency", action="store_true")
