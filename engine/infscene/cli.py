@@ -20,8 +20,8 @@ from .errors import Cancelled, InfSceneError
 from .fusion import FusionMode
 from .iceplant import cli as iceplant_cli
 from .iceplant.predict import write_iceplant_probability
-from .model import DEFAULT_MODEL_DIR, load_config
-from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, resolve_device, super_resolve
+from .model import DEFAULT_MODEL_DIR, load_config, resolve_device
+from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, super_resolve
 from .sampler import DEFAULT_STEPS
 from .console import band_list, emit, progress_reporter
 from . import train

@@ -183,6 +183,17 @@ def load_config(folder: str | Path) -> ModelConfig:
         raise InfSceneError(f"invalid model config {path}: {exc}") from exc
 
 
+def resolve_device(name: str) -> torch.device:
+    """`auto` (CUDA when torch sees a GPU, else CPU), `cpu` or `cuda`, with a clear message when CUDA is missing."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InfSceneError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise InfSceneError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device(name)
+
+
 def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> SR3UNet:
     """Load a model folder (the bundled default when None) in eval mode on `device`."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR

@@ -24,7 +24,7 @@ from .fusion import FusionMode
 from .grid import PatchGrid
 from .guided import GuidedBands
 from .joint import SamplingJob, sample_canvas
-from .model import DEFAULT_MODEL_DIR, ModelConfig, load_config, load_model
+from .model import DEFAULT_MODEL_DIR, ModelConfig, load_config, load_model, resolve_device
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .raster_io import (
     BandLayout,
@@ -91,16 +91,6 @@ class SRPlan:
     @property
     def canvas_bytes(self) -> int:
         return CANVAS_BANDS * self.grid.height * self.grid.width * 4
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InfSceneError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise InfSceneError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
 
 
 def _patch_geometry(options: SROptions, config: ModelConfig) -> tuple[int, int]:

@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import Cancelled, InfSceneError
-from .model import SR3UNet, ModelConfig, save_model
+from .model import SR3UNet, ModelConfig, resolve_device, save_model
 from .sampler import PatchDenoiser, linear_gammas, respaced_steps
 from .training_data import (
     Batch,
@@ -94,14 +94,6 @@ class TrainResult:
 
 
 RecordCallback = Callable[[dict], None]
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InfSceneError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
-    return torch.device(name)
 
 
 class NoiseLevels:
@@ -302,7 +294,7 @@ class Trainer:
         if options.threads:
             torch.set_num_threads(options.threads)
         self.options, self.config, self.on_record = options, config, on_record
-        self.device = pick_device(options.device)
+        self.device = resolve_device(options.device)
         torch.manual_seed(options.seed)
         images = load_hr_images(options.hr, config, options.crop)
         config.train_pixel_size_m = median_pixel_size(images)
