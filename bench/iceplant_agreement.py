@@ -68,7 +68,7 @@ def bicubic(lr_path: Path, hr_path: Path, out: Path) -> Path:
 def super_resolve(lr_path: Path, out: Path, scale: int, mode: str, model: Path | None, steps: int | None) -> Path:
     cmd = [sys.executable, "-m", "infscene", "sr", str(lr_path), str(out), "--scale", str(scale), "--mode", mode,
            "--progress", "none", *(["--model", str(model)] if model else []), *(["--steps", str(steps)] if steps else [])]
-    subprocess.run(cmd, check=True)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return out
 
 
