@@ -1,8 +1,8 @@
 """Scene-sized float arrays that live in RAM when small and in memory-mapped files when large.
 
 The step loop keeps a few scene-sized maps (the state, the next state, the condition, W and S).
-Above `memmap_above_bytes` they are np.memmap files in a work folder, so a gigapixel output
-needs disk, not RAM; the OS pages in only the patches being processed.
+When together they exceed a threshold (512 MB by default) they are np.memmap files in a work
+folder, so a gigapixel output needs disk, not RAM; the OS pages in only the patches being processed.
 """
 from __future__ import annotations
 
@@ -48,21 +48,26 @@ class Canvas:
 
 
 class CanvasFactory:
-    """Makes canvases in RAM or on disk depending on their size, and owns the on-disk folder."""
+    """Makes a run's canvases, all in RAM or all memory-mapped in one folder that it owns.
 
-    def __init__(self, folder: Optional[Path], memmap_above_bytes: int) -> None:
+    The choice is made once per run from the total size of its canvases, so host memory stays
+    below the threshold whatever the scene size.
+    """
+
+    def __init__(self, folder: Optional[Path]) -> None:
         self.folder = folder
-        self.memmap_above_bytes = memmap_above_bytes
         self._count = 0
 
     def __call__(self, channels: int, height: int, width: int) -> Canvas:
         self._count += 1
-        on_disk = channels * height * width * 4 > self.memmap_above_bytes
-        return Canvas(channels, height, width, self.folder if on_disk else None, f"canvas{self._count}")
+        return Canvas(channels, height, width, self.folder, f"canvas{self._count}")
 
 
 @contextmanager
-def canvas_factory(work_dir: Optional[Path] = None, memmap_above_bytes: int = DEFAULT_MEMMAP_ABOVE_BYTES) -> Iterator[CanvasFactory]:
-    """A factory whose memory-mapped files are deleted when the block ends, however it ends."""
+def canvas_factory(on_disk: bool, work_dir: Optional[Path] = None) -> Iterator[CanvasFactory]:
+    """A factory for in-RAM canvases, or for memory-mapped ones deleted when the block ends, however it ends."""
+    if not on_disk:
+        yield CanvasFactory(None)
+        return
     with tempfile.TemporaryDirectory(prefix="infscene-", dir=work_dir) as folder:
-        yield CanvasFactory(Path(folder), memmap_above_bytes)
+        yield CanvasFactory(Path(folder))

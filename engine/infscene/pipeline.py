@@ -212,7 +212,8 @@ def super_resolve(
         raise InfSceneError(f"the model expects {config.channels} bands; this engine drives RGB models")
     with open_raster(input_path) as ds:
         plan = make_plan(ds, options, config)
-        disk_for_canvases = plan.canvas_bytes if plan.canvas_bytes > options.memmap_above_bytes and options.work_dir is None else 0
+        canvases_on_disk = plan.canvas_bytes > options.memmap_above_bytes
+        disk_for_canvases = plan.canvas_bytes if canvases_on_disk and options.work_dir is None else 0
         out = check_output_path(output_path, plan.output_bytes + disk_for_canvases)
         tracker = ProgressTracker(plan.total_work, progress, is_cancelled)
         tracker.check_cancel()
@@ -225,7 +226,7 @@ def super_resolve(
         denoiser = PatchDenoiser(model, scale, options.lr_consistency)
 
         work_dir = options.work_dir or out.parent
-        with canvas_factory(work_dir, options.memmap_above_bytes) as make_canvas, atomic_output(out) as tmp:
+        with canvas_factory(canvases_on_disk, work_dir) as make_canvas, atomic_output(out) as tmp:
             cond = make_canvas(3, plan.grid.height, plan.grid.width)
             _condition_canvas(model_values[:3], plan, cond)
             job = SamplingJob(cond, plan.grid, denoiser, respaced_steps(options.steps), options.seed,
