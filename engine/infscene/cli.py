@@ -78,18 +78,6 @@ def sr_options(args: argparse.Namespace) -> SROptions:
     )
 
 
-def _output_band_order(bands: Optional[list[int]]) -> Optional[list[int]]:
-    """The R,G,B[,NIR] positions in the output of the input bands chosen with --bands.
-
-    The output keeps the input's band order, restricted to the chosen bands (plus alpha, which
-    comes after no chosen band here because --bands never names it).
-    """
-    if bands is None:
-        return None
-    ranks = {band: rank for rank, band in enumerate(sorted(bands), start=1)}
-    return [ranks[b] for b in bands]
-
-
 def run_sr(args: argparse.Namespace) -> int:
     options = sr_options(args)
     plan = plan_run(args.input, options)
@@ -111,7 +99,8 @@ def run_sr(args: argparse.Namespace) -> int:
         close()
     outputs = [str(out)]
     if args.iceplant:
-        outputs.append(str(write_iceplant_probability(out, args.iceplant, bands=_output_band_order(args.bands))))
+        # the output tags its red, green and blue bands, so the iceplant step finds them (and NIR) itself
+        outputs.append(str(write_iceplant_probability(out, args.iceplant)))
     if args.preview:
         from .preview import write_side_by_side
 
