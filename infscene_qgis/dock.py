@@ -48,6 +48,7 @@ from .engine_request import (
     DEVICE_LABELS,
     DEVICES,
     MODE_LABELS,
+    MAX_STEPS,
     MODES,
     OVERLAP_AUTO,
     PATCH_AUTO,
@@ -160,7 +161,7 @@ class InfSceneDock(QgsDockWidget):
         self.target_res_spin.setSpecialValueText("use scale factor")
         self.target_res_spin.setToolTip("Output pixel size in the layer's units; overrides the scale factor")
         form.addRow("Target pixel size", self.target_res_spin)
-        self.steps_spin = _int_spin(1, 1000)
+        self.steps_spin = _int_spin(1, MAX_STEPS)
         form.addRow("Diffusion steps", self.steps_spin)
         self.patch_spin = _int_spin(PATCH_AUTO, 4096)
         self.patch_spin.setSpecialValueText("model's training size")

@@ -19,6 +19,8 @@ DEVICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
 DEVICE_LABELS: Tuple[str, ...] = ("Auto (GPU if available)", "CPU", "CUDA GPU")
 
 Bounds = Tuple[float, float, float, float]
+# The paper's full chain (T = 2000): the most reverse steps the engine accepts.
+MAX_STEPS = 2000
 PATCH_AUTO = 0
 OVERLAP_AUTO = -1
 

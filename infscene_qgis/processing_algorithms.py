@@ -33,6 +33,7 @@ from .engine_request import (
     MODES,
     OVERLAP_AUTO,
     PATCH_AUTO,
+    MAX_STEPS,
     IceplantRequest,
     SrOptions,
     SrRequest,
@@ -152,7 +153,7 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             self.TARGET_RES, "Target pixel size in layer units (0: use the scale factor)",
             QgsProcessingParameterNumber.Double, defaults.target_res, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.STEPS, "Diffusion steps", QgsProcessingParameterNumber.Integer, defaults.steps, minValue=1, maxValue=1000))
+            self.STEPS, "Diffusion steps", QgsProcessingParameterNumber.Integer, defaults.steps, minValue=1, maxValue=MAX_STEPS))
         self.addParameter(QgsProcessingParameterNumber(
             self.PATCH, "Patch size in output pixels (0: the model's training size)",
             QgsProcessingParameterNumber.Integer, defaults.patch, minValue=PATCH_AUTO, maxValue=4096))

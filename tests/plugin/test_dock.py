@@ -11,7 +11,7 @@ from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRecta
 from qgis.PyQt.QtCore import QCoreApplication
 
 from infscene_qgis.dock import InfSceneDock
-from infscene_qgis.engine_request import SrOptions
+from infscene_qgis.engine_request import MAX_STEPS, SrOptions
 from infscene_qgis.engine_task import RunOutcome
 from plugin_helpers import NAIP, NAIP_WINDOW, leftovers
 
@@ -108,7 +108,8 @@ def test_iceplant_probability_is_added_above_the_result_in_0_1_pseudocolour(icep
 
 
 def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
-    dock.set_options(SrOptions(scale=2.0, steps=8, patch=32, overlap=8))
+    # the longest chain, so the run cannot finish before the cancel reaches it on a fast machine
+    dock.set_options(SrOptions(scale=2.0, steps=MAX_STEPS, patch=32, overlap=8))
     outcomes: List[RunOutcome] = []
     dock.runFinished.connect(outcomes.append)
     layers_before = len(QgsProject.instance().mapLayers())

@@ -9,6 +9,7 @@ from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsRasterLayer
 
 import processing
+from infscene_qgis.engine_request import MAX_STEPS
 from plugin_helpers import NAIP, NAIP_WINDOW, TINY_RUN, RecordingFeedback, extent_parameter, leftovers
 
 pytestmark = pytest.mark.usefixtures("provider")
@@ -45,7 +46,8 @@ def test_target_pixel_size_overrides_the_scale(naip_layer, tiny_model_dir, tmp_p
 def test_cancel_stops_the_engine_and_leaves_no_file(naip_layer, tiny_model_dir, tmp_path):
     feedback = RecordingFeedback(cancel_after_progress=True)
     with pytest.raises(QgsProcessingException, match="cancelled"):
-        run_sr(naip_layer, tmp_path / "sr.tif", tiny_model_dir, feedback, STEPS=8)
+        # the longest chain, so the run cannot finish before the cancel reaches it on a fast machine
+        run_sr(naip_layer, tmp_path / "sr.tif", tiny_model_dir, feedback, STEPS=MAX_STEPS)
 
     assert 0 < feedback.values[-1] < 100
     assert leftovers(tmp_path) == []
