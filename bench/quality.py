@@ -27,7 +27,7 @@ from skimage.metrics import structural_similarity
 from infscene.fusion import FusionMode
 from infscene.grid import axis_starts
 from infscene.metrics import high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
-from infscene.model import DEFAULT_MODEL_DIR, load_config
+from infscene.model import load_config
 from infscene.pipeline import SROptions, super_resolve
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -86,7 +86,7 @@ def measure(truth: np.ndarray, low: np.ndarray, output: np.ndarray, scale: float
 
 
 def run(args: argparse.Namespace) -> list[dict]:
-    config = load_config(args.model or DEFAULT_MODEL_DIR)
+    config = load_config(args.model)
     patch = config.patch_size
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -173,8 +173,10 @@ def save_model(model: SR3UNet, folder: str | Path) -> Path:
     return out
 
 
-def load_config(folder: str | Path) -> ModelConfig:
-    path = Path(folder) / CONFIG_FILE
+def load_config(folder: str | Path | None = None) -> ModelConfig:
+    """The config of a model folder (the bundled default when None)."""
+    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
+    path = folder / CONFIG_FILE
     if not path.is_file():
         raise InfSceneError(f"not a model folder (no {CONFIG_FILE}): {folder}")
     try:

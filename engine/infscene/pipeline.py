@@ -24,7 +24,7 @@ from .fusion import FusionMode
 from .grid import PatchGrid
 from .guided import GuidedBands
 from .joint import SamplingJob, sample_canvas
-from .model import DEFAULT_MODEL_DIR, ModelConfig, load_config, load_model, resolve_device
+from .model import ModelConfig, load_config, load_model, resolve_device
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .raster_io import (
     BandLayout,
@@ -119,7 +119,7 @@ def make_plan(ds: rasterio.DatasetReader, options: SROptions, config: ModelConfi
 
 
 def plan_run(input_path: str | Path, options: SROptions) -> SRPlan:
-    config = load_config(options.model_dir or DEFAULT_MODEL_DIR)
+    config = load_config(options.model_dir)
     with open_raster(input_path) as ds:
         return make_plan(ds, options, config)
 
@@ -207,7 +207,7 @@ def super_resolve(
     Raises InfSceneError (one-line message) for bad input and Cancelled when `is_cancelled()`
     turns true; in both cases nothing is left at `output_path`.
     """
-    config = load_config(options.model_dir or DEFAULT_MODEL_DIR)
+    config = load_config(options.model_dir)
     if config.channels != 3:
         raise InfSceneError(f"the model expects {config.channels} bands; this engine drives RGB models")
     with open_raster(input_path) as ds:
