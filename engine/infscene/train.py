@@ -65,6 +65,7 @@ class TrainOptions:
     lr: float = 1e-4
     weight_decay: float = 1e-2
     warmup: int = 200
+    decay_start: Optional[int] = None
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     blur_sigma: float = 0.5
@@ -143,8 +144,17 @@ class EMA:
 
 
 def learning_rate(options: TrainOptions, step: int) -> float:
-    """Linear warm-up to the constant rate of the paper."""
-    return options.lr * min(1.0, (step + 1) / max(1, options.warmup))
+    """Linear warm-up to the paper's constant rate, then optionally a cosine decay to zero at --steps.
+
+    The decay starts at a step of its own (not at the warm-up's end) so that a run can be resumed
+    with more steps and a decay added then, without rewriting the rate of the steps already done.
+    """
+    rate = options.lr * min(1.0, (step + 1) / max(1, options.warmup))
+    start = options.decay_start
+    if start is None or step < start:
+        return rate
+    progress = min(1.0, (step - start) / max(1, options.steps - start))
+    return rate * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 # --- checkpoints -------------------------------------------------------------------------
@@ -419,6 +429,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=defaults.lr, help="AdamW learning rate (default %(default)s)")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay (default %(default)s)")
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="linear warm-up steps (default %(default)s)")
+    parser.add_argument("--decay-start", type=int, help="step from which the rate falls along a cosine to zero at --steps (default: constant rate)")
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay, help="EMA decay (default %(default)s)")
     parser.add_argument("--blur-sigma", type=float, default=defaults.blur_sigma, help="max Gaussian blur of the LR, in LR pixels (default %(default)s)")
     parser.add_argument("--noise-std", type=float, default=defaults.noise_std, help="max LR noise std in 0-255 units (default %(default)s)")
@@ -442,7 +453,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     """The `infscene train` handler: returns the exit code; InfSceneError is left to the CLI's reporting."""
     options = TrainOptions(
         hr=list(args.hr), val=args.val, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
-        lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, ema_decay=args.ema_decay,
+        lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, decay_start=args.decay_start, ema_decay=args.ema_decay,
         blur_sigma=args.blur_sigma, noise_std=args.noise_std, checkpoint_every=args.checkpoint_every,
         log_every=args.log_every, preview_steps=args.preview_steps, checkpoint_dir=args.checkpoint_dir,
         resume=args.resume, device=args.device, threads=args.threads, seed=args.seed,
