@@ -10,6 +10,9 @@ from typing import Iterable
 
 import cv2
 import numpy as np
+import torch
+
+from .sampler import low_frequencies
 
 
 def rmse(output: np.ndarray, truth: np.ndarray) -> float:
@@ -33,15 +36,13 @@ def seam_score(image: np.ndarray, borders: Iterable[int], axis: int) -> float:
 
 
 def high_frequencies(image: np.ndarray, scale: float) -> np.ndarray:
-    """What an area-downsampling by `scale` and bicubic upsampling removes."""
-    bands, h, w = image.shape
-    out = np.empty((bands, h, w), dtype=np.float64)
-    small_size = (max(1, round(w / scale)), max(1, round(h / scale)))
-    for b in range(bands):
-        band = image[b].astype(np.float32)
-        low = cv2.resize(cv2.resize(band, small_size, interpolation=cv2.INTER_AREA), (w, h), interpolation=cv2.INTER_CUBIC)
-        out[b] = band - low
-    return out
+    """What the low-resolution sensor cannot see: the image minus the sampler's low_frequencies.
+
+    The same operator the sampler's LR-consistency uses, so the ratio measures exactly the part of
+    the output the model is free to invent.
+    """
+    pixels = torch.from_numpy(np.array(image, dtype=np.float64))[None]
+    return (pixels - low_frequencies(pixels, scale))[0].numpy()
 
 
 def high_frequency_ratio(output: np.ndarray, truth: np.ndarray, scale: float) -> float:
