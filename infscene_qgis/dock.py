@@ -15,6 +15,7 @@ from qgis.core import (
     QgsGeometry,
     QgsMapLayerProxyModel,
     QgsMessageLog,
+    QgsProject,
     QgsRasterLayer,
     QgsRectangle,
     QgsTask,
@@ -79,6 +80,7 @@ class InfSceneDock(QgsDockWidget):
         self.iface = iface
         self.canvas = iface.mapCanvas()
         self._task: Optional[EngineTask] = None
+        self._input_layer_id = ""  # the run's input layer, whose stretch its result is drawn with
         self._check_task: Optional[QgsTask] = None
         self._checked_engine = False
         self._rubber_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
@@ -381,6 +383,7 @@ class InfSceneDock(QgsDockWidget):
             self._report_error(str(exc))
             return
         self.save_settings()
+        self._input_layer_id = self.layer().id() if self.layer() is not None else ""
         try:
             Path(request.output_path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -451,7 +454,8 @@ class InfSceneDock(QgsDockWidget):
 
     def _add_results(self, request: SrRequest) -> None:
         try:
-            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path)
+            input_layer = QgsProject.instance().mapLayer(self._input_layer_id)
+            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path, input_layer)
         except LayerLoadError as exc:
             self._report_error(str(exc))
             return

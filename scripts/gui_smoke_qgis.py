@@ -9,8 +9,10 @@ import os
 import time
 from pathlib import Path
 
-from qgis.core import QgsRectangle
-from qgis.PyQt.QtCore import Qt, QTimer
+import numpy as np
+from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings, QgsProject, QgsRectangle
+from qgis.PyQt.QtCore import QSize, Qt, QTimer
+from qgis.PyQt.QtGui import QImage
 from qgis.utils import iface, plugins
 
 OUT = Path(os.environ["INFSCENE_SMOKE_DIR"])
@@ -18,6 +20,7 @@ INPUT = os.environ["INFSCENE_SMOKE_INPUT"]
 MODEL = os.environ.get("INFSCENE_SMOKE_MODEL", "")
 STARTED = time.monotonic()
 PLUGIN_WAIT_S = 60.0
+COLOUR_TOLERANCE = 2.0  # 8-bit levels of mean drawn colour; the input's own stretch gives ~0, a stretch of its own ~15
 
 
 def report(status: str, **details: object) -> None:
@@ -52,13 +55,45 @@ def start() -> None:
     dock.run()
 
 
+def mean_colour(layer: object, extent: QgsRectangle) -> list:
+    """Mean R, G, B of `layer` drawn alone over `extent` by the desktop's own renderer."""
+    settings = QgsMapSettings()
+    settings.setLayers([layer])
+    settings.setDestinationCrs(layer.crs())
+    settings.setExtent(extent)
+    settings.setOutputSize(QSize(128, 256))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage().convertToFormat(QImage.Format_RGB888)
+    pixels = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8)
+    rows = pixels.reshape(image.height(), image.bytesPerLine())[:, : image.width() * 3]
+    return [round(float(v), 1) for v in rows.reshape(image.height(), image.width(), 3).mean(axis=(0, 1))]
+
+
+def colours(outcome: object) -> dict:
+    """The drawn extent as the input layer and as the result layer show it: alike when the stretch is shared."""
+    if not outcome.succeeded:
+        return {}
+    by_name = {layer.name(): layer for layer in QgsProject.instance().mapLayers().values()}
+    extent = plugins["infscene_qgis"].dock.extent()
+    return {"input_mean_rgb": mean_colour(by_name["input (5 m)"], extent),
+            "result_mean_rgb": mean_colour(by_name["smoke_sr"], extent)}
+
+
+def report_outcome(outcome: object) -> None:
+    drawn = colours(outcome)
+    error = outcome.error
+    if drawn and max(abs(a - b) for a, b in zip(drawn["input_mean_rgb"], drawn["result_mean_rgb"])) > COLOUR_TOLERANCE:
+        error = "the result is drawn in other colours than the input layer"
+    report("done" if outcome.succeeded and error is None else "failed", error=error, outputs=outcome.outputs,
+           progress=None if outcome.progress is None else outcome.progress.fraction, **drawn)
+
+
 def finished(outcome: object) -> None:
     iface.mapCanvas().refreshAllLayers()
     # Give the canvas time to draw the new layers before the screenshot.
-    QTimer.singleShot(4000, lambda: report(
-        "done" if outcome.succeeded else "failed", error=outcome.error, outputs=outcome.outputs,
-        progress=None if outcome.progress is None else outcome.progress.fraction,
-    ))
+    QTimer.singleShot(4000, lambda: report_outcome(outcome))
 
 
 QTimer.singleShot(1000, start)

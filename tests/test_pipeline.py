@@ -81,6 +81,14 @@ def test_nodata_in_nodata_out(naip: Path, tiny_model_dir: Path, tmp_path: Path) 
     assert np.all(sr[:, ~hole] != 0)  # no valid pixel turns into nodata
 
 
+def test_a_band_subset_keeps_input_order_and_records_each_source_band(naip: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = super_resolve(naip, tmp_path / "sr.tif", _options(tiny_model_dir, scale=2, bands=[3, 2, 4]))
+    with rasterio.open(out) as dst:
+        assert dst.count == 3
+        assert [dst.tags(b)["SOURCE_BAND"] for b in (1, 2, 3)] == ["2", "3", "4"]
+        assert dst.colorinterp == (ColorInterp.green, ColorInterp.red, ColorInterp.blue)
+
+
 def test_alpha_band_is_kept_and_transparent_pixels_stay_transparent(rapideye_rgba: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     out = super_resolve(rapideye_rgba, tmp_path / "sr.tif", _options(tiny_model_dir, scale=2))
     with rasterio.open(rapideye_rgba) as src, rasterio.open(out) as dst:

@@ -25,6 +25,7 @@ from .errors import InfSceneError
 
 VISIBLE = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 VISIBLE_NAMES = ("red", "green", "blue")
+SOURCE_BAND_TAG = "SOURCE_BAND"  # per output band: the 1-based input band it was made from
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
@@ -184,10 +185,13 @@ def copy_band_metadata(src: rasterio.DatasetReader, dst: rasterio.io.DatasetWrit
     """Keep each band's description and colour interpretation, tagging the model's bands red, green, blue.
 
     The tags let GIS renderers (and the QGIS plugin) show the result in true colour whatever the
-    input's band order (Planet analytic B,G,R,NIR) or its lack of tags (NAIP).
+    input's band order (Planet analytic B,G,R,NIR) or its lack of tags (NAIP). Each band also
+    records the input band it came from (SOURCE_BAND), so a viewer can draw it with that band's
+    stretch even when --bands dropped some.
     """
     roles = dict(zip(layout.visible, VISIBLE))
     dst.colorinterp = [roles.get(b, src.colorinterp[b - 1]) for b in layout.kept]
     for out_index, band in enumerate(layout.kept, start=1):
+        dst.update_tags(out_index, **{SOURCE_BAND_TAG: str(band)})
         if src.descriptions[band - 1]:
             dst.set_band_description(out_index, src.descriptions[band - 1])

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, Dict, List, Tuple
 
 import pytest
-from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRasterMinMaxOrigin, QgsRectangle
 from qgis.PyQt.QtCore import QCoreApplication
 
 from infscene_qgis.dock import InfSceneDock
@@ -53,6 +53,21 @@ def critical_messages(qgis_iface) -> List[str]:
     return qgis_iface.messageBar().get_messages(Qgis.Critical)
 
 
+def result_layer(group_name: str) -> QgsRasterLayer:
+    group = QgsProject.instance().layerTreeRoot().findGroup(group_name)
+    assert group is not None
+    [layer] = [node.layer() for node in group.findLayers()]
+    return layer
+
+
+def stretches(layer: QgsRasterLayer) -> Dict[str, Tuple[int, float, float]]:
+    """Per colour role: (band, min, max) the layer is drawn with."""
+    r = layer.renderer()
+    roles = {"red": (r.redBand(), r.redContrastEnhancement()), "green": (r.greenBand(), r.greenContrastEnhancement()),
+             "blue": (r.blueBand(), r.blueContrastEnhancement())}
+    return {role: (band, ce.minimumValue(), ce.maximumValue()) for role, (band, ce) in roles.items()}
+
+
 def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_path):
     assert dock.size_label.text() == "24 x 24 input px -> 48 x 48 output px"
 
@@ -90,6 +105,46 @@ def test_planet_analytic_band_order_is_rendered_as_true_colour(dock, tmp_path):
     [layer] = [node.layer() for node in group.findLayers()]
     renderer = layer.renderer()
     assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+
+
+def test_the_result_is_drawn_with_the_input_layers_stretch_fixed(dock, naip_layer, tmp_path):
+    naip_layer.renderer().redContrastEnhancement().setMaximumValue(123.0)  # as a user's own stretch
+    drawn = stretches(naip_layer)
+
+    outcome = run_to_end(dock)
+
+    assert outcome.succeeded, outcome.error
+    layer = result_layer("InfScene sr")
+    assert stretches(layer) == drawn and drawn["red"][2] == 123.0
+    assert layer.renderer().minMaxOrigin().limits() == QgsRasterMinMaxOrigin.None_
+
+
+def test_a_reordered_result_takes_each_source_bands_stretch(dock, tmp_path):
+    planet = QgsRasterLayer(str(NAIP.with_name("planet_sn7_48.tif")), "planet", "gdal")
+    QgsProject.instance().addMapLayer(planet)
+    dock.layer_combo.setLayer(planet)
+    full = planet.extent()
+    dock.set_extent(QgsRectangle(full.xMinimum(), full.yMaximum() - 24 * planet.rasterUnitsPerPixelY(),
+                                 full.xMinimum() + 24 * planet.rasterUnitsPerPixelX(), full.yMaximum()))
+    dock.bands_edit.setText("3,2,1")  # B,G,R drawn by QGIS as bands 1,2,3; NIR left out
+    dock.output_widget.setFilePath(str(tmp_path / "planet_sr.tif"))
+    drawn = {band: (low, high) for band, low, high in stretches(planet).values()}
+
+    outcome = run_to_end(dock)
+
+    assert outcome.succeeded, outcome.error
+    result = stretches(result_layer("InfScene planet_sr"))
+    assert {role: band for role, (band, _, _) in result.items()} == {"red": 3, "green": 2, "blue": 1}
+    assert {band: (low, high) for band, low, high in result.values()} == drawn
+
+
+def test_without_its_input_layer_the_result_gets_its_own_stretch(dock, naip_layer, tmp_path):
+    dock.run()
+    QgsProject.instance().removeMapLayer(naip_layer.id())
+    wait_until(lambda: dock._task is None and QgsApplication.taskManager().count() == 0)
+
+    layer = result_layer("InfScene sr")
+    assert layer.renderer().minMaxOrigin().limits() == QgsRasterMinMaxOrigin.CumulativeCut
 
 
 def test_iceplant_probability_is_added_above_the_result_in_0_1_pseudocolour(iceplant_engine, dock, tmp_path):
