@@ -6,13 +6,15 @@ one-line messages are raised as QgsProcessingException unchanged.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from qgis.core import (
+    QgsMapLayer,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -20,6 +22,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProject,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtGui import QIcon
@@ -41,8 +44,42 @@ from .engine_request import (
 from .engine_runner import EngineCancelled, EngineError, EngineRunner
 from .layer_input import InputError, raster_file_path, rectangle_bounds
 from .icons import icon
+from .result_layers import style_probability, style_rgb
 
 Parameters = Dict[str, Any]
+
+
+class _OutputStyler(QgsProcessingLayerPostProcessorInterface):
+    """Styles an output as the panel does when Processing loads it into the project (main thread).
+
+    Processing keeps only a pointer to a post-processor, so each one is held in _PENDING until it
+    has run.
+    """
+
+    def __init__(self, style: Callable[[QgsRasterLayer], None]) -> None:
+        super().__init__()
+        self.style = style
+
+    def postProcessLayer(self, layer: QgsMapLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback) -> None:  # noqa: N802, ARG002
+        if isinstance(layer, QgsRasterLayer):
+            self.style(layer)
+        _PENDING.discard(self)
+
+
+_PENDING: set = set()
+
+
+def style_on_load(context: QgsProcessingContext, output: Optional[str], style: Callable[[QgsRasterLayer], None]) -> None:
+    """Have `style` applied to `output` if this run loads it into the project (toolbox, models)."""
+    if output and context.willLoadLayerOnCompletion(output):
+        styler = _OutputStyler(style)
+        _PENDING.add(styler)
+        context.layerToLoadOnCompletionDetails(output).setPostProcessor(styler)
+
+
+def input_stretch_styler(input_layer_id: str) -> Callable[[QgsRasterLayer], None]:
+    """style_rgb with the stretch of the input layer, looked up when the result is loaded."""
+    return lambda layer: style_rgb(layer, QgsProject.instance().mapLayer(input_layer_id))
 
 
 class _EngineAlgorithm(QgsProcessingAlgorithm):
@@ -199,6 +236,8 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             model_dir=self._model(parameters, context),
         )
         self._run_engine(request.arguments(), feedback)
+        style_on_load(context, output, input_stretch_styler(layer.id()))
+        style_on_load(context, iceplant, style_probability)
         return {self.OUTPUT: output, self.ICEPLANT: iceplant}
 
 
@@ -238,4 +277,5 @@ class IceplantAlgorithm(_EngineAlgorithm):
             model_dir=self._model(parameters, context),
         )
         self._run_engine(request.arguments(), feedback)
+        style_on_load(context, output, style_probability)
         return {self.OUTPUT: output}

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import Dict, List, Tuple
 
 from qgis.core import QgsProcessingFeedback, QgsRasterLayer, QgsRectangle
 
@@ -36,3 +36,11 @@ def extent_parameter(rect: QgsRectangle, layer: QgsRasterLayer) -> str:
 def leftovers(folder: Path) -> List[str]:
     """Any file in `folder`: after a cancel or a failure there must be none (no output, no temp)."""
     return sorted(p.name for p in folder.iterdir())
+
+
+def stretches(layer: QgsRasterLayer) -> Dict[str, Tuple[int, float, float]]:
+    """Per colour role of a multiband renderer: (band, min, max) the layer is drawn with."""
+    r = layer.renderer()
+    roles = {"red": (r.redBand(), r.redContrastEnhancement()), "green": (r.greenBand(), r.greenContrastEnhancement()),
+             "blue": (r.blueBand(), r.blueContrastEnhancement())}
+    return {role: (band, ce.minimumValue(), ce.maximumValue()) for role, (band, ce) in roles.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, List
 
 import pytest
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRasterMinMaxOrigin, QgsRectangle
@@ -13,7 +13,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from infscene_qgis.dock import InfSceneDock
 from infscene_qgis.engine_request import MAX_STEPS, SrOptions
 from infscene_qgis.engine_task import RunOutcome
-from plugin_helpers import NAIP, NAIP_WINDOW, leftovers
+from plugin_helpers import NAIP, NAIP_WINDOW, leftovers, stretches
 
 TIMEOUT_S = 180.0
 
@@ -58,14 +58,6 @@ def result_layer(group_name: str) -> QgsRasterLayer:
     assert group is not None
     [layer] = [node.layer() for node in group.findLayers()]
     return layer
-
-
-def stretches(layer: QgsRasterLayer) -> Dict[str, Tuple[int, float, float]]:
-    """Per colour role: (band, min, max) the layer is drawn with."""
-    r = layer.renderer()
-    roles = {"red": (r.redBand(), r.redContrastEnhancement()), "green": (r.greenBand(), r.greenContrastEnhancement()),
-             "blue": (r.blueBand(), r.blueContrastEnhancement())}
-    return {role: (band, ce.minimumValue(), ce.maximumValue()) for role, (band, ce) in roles.items()}
 
 
 def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_path):

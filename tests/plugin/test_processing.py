@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProcessingException, QgsRasterLayer
+from qgis.core import QgsProcessingException, QgsProject, QgsRasterLayer, QgsRasterMinMaxOrigin
 
 import processing
 from infscene_qgis.engine_request import MAX_STEPS
-from plugin_helpers import NAIP, NAIP_WINDOW, TINY_RUN, RecordingFeedback, extent_parameter, leftovers
+from plugin_helpers import NAIP, NAIP_WINDOW, TINY_RUN, RecordingFeedback, extent_parameter, leftovers, stretches
 
 pytestmark = pytest.mark.usefixtures("provider")
 
@@ -118,6 +118,26 @@ def test_superresolve_with_iceplant_probability(iceplant_engine, naip_layer, tin
     probability = gdal.Open(result["ICEPLANT"])
     assert probability.RasterCount == 1
     assert probability.GetSpatialRef().GetAuthorityCode(None) == "26914"
+
+
+def loaded_layer(path: Path) -> QgsRasterLayer:
+    [layer] = [lyr for lyr in QgsProject.instance().mapLayers().values() if Path(lyr.source()) == path]
+    return layer
+
+
+def test_results_loaded_from_the_toolbox_are_styled_as_the_panel_styles_them(iceplant_engine, naip_layer, tiny_model_dir, tmp_path):
+    drawn = stretches(naip_layer)
+    parameters = {"INPUT": naip_layer, "EXTENT": extent_parameter(NAIP_WINDOW, naip_layer), "MODEL": str(tiny_model_dir),
+                  "OUTPUT": str(tmp_path / "sr.tif"), "ICEPLANT": str(tmp_path / "iceplant.tif"), **TINY_RUN}
+
+    processing.runAndLoadResults("infscene:superresolve", parameters)
+
+    sr = loaded_layer(tmp_path / "sr.tif")
+    assert stretches(sr) == drawn
+    assert sr.renderer().minMaxOrigin().limits() == QgsRasterMinMaxOrigin.None_
+    probability = loaded_layer(tmp_path / "iceplant.tif").renderer()
+    assert probability.type() == "singlebandpseudocolor"
+    assert (probability.classificationMin(), probability.classificationMax()) == (0.0, 1.0)
 
 
 def test_iceplant_probability_on_the_input_grid(iceplant_engine, naip_layer, tmp_path):
