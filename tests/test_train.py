@@ -164,6 +164,26 @@ def test_an_interrupt_leaves_a_checkpoint_to_resume_from(tmp_path: Path) -> None
     assert train(replace(options(tmp_path, steps=4, resume=True), checkpoint_every=100), tiny_config()).step == 4
 
 
+def test_a_time_limit_stops_with_a_checkpoint_and_a_model_and_resume_goes_on(tmp_path: Path) -> None:
+    limited = replace(options(tmp_path, steps=50), checkpoint_every=100, time_limit_min=1e-6)
+    first = train(limited, tiny_config())
+    assert first.step == 1
+    assert [p.name for p in complete_checkpoints(tmp_path / "checkpoints")] == ["step-0000001"]
+    assert load_model(tmp_path).config.trained and first.val_loss is not None
+    assert train(replace(limited, resume=True), tiny_config()).step == 2
+
+
+def test_init_starts_from_a_models_weights(tmp_path: Path) -> None:
+    train(options(tmp_path / "base", steps=2), tiny_config())
+    frozen = dict(lr=0.0, checkpoint_every=100)  # no update: the result must be the starting weights
+    tuned = train(replace(options(tmp_path / "tuned", steps=1), init=str(tmp_path / "base"), **frozen), tiny_config())
+    fresh = train(replace(options(tmp_path / "fresh", steps=1), **frozen), tiny_config())
+    base, tuned_model, fresh_model = (load_model(tmp_path / name) for name in ("base", "tuned", "fresh"))
+    assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), tuned_model.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), fresh_model.state_dict().values()))
+    assert tuned.step == 1 and "from the weights of base" in tuned_model.config.notes
+
+
 def test_the_train_subcommand_parses_into_a_handler(tmp_path: Path) -> None:
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
@@ -174,3 +194,10 @@ def test_the_train_subcommand_parses_into_a_handler(tmp_path: Path) -> None:
     assert args.func(args) == 0
     model = load_model(tmp_path)
     assert model.config.base_channels == 8 and model.config.channel_mults == [1, 2] and model.config.trained
+
+    fine_tune = parser.parse_args(
+        ["train", "--hr", *train_files(), "--out", str(tmp_path / "tuned"), "--init", str(tmp_path), "--steps", "1",
+         "--batch", "1", "--crop", "32", "--threads", "1", "--device", "cpu"]
+    )
+    assert fine_tune.func(fine_tune) == 0
+    assert load_model(tmp_path / "tuned").config.channel_mults == [1, 2]  # the architecture of --init, not the defaults

@@ -31,7 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import Cancelled, InfSceneError
-from .model import SR3UNet, ModelConfig, resolve_device, save_model
+from .model import SR3UNet, ModelConfig, load_config, load_model, resolve_device, save_model
 from .sampler import PatchDenoiser, linear_gammas, respaced_steps
 from .training_data import (
     Batch,
@@ -71,9 +71,11 @@ class TrainOptions:
     blur_sigma: float = 0.5
     noise_std: float = 2.0
     checkpoint_every: int = 500
+    time_limit_min: Optional[float] = None
     log_every: int = 50
     preview_steps: int = 20
     checkpoint_dir: Optional[str] = None
+    init: Optional[str] = None
     resume: bool = False
     device: str = "auto"
     threads: Optional[int] = None
@@ -278,8 +280,9 @@ def fmt(value: Optional[float]) -> str:
 def describe_run(options: TrainOptions, config: ModelConfig, device: torch.device, seconds: float, step: int, losses: dict[str, Optional[float]]) -> str:
     """The model's notes: how it was trained, in one paragraph a user can check against the card."""
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
+    start = f" from the weights of {Path(options.init).name}" if options.init else ""
     return (
-        f"SR3 trained {step} steps ({seconds / 60:.0f} min on {hardware}), batch {options.batch}, "
+        f"SR3 trained {step} steps{start} ({seconds / 60:.0f} min on {hardware}), batch {options.batch}, "
         f"crops {options.crop}, AdamW lr {options.lr:g} wd {options.weight_decay:g}, EMA {options.ema_decay:g}, "
         f"L1 noise loss; scales {config.scale_min:g}-{config.scale_max:g}, area downsampling with blur "
         f"sigma <= {options.blur_sigma:g} LR px and noise std <= {options.noise_std:g}; "
@@ -311,7 +314,10 @@ class Trainer:
         self.batches = TrainingBatches(images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
         self.levels = NoiseLevels()
 
-        self.model = SR3UNet(config).to(self.device).train()
+        self.model = SR3UNet(config)
+        if options.init:
+            self.model.load_state_dict(load_model(options.init).state_dict())
+        self.model = self.model.to(self.device).train()
         self.ema = EMA(self.model, options.ema_decay)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
         self.out = Path(options.out)
@@ -379,17 +385,25 @@ class Trainer:
         extra = {"seconds": self.history[-1]["seconds"], "options": asdict(self.options)}
         save_checkpoint(self.options.checkpoints, self.step, self.model, self.ema, self.optimizer, extra)
 
+    def out_of_time(self) -> bool:
+        limit = self.options.time_limit_min
+        return limit is not None and time.monotonic() - self.start >= 60.0 * limit
+
     def run(self) -> TrainResult:
-        """Steps until --steps, checkpointing on schedule; then the EMA weights become the model."""
+        """Steps until --steps (or --time-limit), checkpointing on schedule; then the EMA weights become the model."""
+        checkpointed = None
         try:
             while self.step < self.options.steps:
                 self.train_step()
                 if self.step % self.options.checkpoint_every == 0 or self.step == self.options.steps:
                     self.checkpoint()
+                    checkpointed = self.step
+                if self.out_of_time():
+                    break
         except (Cancelled, KeyboardInterrupt):
             self.checkpoint(validate=False)
             raise
-        if not self.history:  # resumed at or past --steps: validate the checkpoint's model once more
+        if checkpointed != self.step:  # stopped by the time limit, or resumed at or past --steps
             self.checkpoint()
         losses = {k: last_value(self.history, k) for k in ("loss", "val_loss_ema")}
         seconds = self.history[-1]["seconds"]
@@ -438,9 +452,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--base-channels", type=int, default=arch.base_channels, help="U-Net width (default %(default)s)")
     parser.add_argument("--channel-mults", type=int, nargs="+", default=arch.channel_mults, help="width multiplier per level (default %(default)s)")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every, help="steps between checkpoints, validation and previews (default %(default)s)")
+    parser.add_argument("--time-limit", type=float, metavar="MINUTES", help="stop after this much training time with a checkpoint and the model written; --resume goes on (default: none)")
     parser.add_argument("--log-every", type=int, default=defaults.log_every, help="steps between log lines (default %(default)s)")
     parser.add_argument("--preview-steps", type=int, default=defaults.preview_steps, help="reverse steps of the preview samples (default %(default)s)")
     parser.add_argument("--checkpoint-dir", help="where checkpoints go (default OUT/checkpoints)")
+    parser.add_argument("--init", metavar="MODEL_DIR", help="start from this model's weights and architecture (fine-tuning; e.g. resources/models/sr3); the architecture options are then ignored")
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default=defaults.device, help="(default %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
@@ -454,11 +470,11 @@ def run_from_args(args: argparse.Namespace) -> int:
     options = TrainOptions(
         hr=list(args.hr), val=args.val, out=args.out, steps=args.steps, batch=args.batch, crop=args.crop,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, decay_start=args.decay_start, ema_decay=args.ema_decay,
-        blur_sigma=args.blur_sigma, noise_std=args.noise_std, checkpoint_every=args.checkpoint_every,
-        log_every=args.log_every, preview_steps=args.preview_steps, checkpoint_dir=args.checkpoint_dir,
+        blur_sigma=args.blur_sigma, noise_std=args.noise_std, checkpoint_every=args.checkpoint_every, time_limit_min=args.time_limit,
+        log_every=args.log_every, preview_steps=args.preview_steps, checkpoint_dir=args.checkpoint_dir, init=args.init,
         resume=args.resume, device=args.device, threads=args.threads, seed=args.seed,
     )
-    config = ModelConfig(
+    config = load_config(args.init) if args.init else ModelConfig(
         base_channels=args.base_channels, channel_mults=list(args.channel_mults),
         scale_min=args.scale_min, scale_max=args.scale_max,
     )
