@@ -497,7 +497,9 @@ def _engine_info(_task: QgsTask, runner: EngineRunner, model_dir: Optional[str])
 def describe_engine(info: Dict[str, Any]) -> str:
     """One readable paragraph from `infscene info --json`: what runs, on which device, with which model."""
     gpu = info.get("gpu_name")
-    gpu_text = f"GPU {gpu} ({float(info.get('gpu_memory_gb') or 0):.1f} GB)" if gpu else "no CUDA GPU"
+    count = int(info.get("gpu_count") or 1)
+    gpus = f"{count} x GPU" if count > 1 else "GPU"
+    gpu_text = f"{gpus} {gpu} ({float(info.get('gpu_memory_gb') or 0):.1f} GB)" if gpu else "no CUDA GPU"
     model = info.get("model") or {}
     if model.get("error"):
         model_text = f"model problem: {model['error']}"

@@ -16,7 +16,7 @@ MODE_LABELS: Tuple[str, ...] = (
     "Independent patches (shows seams)",
 )
 DEVICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
-DEVICE_LABELS: Tuple[str, ...] = ("Auto (GPU if available)", "CPU", "CUDA GPU")
+DEVICE_LABELS: Tuple[str, ...] = ("Auto (every GPU if available)", "CPU", "CUDA (every GPU)")
 
 Bounds = Tuple[float, float, float, float]
 # The paper's full chain (T = 2000): the most reverse steps the engine accepts.

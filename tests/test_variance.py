@@ -16,6 +16,7 @@ from infscene.fusion import FusionMode
 from infscene.grid import PatchGrid
 from infscene.progress import ProgressTracker
 from infscene.sampler import ReverseStep, patch_noise
+from infscene.workers import DenoiserPool
 
 SIGMA = 0.3
 GRID = PatchGrid(height=96, width=96, patch=32, overlap=16)
@@ -39,8 +40,9 @@ def _fused_residuals(mode: FusionMode) -> tuple[np.ndarray, np.ndarray]:
     expected = SIGMA if mode is FusionMode.VCF else SIGMA * root_sq.data / total.data
     residuals = []
     for seed in SEEDS:
-        job = joint.SamplingJob(mean, GRID, KnownMean(), [step], seed, 5, make, ProgressTracker(len(GRID)))
-        out = joint.sample_joint(job, mode)
+        with DenoiserPool([KnownMean()]) as pool:
+            job = joint.SamplingJob(mean, GRID, pool, [step], seed, 5, make, ProgressTracker(len(GRID)))
+            out = joint.sample_joint(job, mode)
         residuals.append((out.data - mean.data) / expected)
     return np.stack(residuals), np.broadcast_to(expected, mean.shape)
 
@@ -77,6 +79,7 @@ def test_variance_test_detects_noise_shared_between_overlapping_patches(monkeypa
 def test_initial_state_is_unit_normal_per_pixel() -> None:
     make = lambda c, h, w: Canvas(c, h, w)  # noqa: E731
     cond = Canvas(3, GRID.height, GRID.width)
-    jobs = [joint.SamplingJob(cond, GRID, KnownMean(), [], s, 4, make, ProgressTracker(0)) for s in SEEDS]
-    states = [joint.sample_joint(job, FusionMode.VCF).data for job in jobs]
+    with DenoiserPool([KnownMean()]) as pool:
+        jobs = [joint.SamplingJob(cond, GRID, pool, [], s, 4, make, ProgressTracker(0)) for s in SEEDS]
+        states = [joint.sample_joint(job, FusionMode.VCF).data for job in jobs]
     assert np.var(states) == pytest.approx(1.0, abs=0.03)

@@ -20,7 +20,7 @@ from .errors import Cancelled, InfSceneError
 from .fusion import FusionMode
 from .iceplant import cli as iceplant_cli
 from .iceplant.predict import write_iceplant_probability
-from .model import DEFAULT_MODEL_DIR, load_config, resolve_device
+from .model import DEFAULT_MODEL_DIR, load_config, resolve_devices
 from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, super_resolve
 from .sampler import DEFAULT_STEPS
 from .console import band_list, emit, progress_reporter
@@ -54,7 +54,9 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="vcf: variance-corrected joint denoising (seamless, sharp); average: naive weighted mean "
                         "(seamless, blurred); independent: separate tiles (seams, the SR3 baseline)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="where the model runs")
+    p.add_argument("--device", default="auto",
+                   help="where the model runs: auto (every GPU, else the CPU), cpu, cuda (every GPU) or a list such as "
+                        "cuda:0,cuda:1; patch batches are spread over the devices, the result is the same (default auto)")
     p.add_argument("--batch-size", type=int, default=4, help="patches per model call (GPU memory ~ batch x patch)")
     p.add_argument("--no-lr-consistency", action="store_true",
                    help="do not tie each step's low frequencies to the input (pure SR3 sampling; drifts in colour)")
@@ -125,8 +127,9 @@ def run_info(args: argparse.Namespace) -> int:
     info = {
         "version": __version__,
         "torch": torch.__version__,
-        "device_auto": str(resolve_device("auto")),
+        "device_auto": ",".join(str(d) for d in resolve_devices("auto")),
         "cuda_available": cuda,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
         "gpu_name": torch.cuda.get_device_name(0) if cuda else None,
         "gpu_memory_gb": round(torch.cuda.get_device_properties(0).total_memory / 1024**3, 1) if cuda else None,
         "model": model,

@@ -2,9 +2,10 @@
 
 `vcf` and `average` run step-major: at each step every patch reads its window of the current
 state, the model gives its posterior mean, and its fusion contribution is added to the next
-state. Memory on the device is one batch of patches; scene-sized maps live in canvases.
+state. Memory on a device is one batch of patches; scene-sized maps live in canvases.
 `independent` runs patch-major on non-overlapping tiles (the seamful SR3 baseline): each tile
-runs its whole chain alone and is pasted.
+runs its whole chain alone and is pasted. The model work goes to a DenoiserPool (one or more
+devices); contributions are added here, in grid order, whatever the number of devices.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from .fusion import FusionMode, average_contribution, patch_weight, vcf_contribu
 from .grid import Patch, PatchGrid
 from .progress import ProgressTracker
 from .sampler import PatchDenoiser, ReverseStep, patch_noise
+from .workers import DenoiserPool
 
 CanvasMaker = Callable[[int, int, int], Canvas]
 
@@ -30,11 +32,11 @@ def _noise(seed: int, step: int, batch: list[Patch], channels: int) -> torch.Ten
 
 @dataclass(frozen=True)
 class SamplingJob:
-    """What every mode needs: the condition, the grid, the model step, the noise key and the bookkeeping."""
+    """What every mode needs: the condition, the grid, the devices, the steps, the noise key and the bookkeeping."""
 
     cond: Canvas
     grid: PatchGrid
-    denoiser: PatchDenoiser
+    pool: DenoiserPool
     steps: list[ReverseStep]
     seed: int
     batch_size: int
@@ -72,10 +74,14 @@ def sample_joint(job: SamplingJob, mode: FusionMode) -> Canvas:
 
     for step in job.steps:
         nxt.clear()
-        for batch in grid.batches(job.batch_size):
+
+        def posterior_mean(denoiser: PatchDenoiser, batch: list[Patch]) -> torch.Tensor:
+            y_t = torch.from_numpy(state.read_batch(batch))
+            return denoiser.posterior_mean(y_t, torch.from_numpy(job.cond.read_batch(batch)), step)
+
+        means = job.pool.map(posterior_mean, grid.batches(job.batch_size))
+        for batch, mu in zip(grid.batches(job.batch_size), means):
             job.tracker.check_cancel()
-            y_t, cond = torch.from_numpy(state.read_batch(batch)), torch.from_numpy(job.cond.read_batch(batch))
-            mu = job.denoiser.posterior_mean(y_t, cond, step)
             y = mu + step.sigma * _noise(seed, step.index, batch, channels)
             W = torch.from_numpy(total.read_batch(batch))
             if mode is FusionMode.VCF:
@@ -92,13 +98,18 @@ def sample_joint(job: SamplingJob, mode: FusionMode) -> Canvas:
 def sample_independent(job: SamplingJob) -> Canvas:
     """Sample each tile's chain on its own and paste the results (no fusion at all)."""
     out = job.make_canvas(*job.cond.shape)
-    for batch in job.grid.batches(job.batch_size):
+
+    def chain(denoiser: PatchDenoiser, batch: list[Patch]) -> torch.Tensor:
         cond = torch.from_numpy(job.cond.read_batch(batch))
         y = _noise(job.seed, len(job.steps), batch, job.channels)
         for step in job.steps:
             job.tracker.check_cancel()
-            y = job.denoiser.posterior_mean(y, cond, step) + step.sigma * _noise(job.seed, step.index, batch, job.channels)
+            y = denoiser.posterior_mean(y, cond, step) + step.sigma * _noise(job.seed, step.index, batch, job.channels)
             job.tracker.advance(len(batch))
+        return y
+
+    samples = job.pool.map(chain, job.grid.batches(job.batch_size))
+    for batch, y in zip(job.grid.batches(job.batch_size), samples):
         for patch, values in zip(batch, y.numpy()):
             out.paste(patch, values)
     return out

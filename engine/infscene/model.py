@@ -185,15 +185,38 @@ def load_config(folder: str | Path | None = None) -> ModelConfig:
         raise InfSceneError(f"invalid model config {path}: {exc}") from exc
 
 
+def resolve_devices(spec: str) -> list[torch.device]:
+    """Where the model runs, one model copy per entry.
+
+    `auto`: every CUDA GPU torch sees, else the CPU. `cuda`: every GPU. `cpu`. Or a comma-separated
+    list such as `cuda:0,cuda:2` (`cpu,cpu` runs two CPU workers). Patch batches are spread over
+    the entries (workers.DenoiserPool); the result does not depend on how many there are.
+    """
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    every_gpu = [torch.device(f"cuda:{i}") for i in range(gpus)]
+    if spec == "auto":
+        return every_gpu or [torch.device("cpu")]
+    devices: list[torch.device] = []
+    for name in (part.strip() for part in spec.split(",")):
+        if name == "cpu":
+            devices.append(torch.device("cpu"))
+            continue
+        if name != "cuda" and not (name.startswith("cuda:") and name[5:].isdigit()):
+            raise InfSceneError(f"unknown device {name!r}: use auto, cpu, cuda, or a list such as cuda:0,cuda:1")
+        if not gpus:
+            raise InfSceneError(f"--device {name} was asked for but torch sees no CUDA GPU; use --device cpu or auto")
+        if name == "cuda":
+            devices.extend(every_gpu)
+        elif int(name[5:]) >= gpus:
+            raise InfSceneError(f"{name} does not exist: torch sees {gpus} CUDA GPU(s), cuda:0 to cuda:{gpus - 1}")
+        else:
+            devices.append(torch.device(name))
+    return devices
+
+
 def resolve_device(name: str) -> torch.device:
-    """`auto` (CUDA when torch sees a GPU, else CPU), `cpu` or `cuda`, with a clear message when CUDA is missing."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InfSceneError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise InfSceneError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device(name)
+    """The first device of resolve_devices(name), for work that runs on one device (training, timing)."""
+    return resolve_devices(name)[0]
 
 
 def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> SR3UNet:

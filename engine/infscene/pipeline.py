@@ -24,7 +24,7 @@ from .fusion import FusionMode
 from .grid import PatchGrid
 from .guided import GuidedBands
 from .joint import SamplingJob, sample_canvas
-from .model import ModelConfig, load_config, load_model, resolve_device
+from .model import ModelConfig, load_config, load_model, resolve_device, resolve_devices
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .raster_io import (
     BandLayout,
@@ -40,6 +40,7 @@ from .raster_io import (
 from .resample import bicubic_rows, nearest_rows, row_blocks
 from .sampler import DEFAULT_STEPS, PatchDenoiser, respaced_steps
 from .scaling import BandScaling, fill_invalid, fit_scaling
+from .workers import DenoiserPool
 
 # Scene-sized float32 maps alive during the step loop: condition, state, next state (3 bands each), W, S.
 CANVAS_BANDS = 3 + 3 + 3 + 1 + 1
@@ -179,7 +180,8 @@ def _write_output(
 
 
 def estimate_seconds_per_patch(options: SROptions) -> float:
-    """Time one model evaluation of one patch on the chosen device (for plans and estimates)."""
+    """Time one model evaluation of one patch (for plans and estimates): timed on the first device,
+    divided by the number of devices the batches are spread over."""
     model = load_model(options.model_dir, resolve_device(options.device))
     config = model.config
     size = options.patch or config.patch_size
@@ -192,7 +194,7 @@ def estimate_seconds_per_patch(options: SROptions) -> float:
         model(x, x, level, level + 4)
         if device.type == "cuda":
             torch.cuda.synchronize()
-    return (time.perf_counter() - start) / options.batch_size
+    return (time.perf_counter() - start) / options.batch_size / len(resolve_devices(options.device))
 
 
 def super_resolve(
@@ -221,15 +223,16 @@ def super_resolve(
         data = read_window(ds, plan.window, [*plan.layout.visible, *plan.layout.extra], plan.layout.alpha)
         scaling = fit_scaling(data.values, data.valid, np.dtype(plan.profile["dtype"]), config)
         model_values = scaling.to_model(fill_invalid(data.values, data.valid))
-        model = load_model(options.model_dir, resolve_device(options.device))
         scale = (plan.width / plan.window.width + plan.height / plan.window.height) / 2.0
-        denoiser = PatchDenoiser(model, scale, options.lr_consistency)
+        denoisers = [PatchDenoiser(load_model(options.model_dir, device), scale, options.lr_consistency)
+                     for device in resolve_devices(options.device)]
 
         work_dir = options.work_dir or out.parent
-        with canvas_factory(canvases_on_disk, work_dir) as make_canvas, atomic_output(out) as tmp:
+        with canvas_factory(canvases_on_disk, work_dir) as make_canvas, atomic_output(out) as tmp, \
+                DenoiserPool(denoisers) as pool:
             cond = make_canvas(3, plan.grid.height, plan.grid.width)
             _condition_canvas(model_values[:3], plan, cond)
-            job = SamplingJob(cond, plan.grid, denoiser, respaced_steps(options.steps), options.seed,
+            job = SamplingJob(cond, plan.grid, pool, respaced_steps(options.steps), options.seed,
                               options.batch_size, make_canvas, tracker)
             result = sample_canvas(job, options.mode)
             _write_output(tmp, ds, plan, result, cond, model_values, data, scaling)

@@ -5,6 +5,7 @@ dominates run time, so the fraction, rate and ETA are meaningful on any scene si
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -40,7 +41,8 @@ class ProgressTracker:
     """Counts finished work, calls the user's callback and enforces cancellation.
 
     `advance` is called after every unit batch; it raises `Cancelled` when `is_cancelled()`
-    turns true, so a cancel is honoured within one batch of one step.
+    turns true, so a cancel is honoured within one batch of one step. It may be called from the
+    threads of several devices: counts and callbacks are serialised.
     """
 
     def __init__(
@@ -54,13 +56,15 @@ class ProgressTracker:
         self._callback = callback
         self._is_cancelled = is_cancelled
         self._start = time.monotonic()
+        self._lock = threading.Lock()
 
     def check_cancel(self) -> None:
         if self._is_cancelled is not None and self._is_cancelled():
             raise Cancelled()
 
     def advance(self, units: int = 1) -> None:
-        self.done += units
-        if self._callback is not None:
-            self._callback(Progress(self.done, self.total, time.monotonic() - self._start))
+        with self._lock:
+            self.done += units
+            if self._callback is not None:
+                self._callback(Progress(self.done, self.total, time.monotonic() - self._start))
         self.check_cancel()

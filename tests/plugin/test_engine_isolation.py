@@ -59,6 +59,8 @@ def test_without_any_engine_the_user_is_told_how_to_make_one(monkeypatch, tmp_pa
 
 def test_check_reports_versions_device_and_model(engine_python, tiny_model_dir):
     info = EngineRunner(engine_python).info(str(tiny_model_dir))
-    assert info["device_auto"] in ("cpu", "cuda")
+    devices = info["device_auto"].split(",")
+    assert devices == ["cpu"] or all(d.startswith("cuda:") for d in devices)
+    assert info["gpu_count"] == (len(devices) if devices != ["cpu"] else 0)
     assert info["torch"]
     assert info["model"]["name"] == "tiny-test"
