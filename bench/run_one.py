@@ -54,7 +54,8 @@ def main() -> None:
     wall = time.perf_counter() - start
     monitor.running = False
     monitor.join()
-    gpu = torch.cuda.max_memory_allocated() / 1024**2 if torch.cuda.is_available() else None
+    gpus = range(torch.cuda.device_count()) if torch.cuda.is_available() else []
+    gpu = max((torch.cuda.max_memory_allocated(i) / 1024**2 for i in gpus), default=None)  # per device: what must stay flat
     print(json.dumps({
         "mode": args.mode, "output_mp": round(plan.height * plan.width / 1e6, 2), "patches": len(plan.grid),
         "steps": plan.steps, "wall_s": round(wall, 1), "s_per_patch_step": round(wall / plan.total_work, 4),
