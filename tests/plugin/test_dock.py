@@ -80,13 +80,19 @@ def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_
     assert critical_messages(qgis_iface) == []
 
 
-def test_planet_analytic_band_order_is_rendered_as_true_colour(dock, tmp_path):
+def use_planet_corner(panel: InfSceneDock) -> QgsRasterLayer:
+    """Point the panel at the top-left 24 x 24 pixels of the Planet analytic fixture (B,G,R,NIR)."""
     planet = QgsRasterLayer(str(NAIP.with_name("planet_sn7_48.tif")), "planet", "gdal")
     QgsProject.instance().addMapLayer(planet)
-    dock.layer_combo.setLayer(planet)
+    panel.layer_combo.setLayer(planet)
     full = planet.extent()
-    dock.set_extent(QgsRectangle(full.xMinimum(), full.yMaximum() - 24 * planet.rasterUnitsPerPixelY(),
+    panel.set_extent(QgsRectangle(full.xMinimum(), full.yMaximum() - 24 * planet.rasterUnitsPerPixelY(),
                                  full.xMinimum() + 24 * planet.rasterUnitsPerPixelX(), full.yMaximum()))
+    return planet
+
+
+def test_planet_analytic_band_order_is_rendered_as_true_colour(dock, tmp_path):
+    use_planet_corner(dock)
     dock.bands_edit.setText("3,2,1,4")  # B,G,R,NIR as in Planet analytic products
     dock.output_widget.setFilePath(str(tmp_path / "planet_sr.tif"))
 
@@ -112,12 +118,7 @@ def test_the_result_is_drawn_with_the_input_layers_stretch_fixed(dock, naip_laye
 
 
 def test_a_reordered_result_takes_each_source_bands_stretch(dock, tmp_path):
-    planet = QgsRasterLayer(str(NAIP.with_name("planet_sn7_48.tif")), "planet", "gdal")
-    QgsProject.instance().addMapLayer(planet)
-    dock.layer_combo.setLayer(planet)
-    full = planet.extent()
-    dock.set_extent(QgsRectangle(full.xMinimum(), full.yMaximum() - 24 * planet.rasterUnitsPerPixelY(),
-                                 full.xMinimum() + 24 * planet.rasterUnitsPerPixelX(), full.yMaximum()))
+    planet = use_planet_corner(dock)
     dock.bands_edit.setText("3,2,1")  # B,G,R drawn by QGIS as bands 1,2,3; NIR left out
     dock.output_widget.setFilePath(str(tmp_path / "planet_sr.tif"))
     drawn = {band: (low, high) for band, low, high in stretches(planet).values()}
