@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 import rasterio
+import torch
 
 from infscene import atomic, cli
 from infscene.errors import Cancelled, InfSceneError
 from infscene.pipeline import SROptions, super_resolve
+from infscene.sampler import PatchDenoiser
 
 from scenes import FIXTURES
 
@@ -60,6 +62,16 @@ def test_missing_output_folder_and_full_disk(tiny_model_dir: Path, tmp_path: Pat
     monkeypatch.setattr(atomic.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     with pytest.raises(InfSceneError, match="not enough disk space"):
         super_resolve(naip, tmp_path / "out.tif", _options(tiny_model_dir))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_of_gpu_memory_says_what_to_lower_and_leaves_no_file(tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def out_of_memory(*args: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(PatchDenoiser, "posterior_mean", out_of_memory)
+    with pytest.raises(InfSceneError, match="GPU ran out of memory with 4 patches of 32 px per batch: lower --batch-size"):
+        super_resolve(FIXTURES / "naip_nd_5m_64.tif", tmp_path / "out.tif", _options(tiny_model_dir))
     assert list(tmp_path.iterdir()) == []
 
 

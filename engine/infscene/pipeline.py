@@ -234,6 +234,11 @@ def super_resolve(
             _condition_canvas(model_values[:3], plan, cond)
             job = SamplingJob(cond, plan.grid, pool, respaced_steps(options.steps), options.seed,
                               options.batch_size, make_canvas, tracker)
-            result = sample_canvas(job, options.mode)
+            try:
+                result = sample_canvas(job, options.mode)
+            except torch.OutOfMemoryError as exc:
+                raise InfSceneError(
+                    f"the GPU ran out of memory with {options.batch_size} patches of {plan.grid.patch} px per batch: "
+                    f"lower --batch-size (or --patch)") from exc
             _write_output(tmp, ds, plan, result, cond, model_values, data, scaling)
     return out
