@@ -13,6 +13,8 @@ import rasterio
 import torch
 from safetensors.torch import load_file
 
+from infscene import train as train_module
+from infscene.errors import InfSceneError
 from infscene.model import ModelConfig, SR3UNet, load_model
 from infscene.train import (
     EMA,
@@ -182,6 +184,15 @@ def test_init_starts_from_a_models_weights(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), tuned_model.state_dict().values()))
     assert not all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), fresh_model.state_dict().values()))
     assert tuned.step == 1 and "from the weights of base" in tuned_model.config.notes
+
+
+def test_out_of_gpu_memory_says_what_to_lower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def out_of_memory(*args: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(train_module, "diffusion_loss", out_of_memory)
+    with pytest.raises(InfSceneError, match="batches of 2 crops of 32 px: lower --batch or --crop"):
+        train(options(tmp_path, steps=3), tiny_config())
 
 
 def test_the_train_subcommand_parses_into_a_handler(tmp_path: Path) -> None:

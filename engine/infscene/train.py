@@ -403,6 +403,10 @@ class Trainer:
         except (Cancelled, KeyboardInterrupt):
             self.checkpoint(validate=False)
             raise
+        except torch.OutOfMemoryError as exc:
+            raise InfSceneError(
+                f"the GPU ran out of memory with batches of {self.options.batch} crops of {self.options.crop} px: "
+                f"lower --batch or --crop (--resume goes on from the last checkpoint)") from exc
         if checkpointed != self.step:  # stopped by the time limit, or resumed at or past --steps
             self.checkpoint()
         losses = {k: last_value(self.history, k) for k in ("loss", "val_loss_ema")}
