@@ -281,9 +281,10 @@ def describe_run(options: TrainOptions, config: ModelConfig, device: torch.devic
     """The model's notes: how it was trained, in one paragraph a user can check against the card."""
     hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     start = f" from the weights of {Path(options.init).name}" if options.init else ""
+    decay = f" (cosine decay to 0 from step {options.decay_start})" if options.decay_start is not None else ""
     return (
         f"SR3 trained {step} steps{start} ({seconds / 60:.0f} min on {hardware}), batch {options.batch}, "
-        f"crops {options.crop}, AdamW lr {options.lr:g} wd {options.weight_decay:g}, EMA {options.ema_decay:g}, "
+        f"crops {options.crop}, AdamW lr {options.lr:g}{decay} wd {options.weight_decay:g}, EMA {options.ema_decay:g}, "
         f"L1 noise loss; scales {config.scale_min:g}-{config.scale_max:g}, area downsampling with blur "
         f"sigma <= {options.blur_sigma:g} LR px and noise std <= {options.noise_std:g}; "
         f"last train loss {fmt(losses['loss'])}, val loss (EMA) {fmt(losses['val_loss_ema'])}."
