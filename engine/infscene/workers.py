@@ -54,6 +54,10 @@ class DenoiserPool:
         Items are taken lazily, a few per device ahead, so host memory stays bounded too. An error
         in any work (a CUDA out-of-memory, a cancel) is raised here, at its item.
         """
+        if self.size == 1:  # one device: work inline, as a plain loop (no thread competing with torch's own)
+            denoiser = self._free.queue[0]
+            yield from (work(denoiser, item) for item in items)
+            return
         pending: deque[Future[Result]] = deque()
         for item in items:
             pending.append(self._executor.submit(self._on_free_device, work, item))
