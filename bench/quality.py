@@ -3,7 +3,8 @@
 Each truth image (real RGB imagery) is area-downsampled by the scale; the low-resolution image is written as a
 GeoTIFF whose pixel size is the scale, super-resolved back, and compared with the truth:
 RMSE, PSNR, SSIM, seam score (gradient jump on patch borders relative to everywhere, next to the same score of
-the truth on the same borders), high-frequency energy relative to the truth, LR-consistency (L1 between the
+the truth on the same borders), high-frequency energy relative to the truth (everywhere, and where the fused
+grid's patches overlap against where one patch covers), LR-consistency (L1 between the
 output area-downsampled to the input grid and the input) and time.
 
     .venv/bin/python bench/quality.py --scales 4 5 3.7 --steps 50 --out docs/bench/quality_cpu.json
@@ -25,7 +26,7 @@ from affine import Affine
 from skimage.metrics import structural_similarity
 
 from infscene.fusion import FusionMode
-from infscene.grid import axis_starts
+from infscene.grid import PatchGrid, axis_starts
 from infscene.metrics import high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
 from infscene.model import load_config
 from infscene.pipeline import SROptions, super_resolve
@@ -73,7 +74,15 @@ def seams(image: np.ndarray, borders: list[int]) -> float:
     return max(seam_score(image, borders, axis=2), seam_score(image, borders, axis=1))
 
 
-def measure(truth: np.ndarray, low: np.ndarray, output: np.ndarray, scale: float, borders: list[int]) -> dict:
+def fused_cover(size: int, patch: int) -> np.ndarray:
+    """How many patches of the fused modes' grid (overlap a quarter patch) cover each pixel."""
+    cover = np.zeros((size, size), int)
+    for p in PatchGrid(size, size, patch, patch // 4):
+        cover[p.slices] += 1
+    return cover
+
+
+def measure(truth: np.ndarray, low: np.ndarray, output: np.ndarray, scale: float, borders: list[int], cover: np.ndarray) -> dict:
     return {
         "rmse": round(rmse(output, truth), 3),
         "psnr": round(psnr(output, truth), 3),
@@ -81,6 +90,9 @@ def measure(truth: np.ndarray, low: np.ndarray, output: np.ndarray, scale: float
         "seam": round(seams(output, borders), 3),
         "seam_truth": round(seams(truth, borders), 3),
         "hf_ratio": round(high_frequency_ratio(output, truth, scale), 3),
+        # texture where the fused grid's patches overlap against where one patch covers (1 = uniform)
+        "hf_overlap_vs_single": round(high_frequency_ratio(output, truth, scale, cover >= 2)
+                                      / high_frequency_ratio(output, truth, scale, cover == 1), 3),
         "lr_l1": round(lr_consistency(output, low), 3),
     }
 
@@ -115,7 +127,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                             row = {"scene": scene, "image": name, "scale": scale, "mode": mode,
                                    "steps": None if mode == "bicubic" else steps,
                                    "seconds": round(time.perf_counter() - start, 1),
-                                   **measure(truth, low, output, scale, borders)}
+                                   **measure(truth, low, output, scale, borders, fused_cover(size, patch))}
                             rows.append(row)
                             print(json.dumps(row), flush=True)
     return rows

@@ -1,12 +1,18 @@
 """Print a benchmark's JSON rows (from speed_memory.py, quality.py or iceplant_agreement.py) as a Markdown table.
 
     .venv/bin/python bench/tables.py docs/bench/quality_cpu.json [--columns scene scale mode rmse ...]
+    .venv/bin/python bench/tables.py docs/bench/quality_srdev_cpu.json --mean-by scale mode --columns scale mode n rmse psnr
+
+--mean-by KEY... gives one row per combination of those columns (e.g. per scale and mode, over all
+images), the other numeric columns averaged and the number of rows averaged as `n`.
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+import numpy as np
 
 
 def markdown(rows: list[dict], columns: list[str]) -> str:
@@ -15,12 +21,29 @@ def markdown(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def mean_by(rows: list[dict], keys: list[str]) -> list[dict]:
+    """One row per combination of `keys`, in first-seen order, with the other numeric columns averaged."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
+    means = []
+    for label, members in groups.items():
+        numeric = [k for k, v in members[0].items()
+                   if k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        averaged = {k: round(float(np.mean([m[k] for m in members])), 3) for k in numeric}
+        means.append({**dict(zip(keys, label)), **averaged, "n": len(members)})
+    return means
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("results", type=Path)
     p.add_argument("--columns", nargs="+", help="columns to show, in order (default: all keys of the first row)")
+    p.add_argument("--mean-by", nargs="+", metavar="KEY", help="one row per combination of these columns, others averaged")
     args = p.parse_args()
     rows = json.loads(args.results.read_text())
+    if args.mean_by:
+        rows = mean_by(rows, args.mean_by)
     print(markdown(rows, args.columns or list(rows[0])))
 
 

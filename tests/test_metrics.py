@@ -35,6 +35,12 @@ def test_high_frequency_ratio_is_the_energy_ratio() -> None:
     assert high_frequency_ratio(truth, truth, 5.0) == pytest.approx(1.0)
     assert high_frequency_ratio(2.0 * truth, truth, 5.0) == pytest.approx(4.0)
     assert high_frequency_ratio(truth + 40.0, truth, 5.0) == pytest.approx(1.0)
+    left = np.zeros((64, 64), bool)
+    left[:, :32] = True
+    half_flat = truth.copy()
+    half_flat[:, :, 32:] = 120.0
+    assert high_frequency_ratio(3.0 * truth, truth, 5.0, where=left) == pytest.approx(9.0)
+    assert high_frequency_ratio(half_flat, truth, 5.0, where=~left) < 0.2 < high_frequency_ratio(half_flat, truth, 5.0, where=left)
 
 
 def test_lr_consistency_is_zero_for_an_output_whose_block_means_are_the_input() -> None:

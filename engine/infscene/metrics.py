@@ -6,7 +6,7 @@ variance erosion as lost high-frequency energy.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import cv2
 import numpy as np
@@ -45,9 +45,11 @@ def high_frequencies(image: np.ndarray, scale: float) -> np.ndarray:
     return (pixels - low_frequencies(pixels, scale))[0].numpy()
 
 
-def high_frequency_ratio(output: np.ndarray, truth: np.ndarray, scale: float) -> float:
-    """Energy of the output's high frequencies relative to the truth's (1 = as much texture as the truth)."""
-    return float(np.sum(high_frequencies(output, scale) ** 2) / np.sum(high_frequencies(truth, scale) ** 2))
+def high_frequency_ratio(output: np.ndarray, truth: np.ndarray, scale: float, where: Optional[np.ndarray] = None) -> float:
+    """Energy of the output's high frequencies relative to the truth's (1 = as much texture as the truth),
+    over the pixels where the (height, width) mask `where` is true (all pixels by default)."""
+    where = np.ones(output.shape[1:], bool) if where is None else where
+    return float(np.sum(high_frequencies(output, scale)[:, where] ** 2) / np.sum(high_frequencies(truth, scale)[:, where] ** 2))
 
 
 def lr_consistency(output: np.ndarray, low_res: np.ndarray) -> float:
