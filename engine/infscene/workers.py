@@ -23,23 +23,26 @@ BATCHES_IN_FLIGHT_PER_DEVICE = 2  # one running, one read and waiting: devices n
 
 
 class DenoiserPool:
-    """One PatchDenoiser per device and a thread per device; use as a context manager."""
+    """One PatchDenoiser per device and, with several devices, a thread per device; use as a context manager."""
 
     def __init__(self, denoisers: Sequence[PatchDenoiser]) -> None:
         if not denoisers:
             raise ValueError("a DenoiserPool needs at least one denoiser")
-        self.size = len(denoisers)
+        self.denoisers = list(denoisers)
+        self.size = len(self.denoisers)
         self._free: queue.Queue[PatchDenoiser] = queue.Queue()
-        for denoiser in denoisers:
+        for denoiser in self.denoisers:
             self._free.put(denoiser)
-        self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="infscene-device")
+        self._executor = (ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="infscene-device")
+                          if self.size > 1 else None)
 
     def __enter__(self) -> DenoiserPool:
         return self
 
     def __exit__(self, kind: Optional[type], error: Optional[BaseException], trace: Optional[TracebackType]) -> None:
         """Drop queued work and wait for the batches running now (at most one per device)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _on_free_device(self, work: Callable[[PatchDenoiser, Item], Result], item: Item) -> Result:
         denoiser = self._free.get()
@@ -54,9 +57,8 @@ class DenoiserPool:
         Items are taken lazily, a few per device ahead, so host memory stays bounded too. An error
         in any work (a CUDA out-of-memory, a cancel) is raised here, at its item.
         """
-        if self.size == 1:  # one device: work inline, as a plain loop (no thread competing with torch's own)
-            denoiser = self._free.queue[0]
-            yield from (work(denoiser, item) for item in items)
+        if self._executor is None:  # one device: work inline, as a plain loop (no thread beside torch's own)
+            yield from (work(self.denoisers[0], item) for item in items)
             return
         pending: deque[Future[Result]] = deque()
         for item in items:
