@@ -24,7 +24,7 @@ from .fusion import FusionMode
 from .grid import PatchGrid
 from .guided import GuidedBands
 from .joint import SamplingJob, sample_canvas
-from .model import ModelConfig, load_config, load_model, resolve_device, resolve_devices
+from .model import ModelConfig, load_config, load_model, resolve_devices
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .raster_io import (
     BandLayout,
@@ -182,7 +182,8 @@ def _write_output(
 def estimate_seconds_per_patch(options: SROptions) -> float:
     """Time one model evaluation of one patch (for plans and estimates): timed on the first device,
     divided by the number of devices the batches are spread over."""
-    model = load_model(options.model_dir, resolve_device(options.device))
+    devices = resolve_devices(options.device)
+    model = load_model(options.model_dir, devices[0])
     config = model.config
     size = options.patch or config.patch_size
     device = next(model.parameters()).device
@@ -194,7 +195,7 @@ def estimate_seconds_per_patch(options: SROptions) -> float:
         model(x, x, level, level + 4)
         if device.type == "cuda":
             torch.cuda.synchronize()
-    return (time.perf_counter() - start) / options.batch_size / len(resolve_devices(options.device))
+    return (time.perf_counter() - start) / options.batch_size / len(devices)
 
 
 def super_resolve(
