@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     lr_path = Path(tmp) / "lr.tif"
                     write_low_res(low, scale, lr_path)
                     size = truth.shape[1]
+                    cover = fused_cover(size, patch)
                     for mode in args.modes:
                         for steps in args.steps_curve or [args.steps]:
                             start = time.perf_counter()
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                             row = {"scene": scene, "image": name, "scale": scale, "mode": mode,
                                    "steps": None if mode == "bicubic" else steps,
                                    "seconds": round(time.perf_counter() - start, 1),
-                                   **measure(truth, low, output, scale, borders, fused_cover(size, patch))}
+                                   **measure(truth, low, output, scale, borders, cover)}
                             rows.append(row)
                             print(json.dumps(row), flush=True)
     return rows
