@@ -1,25 +1,26 @@
-"""The SR3 conditional U-Net and its on-disk format (safetensors weights + JSON config).
+"""The SR3 conditional U-Net, the model families, and the on-disk format (safetensors weights + JSON config).
 
 The network predicts the noise in a noisy high-resolution patch given the bicubic-upsampled
 low-resolution patch (concatenated on the channel axis), the continuous noise level
 sqrt(gamma) and the scale factor. Conditioning on the scale lets one model serve 5x
 (3 m -> 0.6 m) as well as non-integer factors (3.7 m -> 0.6 m).
 
-Weights never go through pickle: a model folder holds `model.safetensors` and `config.json`.
+Weights never go through pickle: a model folder holds `model.safetensors` and `config.json`, whose
+`family` field (`sr3` when absent) says which network the weights belong to (`families()`).
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from .contract import ModelContract, sinusoidal_embedding
+from .e2diffsr.network import E2DiffSR, E2DiffSRConfig
 from .errors import InfSceneError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -28,42 +29,22 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
 
 
 @dataclass
-class ModelConfig:
-    """Architecture and the data contract of a model (what bands and values it expects)."""
+class ModelConfig(ModelContract):
+    """The SR3 family: a pixel-space conditional U-Net (the InfScene paper's model)."""
 
     name: str = "sr3"
-    bands: list[str] = field(default_factory=lambda: ["red", "green", "blue"])
+    family: str = "sr3"
     base_channels: int = 32
     channel_mults: list[int] = field(default_factory=lambda: [1, 2, 4])
     res_blocks: int = 1
     norm_groups: int = 8
     dropout: float = 0.0
-    scale_min: float = 2.0
-    scale_max: float = 8.0
     patch_size: int = 128
-    # Model values are 8-bit reflectance-like intensities mapped linearly from [0, 255] to [-1, 1].
-    value_min: float = 0.0
-    value_max: float = 255.0
-    train_pixel_size_m: Optional[float] = None
-    trained: bool = False
-    notes: str = ""
-
-    @property
-    def channels(self) -> int:
-        return len(self.bands)
 
     @property
     def size_multiple(self) -> int:
         """Patch sides must be a multiple of this (one halving per extra U-Net level)."""
         return 2 ** (len(self.channel_mults) - 1)
-
-
-def sinusoidal_embedding(values: torch.Tensor, dim: int) -> torch.Tensor:
-    """Continuous positional encoding of a scalar per sample (noise level or log-scale)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=values.device) / half)
-    args = values.float()[:, None] * 1000.0 * freqs[None]
-    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
 
 class ResBlock(nn.Module):
@@ -163,7 +144,20 @@ class SR3UNet(nn.Module):
         return self.out(h)
 
 
-def save_model(model: SR3UNet, folder: str | Path) -> Path:
+@dataclass(frozen=True)
+class Family:
+    """A model family: its config class and the network a config builds."""
+
+    config: type[ModelContract]
+    network: type[nn.Module]
+
+
+def families() -> dict[str, Family]:
+    """The model families the engine runs, by the name a config's `family` field gives."""
+    return {"sr3": Family(ModelConfig, SR3UNet), "e2diffsr": Family(E2DiffSRConfig, E2DiffSR)}
+
+
+def save_model(model: nn.Module, folder: str | Path) -> Path:
     """Write weights and config to `folder` (created if needed)."""
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,14 +167,24 @@ def save_model(model: SR3UNet, folder: str | Path) -> Path:
     return out
 
 
-def load_config(folder: str | Path | None = None) -> ModelConfig:
-    """The config of a model folder (the bundled default when None)."""
+def load_config(folder: str | Path | None = None) -> ModelContract:
+    """The config of a model folder (the bundled default when None), of the family it names (sr3 if none)."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise InfSceneError(f"not a model folder (no {CONFIG_FILE}): {folder}")
     try:
-        return ModelConfig(**json.loads(path.read_text()))
+        raw = json.loads(path.read_text())
+    except ValueError as exc:
+        raise InfSceneError(f"invalid model config {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise InfSceneError(f"invalid model config {path}: not a JSON object")
+    name = raw.setdefault("family", "sr3")
+    known = families()
+    if name not in known:
+        raise InfSceneError(f"unknown model family {name!r} in {path}: this engine runs {', '.join(sorted(known))}")
+    try:
+        return known[name].config(**raw)
     except (TypeError, ValueError) as exc:
         raise InfSceneError(f"invalid model config {path}: {exc}") from exc
 
@@ -219,14 +223,14 @@ def resolve_device(name: str) -> torch.device:
     return resolve_devices(name)[0]
 
 
-def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> SR3UNet:
-    """Load a model folder (the bundled default when None) in eval mode on `device`."""
+def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a model folder (the bundled default when None) in eval mode on `device`, whatever its family."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     config = load_config(folder)
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise InfSceneError(f"model weights missing: {weights}")
-    model = SR3UNet(config)
+    model = families()[config.family].network(config)
     try:
         model.load_state_dict(load_file(str(weights)))
     except (RuntimeError, OSError) as exc:

@@ -1,5 +1,10 @@
-"""Training of the SR3 model on high-resolution GeoTIFFs, and the `infscene train` subcommand.
+"""Training on high-resolution GeoTIFFs, for every model family, and the `infscene train` subcommand.
 
+The Trainer (optimizer, EMA, warm-up and decay, checkpoints, time limit, resume, --init) is shared by
+the families; what is optimised is an Objective: SR3Objective here, the e2diffsr stages in
+e2diffsr/training.py.
+
+SR3:
 The objective is Eq. 2 of the paper: the L1 distance between the noise and the network's
 estimate of it, with SR3's continuous noise level (sqrt(gamma) drawn uniformly between the
 sqrt(gamma) of two neighbouring timesteps), so the model is not tied to one discretisation of
@@ -23,14 +28,17 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 import cv2
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
+from .contract import ModelContract
 from .errors import Cancelled, InfSceneError
+from .e2diffsr.network import E2DiffSRConfig
 from .model import SR3UNet, ModelConfig, load_config, load_model, resolve_device, save_model
 from .sampler import PatchDenoiser, linear_gammas, respaced_steps
 from .training_data import (
@@ -80,6 +88,12 @@ class TrainOptions:
     device: str = "auto"
     threads: Optional[int] = None
     seed: int = 0
+    # e2diffsr only: the stage (1: autoencoder + regression branch, 2: latent diffusion), the side of the
+    # low-resolution crops (the truth crop is that times the batch's scale), and stage 1's regularisers.
+    stage: int = 1
+    lr_crop: int = 32
+    kl_weight: float = 1e-4
+    prior_dropout: float = 0.3
 
     @property
     def checkpoints(self) -> Path:
@@ -255,14 +269,21 @@ def preview_samples(model: SR3UNet, batch: Batch, steps: int, seed: int) -> torc
     return y.clamp(-1.0, 1.0)
 
 
-def write_preview(path: Path, batch: Batch, sr: torch.Tensor) -> None:
-    """One row per sample: bicubic-upsampled LR | SR | truth, as an 8-bit PNG."""
-    def to_uint8(x: torch.Tensor) -> np.ndarray:
-        return ((x.clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) model units -> (B, H, W, C) 8-bit."""
+    return ((x.detach().cpu().clamp(-1, 1) + 1.0) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
-    rows = [np.concatenate(row, axis=1) for row in zip(to_uint8(batch.cond), to_uint8(sr), to_uint8(batch.hr))]
+
+def write_image_rows(path: Path, columns: Sequence[torch.Tensor]) -> None:
+    """One row per sample, one column per image batch (all the same size), as an 8-bit PNG."""
+    rows = [np.concatenate(row, axis=1) for row in zip(*(to_uint8(c) for c in columns))]
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+
+
+def write_preview(path: Path, batch: Batch, sr: torch.Tensor) -> None:
+    """One row per sample: bicubic-upsampled LR | SR | truth."""
+    write_image_rows(path, [batch.cond, sr, batch.hr])
 
 
 # --- the training loop --------------------------------------------------------------------
@@ -277,23 +298,26 @@ def fmt(value: Optional[float]) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def describe_run(options: TrainOptions, config: ModelConfig, device: torch.device, seconds: float, step: int, losses: dict[str, Optional[float]]) -> str:
+def hardware(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
+
+
+def describe_run(options: TrainOptions, objective_text: str, device: torch.device, seconds: float, step: int,
+                 losses: dict[str, Optional[float]]) -> str:
     """The model's notes: how it was trained, in one paragraph a user can check against the card."""
-    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} thread(s)"
     start = f" from the weights of {Path(options.init).name}" if options.init else ""
     decay = f" (cosine decay to 0 from step {options.decay_start})" if options.decay_start is not None else ""
     return (
-        f"SR3 trained {step} steps{start} ({seconds / 60:.0f} min on {hardware}), batch {options.batch}, "
-        f"crops {options.crop}, AdamW lr {options.lr:g}{decay} wd {options.weight_decay:g}, EMA {options.ema_decay:g}, "
-        f"L1 noise loss; scales {config.scale_min:g}-{config.scale_max:g}, area downsampling with blur "
-        f"sigma <= {options.blur_sigma:g} LR px and noise std <= {options.noise_std:g}; "
+        f"{objective_text} trained {step} steps{start} ({seconds / 60:.0f} min on {hardware(device)}), batch {options.batch}, "
+        f"AdamW lr {options.lr:g}{decay} wd {options.weight_decay:g}, EMA {options.ema_decay:g}; "
+        f"area downsampling with blur sigma <= {options.blur_sigma:g} LR px and noise std <= {options.noise_std:g}; "
         f"last train loss {fmt(losses['loss'])}, val loss (EMA) {fmt(losses['val_loss_ema'])}."
     )
 
 
 def architecture(config: dict) -> dict:
     """The fields of a config that the weights depend on (not the provenance fields)."""
-    return {k: v for k, v in config.items() if k not in ("train_pixel_size_m", "trained", "notes")}
+    return {k: v for k, v in config.items() if k not in ("train_pixel_size_m", "trained", "notes", "latent_scale")}
 
 
 def last_value(history: Sequence[dict], key: str) -> Optional[float]:
@@ -301,37 +325,84 @@ def last_value(history: Sequence[dict], key: str) -> Optional[float]:
     return values[-1] if values else None
 
 
+class Objective(Protocol):
+    """What one kind of training optimises: the family's model, its loss, its validation and its previews.
+
+    The Trainer owns everything else (optimizer, EMA, schedule, checkpoints, time limit, log), so every
+    family and stage resumes, stops and continues from shipped weights the same way.
+    """
+
+    model: nn.Module  # with a .config (a ModelContract)
+    description: str  # "SR3", "E2DiffSR stage 1 (...)": the first words of the model's notes
+
+    def parameters(self) -> Iterable[nn.Parameter]: ...
+
+    def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor: ...
+
+    def validate(self, model: nn.Module) -> float: ...
+
+    def preview(self, model: nn.Module, path: Path) -> None: ...
+
+
+class SR3Objective:
+    """Eq. 2 of the InfScene paper on random crops at one scale per batch."""
+
+    description = "SR3"
+
+    def __init__(self, options: TrainOptions, config: ModelConfig, device: torch.device) -> None:
+        images = load_hr_images(options.hr, config, options.crop)
+        config.train_pixel_size_m = median_pixel_size(images)
+        self.batches = TrainingBatches(images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
+        self.levels = NoiseLevels()
+        self.preview_steps, self.seed = options.preview_steps, options.seed
+        self.model = SR3UNet(config)
+        if options.init:
+            self.model.load_state_dict(load_model(options.init).state_dict())
+        self.model = self.model.to(device).train()
+        self.validation: Optional[Validation] = None
+        self.preview_batch: Optional[Batch] = None
+        if options.val:
+            val_images = load_hr_images(options.val, config, options.crop)
+            self.validation = Validation(fixed_batches(val_images, config, options.crop, VAL_SCALES), options.seed)
+            self.preview_batch = fixed_batches(val_images[:PREVIEW_IMAGES], config, options.crop, [PREVIEW_SCALE])[0]
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return self.model.parameters()
+
+    def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
+        batch = self.batches.draw(rng, generator)
+        noise = torch.randn(batch.hr.shape, generator=generator)
+        return diffusion_loss(model, batch, self.levels.sample(batch.hr.shape[0], generator), noise)
+
+    def validate(self, model: nn.Module) -> Optional[float]:
+        return None if self.validation is None else self.validation.loss(model)
+
+    def preview(self, model: nn.Module, path: Path) -> None:
+        if self.preview_batch is not None:
+            write_preview(path, self.preview_batch, preview_samples(model, self.preview_batch, self.preview_steps, self.seed))
+
+
+ObjectiveFactory = Callable[[TrainOptions, ModelContract, torch.device], Objective]
+
+
 class Trainer:
     """The state of one run (model, EMA, optimizer, step, log) and its three actions: step, checkpoint, finish."""
 
-    def __init__(self, options: TrainOptions, config: ModelConfig, on_record: Optional[RecordCallback] = None) -> None:
+    def __init__(self, options: TrainOptions, config: ModelContract, make_objective: ObjectiveFactory,
+                 on_record: Optional[RecordCallback] = None) -> None:
         if options.threads:
             torch.set_num_threads(options.threads)
         self.options, self.config, self.on_record = options, config, on_record
         self.device = resolve_device(options.device)
         torch.manual_seed(options.seed)
-        images = load_hr_images(options.hr, config, options.crop)
-        config.train_pixel_size_m = median_pixel_size(images)
-        self.batches = TrainingBatches(images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
-        self.levels = NoiseLevels()
-
-        self.model = SR3UNet(config)
-        if options.init:
-            self.model.load_state_dict(load_model(options.init).state_dict())
-        self.model = self.model.to(self.device).train()
+        self.objective = make_objective(options, config, self.device)
+        self.model = self.objective.model
         self.ema = EMA(self.model, options.ema_decay)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=options.lr, weight_decay=options.weight_decay)
+        self.optimizer = torch.optim.AdamW(list(self.objective.parameters()), lr=options.lr, weight_decay=options.weight_decay)
         self.out = Path(options.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.step, self.elapsed_before = 0, 0.0
         self.resume()
-
-        self.validation: Optional[Validation] = None
-        self.preview: Optional[Batch] = None
-        if options.val:
-            val_images = load_hr_images(options.val, config, options.crop)
-            self.validation = Validation(fixed_batches(val_images, config, options.crop, VAL_SCALES), options.seed)
-            self.preview = fixed_batches(val_images[:PREVIEW_IMAGES], config, options.crop, [PREVIEW_SCALE])[0]
         self.start = time.monotonic()
         self.recent: list[float] = []
         self.history: list[dict] = []
@@ -358,16 +429,14 @@ class Trainer:
         """One optimizer step on the batch, timesteps and noise keyed by (seed, step)."""
         options = self.options
         rng, generator = step_streams(options.seed, self.step)
-        batch = self.batches.draw(rng, generator)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(options, self.step)
-        noise = torch.randn(batch.hr.shape, generator=generator)
-        loss = diffusion_loss(self.model, batch, self.levels.sample(options.batch, generator), noise)
+        loss = self.objective.loss(self.model, rng, generator)
         if not math.isfinite(loss.item()):
             raise InfSceneError(f"training diverged at step {self.step} (loss {loss.item()}); lower --lr")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), options.grad_clip)
+        torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]], options.grad_clip)
         self.optimizer.step()
         self.step += 1
         self.ema.update(self.model, self.step)
@@ -378,10 +447,14 @@ class Trainer:
 
     def checkpoint(self, validate: bool = True) -> None:
         record: dict = {}
-        if validate and self.validation is not None and self.preview is not None:
-            record = {"val_loss": round(self.validation.loss(self.model), 5), "val_loss_ema": round(self.validation.loss(self.ema.model), 5)}
-            samples = preview_samples(self.ema.model, self.preview, self.options.preview_steps, self.options.seed)
-            write_preview(self.out / "samples" / f"step-{self.step:07d}.png", self.preview, samples)
+        if validate:
+            was_training = self.model.training
+            self.model.eval()
+            raw, averaged = self.objective.validate(self.model), self.objective.validate(self.ema.model)
+            self.model.train(was_training)
+            if raw is not None and averaged is not None:
+                record = {"val_loss": round(raw, 5), "val_loss_ema": round(averaged, 5)}
+            self.objective.preview(self.ema.model, self.out / "samples" / f"step-{self.step:07d}.png")
         self.emit(record)
         extra = {"seconds": self.history[-1]["seconds"], "options": asdict(self.options)}
         save_checkpoint(self.options.checkpoints, self.step, self.model, self.ema, self.optimizer, extra)
@@ -413,18 +486,27 @@ class Trainer:
         losses = {k: last_value(self.history, k) for k in ("loss", "val_loss_ema")}
         seconds = self.history[-1]["seconds"]
         self.ema.model.config.trained = True
-        self.ema.model.config.notes = describe_run(self.options, self.config, self.device, seconds, self.step, losses)
+        self.ema.model.config.notes = describe_run(self.options, self.objective.description, self.device, seconds, self.step, losses)
         save_model(self.ema.model, self.out)
         return TrainResult(self.out, self.step, losses["loss"], losses["val_loss_ema"], seconds, self.history)
 
 
-def train(options: TrainOptions, config: ModelConfig, on_record: Optional[RecordCallback] = None) -> TrainResult:
+def make_objective(options: TrainOptions, config: ModelContract, device: torch.device) -> Objective:
+    """The objective of the config's family (and, for e2diffsr, of the stage in options.stage)."""
+    if isinstance(config, ModelConfig):
+        return SR3Objective(options, config, device)
+    from .e2diffsr.training import stage_objective  # the family's training lives with the family
+
+    return stage_objective(options, config, device)
+
+
+def train(options: TrainOptions, config: ModelContract, on_record: Optional[RecordCallback] = None) -> TrainResult:
     """Train (or resume) a model and write its EMA weights to `options.out` with save_model.
 
     An interrupt (Ctrl-C, or Cancelled raised by the CLI's SIGTERM handler) first writes a
     checkpoint of the last finished step, without validation, so --resume loses no work.
     """
-    return Trainer(options, config, on_record).run()
+    return Trainer(options, config, make_objective, on_record).run()
 
 
 # --- command line -------------------------------------------------------------------------
@@ -439,6 +521,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Train an SR3 super-resolution model: low-resolution inputs are made from the "
         "high-resolution rasters by area downsampling at a scale drawn per batch.",
     )
+    parser.add_argument("--family", choices=["sr3", "e2diffsr"], default="sr3", help="model family to train (default %(default)s; with --init, the initial model's)")
+    parser.add_argument("--stage", type=int, choices=[1, 2], default=defaults.stage, help="e2diffsr: 1 trains the prior autoencoder and the regression branch, 2 the latent diffusion on a stage-1 model given by --init (default %(default)s)")
+    parser.add_argument("--lr-crop", type=int, default=defaults.lr_crop, help="e2diffsr: low-resolution crop side; the truth crop is about this times the scale (default %(default)s)")
+    parser.add_argument("--kl-weight", type=float, default=defaults.kl_weight, help="e2diffsr stage 1: weight of the latent's KL term (default %(default)s)")
+    parser.add_argument("--prior-dropout", type=float, default=defaults.prior_dropout, help="e2diffsr stage 1: share of crops decoded without a prior, so the regression branch works alone (default %(default)s)")
     parser.add_argument("--hr", nargs="+", required=True, help="high-resolution GeoTIFFs: folders, globs or files")
     parser.add_argument("--val", help="folder (or glob) of validation GeoTIFFs, never trained on")
     parser.add_argument("--out", required=True, help="model folder to write (checkpoints, log and samples go inside)")
@@ -478,11 +565,15 @@ def run_from_args(args: argparse.Namespace) -> int:
         blur_sigma=args.blur_sigma, noise_std=args.noise_std, checkpoint_every=args.checkpoint_every, time_limit_min=args.time_limit,
         log_every=args.log_every, preview_steps=args.preview_steps, checkpoint_dir=args.checkpoint_dir, init=args.init,
         resume=args.resume, device=args.device, threads=args.threads, seed=args.seed,
+        stage=args.stage, lr_crop=args.lr_crop, kl_weight=args.kl_weight, prior_dropout=args.prior_dropout,
     )
-    config = load_config(args.init) if args.init else ModelConfig(
-        base_channels=args.base_channels, channel_mults=list(args.channel_mults),
-        scale_min=args.scale_min, scale_max=args.scale_max,
-    )
+    if args.init:
+        config = load_config(args.init)
+    elif args.family == "e2diffsr":
+        config = E2DiffSRConfig(scale_min=args.scale_min, scale_max=args.scale_max)
+    else:
+        config = ModelConfig(base_channels=args.base_channels, channel_mults=list(args.channel_mults),
+                             scale_min=args.scale_min, scale_max=args.scale_max)
     if not 1.0 < config.scale_min <= config.scale_max:
         raise InfSceneError(f"need 1 < --scale-min <= --scale-max, got {config.scale_min} and {config.scale_max}")
     result = train(options, config, on_record=lambda record: print(json.dumps(record), flush=True))

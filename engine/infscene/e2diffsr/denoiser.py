@@ -1,0 +1,54 @@
+"""The latent reverse step of the e2diffsr family, one definition for training and for the engine.
+
+Training runs the whole T-step chain with gradients (Algorithm 1); the engine's step loop runs one
+step at a time on batches of overlapping latent patches and fuses their (mu, sigma * noise) with
+VCF, exactly as it does for SR3's pixel patches. The denoiser estimates z0; the step's posterior
+mean is then the respaced DDPM posterior of sampler.ReverseStep, with sigma_t^2 its posterior variance.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..sampler import ReverseStep
+from .network import E2DiffSR
+
+
+def latent_posterior_mean(model: E2DiffSR, z_t: torch.Tensor, cond: torch.Tensor, direct: torch.Tensor,
+                          scale: torch.Tensor, step: ReverseStep) -> torch.Tensor:
+    """mu of q(z_{t-1} | z_t, z0 = the denoiser's estimate), in diffusion units (z / latent_scale)."""
+    sqrt_gamma = torch.full((z_t.shape[0],), float(np.sqrt(step.gamma)), device=z_t.device)
+    z0 = model.denoiser(z_t, sqrt_gamma, scale, cond, direct)
+    return step.coef_x0 * z0 + step.coef_xt * z_t
+
+
+def reverse_chain(model: E2DiffSR, cond: torch.Tensor, direct: torch.Tensor, scale: torch.Tensor,
+                  steps: Sequence[ReverseStep], noises: Sequence[torch.Tensor]) -> torch.Tensor:
+    """z0 from z_T = noises[0], adding sigma * noises[k + 1] after step k (the last step's sigma is 0)."""
+    z = noises[0]
+    for step, noise in zip(steps, noises[1:]):
+        z = latent_posterior_mean(model, z, cond, direct, scale, step) + step.sigma * noise
+    return z
+
+
+class LatentPatchDenoiser:
+    """The step loop's denoiser for e2diffsr: latent patches and their folded condition -> posterior mean.
+
+    CondNet is rerun at each step on the patch's folded condition: it costs less than keeping a
+    scene-sized map of its features, and a patch's features then depend only on the patch.
+    """
+
+    def __init__(self, model: E2DiffSR, scale: float) -> None:
+        self.model = model
+        self.scale = scale
+        self.device = next(model.parameters()).device
+        self.state_channels = model.config.latent_channels
+
+    @torch.no_grad()
+    def posterior_mean(self, y_t: torch.Tensor, cond: torch.Tensor, step: ReverseStep) -> torch.Tensor:
+        y_t, cond = y_t.to(self.device), cond.to(self.device)
+        features, direct = self.model.condition(cond)
+        scale = torch.full((y_t.shape[0],), float(self.scale), device=self.device)
+        return latent_posterior_mean(self.model, y_t, features, direct, scale, step).cpu()

@@ -1,0 +1,261 @@
+"""Training the E2DiffSR family in its two stages (e2diffsr.txt, Sec. III-D), on infscene.train's Trainer.
+
+Stage 1 trains the prior encoder, the prior decoder and the regression branch together on
+L1(truth, output) plus a small KL term on the latent (Eq. 12 without the adversarial term, whose
+weight in the paper is 1e-6). With probability `prior_dropout` a crop is decoded from z = 0, the
+prior's mean, so the regression branch alone is a good model too (it ships as the fast option).
+
+Stage 2 freezes those and trains CondNet and the latent denoiser as the paper does (Algorithm 1): the
+whole T = 4 reverse chain is run, from pure noise as at inference and with the same keyed-by-step
+noise draws, and the loss is L1 between the chain's z0 and the encoder's latent plus L1 between
+CondNet's direct estimate and it (Eq. 13).
+
+Crops: the low-resolution side is fixed (`lr_crop`) and the truth side is the multiple of 8 nearest
+lr_crop * scale, so every batch costs about the same whatever its scale, and the scale the network
+is told is the exact ratio of the two sides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InfSceneError
+from ..model import load_model
+from ..sampler import ReverseStep, respaced_steps
+from ..train import TrainOptions, write_image_rows
+from ..training_data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
+from .denoiser import reverse_chain
+from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition
+
+VAL_SCALES = (2.0, 3.7, 5.0, 8.0)
+VAL_LR_SIDE = 24  # fits sr_dev's 200-pixel crops at 8x
+PREVIEW_SCALE = 4.0
+PREVIEW_IMAGES = 3
+LATENT_SCALE_BATCHES = 16
+
+
+@dataclass(frozen=True)
+class PairBatch:
+    """Truth crops (B, C, H, W), their low-resolution images (B, C, h, w), the bicubic upsampling, geometry, scale (B,)."""
+
+    hr: torch.Tensor
+    lr: torch.Tensor
+    up: torch.Tensor
+    where: Sampling
+    scale: torch.Tensor
+
+    def to(self, device: torch.device) -> "PairBatch":
+        return PairBatch(self.hr.to(device), self.lr.to(device), self.up.to(device), self.where, self.scale.to(device))
+
+
+def crop_sides(lr_side: int, scale: float) -> tuple[int, int]:
+    """(truth side, low-resolution side): the truth a multiple of 8 near lr_side * scale."""
+    hr = LATENT_FACTOR * max(1, round(lr_side * scale / LATENT_FACTOR))
+    return hr, max(1, round(hr / scale))
+
+
+def make_pairs(patches: Sequence[np.ndarray], lr_side: int, config: E2DiffSRConfig, degradation: Degradation = Degradation(),
+               generator: Optional[torch.Generator] = None) -> PairBatch:
+    """(H, W, C) model-unit truth patches -> a batch degraded to lr_side pixels (blur and noise drawn per batch)."""
+    hr = torch.from_numpy(np.stack(patches)).permute(0, 3, 1, 2).float()
+    side = hr.shape[-1]
+    scale = side / lr_side
+    draws = torch.rand(2, generator=generator)
+    lr = degrade(hr, scale, config, float(draws[0]) * degradation.blur_sigma, float(draws[1]) * degradation.noise_std, generator)
+    where = Sampling.whole(tuple(lr.shape[-2:]), (side, side))
+    return PairBatch(hr, lr, bicubic_base(lr, where), where, torch.full((hr.shape[0],), scale))
+
+
+class PairBatches:
+    """Random pairs: area-weighted choice among the images large enough for the batch's crop, dihedral turns."""
+
+    def __init__(self, images: Sequence[HRImage], config: E2DiffSRConfig, lr_side: int, batch: int, degradation: Degradation) -> None:
+        self.images, self.config, self.lr_side, self.batch, self.degradation = list(images), config, lr_side, batch, degradation
+        self.areas = np.array([img.valid.sum() for img in self.images], dtype=np.float64)
+        self.sides = np.array([min(img.valid.shape) for img in self.images])
+        largest = crop_sides(lr_side, config.scale_max)[0]
+        if self.sides.max() < largest:
+            raise InfSceneError(f"no training raster is {largest} px wide, as {config.scale_max:g}x crops of {lr_side} LR px need; lower --lr-crop")
+
+    def draw(self, rng: np.random.Generator, generator: torch.Generator) -> PairBatch:
+        scale = float(rng.uniform(self.config.scale_min, self.config.scale_max))
+        side, lr_side = crop_sides(self.lr_side, scale)
+        weights = np.where(self.sides >= side, self.areas, 0.0)
+        chosen = rng.choice(len(self.images), size=self.batch, p=weights / weights.sum())
+        patches = [random_dihedral(random_crop(self.images[i], side, rng), rng) for i in chosen]
+        return make_pairs(patches, lr_side, self.config, self.degradation, generator)
+
+
+def fixed_pairs(images: Sequence[HRImage], config: E2DiffSRConfig, scales: Sequence[float], lr_side: int = VAL_LR_SIDE) -> list[PairBatch]:
+    """Validation pairs: the centre crop of every image that fits, at each scale, no blur or noise."""
+    batches = []
+    for scale in scales:
+        side, small = crop_sides(lr_side, scale)
+        centres = []
+        for img in images:
+            height, width = img.valid.shape
+            if min(height, width) >= side:
+                top, left = (height - side) // 2, (width - side) // 2
+                centres.append(img.pixels[top : top + side, left : left + side])
+        if centres:
+            batches.append(make_pairs(centres, small, config))
+    return batches
+
+
+def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(log_var)) || N(0, 1)) per latent element, averaged."""
+    return 0.5 * torch.mean(mean**2 + torch.exp(log_var) - 1.0 - log_var)
+
+
+def start_model(options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> E2DiffSR:
+    model = E2DiffSR(config)
+    if options.init:
+        source = load_model(options.init)
+        if not isinstance(source, E2DiffSR):
+            raise InfSceneError(f"--init {options.init} is not an e2diffsr model")
+        model.load_state_dict(source.state_dict())
+    return model.to(device).train()
+
+
+class _PairData:
+    """The training and validation pairs of a run, shared by both stages."""
+
+    def __init__(self, options: TrainOptions, config: E2DiffSRConfig) -> None:
+        images = load_hr_images(options.hr, config, crop_sides(options.lr_crop, config.scale_min)[0])
+        config.train_pixel_size_m = median_pixel_size(images)
+        self.batches = PairBatches(images, config, options.lr_crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
+        self.validation: list[PairBatch] = []
+        self.preview_batch: Optional[PairBatch] = None
+        if options.val:
+            val_images = load_hr_images(options.val, config, crop_sides(VAL_LR_SIDE, config.scale_min)[0])
+            self.validation = fixed_pairs(val_images, config, VAL_SCALES)
+            self.preview_batch = fixed_pairs(val_images[:PREVIEW_IMAGES], config, [PREVIEW_SCALE], lr_side=48)[0]
+
+    def mean_l1(self, output: Callable[[PairBatch], torch.Tensor]) -> Optional[float]:
+        """Pixel-weighted L1 (model units) of output(batch) against the truth over the validation pairs."""
+        if not self.validation:
+            return None
+        total = sum(float(torch.abs(output(b) - b.hr).sum()) for b in self.validation)
+        return total / sum(b.hr.numel() for b in self.validation)
+
+
+def regression_alone(model: E2DiffSR, batch: PairBatch) -> torch.Tensor:
+    """The regression branch without a prior: decoding from z = 0, the prior's mean."""
+    z = torch.zeros((batch.hr.shape[0], model.config.latent_channels, *[s // LATENT_FACTOR for s in batch.hr.shape[-2:]]))
+    return model.decode(batch.lr, z.to(batch.lr.device), batch.where, batch.scale)
+
+
+class PriorObjective:
+    """Stage 1: prior autoencoder and regression branch, L1 + KL, with prior dropout."""
+
+    description = "E2DiffSR stage 1 (prior autoencoder + regression branch; L1 + KL, prior dropout)"
+
+    def __init__(self, options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> None:
+        self.data = _PairData(options, config)
+        self.model = start_model(options, config, device)
+        self.device, self.kl_weight, self.dropout = device, options.kl_weight, options.prior_dropout
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        m = self.model
+        return [*m.encoder.parameters(), *m.prior_decoder.parameters(), *m.regression.parameters()]
+
+    def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
+        batch = self.data.batches.draw(rng, generator).to(self.device)
+        mean, log_var = model.encoder(batch.hr, batch.up)
+        z = mean + torch.exp(0.5 * log_var) * torch.randn(mean.shape, generator=generator).to(self.device)
+        kept = (torch.rand(mean.shape[0], generator=generator) >= self.dropout).to(z)
+        output = model.decode(batch.lr, z * kept[:, None, None, None], batch.where, batch.scale)
+        return torch.mean(torch.abs(output - batch.hr)) + self.kl_weight * kl_divergence(mean, log_var)
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module) -> Optional[float]:
+        """L1 of the regression branch alone: what the prior cannot be relied on to fix."""
+        return self.data.mean_l1(lambda b: regression_alone(model, b.to(self.device)).cpu())
+
+    @torch.no_grad()
+    def preview(self, model: nn.Module, path: Path) -> None:
+        """Rows: bicubic | regression alone | decoded from the truth's own prior | truth."""
+        b = self.data.preview_batch
+        if b is None:
+            return
+        b = b.to(self.device)
+        reconstructed = model.decode(b.lr, model.encoder(b.hr, b.up)[0], b.where, b.scale)
+        write_image_rows(path, [b.up, regression_alone(model, b), reconstructed, b.hr])
+
+
+class LatentObjective:
+    """Stage 2: CondNet and the latent denoiser, the whole reverse chain run (Algorithm 1), Eq. 13."""
+
+    description = "E2DiffSR stage 2 (latent denoiser, T = 4, all reverse steps run; L1 on z0 + CondNet distillation, Eq. 13)"
+
+    def __init__(self, options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> None:
+        if not options.init:
+            raise InfSceneError("stage 2 trains on a stage-1 model: pass --init MODEL_DIR (the folder stage 1 wrote)")
+        self.data = _PairData(options, config)
+        self.model = start_model(options, config, device)
+        for part in (self.model.encoder, self.model.prior_decoder, self.model.regression):
+            part.requires_grad_(False)
+        self.device = device
+        self.steps: list[ReverseStep] = respaced_steps(config.diffusion_steps, config.gammas())
+        self.seed = options.seed
+        # Deterministic (fixed draws, frozen encoder), so a resumed run measures the same value again.
+        config.latent_scale = self.measure_latent_scale(options.seed)
+
+    @torch.no_grad()
+    def measure_latent_scale(self, seed: int) -> float:
+        """The std of the encoder's latent means over a few training batches: the diffusion runs on z / this."""
+        means = []
+        for index in range(LATENT_SCALE_BATCHES):
+            rng = np.random.default_rng([seed, 7, index])
+            batch = self.data.batches.draw(rng, torch.Generator().manual_seed(index)).to(self.device)
+            means.append(self.model.encoder(batch.hr, batch.up)[0].flatten())
+        return float(torch.cat(means).std())
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return [*self.model.condition.parameters(), *self.model.denoiser.parameters()]
+
+    def latent_target(self, model: E2DiffSR, batch: PairBatch) -> torch.Tensor:
+        with torch.no_grad():
+            return model.encoder(batch.hr, batch.up)[0] / model.config.latent_scale
+
+    def sample(self, model: E2DiffSR, batch: PairBatch, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z0 from the reverse chain, CondNet's direct estimate), both in diffusion units."""
+        cond, direct = model.condition(fold_condition(batch.up))
+        shape = (batch.hr.shape[0], model.config.latent_channels, *[s // LATENT_FACTOR for s in batch.hr.shape[-2:]])
+        noises = [torch.randn(shape, generator=generator).to(self.device) for _ in range(len(self.steps) + 1)]
+        return reverse_chain(model, cond, direct, batch.scale, self.steps, noises), direct
+
+    def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
+        batch = self.data.batches.draw(rng, generator).to(self.device)
+        target = self.latent_target(model, batch)
+        z0, direct = self.sample(model, batch, generator)
+        return torch.mean(torch.abs(z0 - target)) + torch.mean(torch.abs(direct - target))
+
+    def full_model(self, model: E2DiffSR, batch: PairBatch, seed: int) -> torch.Tensor:
+        z0, _ = self.sample(model, batch, torch.Generator().manual_seed(seed))
+        return model.decode(batch.lr, z0 * model.config.latent_scale, batch.where, batch.scale)
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module) -> Optional[float]:
+        """L1 of the full model's output (fixed noise): what the diffusion adds on top of the regression branch."""
+        return self.data.mean_l1(lambda b: self.full_model(model, b.to(self.device), self.seed).cpu())
+
+    @torch.no_grad()
+    def preview(self, model: nn.Module, path: Path) -> None:
+        """Rows: bicubic | regression alone | full model | truth."""
+        b = self.data.preview_batch
+        if b is None:
+            return
+        b = b.to(self.device)
+        write_image_rows(path, [b.up, regression_alone(model, b), self.full_model(model, b, self.seed), b.hr])
+
+
+def stage_objective(options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> PriorObjective | LatentObjective:
+    if options.stage not in (1, 2):
+        raise InfSceneError(f"--stage must be 1 (autoencoder + regression) or 2 (latent diffusion), got {options.stage}")
+    return (PriorObjective if options.stage == 1 else LatentObjective)(options, config, device)
