@@ -41,7 +41,15 @@ BAD_INPUTS = {
     "scale too small": (FIXTURES / "naip_nd_5m_64.tif", {"scale": 1.0}, "scale factor must be in"),
     "bad patch": (FIXTURES / "naip_nd_5m_64.tif", {"patch": 33}, "patch size must be a multiple"),
     "bad overlap": (FIXTURES / "naip_nd_5m_64.tif", {"overlap": 20}, "overlap must be between"),
-    "no steps": (FIXTURES / "naip_nd_5m_64.tif", {"steps": 0}, "steps must be at least 1"),
+    "no steps": (FIXTURES / "naip_nd_5m_64.tif", {"steps": 0}, "steps must be between 1 and 2000"),
+    "too many steps": (FIXTURES / "naip_nd_5m_64.tif", {"steps": 2001}, "steps must be between 1 and 2000, got 2001"),
+    "negative seed": (FIXTURES / "naip_nd_5m_64.tif", {"seed": -1}, "seed must be 0 or more"),
+    "infinite bounds": (FIXTURES / "naip_nd_5m_64.tif", {"bounds": (0.0, 0.0, float("inf"), 1e9)}, "must be finite numbers"),
+    "batch size 0": (FIXTURES / "naip_nd_5m_64.tif", {"batch_size": 0}, "batch size must be between 1 and"),
+    "negative batch size": (FIXTURES / "naip_nd_5m_64.tif", {"batch_size": -3}, "batch size must be between 1 and"),
+    "huge batch size": (FIXTURES / "naip_nd_5m_64.tif", {"batch_size": 10**9}, "batch size must be between 1 and"),
+    "huge patch": (FIXTURES / "naip_nd_5m_64.tif", {"patch": 10**6}, "patch size must be between 1 and"),
+    "infinite scale": (FIXTURES / "naip_nd_5m_64.tif", {"scale": float("inf")}, "scale factor must be in"),
 }
 
 

@@ -1,33 +1,50 @@
 """The `infscene` command line: `sr`, `info`, and the subcommands other modules register.
 
-Bad input ends with one line on stderr and a non-zero exit, and no output file. With
-`--progress json` every event is also a JSON line on stdout (the QGIS plugin reads these):
-`plan`, then `progress` events, then `done` or `error`.
+Bad input, bad arguments included, ends with one line on stderr and a non-zero exit, and no
+output file; warnings are one line each and do not stop the run. With `--progress json` every
+event is also a JSON line on stdout (the QGIS plugin reads these; protocol.py defines them):
+`plan`, `warning`s, `progress` events, then `done`, `error` or `cancelled`.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import signal
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NoReturn, Optional, Sequence
 
 import torch
 
-from . import __version__
+from . import __version__, protocol
+from .atomic import check_output_path, refuse_overwriting_input
 from .errors import Cancelled, InfSceneError
 from .fusion import FusionMode
 from .iceplant import cli as iceplant_cli
-from .iceplant.predict import write_iceplant_probability
+from .iceplant.predict import check_iceplant_input, write_iceplant_probability
 from .model import DEFAULT_MODEL_DIR, load_config, resolve_devices
-from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, super_resolve
+from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, run_plan
 from .sampler import DEFAULT_STEPS
-from .console import band_list, emit, progress_reporter
+from .console import band_list, emit, progress_reporter, warn
 from . import train
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_CANCELLED = 130
+DEBUG_VARIABLE = "INFSCENE_DEBUG"  # set to 1 for a traceback instead of the one-line internal error
+
+
+class UsageError(InfSceneError):
+    """A command line argparse refuses (unknown option, a value of the wrong type)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (and a JSON error event) like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
 def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -50,7 +67,7 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="reverse diffusion steps K (more: slower, finer)")
     p.add_argument("--patch", type=int, help="patch side in output pixels (default: the model's training size)")
     p.add_argument("--overlap", type=int, help="overlap between patches in output pixels (default: a quarter of the patch)")
-    p.add_argument("--mode", choices=[m.value for m in FusionMode], default=FusionMode.VCF.value,
+    p.add_argument("--mode", choices=list(protocol.MODES), default=FusionMode.VCF.value,
                    help="vcf: variance-corrected joint denoising (seamless, sharp); average: naive weighted mean "
                         "(seamless, blurred); independent: separate tiles (seams, the SR3 baseline)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
@@ -65,7 +82,7 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", type=Path, help="also write a side-by-side PNG of input and output")
     p.add_argument("--iceplant", type=Path, metavar="PROB_OUTPUT",
                    help="also write the iceplant probability (0-1) of the super-resolved result to this GeoTIFF")
-    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
+    p.add_argument("--progress", choices=list(protocol.PROGRESS_KINDS), default="bar",
                    help="bar: a progress bar on stderr; json: JSON-lines events on stdout")
     p.add_argument("--dry-run", action="store_true", help="check the input and print the plan; write nothing")
     p.set_defaults(func=run_sr)
@@ -80,23 +97,34 @@ def sr_options(args: argparse.Namespace) -> SROptions:
     )
 
 
+def _check_side_outputs(args: argparse.Namespace) -> None:
+    """Before any work: no output over the input or over another output, and folders that exist."""
+    side = {"preview": args.preview, "iceplant output": args.iceplant}
+    refuse_overwriting_input(args.input, {"output": args.output, **side})
+    for path in side.values():
+        if path is not None:
+            check_output_path(path)
+    if args.iceplant:
+        check_iceplant_input(args.input, args.bands)
+
+
 def run_sr(args: argparse.Namespace) -> int:
     options = sr_options(args)
-    plan = plan_run(args.input, options)
-    if args.progress == "json" or args.dry_run:
-        seconds = estimate_seconds_per_patch(options) * plan.total_work if args.dry_run else None
-        fields = dict(output_width=plan.width, output_height=plan.height, patches=len(plan.grid), steps=plan.steps,
-                      total=plan.total_work, output_bytes=plan.output_bytes, canvas_bytes=plan.canvas_bytes,
-                      estimated_s=None if seconds is None else round(seconds, 1))
-        if args.progress == "json":
-            emit("plan", **fields)
+    _check_side_outputs(args)
+    plan = plan_run(args.input, options, args.output)
+    json_events = args.progress == "json"
+    warn(plan.warnings, json_events)
+    if json_events or args.dry_run:
+        event = plan.event(estimate_seconds_per_patch(plan) * plan.total_work if args.dry_run else None)
+        if json_events:
+            emit(event)
         else:
-            print(json.dumps(fields, indent=2))
+            print(json.dumps(dataclasses.asdict(event), indent=2))
     if args.dry_run:
         return 0
     callback, close = progress_reporter(args.progress, plan.total_work)
     try:
-        out = super_resolve(args.input, args.output, options, progress=callback)
+        out = run_plan(plan, progress=callback)
     finally:
         close()
     outputs = [str(out)]
@@ -107,8 +135,8 @@ def run_sr(args: argparse.Namespace) -> int:
         from .preview import write_side_by_side
 
         outputs.append(str(write_side_by_side(args.input, out, args.preview, options.bounds)))
-    if args.progress == "json":
-        emit("done", outputs=outputs)
+    if json_events:
+        emit(protocol.Done(tuple(outputs)))
     else:
         print("\n".join(outputs))
     return 0
@@ -126,6 +154,7 @@ def run_info(args: argparse.Namespace) -> int:
         model = {"path": str(model_dir), "error": str(exc)}
     info = {
         "version": __version__,
+        "protocol": protocol.PROTOCOL_VERSION,
         "torch": torch.__version__,
         "device_auto": ",".join(str(d) for d in resolve_devices("auto")),
         "cuda_available": cuda,
@@ -150,7 +179,7 @@ def add_info_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="infscene", description="Seamless diffusion super-resolution of rasters of any size.")
+    parser = OneLineParser(prog="infscene", description="Seamless diffusion super-resolution of rasters of any size.")
     parser.add_argument("--version", action="version", version=f"infscene {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_sr_parser(subparsers)
@@ -164,19 +193,41 @@ def _raise_cancelled(signum: int, frame: object) -> None:
     raise Cancelled()
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether the plugin asked for JSON events, read from the raw arguments (for errors while parsing them)."""
+    args = list(argv)
+    return any(a == "--progress=json" or (a == "--progress" and args[i + 1:i + 2] == ["json"]) for i, a in enumerate(args))
+
+
+def _fail(message: str, json_events: bool, cancelled: bool = False) -> None:
+    if json_events:
+        emit(protocol.Cancelled(message) if cancelled else protocol.Failure(message))
+    print(f"infscene: {message}", file=sys.stderr)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    json_events = _wants_json(argv)
     signal.signal(signal.SIGTERM, _raise_cancelled)
-    json_events = getattr(args, "progress", None) == "json"
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (InfSceneError, KeyboardInterrupt) as exc:
-        cancelled = isinstance(exc, (Cancelled, KeyboardInterrupt))
-        message = str(Cancelled()) if isinstance(exc, KeyboardInterrupt) else str(exc)
-        if json_events:
-            emit("cancelled" if cancelled else "error", message=message)
-        print(f"infscene: {message}", file=sys.stderr)
-        return EXIT_CANCELLED if cancelled else EXIT_ERROR
+    except UsageError as exc:
+        _fail(str(exc), json_events)
+        return EXIT_USAGE
+    except (Cancelled, KeyboardInterrupt):
+        _fail(str(Cancelled()), json_events, cancelled=True)
+        return EXIT_CANCELLED
+    except InfSceneError as exc:
+        _fail(str(exc), json_events)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug, not bad input: still one line (and an event) for the user and the plugin
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0]
+        _fail(f"internal error: {type(exc).__name__}: {first} (rerun with {DEBUG_VARIABLE}=1 for the traceback, "
+              "and please report it)", json_events)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

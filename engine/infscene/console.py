@@ -1,17 +1,25 @@
-"""What every subcommand shares on the console: JSON-lines events, progress display, band lists."""
+"""What every subcommand shares on the console: JSON-lines events, warnings, progress display, band lists."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any, Callable, Optional
+from typing import Callable, Optional, Sequence
 
+from . import protocol
 from .progress import Progress
 
 
-def emit(event: str, **fields: Any) -> None:
-    """One JSON line on stdout, flushed at once so a reading process sees it now."""
-    print(json.dumps({"event": event, **fields}), flush=True)
+def emit(event: protocol.Event) -> None:
+    """One protocol event as a JSON line on stdout, flushed at once so a reading process sees it now."""
+    print(protocol.event_line(event), flush=True)
+
+
+def warn(messages: Sequence[str], json_events: bool) -> None:
+    """Each warning as one line on stderr and, for the plugin, a `warning` event."""
+    for message in messages:
+        if json_events:
+            emit(protocol.RunWarning(message))
+        print(f"infscene: warning: {message}", file=sys.stderr)
 
 
 def band_list(text: str) -> list[int]:
@@ -25,8 +33,8 @@ def progress_reporter(kind: str, total: int) -> tuple[Optional[Callable[[Progres
     """A callback for the chosen progress display and a function that closes it."""
     if kind == "json":
         def report(p: Progress) -> None:
-            emit("progress", done=p.done, total=p.total, fraction=round(p.fraction, 5),
-                 rate=round(p.rate, 4), eta_s=None if p.eta_s is None else round(p.eta_s, 1))
+            emit(protocol.Progress(done=p.done, total=p.total, fraction=round(p.fraction, 5), rate=round(p.rate, 4),
+                                   eta_s=None if p.eta_s is None else round(p.eta_s, 1)))
         return report, lambda: None
     if kind == "bar":
         from tqdm import tqdm

@@ -14,3 +14,8 @@ class Cancelled(InfSceneError):
 
     def __init__(self, message: str = "cancelled by the user; no output was written") -> None:
         super().__init__(message)
+
+
+class InfSceneWarning(UserWarning):
+    """Something the user should know that does not stop the run (one line): an extent clipped to the
+    raster, a scale outside the model's trained range, a raster without georeference..."""

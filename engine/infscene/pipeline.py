@@ -1,15 +1,20 @@
 """One super-resolution run: input window -> patch grid -> step loop -> canvas -> GeoTIFF.
 
-`plan_run` checks everything that can be checked before any work (file, extent, bands, scale,
-patch size, disk space) and says how big the run is; `super_resolve` carries it out. The output
-appears at its path only when complete.
+`plan_run` checks everything that can be checked before any work (file, outputs, extent, bands,
+scale, patch size, steps, devices, disk space) and decides the whole run: the returned SRPlan is
+what `run_plan` carries out, and what the CLI's `plan` event reports, so nothing is decided twice.
+`super_resolve` is the two in one call. The model-specific part of a run (building the denoisers
+and running the step loop) is `_sample`, the one function a second model family replaces. The
+output appears at its path only when complete and verified.
 """
 from __future__ import annotations
 
+import hashlib
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import rasterio
@@ -17,33 +22,40 @@ import torch
 from affine import Affine
 from rasterio.windows import Window
 
-from .atomic import atomic_output, check_output_path
-from .canvas import DEFAULT_MEMMAP_ABOVE_BYTES, Canvas, canvas_factory
-from .errors import InfSceneError
+from . import __version__
+from .atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input
+from .canvas import DEFAULT_MEMMAP_ABOVE_BYTES, Canvas, CanvasFactory
+from .errors import InfSceneError, InfSceneWarning
 from .fusion import FusionMode
 from .grid import PatchGrid
 from .guided import GuidedBands
 from .joint import SamplingJob, sample_canvas
-from .model import ModelConfig, load_config, load_model, resolve_devices
+from .model import WEIGHTS_FILE, DEFAULT_MODEL_DIR, ModelConfig, load_config, load_model, resolve_devices
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
+from .protocol import MAX_BATCH, MAX_PATCH, MAX_STEPS, PROTOCOL_VERSION, PROVENANCE_PREFIX, Plan
 from .raster_io import (
     BandLayout,
+    OutputRows,
     WindowData,
-    copy_band_metadata,
     open_raster,
     output_grid,
     output_profile,
     read_window,
     resolve_bands,
     resolve_window,
+    value_range,
+    write_super_resolved,
 )
 from .resample import bicubic_rows, nearest_rows, row_blocks
-from .sampler import DEFAULT_STEPS, PatchDenoiser, respaced_steps
+from .sampler import DEFAULT_STEPS, PatchDenoiser, ReverseStep, respaced_steps
 from .scaling import BandScaling, fill_invalid, fit_scaling
 from .workers import DenoiserPool
+from .workspace import Workspace
 
-# Scene-sized float32 maps alive during the step loop: condition, state, next state (3 bands each), W, S.
-CANVAS_BANDS = 3 + 3 + 3 + 1 + 1
+# Scene-sized float32 bands alive during the step loop (joint.py): vcf/average keep the condition, the
+# state and the next state (3 bands each), W and S; independent keeps the condition and the pasted tiles.
+CANVAS_BANDS = {FusionMode.VCF: 3 + 3 + 3 + 1 + 1, FusionMode.AVERAGE: 3 + 3 + 3 + 1 + 1, FusionMode.INDEPENDENT: 3 + 3}
+SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
 
 
 @dataclass
@@ -69,16 +81,31 @@ class SROptions:
 
 @dataclass(frozen=True)
 class SRPlan:
-    """The size of a run, known before any work is done."""
+    """A whole run, decided before any work: what `run_plan` carries out and the `plan` event reports."""
 
-    window: Window
+    input_path: Path
+    output_path: Optional[Path]  # None: a plan that only sizes the run
+    options: SROptions
+    config: ModelConfig
+    family: str
     layout: BandLayout
+    window: Window
     height: int
     width: int
     transform: Affine
+    scale: float  # the mean of the two axes' factors: what the model is conditioned on
     grid: PatchGrid
-    steps: int
+    reverse_steps: tuple[ReverseStep, ...]
+    devices: tuple[torch.device, ...]
+    canvas_bands: int
+    canvases_on_disk: bool
+    work_dir: Path
     profile: dict = field(repr=False)
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def steps(self) -> int:
+        return len(self.reverse_steps)
 
     @property
     def total_work(self) -> int:
@@ -91,13 +118,34 @@ class SRPlan:
 
     @property
     def canvas_bytes(self) -> int:
-        return CANVAS_BANDS * self.grid.height * self.grid.width * 4
+        return self.canvas_bands * self.grid.height * self.grid.width * 4
+
+    def event(self, estimated_s: Optional[float] = None) -> Plan:
+        """The protocol's `plan` event for this plan."""
+        return Plan(output_width=self.width, output_height=self.height, patches=len(self.grid), steps=self.steps,
+                    total=self.total_work, output_bytes=self.output_bytes, canvas_bytes=self.canvas_bytes,
+                    estimated_s=None if estimated_s is None else round(estimated_s, 1), protocol=PROTOCOL_VERSION)
 
 
-def _patch_geometry(options: SROptions, config: ModelConfig) -> tuple[int, int]:
+def _check_options(options: SROptions) -> None:
+    """The choices that are wrong whatever the raster and the model."""
+    if not 1 <= options.steps <= MAX_STEPS:
+        raise InfSceneError(f"steps must be between 1 and {MAX_STEPS}, got {options.steps}")
+    if options.seed < 0:
+        raise InfSceneError(f"seed must be 0 or more, got {options.seed}")
+    if not 1 <= options.batch_size <= MAX_BATCH:
+        raise InfSceneError(f"batch size must be between 1 and {MAX_BATCH} patches, got {options.batch_size}")
+    if options.patch is not None and not 1 <= options.patch <= MAX_PATCH:
+        raise InfSceneError(f"patch size must be between 1 and {MAX_PATCH} output pixels, got {options.patch}")
+
+
+def _patch_geometry(options: SROptions, config: ModelConfig, notes: list[str]) -> tuple[int, int]:
     patch = options.patch or config.patch_size
     if patch < config.size_multiple or patch % config.size_multiple:
         raise InfSceneError(f"patch size must be a multiple of {config.size_multiple}, got {patch}")
+    if patch * SMALL_PATCH_FRACTION < config.patch_size:
+        notes.append(f"patches of {patch} px are far smaller than the model's {config.patch_size} px: "
+                     "many more model calls (slow) and less context per patch")
     if options.mode is FusionMode.INDEPENDENT:
         return patch, 0
     overlap = patch // 4 if options.overlap is None else options.overlap
@@ -106,23 +154,63 @@ def _patch_geometry(options: SROptions, config: ModelConfig) -> tuple[int, int]:
     return patch, overlap
 
 
-def make_plan(ds: rasterio.DatasetReader, options: SROptions, config: ModelConfig) -> SRPlan:
-    """Validate the options against the raster and the model; size the run."""
-    if options.steps < 1:
-        raise InfSceneError(f"steps must be at least 1, got {options.steps}")
+def _scale_notes(ds: rasterio.DatasetReader, window: Window, height: int, width: int, scale: float,
+                 config: ModelConfig, notes: list[str]) -> None:
+    if ds.crs is None and ds.transform.is_identity:
+        notes.append(f"{Path(ds.name).name} has no georeference (no CRS, no geotransform): the output has none either")
+    if height == window.height or width == window.width:
+        notes.append(f"scale {scale:.4g} adds no pixel on at least one axis ({window.width}x{window.height} -> "
+                     f"{width}x{height}): the output keeps the input's pixel size there")
+    if not config.scale_min <= scale <= config.scale_max:
+        notes.append(f"scale {scale:.3g} is outside the range the model was trained on "
+                     f"({config.scale_min:g}-{config.scale_max:g}): expect weaker detail")
+
+
+def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: SROptions, config: ModelConfig) -> SRPlan:
+    """Validate the options against the raster and the model; decide the run."""
+    _check_options(options)
+    if config.channels != 3:
+        raise InfSceneError(f"the model expects {config.channels} bands; this engine drives RGB models")
+    notes: list[str] = []
     layout = resolve_bands(ds, options.bands)
-    window = resolve_window(ds, options.bounds)
+    window = resolve_window(ds, options.bounds, notes)
     height, width, transform = output_grid(ds, window, options.scale, options.target_res)
-    patch, overlap = _patch_geometry(options, config)
+    scale = (width / window.width + height / window.height) / 2.0
+    _scale_notes(ds, window, height, width, scale, config, notes)
+    patch, overlap = _patch_geometry(options, config, notes)
     grid = PatchGrid(max(height, patch), max(width, patch), patch, overlap)
-    steps = len(respaced_steps(options.steps))
-    return SRPlan(window, layout, height, width, transform, grid, steps, output_profile(ds, layout, height, width, transform))
+    canvas_bands = CANVAS_BANDS[options.mode]
+    canvas_bytes = canvas_bands * grid.height * grid.width * 4
+    work_dir = Path(options.work_dir or (output_path.parent if output_path is not None else "."))
+    if not work_dir.is_dir():
+        raise InfSceneError(f"work folder does not exist: {work_dir}")
+    profile = output_profile(ds, layout, height, width, transform)
+    return SRPlan(
+        input_path=Path(ds.name), output_path=output_path, options=options, config=config, family=config.family,
+        layout=layout, window=window, height=height, width=width, transform=transform, scale=scale, grid=grid,
+        reverse_steps=tuple(respaced_steps(options.steps)), devices=tuple(resolve_devices(options.device)),
+        canvas_bands=canvas_bands, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
+        profile=profile, warnings=tuple(notes),
+    )
 
 
-def plan_run(input_path: str | Path, options: SROptions) -> SRPlan:
+def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[str | Path] = None) -> SRPlan:
+    """Check the input, the options, the output path and the disks; return the run's plan. Writes nothing.
+
+    Without `output_path` the plan only sizes the run (its output checks are left out and it
+    cannot be carried out).
+    """
+    out = None
+    if output_path is not None:
+        refuse_overwriting_input(input_path, {"output": output_path})
+        out = check_output_path(output_path)
     config = load_config(options.model_dir)
     with open_raster(input_path) as ds:
-        return make_plan(ds, options, config)
+        plan = make_plan(ds, out, options, config)
+    if out is not None:
+        check_free_space([(out.parent, plan.output_bytes),
+                          *([(plan.work_dir, plan.canvas_bytes)] if plan.canvases_on_disk else [])])
+    return plan
 
 
 def _condition_canvas(visible: np.ndarray, plan: SRPlan, canvas: Canvas) -> None:
@@ -131,71 +219,106 @@ def _condition_canvas(visible: np.ndarray, plan: SRPlan, canvas: Canvas) -> None
         canvas.data[:, r0:r1, :] = bicubic_rows(visible, plan.height, plan.width, r0, r1, plan.grid.width)
 
 
-def _avoid_nodata_value(values: np.ndarray, nodata: Optional[float]) -> None:
-    """A valid pixel that rounds to the nodata value is nudged by one unit so it stays valid."""
-    if nodata is None or np.isnan(nodata) or not np.issubdtype(values.dtype, np.integer):
-        return
-    info = np.iinfo(values.dtype)
-    values[values == nodata] = nodata + 1 if nodata < info.max else nodata - 1
+def _output_rows(plan: SRPlan, result: Canvas, cond: Canvas, model_values: np.ndarray, data: WindowData,
+                 scaling: BandScaling) -> Iterator[OutputRows]:
+    """The output in row blocks: super-resolved visible bands and guided extra bands in input units."""
+    guided = GuidedBands.fit(model_values[:3], model_values[3:], data.valid) if plan.layout.extra else None
+    for r0, r1 in row_blocks(plan.height, plan.width):
+        visible_sr = result.data[:, r0:r1, : plan.width]
+        blocks = [visible_sr]
+        if guided is not None:
+            extra_up = bicubic_rows(model_values[3:], plan.height, plan.width, r0, r1, plan.width)
+            blocks.append(guided.apply(extra_up, visible_sr, cond.data[:, r0:r1, : plan.width]))
+        alpha = nearest_rows(data.alpha, plan.height, plan.width, r0, r1) if data.alpha is not None else None
+        yield OutputRows(r0, scaling.from_model(np.concatenate(blocks)),
+                         nearest_rows(data.valid, plan.height, plan.width, r0, r1), alpha)
 
 
-def _write_output(
-    path: Path,
-    ds: rasterio.DatasetReader,
-    plan: SRPlan,
-    result: Canvas,
-    cond: Canvas,
-    model_values: np.ndarray,
-    data: WindowData,
-    scaling: BandScaling,
-) -> None:
-    """Write the result in row blocks: visible bands, guided extra bands, alpha, nodata or mask."""
-    layout = plan.layout
-    order = [*layout.visible, *layout.extra]
-    guided = GuidedBands.fit(model_values[:3], model_values[3:], data.valid) if layout.extra else None
-    nodata = ds.nodata
-    use_mask = nodata is None and layout.alpha is None and not data.valid.all()
-    with rasterio.open(path, "w", **plan.profile) as dst:
-        copy_band_metadata(ds, dst, layout)
-        for r0, r1 in row_blocks(plan.height, plan.width):
-            visible_sr = result.data[:, r0:r1, : plan.width]
-            blocks = [visible_sr]
-            if guided is not None:
-                extra_up = bicubic_rows(model_values[3:], plan.height, plan.width, r0, r1, plan.width)
-                blocks.append(guided.apply(extra_up, visible_sr, cond.data[:, r0:r1, : plan.width]))
-            values = scaling.from_model(np.concatenate(blocks))
-            _avoid_nodata_value(values, nodata)
-            valid = nearest_rows(data.valid, plan.height, plan.width, r0, r1)
-            if nodata is not None:
-                values[:, ~valid] = nodata
-            window = Window(0, r0, plan.width, r1 - r0)
-            for out_index, band in enumerate(layout.kept, start=1):
-                if band == layout.alpha:
-                    band_values = nearest_rows(data.alpha, plan.height, plan.width, r0, r1)  # type: ignore[arg-type]
-                else:
-                    band_values = values[order.index(band)]
-                dst.write(band_values, out_index, window=window)
-            if use_mask:
-                dst.write_mask(valid.astype(np.uint8) * 255, window=window)
+def model_checksum(model_dir: Optional[Path]) -> str:
+    """sha256 of the model's weights, so an output names exactly the model that made it."""
+    digest = hashlib.sha256()
+    with open(Path(model_dir or DEFAULT_MODEL_DIR) / WEIGHTS_FILE, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
-def estimate_seconds_per_patch(options: SROptions) -> float:
-    """Time one model evaluation of one patch (for plans and estimates): timed on the first device,
-    divided by the number of devices the batches are spread over."""
-    devices = resolve_devices(options.device)
-    model = load_model(options.model_dir, devices[0])
-    config = model.config
-    size = options.patch or config.patch_size
+def provenance_tags(plan: SRPlan) -> dict[str, str]:
+    """Dataset tags that say how the output was made (INFSCENE_*)."""
+    o = plan.options
+    fields = {
+        "VERSION": __version__, "MODEL": plan.config.name, "MODEL_SHA256": model_checksum(o.model_dir),
+        "FAMILY": plan.family, "MODE": o.mode.value, "STEPS": plan.steps, "SEED": o.seed,
+        "SCALE": f"{plan.scale:.6g}", "PATCH": plan.grid.patch, "OVERLAP": plan.grid.overlap,
+        "LR_CONSISTENCY": o.lr_consistency, "INPUT": plan.input_path.name,
+    }
+    return {f"{PROVENANCE_PREFIX}{key}": str(value) for key, value in fields.items()}
+
+
+TIMING_BATCH = 4  # patches per timed call: enough to amortise overheads, bounded whatever --batch-size says
+
+
+def estimate_seconds_per_patch(plan: SRPlan) -> float:
+    """Time one model evaluation of one patch (for plans and estimates): timed on the first device with
+    a small batch, divided by the number of devices the batches are spread over."""
+    model = load_model(plan.options.model_dir, plan.devices[0])
+    batch = min(plan.options.batch_size, len(plan.grid), TIMING_BATCH)
     device = next(model.parameters()).device
-    x = torch.zeros((options.batch_size, config.channels, size, size), device=device)
-    level = torch.full((options.batch_size,), 0.5, device=device)
+    x = torch.zeros((batch, plan.config.channels, plan.grid.patch, plan.grid.patch), device=device)
+    level = torch.full((batch,), 0.5, device=device)
     with torch.no_grad():
         model(x, x, level, level + 4)
         start = time.perf_counter()
         model(x, x, level, level + 4)
         if device.type == "cuda":
             torch.cuda.synchronize()
-    return (time.perf_counter() - start) / options.batch_size / len(devices)
+    return (time.perf_counter() - start) / batch / len(plan.devices)
+
+
+def _sample(plan: SRPlan, cond: Canvas, make_canvas: CanvasFactory, tracker: ProgressTracker) -> Canvas:
+    """The model-specific part of a run (SR3 family): the denoisers and the fused step loop over the plan's grid."""
+    options = plan.options
+    denoisers = [PatchDenoiser(load_model(options.model_dir, device), plan.scale, options.lr_consistency)
+                 for device in plan.devices]
+    with DenoiserPool(denoisers) as pool:
+        job = SamplingJob(cond, plan.grid, pool, list(plan.reverse_steps), options.seed, options.batch_size,
+                          make_canvas, tracker)
+        try:
+            return sample_canvas(job, options.mode)
+        except torch.OutOfMemoryError as exc:
+            raise InfSceneError(
+                f"the GPU ran out of memory with {options.batch_size} patches of {plan.grid.patch} px per batch: "
+                f"lower --batch-size (or --patch)") from exc
+
+
+def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cancelled: Optional[CancelCheck] = None) -> Path:
+    """Carry out a plan from `plan_run`; returns the output path.
+
+    Raises InfSceneError (one-line message) for bad input and Cancelled when `is_cancelled()`
+    turns true; in both cases nothing is left at the output path, and the run's temporary folders
+    are removed.
+    """
+    if plan.output_path is None:
+        raise ValueError("this plan was made without an output path; pass one to plan_run")
+    tracker = ProgressTracker(plan.total_work, progress, is_cancelled)
+    tracker.check_cancel()
+    with open_raster(plan.input_path) as ds, Workspace() as workspace:
+        workspace.folder_in(plan.output_path.parent)  # the run's folder exists (and is owned) from the start
+        bands = [*plan.layout.visible, *plan.layout.extra]
+        data = read_window(ds, plan.window, bands, plan.layout.alpha)
+        scaling = fit_scaling(data.values, data.valid, np.dtype(plan.profile["dtype"]), plan.config)
+        model_values = scaling.to_model(fill_invalid(data.values, data.valid))
+        ranges = [value_range(ds, band, data.values[i][data.valid]) for i, band in enumerate(bands)]
+        make_canvas = CanvasFactory(workspace.folder_in(plan.work_dir) if plan.canvases_on_disk else None)
+        cond = make_canvas(3, plan.grid.height, plan.grid.width)
+        _condition_canvas(model_values[:3], plan, cond)
+        result = _sample(plan, cond, make_canvas, tracker)
+        use_mask = ds.nodata is None and plan.layout.alpha is None and not data.valid.all()
+        with atomic_output(plan.output_path, workspace) as tmp:
+            write_super_resolved(tmp, plan.output_path, ds, plan.layout, plan.profile,
+                                 _output_rows(plan, result, cond, model_values, data, scaling),
+                                 ranges, use_mask, provenance_tags(plan))
+    return plan.output_path
 
 
 def super_resolve(
@@ -207,39 +330,11 @@ def super_resolve(
 ) -> Path:
     """Super-resolve `input_path` into a GeoTIFF at `output_path`; returns the output path.
 
-    Raises InfSceneError (one-line message) for bad input and Cancelled when `is_cancelled()`
-    turns true; in both cases nothing is left at `output_path`.
+    Plans the run (plan_run; its warnings are issued as InfSceneWarning) and carries it out
+    (run_plan). Raises InfSceneError (one-line message) for bad input and Cancelled when
+    `is_cancelled()` turns true; in both cases nothing is left at `output_path`.
     """
-    config = load_config(options.model_dir)
-    if config.channels != 3:
-        raise InfSceneError(f"the model expects {config.channels} bands; this engine drives RGB models")
-    with open_raster(input_path) as ds:
-        plan = make_plan(ds, options, config)
-        canvases_on_disk = plan.canvas_bytes > options.memmap_above_bytes
-        disk_for_canvases = plan.canvas_bytes if canvases_on_disk and options.work_dir is None else 0
-        out = check_output_path(output_path, plan.output_bytes + disk_for_canvases)
-        tracker = ProgressTracker(plan.total_work, progress, is_cancelled)
-        tracker.check_cancel()
-
-        data = read_window(ds, plan.window, [*plan.layout.visible, *plan.layout.extra], plan.layout.alpha)
-        scaling = fit_scaling(data.values, data.valid, np.dtype(plan.profile["dtype"]), config)
-        model_values = scaling.to_model(fill_invalid(data.values, data.valid))
-        scale = (plan.width / plan.window.width + plan.height / plan.window.height) / 2.0
-        denoisers = [PatchDenoiser(load_model(options.model_dir, device), scale, options.lr_consistency)
-                     for device in resolve_devices(options.device)]
-
-        work_dir = options.work_dir or out.parent
-        with canvas_factory(canvases_on_disk, work_dir) as make_canvas, atomic_output(out) as tmp, \
-                DenoiserPool(denoisers) as pool:
-            cond = make_canvas(3, plan.grid.height, plan.grid.width)
-            _condition_canvas(model_values[:3], plan, cond)
-            job = SamplingJob(cond, plan.grid, pool, respaced_steps(options.steps), options.seed,
-                              options.batch_size, make_canvas, tracker)
-            try:
-                result = sample_canvas(job, options.mode)
-            except torch.OutOfMemoryError as exc:
-                raise InfSceneError(
-                    f"the GPU ran out of memory with {options.batch_size} patches of {plan.grid.patch} px per batch: "
-                    f"lower --batch-size (or --patch)") from exc
-            _write_output(tmp, ds, plan, result, cond, model_values, data, scaling)
-    return out
+    plan = plan_run(input_path, options, output_path)
+    for message in plan.warnings:
+        warnings.warn(message, InfSceneWarning, stacklevel=2)
+    return run_plan(plan, progress, is_cancelled)

@@ -2,7 +2,7 @@
 
 For a quick look without a GIS: both panels have the output's pixel size, so detail can be
 compared one to one. Both panels get the same per-band stretch (the input's 2-98 percentiles), so
-colours and brightness can be compared too.
+colours and brightness can be compared too. Like every output, the PNG appears only when complete.
 """
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from .atomic import atomic_output
+from .errors import InfSceneError
 from .raster_io import WindowData, open_raster, read_window, resolve_bands, resolve_window
+from .workspace import Workspace
 
 MAX_PREVIEW_SIDE = 2048
 
@@ -38,6 +41,8 @@ def write_side_by_side(input_path: Path, output_path: Path, png_path: Path, boun
     factor = min(1.0, MAX_PREVIEW_SIDE / max(pair.shape[:2]))
     if factor < 1.0:
         pair = cv2.resize(pair, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    if not cv2.imwrite(str(png_path), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {png_path}")
+    with Workspace() as workspace, atomic_output(png_path, workspace) as tmp:
+        if not cv2.imwrite(str(tmp.with_suffix(".png")), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR)):
+            raise InfSceneError(f"could not write the preview {png_path} (full disk?)")
+        tmp.with_suffix(".png").replace(tmp)
     return png_path

@@ -1,31 +1,51 @@
-"""Reading the input window and writing the super-resolved GeoTIFF, with rasterio.
+"""Reading the input window and writing verified GeoTIFFs, with rasterio.
 
-Input: any GDAL raster in any CRS with a north-up (non-rotated) grid, an optional window given
-as bounds in the raster's CRS, band selection (R, G, B first, then bands the model was not
-trained on, such as NIR), nodata, alpha and per-dataset masks. Output: a tiled, compressed
-GeoTIFF on the input's grid with the pixel size divided by the scale, same CRS, dtype, band
-order, colour interpretation, descriptions and nodata.
+Input: any GDAL raster in any CRS with a non-rotated grid (north-up or south-up), an optional
+window given as bounds in the raster's CRS, band selection (R, G, B first, then bands the model
+was not trained on, such as NIR), nodata, alpha and per-dataset masks. A file that cannot be read
+(truncated, corrupt) is a one-line error. Output: a tiled, compressed GeoTIFF with internal
+overviews (draws fast at any zoom) on the input's grid with the pixel size divided by the scale,
+same CRS, dtype, band order, colour interpretation, descriptions and nodata, and provenance tags.
+It is written with GDAL's errors watched, then reopened and read back whole before the caller
+renames it into place (atomic.py): a full disk is an error, never a corrupt file.
 """
 from __future__ import annotations
 
+import logging
 import math
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import rasterio
 from affine import Affine
-from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError, WindowError
-from rasterio.windows import Window, from_bounds
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, WindowError
+from rasterio.windows import Window
 
 from .errors import InfSceneError
+from .protocol import SCALE_MAX, SCALE_MIN_EXCLUSIVE, SOURCE_BAND_TAG
 
 VISIBLE = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 VISIBLE_NAMES = ("red", "green", "blue")
-SOURCE_BAND_TAG = "SOURCE_BAND"  # per output band: the 1-based input band it was made from
+OVERVIEW_MIN_SIDE = 256  # overviews are built down to about one block
+VERIFY_BLOCK_BYTES = 64 * 1024**2  # read-back verification works in row blocks of about this size
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+@contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn a GDAL read failure (truncated or corrupt file) inside the block into one line."""
+    try:
+        yield
+    except RasterioError as exc:
+        raise InfSceneError(f"cannot read {path}: {_first_line(exc)} (is the file truncated or corrupt?)") from exc
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
@@ -36,8 +56,8 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             ds = rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InfSceneError(f"not a readable raster: {path} ({str(exc).splitlines()[0]})") from exc
+    except RasterioError as exc:
+        raise InfSceneError(f"not a readable raster: {path} ({_first_line(exc)})") from exc
     if not ds.transform.is_rectilinear:
         ds.close()
         raise InfSceneError(
@@ -96,29 +116,45 @@ def resolve_bands(ds: rasterio.DatasetReader, bands: Optional[Sequence[int]] = N
     return BandLayout(visible, extra, alpha)  # type: ignore[arg-type]
 
 
-def resolve_window(ds: rasterio.DatasetReader, bounds: Optional[Sequence[float]] = None) -> Window:
-    """The pixel-aligned window for `bounds` (minx, miny, maxx, maxy in the raster's CRS), clipped to the raster."""
+def _extent(transform: Affine, width: float, height: float) -> tuple[float, float, float, float]:
+    """(minx, miny, maxx, maxy) of a pixel block, whichever way its axes point (north-up or south-up)."""
+    xs = (transform.c, transform.c + transform.a * width)
+    ys = (transform.f, transform.f + transform.e * height)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def resolve_window(ds: rasterio.DatasetReader, bounds: Optional[Sequence[float]] = None,
+                   notes: Optional[list[str]] = None) -> Window:
+    """The pixel-aligned window for `bounds` (minx, miny, maxx, maxy in the raster's CRS), clipped to the raster.
+
+    A clipped extent is noted in `notes` (a warning for the user, not an error).
+    """
     full = Window(0, 0, ds.width, ds.height)
     if bounds is None:
         return full
     minx, miny, maxx, maxy = (float(v) for v in bounds)
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+        raise InfSceneError(f"extent ({minx}, {miny}, {maxx}, {maxy}) must be finite numbers")
     if not (minx < maxx and miny < maxy):
         raise InfSceneError(f"empty extent: ({minx}, {miny}, {maxx}, {maxy}) has no area")
-    b = ds.bounds
-    if maxx <= b.left or minx >= b.right or maxy <= b.bottom or miny >= b.top:
+    left, bottom, right, top = _extent(ds.transform, ds.width, ds.height)
+    if maxx <= left or minx >= right or maxy <= bottom or miny >= top:
         raise InfSceneError(
             f"extent ({minx}, {miny}, {maxx}, {maxy}) lies outside the raster "
-            f"({b.left}, {b.bottom}, {b.right}, {b.top}) in its CRS"
+            f"({left}, {bottom}, {right}, {top}) in its CRS"
         )
-    win = from_bounds(minx, miny, maxx, maxy, ds.transform)
-    col0, row0 = math.floor(win.col_off + 1e-6), math.floor(win.row_off + 1e-6)
-    col1, row1 = math.ceil(win.col_off + win.width - 1e-6), math.ceil(win.row_off + win.height - 1e-6)
+    inverse = ~ds.transform
+    cols, rows = zip(*(inverse * (x, y) for x in (minx, maxx) for y in (miny, maxy)))
+    col0, row0 = math.floor(min(cols) + 1e-6), math.floor(min(rows) + 1e-6)
+    col1, row1 = math.ceil(max(cols) - 1e-6), math.ceil(max(rows) - 1e-6)
     try:
         win = Window(col0, row0, col1 - col0, row1 - row0).intersection(full)
     except WindowError as exc:
         raise InfSceneError("extent does not overlap the raster") from exc
     if win.width < 2 or win.height < 2:
         raise InfSceneError(f"extent covers only {win.width}x{win.height} input pixels; at least 2x2 are needed")
+    if notes is not None and (minx < left or miny < bottom or maxx > right or maxy > top):
+        notes.append(f"the extent reaches beyond the raster; it was clipped to {_extent(ds.window_transform(win), win.width, win.height)}")
     return win
 
 
@@ -133,9 +169,10 @@ class WindowData:
 
 def read_window(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int]) -> WindowData:
     """Read `bands` in `window`; nodata, alpha, NaN and GDAL masks all mark pixels invalid."""
-    values = ds.read(list(bands), window=window).astype(np.float32)
-    valid = np.all(ds.read_masks(list(bands), window=window) > 0, axis=0) & np.all(np.isfinite(values), axis=0)
-    alpha_values = ds.read(alpha, window=window) if alpha else None
+    with reading(ds.name):
+        values = ds.read(list(bands), window=window).astype(np.float32)
+        valid = np.all(ds.read_masks(list(bands), window=window) > 0, axis=0) & np.all(np.isfinite(values), axis=0)
+        alpha_values = ds.read(alpha, window=window) if alpha else None
     if not valid.any():
         raise InfSceneError("the extent has no valid pixels (all nodata or transparent)")
     return WindowData(values, valid, alpha_values)
@@ -152,8 +189,9 @@ def output_grid(ds: rasterio.DatasetReader, window: Window, scale: Optional[floa
         sx, sy = res_x / target_res, res_y / target_res
     else:
         sx = sy = float(scale)  # type: ignore[arg-type]
-    if not (1.0 < sx <= 16.0 and 1.0 < sy <= 16.0):
-        raise InfSceneError(f"scale factor must be in (1, 16], got {sx:.3g} (pixel size {res_x:.4g} -> target)")
+    if not all(math.isfinite(v) and SCALE_MIN_EXCLUSIVE < v <= SCALE_MAX for v in (sx, sy)):
+        raise InfSceneError(f"scale factor must be in ({SCALE_MIN_EXCLUSIVE:g}, {SCALE_MAX:g}], "
+                            f"got {sx:.3g} (pixel size {res_x:.4g} -> target)")
     out_w, out_h = max(1, round(window.width * sx)), max(1, round(window.height * sy))
     transform = ds.window_transform(window) @ Affine.scale(window.width / out_w, window.height / out_h)
     return out_h, out_w, transform
@@ -162,27 +200,117 @@ def output_grid(ds: rasterio.DatasetReader, window: Window, scale: Optional[floa
 def output_profile(ds: rasterio.DatasetReader, layout: BandLayout, height: int, width: int, transform: Affine) -> dict:
     """GeoTIFF profile of the output: the input's dtype, CRS and nodata; tiled and compressed."""
     dtype = ds.dtypes[layout.visible[0] - 1]
+    return geotiff_profile(dtype, len(layout.kept), height, width, ds.crs, transform, ds.nodata)
+
+
+def geotiff_profile(dtype: str, count: int, height: int, width: int, crs: object, transform: Affine,
+                    nodata: Optional[float]) -> dict:
+    """Tiled (256 px), deflate-compressed GeoTIFF, BigTIFF when needed: the layout every output shares."""
     return {
-        "driver": "GTiff",
-        "dtype": dtype,
-        "count": len(layout.kept),
-        "height": height,
-        "width": width,
-        "crs": ds.crs,
-        "transform": transform,
-        "nodata": ds.nodata,
-        "tiled": True,
-        "blockxsize": 256,
-        "blockysize": 256,
-        "compress": "deflate",
-        "predictor": 3 if np.dtype(dtype).kind == "f" else 2,
-        "BIGTIFF": "IF_SAFER",
-        "interleave": "pixel" if len(layout.kept) <= 4 else "band",
+        "driver": "GTiff", "dtype": dtype, "count": count, "height": height, "width": width, "crs": crs,
+        "transform": transform, "nodata": nodata, "tiled": True, "blockxsize": 256, "blockysize": 256,
+        "compress": "deflate", "predictor": 3 if np.dtype(dtype).kind == "f" else 2, "BIGTIFF": "IF_SAFER",
+        "interleave": "pixel" if count <= 4 else "band",
     }
 
 
+def value_range(ds: rasterio.DatasetReader, band: int, values: np.ndarray) -> tuple[float, float]:
+    """The range an output band may take: its dtype's, narrowed to the input's bit depth for integers.
+
+    12-bit (or 10-, 11-, 14-bit) data stored in uint16 stays in 0..4095: the depth is the band's
+    NBITS tag when GDAL knows it, else the smallest depth that holds the window's largest value.
+    """
+    dtype = np.dtype(ds.dtypes[band - 1])
+    if dtype.kind == "f":
+        return -math.inf, math.inf
+    info = np.iinfo(dtype)
+    if info.min < 0 or not values.size or values.min() < 0:
+        return float(info.min), float(info.max)
+    tagged = ds.tags(band, ns="IMAGE_STRUCTURE").get("NBITS")
+    bits = int(tagged) if tagged and tagged.isdigit() else max(8, math.ceil(math.log2(float(values.max()) + 1)))
+    return 0.0, float(min(info.max, 2**bits - 1))
+
+
+def avoid_nodata_value(values: np.ndarray, nodata: Optional[float]) -> None:
+    """A valid pixel that rounds to the nodata value is nudged by one unit so it stays valid."""
+    if nodata is None or np.isnan(nodata) or not np.issubdtype(values.dtype, np.integer):
+        return
+    info = np.iinfo(values.dtype)
+    values[values == nodata] = nodata + 1 if nodata < info.max else nodata - 1
+
+
+class _GdalErrors(logging.Handler):
+    """Collects the errors GDAL signals (rasterio logs them inside an Env), which a close does not raise."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("GDAL signalled an error"):
+            self.messages.append(message.split("msg=", 1)[-1].strip("'\""))
+
+
+def _overview_factors(height: int, width: int) -> list[int]:
+    factors, factor = [], 2
+    while max(height, width) / factor >= OVERVIEW_MIN_SIDE / 2:
+        factors.append(factor)
+        factor *= 2
+    return factors
+
+
+def _verify(path: Path, profile: dict) -> None:
+    """Reopen the written file and read every pixel back: a file that GDAL cannot read whole is refused."""
+    with rasterio.open(path) as ds:
+        if (ds.width, ds.height, ds.count, ds.dtypes[0]) != (profile["width"], profile["height"], profile["count"], profile["dtype"]):
+            raise RasterioError(f"read back as {ds.width}x{ds.height}x{ds.count} {ds.dtypes[0]}")
+        rows = max(1, VERIFY_BLOCK_BYTES // max(1, ds.width * ds.count * np.dtype(ds.dtypes[0]).itemsize))
+        for r0 in range(0, ds.height, rows):
+            ds.read(window=Window(0, r0, ds.width, min(rows, ds.height - r0)))
+
+
+@contextmanager
+def verified_geotiff(path: Path, profile: dict, label: str | Path) -> Iterator[rasterio.io.DatasetWriter]:
+    """Open `path` to write a GeoTIFF with `profile`; on leaving, add internal overviews, close, and verify.
+
+    Any GDAL error while writing or closing (a full disk), or a file that does not read back
+    whole, is one line naming `label` (the final output path), and the caller renames nothing.
+    """
+    errors = _GdalErrors()
+    logger = logging.getLogger("rasterio._env")
+    logger.addHandler(errors)
+    level = logger.level
+    logger.setLevel(min(level or logging.INFO, logging.INFO))
+    try:
+        with rasterio.Env():
+            with rasterio.open(path, "w", **profile) as dst:
+                yield dst
+                factors = _overview_factors(profile["height"], profile["width"])
+                if factors:
+                    dst.build_overviews(factors, Resampling.average)
+                    dst.update_tags(ns="rio_overview", resampling="average")
+            if errors.messages:
+                raise RasterioError(errors.messages[0])
+            _verify(path, profile)
+    except (RasterioError, OSError) as exc:
+        raise InfSceneError(f"writing {label} failed: {_first_line(exc)}; nothing was written there") from exc
+    finally:
+        logger.removeHandler(errors)
+        logger.setLevel(level)
+
+
+def band_description(src: rasterio.DatasetReader, layout: BandLayout, band: int) -> str:
+    """The input band's own description, else its role: red, green, blue, alpha, or `band N` of the input."""
+    own = (src.descriptions[band - 1] or "").strip()
+    if own:
+        return own
+    roles = {**dict(zip(layout.visible, VISIBLE_NAMES)), **({layout.alpha: "alpha"} if layout.alpha else {})}
+    return roles.get(band, f"band {band}")
+
+
 def copy_band_metadata(src: rasterio.DatasetReader, dst: rasterio.io.DatasetWriter, layout: BandLayout) -> None:
-    """Keep each band's description and colour interpretation, tagging the model's bands red, green, blue.
+    """Keep each band's colour interpretation and describe each band, tagging the model's bands red, green, blue.
 
     The tags let GIS renderers (and the QGIS plugin) show the result in true colour whatever the
     input's band order (Planet analytic B,G,R,NIR) or its lack of tags (NAIP). Each band also
@@ -193,5 +321,41 @@ def copy_band_metadata(src: rasterio.DatasetReader, dst: rasterio.io.DatasetWrit
     dst.colorinterp = [roles.get(b, src.colorinterp[b - 1]) for b in layout.kept]
     for out_index, band in enumerate(layout.kept, start=1):
         dst.update_tags(out_index, **{SOURCE_BAND_TAG: str(band)})
-        if src.descriptions[band - 1]:
-            dst.set_band_description(out_index, src.descriptions[band - 1])
+        dst.set_band_description(out_index, band_description(src, layout, band))
+
+
+@dataclass(frozen=True)
+class OutputRows:
+    """One block of output rows from the pipeline: the model and guided bands (layout.visible + layout.extra
+    order) in input units, which output pixels are valid, and the alpha band enlarged (if the input has one)."""
+
+    start: int
+    values: np.ndarray  # (len(visible) + len(extra), rows, width), input dtype
+    valid: np.ndarray  # (rows, width) bool
+    alpha: Optional[np.ndarray]
+
+
+def write_super_resolved(
+    path: Path, label: str | Path, src: rasterio.DatasetReader, layout: BandLayout, profile: dict,
+    blocks: Iterable[OutputRows], ranges: Sequence[tuple[float, float]], use_mask: bool, tags: Mapping[str, str],
+) -> None:
+    """Write the output in row blocks, in the input's band order: values clipped to each band's input
+    range (`ranges`, model bands first), nodata where invalid, alpha, or a mask when the input had
+    neither; band metadata and provenance `tags`; verified (verified_geotiff)."""
+    order = [*layout.visible, *layout.extra]
+    low = np.array([r[0] for r in ranges])[:, None, None]
+    high = np.array([r[1] for r in ranges])[:, None, None]
+    nodata = src.nodata
+    with verified_geotiff(path, profile, label) as dst:
+        copy_band_metadata(src, dst, layout)
+        dst.update_tags(**tags)
+        for block in blocks:
+            values = np.clip(block.values, low, high).astype(block.values.dtype)
+            avoid_nodata_value(values, nodata)
+            if nodata is not None:
+                values[:, ~block.valid] = nodata
+            window = Window(0, block.start, profile["width"], block.valid.shape[0])
+            for out_index, band in enumerate(layout.kept, start=1):
+                dst.write(block.alpha if band == layout.alpha else values[order.index(band)], out_index, window=window)
+            if use_mask:
+                dst.write_mask(block.valid.astype(np.uint8) * 255, window=window)

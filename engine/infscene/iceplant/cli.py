@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import protocol
 from ..console import band_list, emit, progress_reporter
-from .predict import PATCH_SIZE, STRIDE, patch_layout, write_iceplant_probability
+from .predict import PATCH_SIZE, STRIDE, plan_iceplant, run_iceplant
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,24 +30,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "(default: bands tagged red/green/blue, else 1,2,3, plus a 4th non-alpha band as NIR)")
     p.add_argument("--patch", type=int, default=PATCH_SIZE, help="patch side S of the Gaussian blending")
     p.add_argument("--stride", type=int, default=STRIDE, help="distance between patches (smaller: more overlap, slower)")
-    p.add_argument("--progress", choices=["bar", "json", "none"], default="bar",
+    p.add_argument("--progress", choices=list(protocol.PROGRESS_KINDS), default="bar",
                    help="bar: a progress bar on stderr; json: JSON-lines events on stdout")
-    p.set_defaults(func=run_iceplant)
+    p.set_defaults(func=run_iceplant_command)
     return p
 
 
-def run_iceplant(args: argparse.Namespace) -> int:
-    layout = patch_layout(args.input, args.patch, args.stride)
+def run_iceplant_command(args: argparse.Namespace) -> int:
+    plan = plan_iceplant(args.input, args.output, model_dir=args.model, bands=args.bands,
+                         patch_size=args.patch, stride=args.stride)
     if args.progress == "json":
-        emit("plan", output_width=layout.width, output_height=layout.height, patches=len(layout), total=len(layout))
-    callback, close = progress_reporter(args.progress, len(layout))
+        emit(plan.event())
+    callback, close = progress_reporter(args.progress, len(plan.layout))
     try:
-        out = write_iceplant_probability(args.input, args.output, model_dir=args.model, bands=args.bands,
-                                         progress=callback, patch_size=args.patch, stride=args.stride)
+        out = run_iceplant(plan, progress=callback)
     finally:
         close()
     if args.progress == "json":
-        emit("done", outputs=[str(out)])
+        emit(protocol.Done((str(out),)))
     else:
         print(out)
     return 0

@@ -4,11 +4,14 @@ This is what `infscene iceplant` runs and what the SR pipeline calls on its own 
 raster is read one row of patches at a time (S rows, full width), every patch is classified on
 its own (features.py, model.py) and the patches are blended with the paper's Gaussian window
 (blend.py), so memory stays O(S x width) whatever the raster's height. Pixels that are nodata
-(or masked, transparent, NaN) in any used band are NaN, the output's nodata value. The file
-appears only when complete (atomic.py); a cancelled or failed run leaves nothing behind.
+(or masked, transparent, NaN) in any used band are NaN, the output's nodata value. As for
+super-resolution, a run is planned once (`plan_iceplant`: input, bands, values, model, output
+path and disk) and the plan carried out (`run_iceplant`); the file appears only when complete
+and verified (atomic.py, raster_io.verified_geotiff); a cancelled or failed run leaves nothing behind.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -16,10 +19,12 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..atomic import atomic_output, check_output_path
+from ..atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input
 from ..errors import InfSceneError
 from ..progress import CancelCheck, ProgressCallback, ProgressTracker
-from ..raster_io import open_raster
+from ..protocol import PROTOCOL_VERSION, Plan
+from ..raster_io import geotiff_profile, open_raster, reading, verified_geotiff
+from ..workspace import Workspace
 from .blend import PatchLayout, RowBlender
 from .features import compute_features, feature_matrix
 from .model import IceplantModel, load_model
@@ -31,19 +36,61 @@ STRIDE = 64  # up to 4 patches per pixel; the paper's 32 (16 per pixel) costs 4x
 
 def patch_layout(src_path: str | Path, patch_size: int = PATCH_SIZE, stride: int = STRIDE) -> PatchLayout:
     """The patches a run on ``src_path`` will classify (its length is the progress total)."""
+    with open_raster(src_path) as ds:
+        return _layout(ds, patch_size, stride)
+
+
+def _layout(ds: rasterio.DatasetReader, patch_size: int, stride: int) -> PatchLayout:
+    if patch_size < 1:
+        raise InfSceneError(f"patch size must be at least 1, got {patch_size}")
     if not 0 < stride <= patch_size:
         raise InfSceneError(f"stride must be between 1 and the patch size ({patch_size}), got {stride}")
-    with open_raster(src_path) as ds:
-        return PatchLayout(ds.height, ds.width, patch_size, stride)
+    return PatchLayout(ds.height, ds.width, patch_size, stride)
 
 
 def output_profile(ds: rasterio.DatasetReader) -> dict:
     """Single-band float32 GeoTIFF on the input's grid (CRS, transform, size), NaN nodata, tiled and compressed."""
-    return {
-        "driver": "GTiff", "dtype": "float32", "count": 1, "height": ds.height, "width": ds.width,
-        "crs": ds.crs, "transform": ds.transform, "nodata": float("nan"), "tiled": True,
-        "blockxsize": 256, "blockysize": 256, "compress": "deflate", "predictor": 3, "BIGTIFF": "IF_SAFER",
-    }
+    return geotiff_profile("float32", 1, ds.height, ds.width, ds.crs, ds.transform, float("nan"))
+
+
+def check_iceplant_input(src_path: str | Path, bands: Optional[Sequence[int]] = None) -> IceplantBands:
+    """The bands the iceplant model will read, refusing a raster it cannot use (one line, one pass)."""
+    with open_raster(src_path) as ds, reading(src_path):
+        chosen = choose_bands(ds, bands)
+        check_values(ds, chosen)
+    return chosen
+
+
+@dataclass(frozen=True)
+class IceplantPlan:
+    """An iceplant run, decided before any work: what `run_iceplant` carries out and the `plan` event reports."""
+
+    input_path: Path
+    output_path: Path
+    bands: IceplantBands
+    model: IceplantModel
+    layout: PatchLayout
+
+    def event(self) -> Plan:
+        """The protocol's `plan` event: one step per patch."""
+        return Plan(output_width=self.layout.width, output_height=self.layout.height, patches=len(self.layout),
+                    steps=1, total=len(self.layout), output_bytes=self.layout.width * self.layout.height * 4,
+                    canvas_bytes=0, estimated_s=None, protocol=PROTOCOL_VERSION)
+
+
+def plan_iceplant(
+    src_path: str | Path, dst_path: str | Path, model_dir: Optional[str | Path] = None,
+    bands: Optional[Sequence[int]] = None, patch_size: int = PATCH_SIZE, stride: int = STRIDE,
+) -> IceplantPlan:
+    """Check the input, its bands and values, the model, the output path and the disk; writes nothing."""
+    refuse_overwriting_input(src_path, {"output": dst_path})
+    out = check_output_path(dst_path)
+    chosen = check_iceplant_input(src_path, bands)
+    with open_raster(src_path) as ds:
+        layout = _layout(ds, patch_size, stride)
+    model = load_model("nir" if chosen.with_nir else "rgb", Path(model_dir) if model_dir is not None else None)
+    check_free_space([(out.parent, layout.width * layout.height * 4)])
+    return IceplantPlan(Path(src_path), out, chosen, model, layout)
 
 
 def _classify_patch(model: IceplantModel, bands: dict[str, np.ndarray], valid: np.ndarray, with_nir: bool) -> np.ndarray:
@@ -72,6 +119,22 @@ def _predict_into(
         dst.write(done, 1, window=Window(0, first, layout.width, done.shape[0]))
 
 
+def run_iceplant(plan: IceplantPlan, progress: Optional[ProgressCallback] = None,
+                 is_cancelled: Optional[CancelCheck] = None) -> Path:
+    """Carry out an iceplant plan; returns the output path. Progress is counted in patches;
+    ``is_cancelled`` is polled after every patch."""
+    tracker = ProgressTracker(len(plan.layout), progress, is_cancelled)
+    tracker.check_cancel()
+    with open_raster(plan.input_path) as ds, Workspace() as workspace, \
+            atomic_output(plan.output_path, workspace) as tmp, \
+            verified_geotiff(tmp, output_profile(ds), plan.output_path) as dst, reading(plan.input_path):
+        dst.set_band_description(1, "iceplant probability")
+        dst.update_tags(model=f"iceplant-{plan.model.variant}", bands=",".join(map(str, plan.bands.indexes)),
+                        patch_size=plan.layout.size, stride=plan.layout.stride)
+        _predict_into(ds, dst, plan.bands, plan.model, plan.layout, tracker)
+    return plan.output_path
+
+
 def write_iceplant_probability(
     src_path: str | Path,
     dst_path: str | Path,
@@ -82,26 +145,11 @@ def write_iceplant_probability(
     patch_size: int = PATCH_SIZE,
     stride: int = STRIDE,
 ) -> Path:
-    """Write P(iceplant) of ``src_path`` to ``dst_path`` and return the output path.
+    """Write P(iceplant) of ``src_path`` to ``dst_path`` and return the output path (plan, then run).
 
     ``bands``: 1-based R,G,B[,NIR]; by default red/green/blue tags, else 1,2,3, plus a 4th
     non-alpha band as NIR. With NIR the NIR model is used, otherwise the RGB-only one.
     ``model_dir`` holds ``nir``/``rgb`` ``.json`` + ``.safetensors`` (default: the shipped models).
-    Progress is counted in patches; ``is_cancelled`` is polled after every patch.
     """
-    layout = patch_layout(src_path, patch_size, stride)
-    if Path(dst_path).resolve() == Path(src_path).resolve():
-        raise InfSceneError(f"output would overwrite the input: {dst_path}")
-    with open_raster(src_path) as ds:
-        chosen = choose_bands(ds, bands)
-        check_values(ds, chosen)
-        model = load_model("nir" if chosen.with_nir else "rgb", Path(model_dir) if model_dir is not None else None)
-        out = check_output_path(dst_path, needed_bytes=ds.width * ds.height * 4)
-        tracker = ProgressTracker(len(layout), progress, is_cancelled)
-        tracker.check_cancel()
-        with atomic_output(out) as tmp, rasterio.open(tmp, "w", **output_profile(ds)) as dst:
-            dst.set_band_description(1, "iceplant probability")
-            dst.update_tags(model=f"iceplant-{model.variant}", bands=",".join(map(str, chosen.indexes)),
-                            patch_size=layout.size, stride=layout.stride)
-            _predict_into(ds, dst, chosen, model, layout, tracker)
-    return out
+    plan = plan_iceplant(src_path, dst_path, model_dir, bands, patch_size, stride)
+    return run_iceplant(plan, progress, is_cancelled)
