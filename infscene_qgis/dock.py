@@ -51,6 +51,8 @@ from .engine_request import (
     MODE_LABELS,
     MAX_STEPS,
     MODES,
+    SCALE_MAX,
+    SCALE_MIN_EXCLUSIVE,
     OVERLAP_AUTO,
     PATCH_AUTO,
     SrOptions,
@@ -156,7 +158,7 @@ class InfSceneDock(QgsDockWidget):
     def _build_options_box(self) -> QGroupBox:
         box = QGroupBox("Super-resolution")
         form = QFormLayout(box)
-        self.scale_spin = _double_spin(1.0, 16.0, 2, 0.5)
+        self.scale_spin = _double_spin(SCALE_MIN_EXCLUSIVE, SCALE_MAX, 2, 0.5)
         self.scale_spin.setToolTip("Output pixels per input pixel along each axis (4.8 m Planet x 8 = 0.6 m)")
         form.addRow("Scale factor", self.scale_spin)
         self.target_res_spin = _double_spin(0.0, 1e6, 4, 0.1)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-MODES: Tuple[str, ...] = ("vcf", "average", "independent")
+from .protocol import MAX_STEPS, MODES, SCALE_MAX, SCALE_MIN_EXCLUSIVE  # noqa: F401 - the engine's limits and choices
+
 MODE_LABELS: Tuple[str, ...] = (
     "Variance-corrected fusion (seamless)",
     "Average overlapping patches",
@@ -19,8 +20,6 @@ DEVICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
 DEVICE_LABELS: Tuple[str, ...] = ("Auto (every GPU if available)", "CPU", "CUDA (every GPU)")
 
 Bounds = Tuple[float, float, float, float]
-# The paper's full chain (T = 2000): the most reverse steps the engine accepts.
-MAX_STEPS = 2000
 PATCH_AUTO = 0
 OVERLAP_AUTO = -1
 

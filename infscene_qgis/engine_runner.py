@@ -14,7 +14,7 @@ import subprocess
 import threading
 from typing import IO, Callable, Dict, List, Optional, Sequence
 
-from .engine_events import Done, Event, Failure, parse_event
+from .engine_events import PROTOCOL_VERSION, Cancelled, Done, Event, Failure, Plan, RunWarning, parse_event
 
 EventCallback = Callable[[Event], None]
 CancelCheck = Callable[[], bool]
@@ -109,12 +109,15 @@ class EngineRunner:
             event = parse_event(line)
             if event is None:
                 continue
-            if isinstance(event, (Done, Failure)):
+            if isinstance(event, (Done, Failure, Cancelled)):
                 outcome = event
             on_event(event)
+            if isinstance(event, Plan) and event.protocol != PROTOCOL_VERSION:
+                on_event(RunWarning(f"the engine speaks protocol {event.protocol}, this plugin {PROTOCOL_VERSION}: "
+                                    "update the engine and the plugin together"))
         returncode = process.wait()
         readers[1].join(timeout=5)
-        if is_cancelled():
+        if is_cancelled() or isinstance(outcome, Cancelled):
             raise EngineCancelled()
         if isinstance(outcome, Failure):
             raise EngineError(outcome.message)

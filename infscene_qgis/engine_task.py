@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Sequence
 
 from qgis.core import Qgis, QgsMessageLog, QgsTask
 
-from .engine_events import Event, Plan, Progress
+from .engine_events import Event, Plan, Progress, RunWarning
 from .engine_runner import EngineCancelled, EngineError, EngineRunner
 
 LOG_TAG = "InfScene"
@@ -24,6 +24,7 @@ class RunOutcome:
     outputs: List[str] = field(default_factory=list)
     plan: Optional[Plan] = None
     progress: Optional[Progress] = None
+    warnings: List[str] = field(default_factory=list)
     error: Optional[str] = None
     cancelled: bool = False
 
@@ -66,6 +67,9 @@ class EngineTask(QgsTask):
         elif isinstance(event, Progress):
             self.outcome.progress = event
             self.setProgress(100.0 * event.fraction)
+        elif isinstance(event, RunWarning):
+            self.outcome.warnings.append(event.message)
+            QgsMessageLog.logMessage(event.message, LOG_TAG, Qgis.Warning)
 
     def finished(self, result: bool) -> None:  # noqa: ARG002 - the outcome carries the details
         self._on_finished(self.outcome)

@@ -27,7 +27,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
-from .engine_events import Event, Plan, Progress, format_bytes
+from .engine_events import Event, Plan, Progress, RunWarning, format_bytes
 from .engine_locator import EngineNotFound, find_engine_python
 from .engine_request import (
     DEVICE_LABELS,
@@ -37,6 +37,8 @@ from .engine_request import (
     OVERLAP_AUTO,
     PATCH_AUTO,
     MAX_STEPS,
+    SCALE_MAX,
+    SCALE_MIN_EXCLUSIVE,
     IceplantRequest,
     SrOptions,
     SrRequest,
@@ -138,6 +140,8 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
                 )
             elif isinstance(event, Progress):
                 feedback.setProgress(100.0 * event.fraction)
+            elif isinstance(event, RunWarning):
+                feedback.pushWarning(event.message)
 
         try:
             return runner.run(arguments, report, feedback.isCanceled)
@@ -185,7 +189,7 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
         self._add_input_parameters("Super-resolution model")
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (empty: the whole layer)", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            self.SCALE, "Scale factor", QgsProcessingParameterNumber.Double, defaults.scale, minValue=1.0, maxValue=16.0))
+            self.SCALE, "Scale factor", QgsProcessingParameterNumber.Double, defaults.scale, minValue=SCALE_MIN_EXCLUSIVE, maxValue=SCALE_MAX))
         self.addParameter(QgsProcessingParameterNumber(
             self.TARGET_RES, "Target pixel size in layer units (0: use the scale factor)",
             QgsProcessingParameterNumber.Double, defaults.target_res, minValue=0.0))

@@ -18,8 +18,8 @@ from qgis.core import (
     QgsStyle,
 )
 
+from .protocol import SOURCE_BAND_TAG  # the engine's per-band tag: the 1-based input band
 
-SOURCE_BAND_TAG = "SOURCE_BAND"  # the engine's per-band tag (infscene.raster_io): 1-based input band
 _ROLES = {"red": QgsRaster.RedBand, "green": QgsRaster.GreenBand, "blue": QgsRaster.BlueBand}
 
 

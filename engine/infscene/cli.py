@@ -113,13 +113,13 @@ def run_sr(args: argparse.Namespace) -> int:
     _check_side_outputs(args)
     plan = plan_run(args.input, options, args.output)
     json_events = args.progress == "json"
-    warn(plan.warnings, json_events)
     if json_events or args.dry_run:
         event = plan.event(estimate_seconds_per_patch(plan) * plan.total_work if args.dry_run else None)
         if json_events:
             emit(event)
         else:
             print(json.dumps(dataclasses.asdict(event), indent=2))
+    warn(plan.warnings, json_events)
     if args.dry_run:
         return 0
     callback, close = progress_reporter(args.progress, plan.total_work)

@@ -148,3 +148,13 @@ def test_iceplant_probability_on_the_input_grid(iceplant_engine, naip_layer, tmp
     assert probability.GetGeoTransform() == pytest.approx(gdal.Open(str(NAIP)).GetGeoTransform())
     band = probability.GetRasterBand(1).ReadAsArray()
     assert 0.0 <= np.nanmin(band) and np.nanmax(band) <= 1.0
+
+
+def test_an_output_that_is_the_input_fails_and_the_input_is_kept(tiny_model_dir, tmp_path):
+    """Issue 11, defect 1: `qgis_process ... INPUT=x.tif OUTPUT=x.tif` overwrote x.tif and reported done."""
+    scene = tmp_path / "scene.tif"
+    scene.write_bytes(NAIP.read_bytes())
+    layer = QgsRasterLayer(str(scene), "scene")
+    with pytest.raises(QgsProcessingException, match="would overwrite the input"):
+        run_sr(layer, scene, tiny_model_dir, RecordingFeedback())
+    assert scene.read_bytes() == NAIP.read_bytes() and leftovers(tmp_path) == ["scene.tif"]

@@ -1,0 +1,152 @@
+"""The engine-plugin contract, written once: JSON-lines events, limits, choices and tags.
+
+The QGIS plugin runs the engine as a subprocess (`--progress json`) and must agree with it on
+every event's name and fields, on the limits it offers in its forms and on the tags it reads
+back from outputs. This module is that agreement. It uses the standard library only, because
+the plugin ships a byte-identical copy (infscene_qgis/protocol.py, kept identical by a test)
+and must never import torch, rasterio or the engine into QGIS's Python. It keeps to Python 3.7
+syntax for the same reason (QGIS builds ship older interpreters).
+"""
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple, Type, Union
+
+# Raised whenever an event, a limit or a tag changes meaning; the plugin compares it with the plan's.
+PROTOCOL_VERSION = 2
+
+# Limits and choices of `infscene sr`.
+MAX_STEPS = 2000  # the paper's full chain, T = 2000 (sampler.PAPER_T)
+SCALE_MIN_EXCLUSIVE = 1.0
+SCALE_MAX = 16.0
+MAX_PATCH = 1024  # output pixels per patch side
+MAX_BATCH = 4096  # patches per model call
+MODES: Tuple[str, ...] = ("vcf", "average", "independent")
+PROGRESS_KINDS: Tuple[str, ...] = ("bar", "json", "none")
+
+# Tags the engine writes on its outputs.
+SOURCE_BAND_TAG = "SOURCE_BAND"  # per output band: the 1-based input band it was made from
+PROVENANCE_PREFIX = "INFSCENE_"  # dataset tags: INFSCENE_VERSION, INFSCENE_MODEL_SHA256, ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """First event: what the run will produce and cost (the only one with --dry-run)."""
+
+    output_width: int
+    output_height: int
+    patches: int
+    steps: int
+    total: int
+    output_bytes: int
+    canvas_bytes: int
+    estimated_s: Optional[float]
+    protocol: int = 1  # engines before this module sent no version; this one sends PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Units of work done so far; `fraction` drives a progress bar, `eta_s` an ETA label."""
+
+    done: int
+    total: int
+    fraction: float
+    rate: float
+    eta_s: Optional[float]
+
+
+@dataclass(frozen=True)
+class RunWarning:
+    """Something the user should know that does not stop the run (one line)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """Last event of a successful run: the files now complete on disk."""
+
+    outputs: Tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Last event of a failed run: one line that says what is wrong and what to do."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """Last event of a cancelled run: nothing was written."""
+
+    message: str
+
+
+Event = Union[Plan, Progress, RunWarning, Done, Failure, Cancelled]
+EVENT_NAMES: Dict[Type[Any], str] = {
+    Plan: "plan", Progress: "progress", RunWarning: "warning", Done: "done", Failure: "error", Cancelled: "cancelled",
+}
+_EVENT_TYPES = {name: kind for kind, name in EVENT_NAMES.items()}
+
+
+def event_line(event: Event) -> str:
+    """The JSON line of an event, as the engine prints it on stdout."""
+    fields = dataclasses.asdict(event)
+    return json.dumps({"event": EVENT_NAMES[type(event)], **{k: list(v) if isinstance(v, tuple) else v
+                                                              for k, v in fields.items()}})
+
+
+def _convert(kind: Any, value: Any) -> Any:
+    if kind is int:
+        return int(value)
+    if kind is float:
+        return float(value)
+    if kind is str:
+        return str(value)
+    if kind == Optional[float]:
+        return None if value is None else float(value)
+    if kind == Tuple[str, ...]:
+        if not isinstance(value, list):
+            raise TypeError("expected a list")
+        return tuple(str(v) for v in value)
+    raise TypeError(f"no converter for {kind}")
+
+
+def parse_event(line: str) -> Optional[Event]:
+    """Turn one stdout line into an event; None for anything that is not a well-formed protocol line.
+
+    Libraries inside the engine may print to stdout; such lines must not break a run, so they
+    are ignored rather than treated as errors.
+    """
+    text = line.strip()
+    if not text.startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    kind = _EVENT_TYPES.get(data.get("event")) if isinstance(data, dict) else None
+    if kind is None:
+        return None
+    values = {}
+    try:
+        for f in dataclasses.fields(kind):
+            if f.name in data:
+                values[f.name] = _convert(f.type, data[f.name])
+            elif f.default is dataclasses.MISSING:
+                return None
+        return kind(**values)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def format_bytes(count: float) -> str:
+    """A size in human units (B, KB, MB, GB, TB; powers of 1024), for plans and disk-space messages."""
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(size) < 1024 or not math.isfinite(size):
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"

@@ -1,0 +1,87 @@
+"""The engine-plugin contract is written once (issue 11): the plugin's protocol.py is the engine's, byte for
+byte; every event kind survives the trip from the engine's JSON line through the plugin's parser; what the
+engine really prints (sr and iceplant, success, warning, error, cancel) parses; and the limits agree."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import infscene.protocol as engine_protocol
+from infscene import cli
+from infscene.fusion import FusionMode
+from infscene.raster_io import SOURCE_BAND_TAG as ENGINE_SOURCE_BAND_TAG
+from infscene.sampler import PAPER_T
+from infscene_qgis import engine_events, engine_request, result_layers
+from infscene_qgis import protocol as plugin_protocol
+from plugin_helpers import NAIP
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SAMPLES = [
+    plugin_protocol.Plan(output_width=128, output_height=96, patches=25, steps=50, total=1250, output_bytes=49152,
+                         canvas_bytes=720896, estimated_s=12.5, protocol=plugin_protocol.PROTOCOL_VERSION),
+    plugin_protocol.Plan(1, 1, 1, 1, 1, 4, 0, None, plugin_protocol.PROTOCOL_VERSION),
+    plugin_protocol.Progress(done=3, total=10, fraction=0.3, rate=1.5, eta_s=None),
+    plugin_protocol.RunWarning("the extent reaches beyond the raster; it was clipped"),
+    plugin_protocol.Done(("/a/sr.tif", "/a/p.png")),
+    plugin_protocol.Failure("input file not found: x.tif"),
+    plugin_protocol.Cancelled("cancelled by the user; no output was written"),
+]
+
+
+def test_the_plugin_ships_the_engines_protocol_byte_for_byte() -> None:
+    engine = (ROOT / "engine" / "infscene" / "protocol.py").read_bytes()
+    assert (ROOT / "infscene_qgis" / "protocol.py").read_bytes() == engine, \
+        "copy engine/infscene/protocol.py to infscene_qgis/protocol.py"
+
+
+def test_every_event_kind_goes_through_the_plugins_parser() -> None:
+    assert {type(s) for s in SAMPLES} == set(plugin_protocol.EVENT_NAMES)
+    for sample in SAMPLES:
+        engine_event = getattr(engine_protocol, type(sample).__name__)(**dataclasses.asdict(sample))
+        assert engine_events.parse_event(engine_protocol.event_line(engine_event)) == sample
+
+
+@pytest.mark.parametrize("line", ["", "not json", "{", '{"event": "plan"}', '{"event": "done", "outputs": "x"}',
+                                  '{"event": "mystery"}', "[" * 100000, '{"event": "progress", "done": "many"}'])
+def test_what_is_not_a_protocol_line_is_ignored(line: str) -> None:
+    assert engine_events.parse_event(line) is None
+
+
+def test_the_plugins_limits_and_tags_are_the_engines() -> None:
+    assert engine_request.MAX_STEPS == PAPER_T
+    assert engine_request.MODES == tuple(m.value for m in FusionMode)
+    assert result_layers.SOURCE_BAND_TAG == ENGINE_SOURCE_BAND_TAG
+
+
+def _events(engine_python: str, *arguments: str) -> list:
+    result = subprocess.run([engine_python, "-m", "infscene", *arguments, "--progress", "json"], capture_output=True,
+                            text=True, timeout=300)
+    lines = result.stdout.splitlines()
+    parsed = [engine_events.parse_event(line) for line in lines]
+    assert None not in parsed, lines  # every line the engine prints is a protocol line the plugin understands
+    return parsed
+
+
+def test_what_the_engine_prints_parses(engine_python: str, tiny_model_dir: Path, tmp_path: Path) -> None:
+    sr = _events(engine_python, "sr", str(NAIP), str(tmp_path / "sr.tif"), "--scale", "9", "--steps", "1",
+                 "--patch", "32", "--model", str(tiny_model_dir))
+    assert isinstance(sr[0], engine_events.Plan) and sr[0].protocol == plugin_protocol.PROTOCOL_VERSION
+    assert isinstance(sr[1], engine_events.RunWarning) and "outside the range the model was trained on" in sr[1].message
+    assert isinstance(sr[-1], engine_events.Done)
+    iceplant = _events(engine_python, "iceplant", str(NAIP), str(tmp_path / "p.tif"))
+    assert isinstance(iceplant[0], engine_events.Plan) and iceplant[0].steps == 1  # the iceplant plan was dropped before
+    assert isinstance(iceplant[-1], engine_events.Done)
+    failed = _events(engine_python, "sr", str(NAIP), str(tmp_path / "x.tif"), "--scale", "2", "--steps", "5000")
+    assert failed == [engine_events.Failure("steps must be between 1 and 2000, got 5000")]
+    usage = _events(engine_python, "sr", str(NAIP), str(tmp_path / "x.tif"), "--scale", "two")
+    assert isinstance(usage[0], engine_events.Failure) and "invalid float value" in usage[0].message
+
+
+def test_the_engine_reports_its_protocol_version(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["protocol"] == plugin_protocol.PROTOCOL_VERSION
