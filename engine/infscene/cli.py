@@ -24,7 +24,7 @@ from .errors import Cancelled, InfSceneError
 from .fusion import FusionMode
 from .iceplant import cli as iceplant_cli
 from .iceplant.predict import check_iceplant_input, write_iceplant_probability
-from .model import DEFAULT_MODEL_DIR, load_config, resolve_devices
+from .model import DEFAULT_MODEL_DIR, check_model, resolve_devices
 from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, run_plan
 from .sampler import DEFAULT_STEPS
 from .console import band_list, emit, progress_reporter, warn
@@ -147,7 +147,7 @@ def run_info(args: argparse.Namespace) -> int:
     cuda = torch.cuda.is_available()
     model_dir = args.model or DEFAULT_MODEL_DIR
     try:
-        config = load_config(model_dir)
+        config = check_model(model_dir)
         model = {"path": str(model_dir), "name": config.name, "trained": config.trained, "notes": config.notes,
                  "scale_min": config.scale_min, "scale_max": config.scale_max, "patch_size": config.patch_size}
     except InfSceneError as exc:

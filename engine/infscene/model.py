@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
@@ -22,6 +23,7 @@ from torch.nn import functional as F
 from .contract import ModelContract, sinusoidal_embedding
 from .e2diffsr.network import E2DiffSR, E2DiffSRConfig
 from .errors import InfSceneError
+from .model_check import check_config_fields, check_contract, check_weights, read_config_json
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -168,25 +170,33 @@ def save_model(model: nn.Module, folder: str | Path) -> Path:
 
 
 def load_config(folder: str | Path | None = None) -> ModelContract:
-    """The config of a model folder (the bundled default when None), of the family it names (sr3 if none)."""
+    """The config of a model folder (the bundled default when None), of the family it names (sr3 if none),
+    with its types, ranges and data contract checked (model_check)."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     path = folder / CONFIG_FILE
     if not path.is_file():
         raise InfSceneError(f"not a model folder (no {CONFIG_FILE}): {folder}")
-    try:
-        raw = json.loads(path.read_text())
-    except ValueError as exc:
-        raise InfSceneError(f"invalid model config {path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise InfSceneError(f"invalid model config {path}: not a JSON object")
+    raw = read_config_json(path)
     name = raw.setdefault("family", "sr3")
     known = families()
-    if name not in known:
+    if not isinstance(name, str) or name not in known:
         raise InfSceneError(f"unknown model family {name!r} in {path}: this engine runs {', '.join(sorted(known))}")
+    check_config_fields(known[name].config, raw, path)
     try:
-        return known[name].config(**raw)
+        config = known[name].config(**raw)
     except (TypeError, ValueError) as exc:
         raise InfSceneError(f"invalid model config {path}: {exc}") from exc
+    check_contract(config, path)
+    return config
+
+
+def check_model(folder: str | Path | None = None) -> ModelContract:
+    """Validate a whole model folder without building or reading any weight: the config (load_config), then
+    the safetensors header against the shapes its family's network would have (model_check.check_weights)."""
+    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
+    config = load_config(folder)
+    check_weights(families()[config.family].network, config, folder, folder / WEIGHTS_FILE)
+    return config
 
 
 def resolve_devices(spec: str) -> list[torch.device]:
@@ -224,15 +234,13 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """Load a model folder (the bundled default when None) in eval mode on `device`, whatever its family."""
+    """Load a model folder (the bundled default when None) in eval mode on `device`, whatever its family;
+    the folder is validated first (check_model), so nothing is built for a config or file that does not fit."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
-    config = load_config(folder)
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise InfSceneError(f"model weights missing: {weights}")
+    config = check_model(folder)
     model = families()[config.family].network(config)
     try:
-        model.load_state_dict(load_file(str(weights)))
-    except (RuntimeError, OSError) as exc:
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    except (RuntimeError, OSError, SafetensorError) as exc:
         raise InfSceneError(f"model weights do not match config in {folder}: {exc}".splitlines()[0]) from exc
     return model.to(device).eval()

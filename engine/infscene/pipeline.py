@@ -30,7 +30,8 @@ from .fusion import FusionMode
 from .grid import PatchGrid
 from .guided import GuidedBands
 from .joint import SamplingJob, sample_canvas
-from .model import WEIGHTS_FILE, DEFAULT_MODEL_DIR, ModelConfig, load_config, load_model, resolve_devices
+from .contract import ModelContract
+from .model import WEIGHTS_FILE, DEFAULT_MODEL_DIR, check_model, load_model, resolve_devices
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .protocol import MAX_BATCH, MAX_PATCH, MAX_STEPS, PROTOCOL_VERSION, PROVENANCE_PREFIX, Plan
 from .raster_io import (
@@ -86,7 +87,7 @@ class SRPlan:
     input_path: Path
     output_path: Optional[Path]  # None: a plan that only sizes the run
     options: SROptions
-    config: ModelConfig
+    config: ModelContract
     family: str
     layout: BandLayout
     window: Window
@@ -139,7 +140,7 @@ def _check_options(options: SROptions) -> None:
         raise InfSceneError(f"patch size must be between 1 and {MAX_PATCH} output pixels, got {options.patch}")
 
 
-def _patch_geometry(options: SROptions, config: ModelConfig, notes: list[str]) -> tuple[int, int]:
+def _patch_geometry(options: SROptions, config: ModelContract, notes: list[str]) -> tuple[int, int]:
     patch = options.patch or config.patch_size
     if patch < config.size_multiple or patch % config.size_multiple:
         raise InfSceneError(f"patch size must be a multiple of {config.size_multiple}, got {patch}")
@@ -155,7 +156,7 @@ def _patch_geometry(options: SROptions, config: ModelConfig, notes: list[str]) -
 
 
 def _scale_notes(ds: rasterio.DatasetReader, window: Window, height: int, width: int, scale: float,
-                 config: ModelConfig, notes: list[str]) -> None:
+                 config: ModelContract, notes: list[str]) -> None:
     if ds.crs is None and ds.transform.is_identity:
         notes.append(f"{Path(ds.name).name} has no georeference (no CRS, no geotransform): the output has none either")
     if height == window.height or width == window.width:
@@ -166,7 +167,7 @@ def _scale_notes(ds: rasterio.DatasetReader, window: Window, height: int, width:
                      f"({config.scale_min:g}-{config.scale_max:g}): expect weaker detail")
 
 
-def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: SROptions, config: ModelConfig) -> SRPlan:
+def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: SROptions, config: ModelContract) -> SRPlan:
     """Validate the options against the raster and the model; decide the run."""
     _check_options(options)
     if config.channels != 3:
@@ -204,7 +205,7 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
     if output_path is not None:
         refuse_overwriting_input(input_path, {"output": output_path})
         out = check_output_path(output_path)
-    config = load_config(options.model_dir)
+    config = check_model(options.model_dir)
     with open_raster(input_path) as ds:
         plan = make_plan(ds, out, options, config)
     if out is not None:
