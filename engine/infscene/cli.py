@@ -25,7 +25,7 @@ from .fusion import FusionMode
 from .iceplant import cli as iceplant_cli
 from .iceplant.predict import check_iceplant_input, write_iceplant_probability
 from .model import DEFAULT_MODEL_DIR, check_model, resolve_devices
-from .pipeline import SROptions, estimate_seconds_per_patch, plan_run, run_plan
+from .pipeline import SROptions, estimate_seconds, plan_run, run_plan
 from .sampler import DEFAULT_STEPS
 from .console import band_list, emit, progress_reporter, warn
 from . import train
@@ -64,7 +64,9 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bands", type=band_list,
                    help="1-based band numbers in R,G,B[,extra] order, e.g. 3,2,1,4 for Planet analytic "
                         "(default: bands tagged red/green/blue, else 1,2,3; other bands are kept and guided)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="reverse diffusion steps K (more: slower, finer)")
+    p.add_argument("--steps", type=int,
+                   help=f"reverse diffusion steps K (SR3: default {DEFAULT_STEPS}, more is slower and finer; "
+                        "e2diffsr: default and at most its T = 4)")
     p.add_argument("--patch", type=int, help="patch side in output pixels (default: the model's training size)")
     p.add_argument("--overlap", type=int, help="overlap between patches in output pixels (default: a quarter of the patch)")
     p.add_argument("--mode", choices=list(protocol.MODES), default=FusionMode.VCF.value,
@@ -75,6 +77,12 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="where the model runs: auto (every GPU, else the CPU), cpu, cuda (every GPU) or a list such as "
                         "cuda:0,cuda:1; patch batches are spread over the devices, the result is the same (default auto)")
     p.add_argument("--batch-size", type=int, default=4, help="patches per model call (GPU memory ~ batch x patch)")
+    p.add_argument("--samples", type=int, default=1,
+                   help="run this many seeds (seed, seed+1, ...): the output is the first, and a raster of the per-pixel "
+                        "spread over all of them maps where the model invents detail (default 1)")
+    p.add_argument("--spread", type=Path, help="where the spread raster of --samples goes (default: OUTPUT_spread.tif)")
+    p.add_argument("--regression-only", action="store_true",
+                   help="e2diffsr: decode with the regression branch alone, no latent diffusion (fastest, smoothest)")
     p.add_argument("--no-lr-consistency", action="store_true",
                    help="do not tie each step's low frequencies to the input (pure SR3 sampling; drifts in colour)")
     p.add_argument("--model", type=Path, help=f"model folder (default: {DEFAULT_MODEL_DIR})")
@@ -93,7 +101,7 @@ def sr_options(args: argparse.Namespace) -> SROptions:
         scale=args.scale, target_res=args.target_res, bounds=args.bounds, bands=args.bands, steps=args.steps,
         patch=args.patch, overlap=args.overlap, mode=FusionMode(args.mode), seed=args.seed, device=args.device,
         batch_size=args.batch_size, lr_consistency=not args.no_lr_consistency, model_dir=args.model,
-        work_dir=args.work_dir,
+        work_dir=args.work_dir, samples=args.samples, spread_path=args.spread, regression_only=args.regression_only,
     )
 
 
@@ -114,7 +122,7 @@ def run_sr(args: argparse.Namespace) -> int:
     plan = plan_run(args.input, options, args.output)
     json_events = args.progress == "json"
     if json_events or args.dry_run:
-        event = plan.event(estimate_seconds_per_patch(plan) * plan.total_work if args.dry_run else None)
+        event = plan.event(estimate_seconds(plan) if args.dry_run else None)
         if json_events:
             emit(event)
         else:

@@ -19,7 +19,7 @@ from .canvas import Canvas
 from .fusion import FusionMode, average_contribution, patch_weight, vcf_contribution
 from .grid import Patch, PatchGrid
 from .progress import ProgressTracker
-from .sampler import PatchDenoiser, ReverseStep, patch_noise
+from .sampler import Denoiser, ReverseStep, patch_noise
 from .workers import DenoiserPool
 
 CanvasMaker = Callable[[int, int, int], Canvas]
@@ -42,10 +42,17 @@ class SamplingJob:
     batch_size: int
     make_canvas: CanvasMaker
     tracker: ProgressTracker
+    cond_factor: int = 1  # condition pixels per state pixel: 1 for SR3, 8 for e2diffsr's latent grid
+
+    def read_cond(self, batch: list[Patch]) -> torch.Tensor:
+        """The condition under each patch of the batch (the patch scaled to the condition's grid)."""
+        f = self.cond_factor
+        return torch.from_numpy(self.cond.read_batch([Patch(p.row, p.col, p.y0 * f, p.x0 * f, p.size * f) for p in batch]))
 
     @property
     def channels(self) -> int:
-        return self.cond.shape[0]
+        """Channels of the state being denoised (3 for SR3's pixels, 4 for e2diffsr's latent)."""
+        return self.pool.state_channels
 
 
 def weight_maps(grid: PatchGrid, make_canvas: CanvasMaker) -> tuple[Canvas, Canvas]:
@@ -64,7 +71,8 @@ def sample_joint(job: SamplingJob, mode: FusionMode) -> Canvas:
     grid, channels, seed = job.grid, job.channels, job.seed
     w = torch.from_numpy(patch_weight(grid.patch))
     total, root_sq = weight_maps(grid, job.make_canvas)
-    state, nxt = job.make_canvas(*job.cond.shape), job.make_canvas(*job.cond.shape)
+    shape = (channels, grid.height, grid.width)
+    state, nxt = job.make_canvas(*shape), job.make_canvas(*shape)
 
     # Initial state: the variance-corrected fusion of independent unit noises, N(0, 1) per pixel.
     for batch in grid.batches(job.batch_size):
@@ -75,9 +83,9 @@ def sample_joint(job: SamplingJob, mode: FusionMode) -> Canvas:
     for step in job.steps:
         nxt.clear()
 
-        def posterior_mean(denoiser: PatchDenoiser, batch: list[Patch]) -> torch.Tensor:
+        def posterior_mean(denoiser: Denoiser, batch: list[Patch]) -> torch.Tensor:
             y_t = torch.from_numpy(state.read_batch(batch))
-            return denoiser.posterior_mean(y_t, torch.from_numpy(job.cond.read_batch(batch)), step)
+            return denoiser.posterior_mean(y_t, job.read_cond(batch), step)
 
         means = job.pool.map(posterior_mean, grid.batches(job.batch_size))
         for batch, mu in zip(grid.batches(job.batch_size), means):
@@ -97,10 +105,10 @@ def sample_joint(job: SamplingJob, mode: FusionMode) -> Canvas:
 
 def sample_independent(job: SamplingJob) -> Canvas:
     """Sample each tile's chain on its own and paste the results (no fusion at all)."""
-    out = job.make_canvas(*job.cond.shape)
+    out = job.make_canvas(job.channels, job.grid.height, job.grid.width)
 
-    def chain(denoiser: PatchDenoiser, batch: list[Patch]) -> torch.Tensor:
-        cond = torch.from_numpy(job.cond.read_batch(batch))
+    def chain(denoiser: Denoiser, batch: list[Patch]) -> torch.Tensor:
+        cond = job.read_cond(batch)
         y = _noise(job.seed, len(job.steps), batch, job.channels)
         for step in job.steps:
             job.tracker.check_cancel()

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import rasterio
@@ -23,7 +24,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from . import __version__
-from .atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input
+from .atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input, same_file
 from .canvas import DEFAULT_MEMMAP_ABOVE_BYTES, Canvas, CanvasFactory
 from .errors import InfSceneError, InfSceneWarning
 from .fusion import FusionMode
@@ -31,20 +32,26 @@ from .grid import PatchGrid
 from .guided import GuidedBands
 from .joint import SamplingJob, sample_canvas
 from .contract import ModelContract
+from .e2diffsr import run as e2diffsr_run
+from .e2diffsr.run import decode_tile_count, latent_grid
+from .e2diffsr.denoiser import LatentPatchDenoiser
+from .e2diffsr.network import LATENT_FACTOR, E2DiffSRConfig
 from .model import WEIGHTS_FILE, DEFAULT_MODEL_DIR, check_model, load_model, resolve_devices
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
-from .protocol import MAX_BATCH, MAX_PATCH, MAX_STEPS, PROTOCOL_VERSION, PROVENANCE_PREFIX, Plan
+from .protocol import MAX_BATCH, MAX_PATCH, MAX_SAMPLES, MAX_STEPS, PROTOCOL_VERSION, PROVENANCE_PREFIX, Plan
 from .raster_io import (
     BandLayout,
     OutputRows,
     WindowData,
     open_raster,
     output_grid,
+    geotiff_profile,
     output_profile,
     read_window,
     resolve_bands,
     resolve_window,
     value_range,
+    verified_geotiff,
     write_super_resolved,
 )
 from .resample import bicubic_rows, nearest_rows, row_blocks
@@ -56,6 +63,9 @@ from .workspace import Workspace
 # Scene-sized float32 bands alive during the step loop (joint.py): vcf/average keep the condition, the
 # state and the next state (3 bands each), W and S; independent keeps the condition and the pasted tiles.
 CANVAS_BANDS = {FusionMode.VCF: 3 + 3 + 3 + 1 + 1, FusionMode.AVERAGE: 3 + 3 + 3 + 1 + 1, FusionMode.INDEPENDENT: 3 + 3}
+# e2diffsr keeps the condition and the result on the output grid (3 bands each) and, on the latent grid,
+# the state, the next state (4 bands each), W and S in vcf/average, the pasted tiles in independent.
+LATENT_CANVAS_BANDS = {FusionMode.VCF: 4 + 4 + 1 + 1, FusionMode.AVERAGE: 4 + 4 + 1 + 1, FusionMode.INDEPENDENT: 4}
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
 
 
@@ -67,7 +77,7 @@ class SROptions:
     target_res: Optional[float] = None
     bounds: Optional[Sequence[float]] = None
     bands: Optional[Sequence[int]] = None
-    steps: int = DEFAULT_STEPS
+    steps: Optional[int] = None  # the family's default: SR3 50 respaced steps, e2diffsr its T = 4
     patch: Optional[int] = None
     overlap: Optional[int] = None
     mode: FusionMode = FusionMode.VCF
@@ -78,6 +88,9 @@ class SROptions:
     model_dir: Optional[Path] = None
     work_dir: Optional[Path] = None
     memmap_above_bytes: int = DEFAULT_MEMMAP_ABOVE_BYTES
+    regression_only: bool = False  # e2diffsr: decode without the diffusion prior (the regression branch alone)
+    samples: int = 1  # seeds seed..seed+samples-1; with more than one, the per-pixel spread is written too
+    spread_path: Optional[Path] = None  # where the spread goes (default: OUTPUT_spread.tif)
 
 
 @dataclass(frozen=True)
@@ -95,10 +108,11 @@ class SRPlan:
     width: int
     transform: Affine
     scale: float  # the mean of the two axes' factors: what the model is conditioned on
-    grid: PatchGrid
+    grid: PatchGrid  # the state's grid: output pixels for SR3, latent pixels (1/8) for e2diffsr
     reverse_steps: tuple[ReverseStep, ...]
+    decode_tiles: int  # e2diffsr's decoding passes per sample (0 for SR3)
     devices: tuple[torch.device, ...]
-    canvas_bands: int
+    canvas_bytes: int
     canvases_on_disk: bool
     work_dir: Path
     profile: dict = field(repr=False)
@@ -110,16 +124,21 @@ class SRPlan:
 
     @property
     def total_work(self) -> int:
-        """Patch-steps: one model evaluation of one patch."""
-        return len(self.grid) * self.steps
+        """Patch-steps (one model evaluation of one patch) and decode tiles, over every sample."""
+        return self.options.samples * (len(self.grid) * self.steps + self.decode_tiles)
+
+    @property
+    def canvas_factor(self) -> int:
+        """Output pixels per state pixel: the condition and result canvases are the grid times this."""
+        return LATENT_FACTOR if self.family == "e2diffsr" else 1
+
+    @property
+    def spread_path(self) -> Optional[Path]:
+        return spread_path_for(self.options, self.output_path)
 
     @property
     def output_bytes(self) -> int:
         return self.height * self.width * self.profile["count"] * np.dtype(self.profile["dtype"]).itemsize
-
-    @property
-    def canvas_bytes(self) -> int:
-        return self.canvas_bands * self.grid.height * self.grid.width * 4
 
     def event(self, estimated_s: Optional[float] = None) -> Plan:
         """The protocol's `plan` event for this plan."""
@@ -130,8 +149,10 @@ class SRPlan:
 
 def _check_options(options: SROptions) -> None:
     """The choices that are wrong whatever the raster and the model."""
-    if not 1 <= options.steps <= MAX_STEPS:
+    if options.steps is not None and not 1 <= options.steps <= MAX_STEPS:
         raise InfSceneError(f"steps must be between 1 and {MAX_STEPS}, got {options.steps}")
+    if not 1 <= options.samples <= MAX_SAMPLES:
+        raise InfSceneError(f"samples must be between 1 and {MAX_SAMPLES}, got {options.samples}")
     if options.seed < 0:
         raise InfSceneError(f"seed must be 0 or more, got {options.seed}")
     if not 1 <= options.batch_size <= MAX_BATCH:
@@ -152,7 +173,28 @@ def _patch_geometry(options: SROptions, config: ModelContract, notes: list[str])
     overlap = patch // 4 if options.overlap is None else options.overlap
     if not 0 < overlap <= patch // 2:
         raise InfSceneError(f"overlap must be between 1 and half the patch ({patch // 2}) for {options.mode.value}, got {overlap}")
+    if overlap % config.size_multiple:
+        raise InfSceneError(f"overlap must be a multiple of {config.size_multiple} for this model, got {overlap}")
     return patch, overlap
+
+
+def _family_run(options: SROptions, config: ModelContract, window: Window, height: int, width: int,
+                patch: int, overlap: int) -> tuple[PatchGrid, tuple[ReverseStep, ...], int, int]:
+    """What the family decides: (state grid, reverse steps, decode tiles per sample, canvas bytes)."""
+    spread_bands = 2 * 3 if options.samples > 1 else 0  # the running mean and squares of --samples
+    if isinstance(config, E2DiffSRConfig):
+        if options.steps is not None and options.steps > config.diffusion_steps:
+            raise InfSceneError(f"this e2diffsr model runs at most its T = {config.diffusion_steps} steps, got --steps {options.steps}")
+        grid = latent_grid(height, width, patch, overlap)
+        steps = () if options.regression_only else tuple(respaced_steps(options.steps or config.diffusion_steps, config.gammas()))
+        tiles = decode_tile_count(config, (window.height, window.width), (height, width), grid)
+        out_px = grid.height * grid.width * LATENT_FACTOR**2
+        state_bands = 0 if options.regression_only else LATENT_CANVAS_BANDS[options.mode]
+        return grid, steps, tiles, 4 * (out_px * (3 + 3 + spread_bands) + grid.height * grid.width * state_bands)
+    if options.regression_only:
+        raise InfSceneError("--regression-only is for e2diffsr models, which have a regression branch; this model is SR3")
+    grid = PatchGrid(max(height, patch), max(width, patch), patch, overlap)
+    return grid, tuple(respaced_steps(options.steps or DEFAULT_STEPS)), 0, 4 * grid.height * grid.width * (CANVAS_BANDS[options.mode] + spread_bands)
 
 
 def _scale_notes(ds: rasterio.DatasetReader, window: Window, height: int, width: int, scale: float,
@@ -179,9 +221,7 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     scale = (width / window.width + height / window.height) / 2.0
     _scale_notes(ds, window, height, width, scale, config, notes)
     patch, overlap = _patch_geometry(options, config, notes)
-    grid = PatchGrid(max(height, patch), max(width, patch), patch, overlap)
-    canvas_bands = CANVAS_BANDS[options.mode]
-    canvas_bytes = canvas_bands * grid.height * grid.width * 4
+    grid, reverse_steps, decode_tiles, canvas_bytes = _family_run(options, config, window, height, width, patch, overlap)
     work_dir = Path(options.work_dir or (output_path.parent if output_path is not None else "."))
     if not work_dir.is_dir():
         raise InfSceneError(f"work folder does not exist: {work_dir}")
@@ -189,8 +229,8 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     return SRPlan(
         input_path=Path(ds.name), output_path=output_path, options=options, config=config, family=config.family,
         layout=layout, window=window, height=height, width=width, transform=transform, scale=scale, grid=grid,
-        reverse_steps=tuple(respaced_steps(options.steps)), devices=tuple(resolve_devices(options.device)),
-        canvas_bands=canvas_bands, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
+        reverse_steps=reverse_steps, decode_tiles=decode_tiles, devices=tuple(resolve_devices(options.device)),
+        canvas_bytes=canvas_bytes, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
         profile=profile, warnings=tuple(notes),
     )
 
@@ -203,21 +243,35 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
     """
     out = None
     if output_path is not None:
-        refuse_overwriting_input(input_path, {"output": output_path})
+        spread = spread_path_for(options, Path(output_path))
+        refuse_overwriting_input(input_path, {"output": output_path, "spread": spread})
+        if spread is not None and same_file(spread, output_path):
+            raise InfSceneError(f"the spread raster would overwrite the output: {spread}")
         out = check_output_path(output_path)
+        if spread is not None:
+            check_output_path(spread)
     config = check_model(options.model_dir)
     with open_raster(input_path) as ds:
         plan = make_plan(ds, out, options, config)
     if out is not None:
-        check_free_space([(out.parent, plan.output_bytes),
+        spread_bytes = plan.height * plan.width * 4 if plan.spread_path is not None else 0
+        check_free_space([(out.parent, plan.output_bytes + spread_bytes),
                           *([(plan.work_dir, plan.canvas_bytes)] if plan.canvases_on_disk else [])])
     return plan
 
 
+def spread_path_for(options: SROptions, output_path: Optional[Path]) -> Optional[Path]:
+    """Where the per-pixel spread of several samples goes: --spread, else OUTPUT_spread.tif; None for one sample."""
+    if options.samples <= 1 or output_path is None:
+        return None
+    return Path(options.spread_path) if options.spread_path else output_path.with_name(f"{output_path.stem}_spread.tif")
+
+
 def _condition_canvas(visible: np.ndarray, plan: SRPlan, canvas: Canvas) -> None:
-    """Fill the canvas with the bicubic upsampling of the (model-unit) visible bands."""
-    for r0, r1 in row_blocks(plan.grid.height, plan.grid.width):
-        canvas.data[:, r0:r1, :] = bicubic_rows(visible, plan.height, plan.width, r0, r1, plan.grid.width)
+    """Fill the output-grid canvas with the bicubic upsampling of the (model-unit) visible bands."""
+    _, height, width = canvas.shape
+    for r0, r1 in row_blocks(height, width):
+        canvas.data[:, r0:r1, :] = bicubic_rows(visible, plan.height, plan.width, r0, r1, width)
 
 
 def _output_rows(plan: SRPlan, result: Canvas, cond: Canvas, model_values: np.ndarray, data: WindowData,
@@ -259,37 +313,93 @@ def provenance_tags(plan: SRPlan) -> dict[str, str]:
 TIMING_BATCH = 4  # patches per timed call: enough to amortise overheads, bounded whatever --batch-size says
 
 
-def estimate_seconds_per_patch(plan: SRPlan) -> float:
-    """Time one model evaluation of one patch (for plans and estimates): timed on the first device with
-    a small batch, divided by the number of devices the batches are spread over."""
+def _seconds(call: Callable[[], object], device: torch.device) -> float:
+    """Wall time of one call, after a warm-up call."""
+    call()
+    start = time.perf_counter()
+    call()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def estimate_seconds(plan: SRPlan) -> float:
+    """The run's wall time, from timing the family's model call on the first device, allocating little whatever
+    --batch-size and --patch say: a small batch of patches no larger than the model's own, scaled by the patch
+    area; for e2diffsr also one decode tile. Divided by the number of devices the work is spread over."""
     model = load_model(plan.options.model_dir, plan.devices[0])
-    batch = min(plan.options.batch_size, len(plan.grid), TIMING_BATCH)
     device = next(model.parameters()).device
-    x = torch.zeros((batch, plan.config.channels, plan.grid.patch, plan.grid.patch), device=device)
+    batch = min(plan.options.batch_size, len(plan.grid), TIMING_BATCH)
+    if plan.family == "e2diffsr":
+        denoiser = LatentPatchDenoiser(model, plan.scale)
+        side = plan.grid.patch
+        y = torch.zeros((batch, denoiser.state_channels, side, side))
+        cond = torch.zeros((batch, plan.config.channels, side * LATENT_FACTOR, side * LATENT_FACTOR))
+        per_patch = (_seconds(lambda: denoiser.posterior_mean(y, cond, plan.reverse_steps[0]), device) / batch
+                     if plan.reverse_steps else 0.0)
+        per_tile = _seconds(e2diffsr_run.typical_tile(model, plan.scale), device) if plan.decode_tiles else 0.0
+        per_sample = per_patch * len(plan.grid) * plan.steps + per_tile * plan.decode_tiles
+        return plan.options.samples * per_sample / len(plan.devices)
+    size = min(plan.grid.patch, plan.config.patch_size)
+    x = torch.zeros((batch, plan.config.channels, size, size), device=device)
     level = torch.full((batch,), 0.5, device=device)
     with torch.no_grad():
-        model(x, x, level, level + 4)
-        start = time.perf_counter()
-        model(x, x, level, level + 4)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    return (time.perf_counter() - start) / batch / len(plan.devices)
+        per_patch = _seconds(lambda: model(x, x, level, level + 4), device) / batch * (plan.grid.patch / size) ** 2
+    return per_patch * plan.total_work / len(plan.devices)
 
 
-def _sample(plan: SRPlan, cond: Canvas, make_canvas: CanvasFactory, tracker: ProgressTracker) -> Canvas:
-    """The model-specific part of a run (SR3 family): the denoisers and the fused step loop over the plan's grid."""
+def _sample(plan: SRPlan, seed: int, visible: np.ndarray, cond: Canvas, make_canvas: CanvasFactory,
+            tracker: ProgressTracker) -> Canvas:
+    """The model-specific part of a run: one seed's output canvas (model units) on the output grid."""
     options = plan.options
-    denoisers = [PatchDenoiser(load_model(options.model_dir, device), plan.scale, options.lr_consistency)
-                 for device in plan.devices]
-    with DenoiserPool(denoisers) as pool:
-        job = SamplingJob(cond, plan.grid, pool, list(plan.reverse_steps), options.seed, options.batch_size,
-                          make_canvas, tracker)
-        try:
+    models = [load_model(options.model_dir, device) for device in plan.devices]
+    try:
+        if plan.family == "e2diffsr":
+            return e2diffsr_run.sample_scene(models, visible, (plan.height, plan.width), cond, plan.grid,
+                                             list(plan.reverse_steps), options.mode, seed, options.batch_size,
+                                             options.regression_only, options.lr_consistency, make_canvas, tracker)
+        denoisers = [PatchDenoiser(model, plan.scale, options.lr_consistency) for model in models]
+        with DenoiserPool(denoisers) as pool:
+            job = SamplingJob(cond, plan.grid, pool, list(plan.reverse_steps), seed, options.batch_size,
+                              make_canvas, tracker)
             return sample_canvas(job, options.mode)
-        except torch.OutOfMemoryError as exc:
-            raise InfSceneError(
-                f"the GPU ran out of memory with {options.batch_size} patches of {plan.grid.patch} px per batch: "
-                f"lower --batch-size (or --patch)") from exc
+    except torch.OutOfMemoryError as exc:
+        raise InfSceneError(
+            f"the GPU ran out of memory with {options.batch_size} patches of {plan.grid.patch} px per batch: "
+            f"lower --batch-size (or --patch)") from exc
+
+
+def _sample_with_spread(plan: SRPlan, visible: np.ndarray, cond: Canvas, make_canvas: CanvasFactory,
+                        tracker: ProgressTracker) -> tuple[Canvas, Optional[Canvas]]:
+    """The first seed's output and, with several samples, the per-pixel std over them (model units, per band).
+
+    Welford's running mean and sum of squares: two canvases whatever the number of samples.
+    """
+    first = _sample(plan, plan.options.seed, visible, cond, make_canvas, tracker)
+    if plan.options.samples == 1:
+        return first, None
+    mean, squares = make_canvas(*first.shape), make_canvas(*first.shape)
+    mean.data[...] = first.data
+    for k in range(1, plan.options.samples):
+        sample = _sample(plan, plan.options.seed + k, visible, cond, make_canvas, tracker)
+        for r0, r1 in row_blocks(first.shape[1], first.shape[2]):
+            delta = sample.data[:, r0:r1] - mean.data[:, r0:r1]
+            mean.data[:, r0:r1] += delta / (k + 1)
+            squares.data[:, r0:r1] += delta * (sample.data[:, r0:r1] - mean.data[:, r0:r1])
+    np.sqrt(squares.data / plan.options.samples, out=squares.data)
+    return first, squares
+
+
+def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling) -> None:
+    """One float32 band: the std over the samples, in the input's units, averaged over the visible bands."""
+    units = (scaling.high - scaling.low)[:3] / 2.0  # model units -> input units (scaling is linear per band)
+    profile = geotiff_profile("float32", 1, plan.height, plan.width, plan.profile["crs"], plan.transform, None)
+    with verified_geotiff(tmp, profile, plan.spread_path) as dst:
+        dst.set_band_description(1, f"spread over {plan.options.samples} samples (std, input units)")
+        dst.update_tags(**provenance_tags(plan))
+        for r0, r1 in row_blocks(plan.height, plan.width):
+            block = spread.data[:, r0:r1, : plan.width] * units[:, None, None]
+            dst.write(block.mean(axis=0).astype(np.float32)[None], window=Window(0, r0, plan.width, r1 - r0))
 
 
 def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cancelled: Optional[CancelCheck] = None) -> Path:
@@ -311,11 +421,15 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
         model_values = scaling.to_model(fill_invalid(data.values, data.valid))
         ranges = [value_range(ds, band, data.values[i][data.valid]) for i, band in enumerate(bands)]
         make_canvas = CanvasFactory(workspace.folder_in(plan.work_dir) if plan.canvases_on_disk else None)
-        cond = make_canvas(3, plan.grid.height, plan.grid.width)
+        factor = plan.canvas_factor
+        cond = make_canvas(3, plan.grid.height * factor, plan.grid.width * factor)
         _condition_canvas(model_values[:3], plan, cond)
-        result = _sample(plan, cond, make_canvas, tracker)
+        result, spread = _sample_with_spread(plan, model_values[:3], cond, make_canvas, tracker)
         use_mask = ds.nodata is None and plan.layout.alpha is None and not data.valid.all()
-        with atomic_output(plan.output_path, workspace) as tmp:
+        with ExitStack() as outputs:  # both appear, or neither: renamed only when every write succeeded
+            tmp = outputs.enter_context(atomic_output(plan.output_path, workspace))
+            if spread is not None:
+                _write_spread(outputs.enter_context(atomic_output(plan.spread_path, workspace)), plan, spread, scaling)
             write_super_resolved(tmp, plan.output_path, ds, plan.layout, plan.profile,
                                  _output_rows(plan, result, cond, model_values, data, scaling),
                                  ranges, use_mask, provenance_tags(plan))

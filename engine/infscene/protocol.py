@@ -20,8 +20,9 @@ PROTOCOL_VERSION = 2
 MAX_STEPS = 2000  # the paper's full chain, T = 2000 (sampler.PAPER_T)
 SCALE_MIN_EXCLUSIVE = 1.0
 SCALE_MAX = 16.0
-MAX_PATCH = 1024  # output pixels per patch side
+MAX_PATCH = 512  # output pixels per patch side (4x the bundled model's; attention memory grows as its square)
 MAX_BATCH = 4096  # patches per model call
+MAX_SAMPLES = 64  # --samples: seeds whose spread is mapped (each costs a whole run)
 MODES: Tuple[str, ...] = ("vcf", "average", "independent")
 PROGRESS_KINDS: Tuple[str, ...] = ("bar", "json", "none")
 

@@ -13,6 +13,7 @@ patches draw independent noise as Eq. 7 of the paper assumes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -93,8 +94,21 @@ def low_frequencies(x: torch.Tensor, scale: float) -> torch.Tensor:
     return F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False)
 
 
+class Denoiser(Protocol):
+    """What the step loop needs of a model family: the posterior mean of one reverse step for a patch batch.
+
+    y_t: (B, state_channels, p, p) patches of the current state; cond: the same patches of the
+    condition canvas. The caller adds sigma * noise and does the fusion, so every family is fused,
+    keyed, spread over devices and cancelled the same way.
+    """
+
+    state_channels: int
+
+    def posterior_mean(self, y_t: torch.Tensor, cond: torch.Tensor, step: ReverseStep) -> torch.Tensor: ...
+
+
 class PatchDenoiser:
-    """Runs the model on a batch of patches and returns the posterior mean of the reverse step.
+    """SR3's Denoiser: runs the U-Net on a batch of patches and returns the posterior mean of the reverse step.
 
     With `lr_consistency`, the low frequencies of each step's x0 estimate are replaced by those
     of the conditioning image (x0 - L(x0) + L(cond)), which stops the colour and brightness
@@ -107,6 +121,7 @@ class PatchDenoiser:
         self.scale = scale
         self.lr_consistency = lr_consistency
         self.device = next(model.parameters()).device
+        self.state_channels = model.config.channels
 
     @torch.no_grad()
     def posterior_mean(self, y_t: torch.Tensor, cond: torch.Tensor, step: ReverseStep) -> torch.Tensor:

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
-from .sampler import PatchDenoiser
+from .sampler import Denoiser
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -23,18 +23,22 @@ BATCHES_IN_FLIGHT_PER_DEVICE = 2  # one running, one read and waiting: devices n
 
 
 class DenoiserPool:
-    """One PatchDenoiser per device and, with several devices, a thread per device; use as a context manager."""
+    """One Denoiser per device and, with several devices, a thread per device; use as a context manager."""
 
-    def __init__(self, denoisers: Sequence[PatchDenoiser]) -> None:
+    def __init__(self, denoisers: Sequence[Denoiser]) -> None:
         if not denoisers:
             raise ValueError("a DenoiserPool needs at least one denoiser")
         self.denoisers = list(denoisers)
         self.size = len(self.denoisers)
-        self._free: queue.Queue[PatchDenoiser] = queue.Queue()
+        self._free: queue.Queue[Denoiser] = queue.Queue()
         for denoiser in self.denoisers:
             self._free.put(denoiser)
         self._executor = (ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="infscene-device")
                           if self.size > 1 else None)
+
+    @property
+    def state_channels(self) -> int:
+        return self.denoisers[0].state_channels
 
     def __enter__(self) -> DenoiserPool:
         return self
@@ -44,14 +48,14 @@ class DenoiserPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def _on_free_device(self, work: Callable[[PatchDenoiser, Item], Result], item: Item) -> Result:
+    def _on_free_device(self, work: Callable[[Denoiser, Item], Result], item: Item) -> Result:
         denoiser = self._free.get()
         try:
             return work(denoiser, item)
         finally:
             self._free.put(denoiser)
 
-    def map(self, work: Callable[[PatchDenoiser, Item], Result], items: Iterable[Item]) -> Iterator[Result]:
+    def map(self, work: Callable[[Denoiser, Item], Result], items: Iterable[Item]) -> Iterator[Result]:
         """work(denoiser, item) for every item on whichever device is free, results in the order of `items`.
 
         Items are taken lazily, a few per device ahead, so host memory stays bounded too. An error

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..sampler import ReverseStep
-from .network import E2DiffSR
+from .network import E2DiffSR, fold_condition
 
 
 def latent_posterior_mean(model: E2DiffSR, z_t: torch.Tensor, cond: torch.Tensor, direct: torch.Tensor,
@@ -34,9 +34,10 @@ def reverse_chain(model: E2DiffSR, cond: torch.Tensor, direct: torch.Tensor, sca
 
 
 class LatentPatchDenoiser:
-    """The step loop's denoiser for e2diffsr: latent patches and their folded condition -> posterior mean.
+    """The step loop's denoiser for e2diffsr: latent patches and the condition under them -> posterior mean.
 
-    CondNet is rerun at each step on the patch's folded condition: it costs less than keeping a
+    cond is the bicubic LR on the output grid under each latent patch (8 times its side), folded here
+    onto the latent grid. CondNet is rerun at each step on the patch's folded condition: it costs less than keeping a
     scene-sized map of its features, and a patch's features then depend only on the patch.
     """
 
@@ -49,6 +50,6 @@ class LatentPatchDenoiser:
     @torch.no_grad()
     def posterior_mean(self, y_t: torch.Tensor, cond: torch.Tensor, step: ReverseStep) -> torch.Tensor:
         y_t, cond = y_t.to(self.device), cond.to(self.device)
-        features, direct = self.model.condition(cond)
+        features, direct = self.model.condition(fold_condition(cond))
         scale = torch.full((y_t.shape[0],), float(self.scale), device=self.device)
         return latent_posterior_mean(self.model, y_t, features, direct, scale, step).cpu()

@@ -31,10 +31,13 @@ from torch.nn import functional as F
 from ..contract import ModelContract, sinusoidal_embedding
 
 LATENT_FACTOR = 8  # output pixels per latent pixel, along each axis (three halvings, as in the paper)
-PRIOR_FACTORS = (8, 4, 2)  # output pixels per pixel of each prior map PriorDecoder returns
-# Latent pixels a prior map value reaches into z: inp (1) + two blocks (4) + each up level's conv and
-# block (1 + 1, then 0.5 + 0.5), plus one for the bilinear read of the coarsest map.
-PRIOR_RADIUS_LATENT = 9
+# Output pixels per pixel of each prior map PriorDecoder returns. The paper decodes up to the output
+# grid; the branch reads the maps on the LR grid, which is 1/2 to 1/8 of the output, so a map finer
+# than 1/4 would mostly be averaged away again, at four times the cost.
+PRIOR_FACTORS = (8, 4)
+# Latent pixels a prior map value reaches into z: inp (1) + two blocks (4) + the up level's conv and
+# block (1 + 1), plus one for the bilinear read of the coarsest map.
+PRIOR_RADIUS_LATENT = 8
 UPSAMPLER_READ_CHANNELS = 16  # channels of each feature map the continuous upsampler reads per output pixel
 
 
@@ -173,7 +176,7 @@ class PriorEncoder(nn.Module):
 
 
 class PriorDecoder(nn.Module):
-    """DPDecoder (Eq. 2): z -> prior feature maps on grids 8, 4 and 2 times coarser than the output."""
+    """DPDecoder (Eq. 2): z -> prior feature maps on grids 8 and 4 times coarser than the output."""
 
     def __init__(self, config: E2DiffSRConfig) -> None:
         super().__init__()
@@ -238,22 +241,19 @@ class RegressionBranch(nn.Module):
         self.tail = conv3(c, c)
         self.upsampler = ContinuousUpsampler(config)
 
-    def radius_lr(self) -> float:
-        per_unit = 1 + self.units[0].radius  # modulation conv, then the unit
-        return 1 + len(self.units) * per_unit + 1 + ContinuousUpsampler.radius_lr
-
     def modulation_weights(self, scale: torch.Tensor) -> torch.Tensor:
         """Eq. 3-4: (B, units, 2) weights of (FRU output, prior), L2-normalised per unit."""
         raw = self.alphas(torch.log(scale).view(-1, 1).float()).view(scale.shape[0], -1, 2)
         return raw.abs() / torch.sqrt((raw**2).sum(dim=-1, keepdim=True) + 1e-6)
 
-    def forward(self, lr: torch.Tensor, priors: list[torch.Tensor], where: Sampling, scale: torch.Tensor) -> torch.Tensor:
+    def refine(self, lr: torch.Tensor, priors: list[torch.Tensor], scale: torch.Tensor) -> torch.Tensor:
+        """LR features after the FRUs, each input modulated by its prior map (priors on the LR grid, one per unit)."""
         f0 = self.head(lr)
         weights = self.modulation_weights(scale)[..., None, None, None]  # (B, units, 2, 1, 1, 1)
         f = f0
         for i, (modulate, unit) in enumerate(zip(self.modulations, self.units)):
             f = unit(weights[:, i, 0] * f + weights[:, i, 1] * modulate(priors[i]))  # Eq. 5
-        return self.upsampler(self.tail(f) + f0, where, scale)
+        return self.tail(f) + f0
 
 
 class ConditionNet(nn.Module):
@@ -315,18 +315,31 @@ class E2DiffSR(nn.Module):
         self.condition = ConditionNet(config)
         self.denoiser = LatentDenoiser(config)
 
-    def margin_lr(self, scale: float) -> int:
-        """LR pixels around a tile that decoding reads, so that the tile decodes as the whole scene does."""
-        prior = PRIOR_RADIUS_LATENT * LATENT_FACTOR / scale
-        return int(math.ceil(self.regression.radius_lr() + prior + 2))  # + the bicubic base's reach
-
-    def decode(self, lr: torch.Tensor, z: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
-        """DPESR (Algorithm 2, line 9): the output in model units from the LR image and the latent z (raw units)."""
+    def features(self, lr: torch.Tensor, z: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
+        """The regression branch's LR features, refined under the prior decoded from z (raw units)."""
         maps = self.prior_decoder(z)
         rows, cols = where.lr_rows_out, where.lr_cols_out
         on_lr = [sample_at(m, rows / factor, cols / factor) for m, factor in zip(maps, PRIOR_FACTORS)]
         per_unit = [on_lr[min(i, len(on_lr) - 1)] for i in range(self.config.refinement_units)]  # coarse to fine
-        return bicubic_base(lr, where) + self.regression(lr, per_unit, where, scale)
+        return self.regression.refine(lr, per_unit, scale)
+
+    def upsample(self, lr: torch.Tensor, features: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
+        """The output pixels: bicubic of lr plus CSUM's residual read from the features (same LR grid as lr)."""
+        return bicubic_base(lr, where) + self.regression.upsampler(features, where, scale)
+
+    def decode(self, lr: torch.Tensor, z: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
+        """DPESR (Algorithm 2, line 9): the output in model units from the LR image and the latent z (raw units)."""
+        return self.upsample(lr, self.features(lr, z, where, scale), where, scale)
+
+
+def decode_margin_lr(config: E2DiffSRConfig) -> int:
+    """LR pixels around a tile that decoding reads, so that the tile decodes as the whole scene does.
+
+    The regression branch's reach (head, each unit's blocks, tail, upsampler) plus the bicubic base's
+    2 pixels. The prior maps are read at positions, so their reach is into z (PRIOR_RADIUS_LATENT), not
+    into the LR grid. The default config gives 24; its measured reach is 20.5.
+    """
+    return 1 + config.refinement_units * PlainResBlock.radius * config.blocks_per_unit + 1 + ContinuousUpsampler.radius_lr + 2
 
 
 def fold_condition(up: torch.Tensor) -> torch.Tensor:

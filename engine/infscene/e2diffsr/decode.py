@@ -1,0 +1,159 @@
+"""Decoding a scene of any size tile by tile, each tile equal to what a whole-scene pass would give.
+
+The decoder (prior decoder + regression branch + continuous upsampler) has no normalisation layer and
+reads every map at positions computed from the global geometry, so an output pixel depends only on
+the low-resolution pixels and latent pixels within a fixed reach. A tile is decoded from its core
+of low-resolution pixels plus a margin of that reach (`decode_margin_lr`), and only the output
+pixels that belong to the core are kept: the scene decodes in bounded memory and, up to float
+rounding, exactly as one pass would.
+
+LR-consistency is an exact projection of the output onto the images whose block means equal the
+input: each output pixel belongs to the low-resolution pixel its centre falls in (as the engine's
+nearest_rows), and the mean residual of each block is subtracted from its pixels. The projection
+needs only the core's own pixels, so it is exact per tile too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+import torch
+
+from .network import (
+    LATENT_FACTOR,
+    PRIOR_RADIUS_LATENT,
+    ContinuousUpsampler,
+    E2DiffSR,
+    E2DiffSRConfig,
+    Sampling,
+    centres,
+    decode_margin_lr,
+)
+
+DECODE_TILE_OUTPUT_PX = 1024  # output pixels along a tile's core side: bounded memory, modest margin overhead
+MIN_CORE_LR_PX = 16
+UPSAMPLE_REACH_LR = ContinuousUpsampler.radius_lr + 2  # + the bicubic base's 2 pixels
+
+
+@dataclass(frozen=True)
+class AxisSpan:
+    """One tile's extent along one axis, on the three grids it touches."""
+
+    core: tuple[int, int]  # low-resolution pixels whose output the tile writes
+    lr: tuple[int, int]  # low-resolution pixels it reads (core + margin, within the scene)
+    out: tuple[int, int]  # output pixels whose centre falls in the core
+    latent: tuple[int, int]  # latent pixels it reads
+
+    def upsampled(self) -> slice:
+        """The part of the read LR span (relative to it) that upsampling the core's output pixels reads."""
+        start, stop = max(self.lr[0], self.core[0] - UPSAMPLE_REACH_LR), min(self.lr[1], self.core[1] + UPSAMPLE_REACH_LR)
+        return slice(start - self.lr[0], stop - self.lr[0])
+
+    def lr_centres_out(self, out_per_lr: float) -> torch.Tensor:
+        return centres(*self.lr, out_per_lr, origin=LATENT_FACTOR * self.latent[0])
+
+    def out_centres_lr(self, lr_per_out: float) -> torch.Tensor:
+        return centres(*self.out, lr_per_out, origin=self.lr[0])
+
+
+def owner(lr_len: int, out_len: int) -> np.ndarray:
+    """For each output pixel, the low-resolution pixel its centre falls in (exact integer arithmetic)."""
+    return ((2 * np.arange(out_len) + 1) * lr_len) // (2 * out_len)
+
+
+def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: int, latent_margin: int) -> list[AxisSpan]:
+    """Tiles along one axis: cores of `core` LR pixels, each read with `margin` LR and `latent_margin` latent pixels."""
+    owners = owner(lr_len, out_len)
+    spans = []
+    for a in range(0, lr_len, core):
+        b = min(lr_len, a + core)
+        lo, hi = max(0, a - margin), min(lr_len, b + margin)
+        out_rows = np.nonzero((owners >= a) & (owners < b))[0]
+        first = int(np.floor(lo * out_len / lr_len / LATENT_FACTOR)) - latent_margin
+        last = int(np.ceil(hi * out_len / lr_len / LATENT_FACTOR)) + latent_margin
+        spans.append(AxisSpan((a, b), (lo, hi), (int(out_rows[0]), int(out_rows[-1]) + 1),
+                              (max(0, first), min(latent_len, last))))
+    return spans
+
+
+def project_block_means(output: torch.Tensor, lr_core: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    """output (C, H, W) + the mean residual of each LR block, so that every block's mean equals lr_core (C, h, w).
+
+    rows/cols: the core-relative LR pixel each output row/column belongs to.
+    """
+    r, c = torch.from_numpy(rows), torch.from_numpy(cols)
+    h, w = lr_core.shape[-2:]
+    one_r = torch.zeros(h, len(rows), dtype=output.dtype)
+    one_r[r, torch.arange(len(rows))] = 1.0
+    one_c = torch.zeros(w, len(cols), dtype=output.dtype)
+    one_c[c, torch.arange(len(cols))] = 1.0
+    counts = one_r.sum(1)[:, None] * one_c.sum(1)[None, :]
+    means = torch.einsum("hi,cij,wj->chw", one_r, output, one_c) / counts
+    residual = lr_core - means
+    return output + residual[:, r][:, :, c]
+
+
+@dataclass(frozen=True)
+class SceneGeometry:
+    """The low-resolution window, the output grid and the latent grid of one run."""
+
+    lr_size: tuple[int, int]
+    out_size: tuple[int, int]
+    latent_size: tuple[int, int]
+
+    @property
+    def scale(self) -> float:
+        """The scale the network is told: the mean of the two axes' output/input ratios (as the engine's plan)."""
+        (h, w), (oh, ow) = self.lr_size, self.out_size
+        return (oh / h + ow / w) / 2.0
+
+
+def core_side(scale: float) -> int:
+    """LR pixels along a tile's core: about DECODE_TILE_OUTPUT_PX output pixels."""
+    return max(MIN_CORE_LR_PX, int(DECODE_TILE_OUTPUT_PX / scale))
+
+
+def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] = None) -> Iterator[tuple[AxisSpan, AxisSpan]]:
+    """Every (row span, column span) tile of the scene, row-major."""
+    scale = geometry.scale
+    core = core or core_side(scale)
+    margin = decode_margin_lr(config)
+    axes = [axis_spans(lr, out, lat, core, margin, PRIOR_RADIUS_LATENT + 1)
+            for lr, out, lat in zip(geometry.lr_size, geometry.out_size, geometry.latent_size)]
+    for row in axes[0]:
+        for col in axes[1]:
+            yield row, col
+
+
+ReadLatent = Callable[[slice, slice], np.ndarray]
+
+
+@torch.no_grad()
+def decode_tile(model: E2DiffSR, lr: np.ndarray, latent: Optional[ReadLatent], geometry: SceneGeometry,
+                row: AxisSpan, col: AxisSpan, lr_consistency: bool) -> np.ndarray:
+    """The output pixels (C, rows, cols) of one tile, in model units.
+
+    lr: the whole low-resolution window (C, h, w), model units. latent(rows, cols): the raw-unit latent
+    (z * latent_scale) over those latent slices; None decodes from z = 0 (the regression branch alone).
+    """
+    (h, w), (oh, ow) = geometry.lr_size, geometry.out_size
+    device = next(model.parameters()).device
+    lr_tile = torch.from_numpy(np.ascontiguousarray(lr[:, slice(*row.lr), slice(*col.lr)], dtype=np.float32))[None]
+    z_rows, z_cols = slice(*row.latent), slice(*col.latent)
+    if latent is None:
+        z = torch.zeros((1, model.config.latent_channels, row.latent[1] - row.latent[0], col.latent[1] - col.latent[0]))
+    else:
+        z = torch.from_numpy(np.ascontiguousarray(latent(z_rows, z_cols), dtype=np.float32))[None]
+    where = Sampling(row.lr_centres_out(oh / h), col.lr_centres_out(ow / w), row.out_centres_lr(h / oh), col.out_centres_lr(w / ow))
+    scale = torch.full((1,), geometry.scale, device=device)
+    lr_tile = lr_tile.to(device)
+    features = model.features(lr_tile, z.to(device), where, scale)
+    # Only the core (and what upsampling its pixels reads) goes through the costly per-output-pixel upsampler.
+    rows, cols = row.upsampled(), col.upsampled()
+    near = Sampling(where.lr_rows_out[rows], where.lr_cols_out[cols], where.out_rows_lr - rows.start, where.out_cols_lr - cols.start)
+    output = model.upsample(lr_tile[..., rows, cols], features[..., rows, cols], near, scale)[0].cpu()
+    if lr_consistency:
+        core = lr_tile[0, :, row.core[0] - row.lr[0] : row.core[1] - row.lr[0], col.core[0] - col.lr[0] : col.core[1] - col.lr[0]]
+        output = project_block_means(output, core, owner(h, oh)[slice(*row.out)] - row.core[0], owner(w, ow)[slice(*col.out)] - col.core[0])
+    return output.numpy()

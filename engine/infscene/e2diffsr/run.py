@@ -1,0 +1,89 @@
+"""The e2diffsr part of a run: joint latent sampling fused with VCF, then the tiled decode.
+
+The plan's grid is the latent grid (1/8 of the output canvas); the condition canvas is the bicubic
+upsampling on the output canvas, as for SR3, and each latent patch reads the condition under it (the
+step loop's `cond_factor`). The latent is sampled by the same step loop as SR3's pixels (same keyed
+noise, VCF/average/independent, devices, cancel, progress), then decoded tile by tile, the tiles
+spread over the same devices.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..canvas import Canvas
+from ..fusion import FusionMode
+from ..grid import PatchGrid
+from ..joint import CanvasMaker, SamplingJob, sample_canvas
+from ..progress import ProgressTracker
+from ..sampler import ReverseStep
+from ..workers import DenoiserPool
+from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
+from .denoiser import LatentPatchDenoiser
+from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
+
+
+def latent_grid(height: int, width: int, patch: int, overlap: int) -> PatchGrid:
+    """The grid of latent patches for an output of height x width and output-pixel patch and overlap."""
+    side, lap = patch // LATENT_FACTOR, overlap // LATENT_FACTOR
+    rows, cols = -(-height // LATENT_FACTOR), -(-width // LATENT_FACTOR)
+    return PatchGrid(max(rows, side), max(cols, side), side, lap)
+
+
+def decode_tile_count(config: E2DiffSRConfig, lr_size: tuple[int, int], out_size: tuple[int, int], grid: PatchGrid) -> int:
+    """How many decode tiles a run has (known at planning time, so progress counts them)."""
+    return sum(1 for _ in tiles(config, SceneGeometry(lr_size, out_size, (grid.height, grid.width))))
+
+
+def typical_tile(model: E2DiffSR, scale: float) -> Callable[[], np.ndarray]:
+    """A decode of one tile with margins on every side at `scale` (the centre of 3 x 3), for timing a run."""
+    side = 3 * core_side(scale)
+    out = round(side * scale)
+    geometry = SceneGeometry((side, side), (out, out), (-(-out // LATENT_FACTOR),) * 2)
+    centre = list(tiles(model.config, geometry))[4]
+    lr = np.zeros((model.config.channels, side, side), dtype=np.float32)
+    return lambda: decode_tile(model, lr, None, geometry, *centre, lr_consistency=True)
+
+
+def sample_scene(
+    models: list[E2DiffSR],
+    lr: np.ndarray,
+    out_size: tuple[int, int],
+    cond: Canvas,
+    grid: PatchGrid,
+    steps: list[ReverseStep],
+    mode: FusionMode,
+    seed: int,
+    batch_size: int,
+    regression_only: bool,
+    lr_consistency: bool,
+    make_canvas: CanvasMaker,
+    tracker: ProgressTracker,
+) -> Canvas:
+    """The output canvas (C, 8 grid.height, 8 grid.width), model units, of one seed.
+
+    lr: the visible bands of the window, model units. With `regression_only` no latent is sampled and
+    the decode reads z = 0, the prior's mean: the regression branch alone.
+    """
+    scale = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width)).scale
+    denoisers = [LatentPatchDenoiser(model, scale) for model in models]
+    latent: Optional[Callable[[slice, slice], np.ndarray]] = None
+    with DenoiserPool(denoisers) as pool:
+        if not regression_only:
+            job = SamplingJob(cond, grid, pool, steps, seed, batch_size, make_canvas, tracker, cond_factor=LATENT_FACTOR)
+            z = sample_canvas(job, mode)
+            latent_scale = models[0].config.latent_scale
+            latent = lambda rows, cols: z.data[:, rows, cols] * latent_scale  # noqa: E731 (diffusion -> raw units)
+        geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
+        result = make_canvas(models[0].config.channels, *cond.shape[1:])
+
+        def decode(denoiser: LatentPatchDenoiser, tile: tuple[AxisSpan, AxisSpan]) -> np.ndarray:
+            return decode_tile(denoiser.model, lr, latent, geometry, tile[0], tile[1], lr_consistency)
+
+        spans = list(tiles(models[0].config, geometry))
+        for (row, col), values in zip(spans, pool.map(decode, spans)):
+            tracker.check_cancel()
+            result.data[:, slice(*row.out), slice(*col.out)] = values
+            tracker.advance(1)
+    return result
