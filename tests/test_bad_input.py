@@ -143,3 +143,51 @@ def test_cli_help_explains_every_option(capsys: pytest.CaptureFixture) -> None:
     assert exit_info.value.code == 0
     for option in ("--scale", "--target-res", "--bounds", "--steps", "--patch", "--overlap", "--mode", "--seed", "--device", "--bands", "--model"):
         assert option in text
+
+
+def test_a_truncated_geotiff_is_one_line(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Issue 11: a truncated GeoTIFF gave a rasterio traceback."""
+    whole = tmp_path / "whole.tif"
+    with rasterio.open(FIXTURES / "naip_nd_5m_64.tif") as src:
+        profile = {**src.profile, "compress": "deflate", "tiled": False}
+        with rasterio.open(whole, "w", **profile) as dst:
+            dst.write(src.read())
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    with pytest.raises(InfSceneError, match="cannot read .*cut.tif.* truncated or corrupt|not a readable raster") as err:
+        super_resolve(cut, tmp_path / "out.tif", _options(tiny_model_dir))
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.tif", "whole.tif"]
+
+
+CLI_BAD_INPUTS = {
+    "dry run, batch size 0": (["--dry-run", "--batch-size", "0"], "batch size must be between 1 and 4096 patches, got 0"),
+    "dry run, huge batch": (["--dry-run", "--batch-size", "100000"], "batch size must be between 1 and 4096"),
+    "dry run, huge patch": (["--dry-run", "--patch", "100000"], "patch size must be between 1 and 512"),
+    "negative batch": (["--batch-size", "-2"], "batch size must be between 1 and 4096 patches, got -2"),
+    "negative seed": (["--seed", "-1"], "seed must be 0 or more"),
+    "too many steps": (["--steps", "2001"], "steps must be between 1 and 2000"),
+    "inf in bounds": (["--bounds", "0", "0", "inf", "1e9"], "must be finite numbers"),
+    "not a number": (["--steps", "many"], "argument --steps: invalid int value"),
+}
+
+
+@pytest.mark.parametrize("case", CLI_BAD_INPUTS, ids=list(CLI_BAD_INPUTS))
+def test_cli_bad_input_is_one_line_and_a_json_error_event(case: str, tmp_path: Path, tiny_model_dir: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    extra, message = CLI_BAD_INPUTS[case]
+    code = cli.main(["sr", str(FIXTURES / "naip_nd_5m_64.tif"), str(tmp_path / "o.tif"), "--scale", "2", "--patch", "32",
+                     "--model", str(tiny_model_dir), "--progress", "json", *extra])
+    captured = capsys.readouterr()
+    assert code in (cli.EXIT_ERROR, cli.EXIT_USAGE)
+    assert captured.err.count("\n") == 1 and message in captured.err
+    assert json.loads(captured.out.splitlines()[-1]) == {"event": "error", "message": captured.err[len("infscene: "):-1]}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_dry_run_with_the_largest_batch_and_patch_times_a_small_batch(tmp_path: Path, tiny_model_dir: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(["sr", str(FIXTURES / "naip_nd_5m_64.tif"), str(tmp_path / "o.tif"), "--scale", "2",
+                     "--patch", "512", "--batch-size", "4096", "--model", str(tiny_model_dir), "--dry-run"])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0 and plan["patches"] == 1 and plan["estimated_s"] > 0

@@ -101,7 +101,7 @@ def test_a_disk_that_fills_during_the_write_leaves_nothing_and_exits_non_zero(ti
     result = subprocess.run(args, capture_output=True, text=True, timeout=300, preexec_fn=_limit_file_size(30_000))
     assert result.returncode == cli.EXIT_ERROR, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("infscene: writing") and "failed" in last and "nothing was written" in last
+    assert last.startswith("infscene: writing") and "failed" in last and "Nothing was written there" in last
     assert json.loads(result.stdout.splitlines()[-1])["event"] == "error"
     assert sorted(p.name for p in out_dir.iterdir()) == ["sr.tif"]
     assert (out_dir / "sr.tif").read_bytes() == b"previous result"

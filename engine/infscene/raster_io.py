@@ -36,6 +36,9 @@ VERIFY_BLOCK_BYTES = 64 * 1024**2  # read-back verification works in row blocks 
 
 
 def _first_line(exc: BaseException) -> str:
+    """GDAL's own message: rasterio's "See previous exception" wrappers give way to their cause."""
+    while exc.__cause__ is not None and "previous exception" in str(exc):
+        exc = exc.__cause__
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
@@ -294,7 +297,7 @@ def verified_geotiff(path: Path, profile: dict, label: str | Path) -> Iterator[r
                 raise RasterioError(errors.messages[0])
             _verify(path, profile)
     except (RasterioError, OSError) as exc:
-        raise InfSceneError(f"writing {label} failed: {_first_line(exc)}; nothing was written there") from exc
+        raise InfSceneError(f"writing {label} failed ({_first_line(exc)}): is the disk full? Nothing was written there") from exc
     finally:
         logger.removeHandler(errors)
         logger.setLevel(level)
