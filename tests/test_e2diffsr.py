@@ -1,0 +1,218 @@
+"""The e2diffsr family: schedule and reverse step (exact), tiled decode = whole-scene decode, the exact
+LR projection, runs through the engine (georeference, keyed noise, --samples spread, regression
+branch alone), training of both stages, and its bad input."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from infscene.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
+from infscene.e2diffsr.denoiser import reverse_chain
+from infscene.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
+from infscene.errors import InfSceneError
+from infscene.fusion import FusionMode
+from infscene.model import load_model, save_model
+from infscene.pipeline import SROptions, plan_run, super_resolve
+from infscene.sampler import respaced_steps
+from infscene.train import TrainOptions, complete_checkpoints, train
+
+from scenes import FIXTURES, SHARED_DATA
+
+SHIPPED = Path(__file__).resolve().parents[1] / "resources" / "models" / "e2diffsr"
+SMALL = dict(features=16, refinement_units=2, blocks_per_unit=1, prior_channels=8, encoder_channels=8,
+             upsampler_hidden=16, cond_channels=16, denoiser_channels=16, denoiser_blocks=1, patch_size=64)
+
+
+def small_config(**changes: object) -> E2DiffSRConfig:
+    return E2DiffSRConfig(name="tiny-e2diffsr", **{**SMALL, **changes})
+
+
+@pytest.fixture(scope="module")
+def e2_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    return save_model(E2DiffSR(small_config()), tmp_path_factory.mktemp("e2model"))
+
+
+def naip_rgb_model_units(side: int = 64) -> np.ndarray:
+    """The RGB of the real NAIP fixture (its top-left side x side), in model units."""
+    with rasterio.open(FIXTURES / "naip_nd_5m_64.tif") as ds:
+        return ds.read([1, 2, 3], window=((0, side), (0, side))).astype(np.float32) / 127.5 - 1.0
+
+
+def decoder_model() -> E2DiffSR:
+    """The shipped model when it is there, else fixed random weights (the tiling is a property of the code)."""
+    if (SHIPPED / "config.json").is_file():
+        return load_model(SHIPPED)
+    torch.manual_seed(0)
+    return E2DiffSR(E2DiffSRConfig()).eval()
+
+
+def test_the_schedule_is_the_papers_four_linear_betas_and_the_last_step_returns_the_estimate() -> None:
+    config = E2DiffSRConfig()
+    betas = np.linspace(0.1, 0.99, 4)
+    np.testing.assert_allclose(config.gammas(), np.cumprod(1.0 - betas), rtol=1e-12)
+    steps = respaced_steps(config.diffusion_steps, config.gammas())
+    assert [s.index for s in steps] == [3, 2, 1, 0]
+    last = steps[-1]
+    assert last.coef_x0 == pytest.approx(1.0) and last.coef_xt == pytest.approx(0.0, abs=1e-12) and last.sigma == 0.0
+    first = steps[0]  # from gamma_4 to gamma_3: the DDPM posterior's coefficients
+    g, gp = config.gammas()[3], config.gammas()[2]
+    assert first.coef_x0 == pytest.approx(math.sqrt(gp) * (1 - g / gp) / (1 - g))
+    assert first.coef_xt == pytest.approx(math.sqrt(g / gp) * (1 - gp) / (1 - g))
+    assert first.sigma == pytest.approx(math.sqrt((1 - g / gp) * (1 - gp) / (1 - g)))
+
+
+def test_a_chain_whose_denoiser_knows_z0_ends_exactly_at_z0_whatever_the_noise() -> None:
+    z0 = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(1))
+    exact = SimpleNamespace(denoiser=lambda z_t, level, scale, cond, direct: z0)
+    steps = respaced_steps(4, E2DiffSRConfig().gammas())
+    noises = [torch.randn(z0.shape, generator=torch.Generator().manual_seed(k)) for k in range(5)]
+    out = reverse_chain(exact, None, None, torch.full((2,), 4.0), steps, noises)
+    assert torch.allclose(out, z0, atol=1e-6)
+
+
+def test_modulation_weights_are_l2_normalised_per_unit() -> None:
+    torch.manual_seed(0)
+    branch = E2DiffSR(small_config()).regression
+    weights = branch.modulation_weights(torch.tensor([2.0, 3.7, 8.0]))
+    assert weights.shape == (3, 2, 2) and (weights >= 0).all()
+    np.testing.assert_allclose((weights**2).sum(-1).detach().numpy(), 1.0, atol=1e-5)
+
+
+def decode_scene(model: E2DiffSR, lr: np.ndarray, out_size: tuple[int, int], z: np.ndarray, core: int) -> tuple[np.ndarray, int]:
+    geometry = SceneGeometry(lr.shape[-2:], out_size, z.shape[-2:])
+    out = np.zeros((3, *out_size), np.float32)
+    written = np.zeros(out_size, np.int32)
+    count = 0
+    for row, col in tiles(model.config, geometry, core):
+        out[:, slice(*row.out), slice(*col.out)] = decode_tile(model, lr, lambda r, c: z[:, r, c], geometry, row, col, True)
+        written[slice(*row.out), slice(*col.out)] += 1
+        count += 1
+    assert (written == 1).all()  # every output pixel belongs to exactly one tile
+    return out, count
+
+
+@pytest.mark.parametrize("scale", [2.0, 3.7, 8.0])
+def test_tiled_decoding_equals_a_whole_scene_pass_on_a_real_scene(scale: float) -> None:
+    model = decoder_model()
+    lr = naip_rgb_model_units(40)
+    out_size = (round(40 * scale), round(40 * scale))
+    z = np.random.default_rng(0).normal(size=(4, -(-out_size[0] // 8) + 1, -(-out_size[1] // 8) + 2)).astype(np.float32)
+    whole, one = decode_scene(model, lr, out_size, z, core=10**6)
+    tiled, many = decode_scene(model, lr, out_size, z, core=8)
+    assert one == 1 and many == 25
+    assert np.abs(whole - tiled).max() < 1e-4
+
+
+def test_lr_consistency_makes_every_block_mean_equal_the_input() -> None:
+    model = decoder_model()
+    lr = naip_rgb_model_units(32)
+    out_size = (118, 115)  # 3.7x and 3.6x: blocks of 3 and 4 output pixels
+    z = np.zeros((4, 15, 15), np.float32)
+    out, _ = decode_scene(model, lr, out_size, z, core=12)
+    rows, cols = owner(32, out_size[0]), owner(32, out_size[1])
+    sums = np.zeros((3, 32, 32))
+    counts = np.zeros((32, 32))
+    np.add.at(sums, (slice(None), rows[:, None], cols[None, :]), out)
+    np.add.at(counts, (rows[:, None], cols[None, :]), 1)
+    assert np.abs(sums / counts - lr).max() < 1e-5
+
+
+def test_an_e2diffsr_run_keeps_the_georeference_and_its_noise_is_keyed(e2_model_dir: Path, tmp_path: Path, naip: Path) -> None:
+    options = SROptions(scale=4, bands=[1, 2, 3], model_dir=e2_model_dir, patch=64, overlap=16, batch_size=1)
+    plan = plan_run(naip, options, tmp_path / "a.tif")
+    assert plan.family == "e2diffsr" and plan.steps == 4 and plan.grid.patch == 8 and plan.decode_tiles >= 1
+    a = super_resolve(naip, tmp_path / "a.tif", options)
+    b = super_resolve(naip, tmp_path / "b.tif", replace(options, batch_size=5))
+    c = super_resolve(naip, tmp_path / "c.tif", replace(options, seed=1))
+    with rasterio.open(naip) as src, rasterio.open(a) as ra, rasterio.open(b) as rb, rasterio.open(c) as rc:
+        assert (ra.width, ra.height) == (256, 256) and ra.crs == src.crs and ra.bounds == pytest.approx(src.bounds)
+        assert ra.tags()["INFSCENE_FAMILY"] == "e2diffsr"
+        da, db, dc = (r.read().astype(int) for r in (ra, rb, rc))
+    assert (np.abs(da - db) > 1).sum() == 0 and (da != db).mean() < 1e-3  # batches change nothing but rare roundings
+    assert (da != dc).mean() > 0.01  # another seed is another sample
+
+
+def test_samples_write_a_spread_that_is_zero_without_diffusion_and_positive_with_it(e2_model_dir: Path, tmp_path: Path, naip: Path) -> None:
+    base = SROptions(scale=4, bands=[1, 2, 3], model_dir=e2_model_dir, patch=64, overlap=16, samples=3)
+    super_resolve(naip, tmp_path / "r.tif", replace(base, regression_only=True))
+    super_resolve(naip, tmp_path / "d.tif", base)
+    single = super_resolve(naip, tmp_path / "one.tif", replace(base, samples=1))
+    with rasterio.open(tmp_path / "r_spread.tif") as r, rasterio.open(tmp_path / "d_spread.tif") as d:
+        assert r.count == 1 and r.dtypes[0] == "float32" and r.transform == d.transform
+        assert np.abs(r.read(1)).max() < 1e-3  # the regression branch alone is deterministic
+        spread = d.read(1)
+        assert (spread >= 0).all() and spread.mean() > 0.01
+    with rasterio.open(tmp_path / "d.tif") as first, rasterio.open(single) as alone:
+        assert np.array_equal(first.read(), alone.read())  # the output is the first seed's sample
+    assert not (tmp_path / "one_spread.tif").exists()
+
+
+@pytest.mark.parametrize("mode", [FusionMode.AVERAGE, FusionMode.INDEPENDENT])
+def test_every_fusion_mode_runs_on_the_latent_grid(e2_model_dir: Path, tmp_path: Path, naip: Path, mode: FusionMode) -> None:
+    out = super_resolve(naip, tmp_path / "o.tif", SROptions(scale=3.7, bands=[1, 2, 3], model_dir=e2_model_dir, patch=64, mode=mode))
+    with rasterio.open(out) as ds:
+        assert (ds.width, ds.height) == (237, 237)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(steps=5), "at most its T = 4 steps"),
+    (dict(samples=0), "samples must be between 1 and"),
+    (dict(samples=10**6), "samples must be between 1 and"),
+    (dict(overlap=12), "multiple of 8"),
+])
+def test_bad_e2diffsr_options_are_one_line(e2_model_dir: Path, tmp_path: Path, naip: Path, changes: dict, message: str) -> None:
+    options = replace(SROptions(scale=4, model_dir=e2_model_dir, patch=64), **changes)
+    with pytest.raises(InfSceneError, match=message):
+        plan_run(naip, options, tmp_path / "o.tif")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_regression_only_is_refused_for_sr3_and_an_unknown_family_is_named(tiny_model_dir: Path, tmp_path: Path, naip: Path) -> None:
+    with pytest.raises(InfSceneError, match="--regression-only is for e2diffsr"):
+        plan_run(naip, SROptions(scale=4, model_dir=tiny_model_dir, regression_only=True), tmp_path / "o.tif")
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"family": "gan"}))
+    with pytest.raises(InfSceneError, match="unknown model family 'gan'"):
+        plan_run(naip, SROptions(scale=4, model_dir=folder), tmp_path / "o.tif")
+
+
+TRAIN = SHARED_DATA / "sr_train" / "neon_HARV_0.1m"
+VAL = SHARED_DATA / "sr_dev" / "neon_TEAK_CA_0.1m" / "TEAK_043.tif"
+
+
+def train_options(out: Path, **changes: object) -> TrainOptions:
+    base = TrainOptions(hr=[str(TRAIN)], val=str(VAL), out=str(out), steps=2, batch=2, lr=1e-3, warmup=1,
+                        checkpoint_every=2, log_every=1, threads=1, lr_crop=12)
+    return replace(base, **changes)
+
+
+@pytest.mark.skipif(not TRAIN.is_dir(), reason="shared training data not available")
+def test_both_stages_train_resume_and_chain(tmp_path: Path) -> None:
+    config = small_config(scale_max=6.0)
+    first = train(train_options(tmp_path / "s1", steps=1), config)
+    resumed = train(train_options(tmp_path / "s1", steps=2, resume=True), small_config(scale_max=6.0))
+    assert first.step == 1 and resumed.step == 2 and math.isfinite(resumed.val_loss)
+    assert [p.name for p in complete_checkpoints(tmp_path / "s1" / "checkpoints")] == ["step-0000001", "step-0000002"]
+    stage1 = load_model(tmp_path / "s1")
+    assert stage1.config.trained and "stage 1" in stage1.config.notes
+    assert (tmp_path / "s1" / "samples" / "step-0000002.png").is_file()
+
+    with pytest.raises(InfSceneError, match="--init"):
+        train(train_options(tmp_path / "s2x", stage=2), small_config())
+    second = train(train_options(tmp_path / "s2", stage=2, init=str(tmp_path / "s1")), stage1.config)
+    stage2 = load_model(tmp_path / "s2")
+    assert second.step == 2 and "stage 2" in stage2.config.notes and stage2.config.latent_scale > 0
+    frozen = ("encoder", "prior_decoder", "regression")
+    for name, weight in stage2.state_dict().items():
+        if name.split(".")[0] in frozen:
+            assert torch.equal(weight, stage1.state_dict()[name]), name  # stage 2 leaves stage 1's networks alone
