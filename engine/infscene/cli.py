@@ -156,8 +156,9 @@ def run_info(args: argparse.Namespace) -> int:
     model_dir = args.model or DEFAULT_MODEL_DIR
     try:
         config = check_model(model_dir)
-        model = {"path": str(model_dir), "name": config.name, "trained": config.trained, "notes": config.notes,
-                 "scale_min": config.scale_min, "scale_max": config.scale_max, "patch_size": config.patch_size}
+        model = {"path": str(model_dir), "name": config.name, "family": config.family, "trained": config.trained,
+                 "notes": config.notes, "scale_min": config.scale_min, "scale_max": config.scale_max,
+                 "patch_size": config.patch_size}
     except InfSceneError as exc:
         model = {"path": str(model_dir), "error": str(exc)}
     info = {
