@@ -49,12 +49,14 @@ from .engine_request import (
     DEVICE_LABELS,
     DEVICES,
     MODE_LABELS,
+    MAX_SAMPLES,
     MAX_STEPS,
     MODES,
     SCALE_MAX,
     SCALE_MIN_EXCLUSIVE,
     OVERLAP_AUTO,
     PATCH_AUTO,
+    STEPS_MODEL_DEFAULT,
     SrOptions,
     SrRequest,
     iceplant_path_for,
@@ -165,7 +167,9 @@ class InfSceneDock(QgsDockWidget):
         self.target_res_spin.setSpecialValueText("use scale factor")
         self.target_res_spin.setToolTip("Output pixel size in the layer's units; overrides the scale factor")
         form.addRow("Target pixel size", self.target_res_spin)
-        self.steps_spin = _int_spin(1, MAX_STEPS)
+        self.steps_spin = _int_spin(STEPS_MODEL_DEFAULT, MAX_STEPS)
+        self.steps_spin.setSpecialValueText("model default")
+        self.steps_spin.setToolTip("Reverse diffusion steps; model default: SR3 50, e2diffsr 4 (its most)")
         form.addRow("Diffusion steps", self.steps_spin)
         self.patch_spin = _int_spin(PATCH_AUTO, 4096)
         self.patch_spin.setSpecialValueText("model's training size")
@@ -181,6 +185,19 @@ class InfSceneDock(QgsDockWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICE_LABELS)
         form.addRow("Device", self.device_combo)
+        self.samples_spin = _int_spin(1, MAX_SAMPLES)
+        self.samples_spin.setSpecialValueText("1 (no spread map)")
+        self.samples_spin.setToolTip(
+            "Run this many seeds: the result is the first, and a spread layer maps where the samples differ "
+            "(where the model invents detail). Each sample costs a whole run."
+        )
+        form.addRow("Samples", self.samples_spin)
+        self.regression_check = QCheckBox("Regression branch only (e2diffsr)")
+        self.regression_check.setToolTip(
+            "For e2diffsr models: decode with the regression branch alone, no diffusion (fastest, smoothest). "
+            "SR3 models refuse it."
+        )
+        form.addRow(self.regression_check)
         for spin in (self.scale_spin, self.target_res_spin):
             spin.valueChanged.connect(self._update_size)
         return box
@@ -241,6 +258,8 @@ class InfSceneDock(QgsDockWidget):
             seed=self.seed_spin.value(),
             device=DEVICES[self.device_combo.currentIndex()],
             bands=self.bands_edit.text().strip(),
+            samples=self.samples_spin.value(),
+            regression_only=self.regression_check.isChecked(),
         )
 
     def set_options(self, options: SrOptions) -> None:
@@ -253,6 +272,8 @@ class InfSceneDock(QgsDockWidget):
         self.seed_spin.setValue(options.seed)
         self.device_combo.setCurrentIndex(DEVICES.index(options.device) if options.device in DEVICES else 0)
         self.bands_edit.setText(options.bands)
+        self.samples_spin.setValue(options.samples)
+        self.regression_check.setChecked(options.regression_only)
 
     # ---- layer and extent ---------------------------------------------------------------
     def layer(self) -> Optional[QgsRasterLayer]:
@@ -406,7 +427,7 @@ class InfSceneDock(QgsDockWidget):
             return
         plan = outcome.plan
         summary = (
-            f"{plan.output_width} x {plan.output_height} px, {plan.patches} patches x {plan.steps} steps, "
+            f"{plan.output_width} x {plan.output_height} px, {plan.total} work units, "
             f"{format_bytes(plan.output_bytes)} on disk, about {format_duration(plan.estimated_s)}"
         )
         self.estimate_label.setText(summary)
@@ -434,7 +455,7 @@ class InfSceneDock(QgsDockWidget):
         progress = task.outcome.progress
         if progress is not None:
             self.status_label.setText(
-                f"{progress.done} / {progress.total} patch-steps, ETA {format_duration(progress.eta_s)}"
+                f"{progress.done} / {progress.total} work units, ETA {format_duration(progress.eta_s)}"
             )
 
     def cancel(self) -> None:
@@ -457,7 +478,8 @@ class InfSceneDock(QgsDockWidget):
     def _add_results(self, request: SrRequest) -> None:
         try:
             input_layer = QgsProject.instance().mapLayer(self._input_layer_id)
-            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path, input_layer)
+            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path, input_layer,
+                      spread_path=request.spread_output(), samples=request.options.samples)
         except LayerLoadError as exc:
             self._report_error(str(exc))
             return
@@ -507,7 +529,7 @@ def describe_engine(info: Dict[str, Any]) -> str:
         model_text = f"model problem: {model['error']}"
     else:
         trained = "trained" if model.get("trained") else "NOT trained (results will be poor)"
-        model_text = f"model '{model.get('name')}' ({trained}) at {model.get('path')}"
+        model_text = f"model '{model.get('name')}' ({model.get('family', 'sr3')}, {trained}) at {model.get('path')}"
     return (
         f"InfScene {info.get('version')}, torch {info.get('torch')}; auto device: {info.get('device_auto')}; "
         f"{gpu_text}; {model_text}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from .protocol import MAX_STEPS, MODES, SCALE_MAX, SCALE_MIN_EXCLUSIVE  # noqa: F401 - the engine's limits and choices
+from .protocol import MAX_SAMPLES, MAX_STEPS, MODES, SCALE_MAX, SCALE_MIN_EXCLUSIVE  # noqa: F401 - the engine's limits and choices
 
 MODE_LABELS: Tuple[str, ...] = (
     "Variance-corrected fusion (seamless)",
@@ -22,6 +22,9 @@ DEVICE_LABELS: Tuple[str, ...] = ("Auto (every GPU if available)", "CPU", "CUDA 
 Bounds = Tuple[float, float, float, float]
 PATCH_AUTO = 0
 OVERLAP_AUTO = -1
+# The model's own number of steps (SR3 50, e2diffsr its T = 4): `--steps` is then left out, since a
+# fixed number would be refused by a family that runs fewer.
+STEPS_MODEL_DEFAULT = 0
 
 
 @dataclass
@@ -31,23 +34,30 @@ class SrOptions:
     `target_res` > 0 asks for that output pixel size in the layer's units and overrides `scale`.
     `bands` is empty for "detect from band descriptions" or e.g. "3,2,1,4" (1-based, R,G,B[,NIR]).
     `patch` and `overlap` are in output pixels; PATCH_AUTO / OVERLAP_AUTO leave them to the engine
-    (the model's training size, a quarter of the patch), which knows the model.
+    (the model's training size, a quarter of the patch), which knows the model; so does
+    STEPS_MODEL_DEFAULT for `steps`. `samples` > 1 runs that many seeds and also writes their
+    per-pixel spread; `regression_only` (e2diffsr models) skips the diffusion prior.
     """
 
     scale: float = 4.0
     target_res: float = 0.0
-    steps: int = 50
+    steps: int = STEPS_MODEL_DEFAULT
     patch: int = 0
     overlap: int = -1
     mode: str = "vcf"
     seed: int = 0
     device: str = "auto"
     bands: str = ""
+    samples: int = 1
+    regression_only: bool = False
 
 
 @dataclass
 class SrRequest:
-    """One `infscene sr` run: input file, output file(s), area and options."""
+    """One `infscene sr` run: input file, output file(s), area and options.
+
+    `spread_path` names the spread raster of several samples; None puts it beside the output.
+    """
 
     input_path: str
     output_path: str
@@ -56,6 +66,13 @@ class SrRequest:
     iceplant_path: Optional[str] = None
     model_dir: Optional[str] = None
     dry_run: bool = False
+    spread_path: Optional[str] = None
+
+    def spread_output(self) -> Optional[str]:
+        """Where this run writes its spread raster: None with one sample (there is no spread)."""
+        if self.options.samples <= 1:
+            return None
+        return self.spread_path or spread_path_for(self.output_path)
 
     def arguments(self) -> List[str]:
         """Arguments after `python -m infscene`."""
@@ -67,7 +84,8 @@ class SrRequest:
             args += ["--scale", _num(opts.scale)]
         if self.bounds is not None:
             args += ["--bounds", *(_num(v) for v in self.bounds)]
-        args += ["--steps", str(opts.steps)]
+        if opts.steps != STEPS_MODEL_DEFAULT:
+            args += ["--steps", str(opts.steps)]
         if opts.patch != PATCH_AUTO:
             args += ["--patch", str(opts.patch)]
         if opts.overlap != OVERLAP_AUTO:
@@ -77,6 +95,11 @@ class SrRequest:
             "--seed", str(opts.seed),
             "--device", opts.device,
         ]
+        spread = self.spread_output()
+        if spread is not None:
+            args += ["--samples", str(opts.samples), "--spread", spread]
+        if opts.regression_only:
+            args.append("--regression-only")
         args += _common_flags(opts.bands, self.model_dir)
         if self.iceplant_path:
             args += ["--iceplant", self.iceplant_path]
@@ -116,5 +139,15 @@ def _num(value: float) -> str:
 
 def iceplant_path_for(output_path: str) -> str:
     """The probability file that goes with an SR output: `<stem>_iceplant.tif` beside it."""
+    return _beside(output_path, "iceplant")
+
+
+def spread_path_for(output_path: str) -> str:
+    """The spread raster that goes with an SR output of several samples: `<stem>_spread.tif` beside it
+    (the engine's own default, named here so the plugin knows which file to load)."""
+    return _beside(output_path, "spread")
+
+
+def _beside(output_path: str, suffix: str) -> str:
     out = Path(output_path)
-    return str(out.with_name(f"{out.stem}_iceplant.tif"))
+    return str(out.with_name(f"{out.stem}_{suffix}.tif"))

@@ -15,6 +15,8 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -36,9 +38,11 @@ from .engine_request import (
     MODES,
     OVERLAP_AUTO,
     PATCH_AUTO,
+    MAX_SAMPLES,
     MAX_STEPS,
     SCALE_MAX,
     SCALE_MIN_EXCLUSIVE,
+    STEPS_MODEL_DEFAULT,
     IceplantRequest,
     SrOptions,
     SrRequest,
@@ -46,7 +50,7 @@ from .engine_request import (
 from .engine_runner import EngineCancelled, EngineError, EngineRunner
 from .layer_input import InputError, raster_file_path, rectangle_bounds
 from .icons import icon
-from .result_layers import style_probability, style_rgb
+from .result_layers import spread_layer_name, style_probability, style_rgb, style_spread
 
 Parameters = Dict[str, Any]
 
@@ -84,6 +88,20 @@ def input_stretch_styler(input_layer_id: str) -> Callable[[QgsRasterLayer], None
     return lambda layer: style_rgb(layer, QgsProject.instance().mapLayer(input_layer_id))
 
 
+def spread_styler(sr_path: str, samples: int) -> Callable[[QgsRasterLayer], None]:
+    """style_spread, and the panel's layer name (Processing would name it after the parameter)."""
+    def style(layer: QgsRasterLayer) -> None:
+        style_spread(layer)
+        layer.setName(spread_layer_name(sr_path, samples))
+    return style
+
+
+def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
+    """The parameter, shown under the dialog's "Advanced parameters"."""
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
 class _EngineAlgorithm(QgsProcessingAlgorithm):
     """Shared parameters (input, bands, model) and the engine call with progress and cancel."""
 
@@ -106,8 +124,7 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
             self.MODEL, f"{model_label} folder (empty: the engine's default)",
             behavior=QgsProcessingParameterFile.Folder, optional=True,
         )
-        model.setFlags(model.flags() | model.FlagAdvanced)
-        self.addParameter(model)
+        self.addParameter(advanced(model))
 
     def _input(self, parameters: Parameters, context: QgsProcessingContext) -> QgsRasterLayer:
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
@@ -163,8 +180,11 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
     MODE = "MODE"
     SEED = "SEED"
     DEVICE = "DEVICE"
+    SAMPLES = "SAMPLES"
+    REGRESSION_ONLY = "REGRESSION_ONLY"
     OUTPUT = "OUTPUT"
     ICEPLANT = "ICEPLANT"
+    SPREAD = "SPREAD"
 
     def name(self) -> str:
         return "superresolve"
@@ -178,6 +198,9 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             "seamlessly over any size (overlapping patches fused at every step). Runs the engine in its "
             "own Python environment; set its interpreter in the InfScene panel or INFSCENE_PYTHON. "
             "A target pixel size (in the layer's units) overrides the scale factor. "
+            "Diffusion steps 0 runs the model's own number (SR3 50, e2diffsr 4). "
+            "With 2 or more samples it runs that many seeds: the output is the first, and the spread raster "
+            "maps the per-pixel spread over all of them (where the model invents detail). "
             "Optionally also writes an iceplant probability raster (0-1)."
         )
 
@@ -194,7 +217,8 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             self.TARGET_RES, "Target pixel size in layer units (0: use the scale factor)",
             QgsProcessingParameterNumber.Double, defaults.target_res, minValue=0.0))
         self.addParameter(QgsProcessingParameterNumber(
-            self.STEPS, "Diffusion steps", QgsProcessingParameterNumber.Integer, defaults.steps, minValue=1, maxValue=MAX_STEPS))
+            self.STEPS, "Diffusion steps (0: the model's default, SR3 50, e2diffsr 4)", QgsProcessingParameterNumber.Integer,
+            defaults.steps, optional=True, minValue=STEPS_MODEL_DEFAULT, maxValue=MAX_STEPS))
         self.addParameter(QgsProcessingParameterNumber(
             self.PATCH, "Patch size in output pixels (0: the model's training size)",
             QgsProcessingParameterNumber.Integer, defaults.patch, minValue=PATCH_AUTO, maxValue=4096))
@@ -207,9 +231,19 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaults.seed, minValue=0))
         self.addParameter(QgsProcessingParameterEnum(
             self.DEVICE, "Device", list(DEVICE_LABELS), defaultValue=DEVICES.index(defaults.device)))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.SAMPLES, "Samples (seeds; 2 or more also map their spread)", QgsProcessingParameterNumber.Integer,
+            defaults.samples, minValue=1, maxValue=MAX_SAMPLES))
+        regression_only = QgsProcessingParameterBoolean(
+            self.REGRESSION_ONLY, "Regression branch only (e2diffsr models: fastest, no diffusion)",
+            defaultValue=defaults.regression_only)
+        regression_only.setHelp("For e2diffsr models only; an SR3 model refuses it.")
+        self.addParameter(advanced(regression_only))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.ICEPLANT, "Iceplant probability", optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.SPREAD, "Spread over the samples (needs 2 or more samples)", optional=True, createByDefault=False))
 
     def processAlgorithm(
         self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
@@ -225,12 +259,17 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             seed=self.parameterAsInt(parameters, self.SEED, context),
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             bands=self.parameterAsString(parameters, self.BANDS, context),
+            samples=self.parameterAsInt(parameters, self.SAMPLES, context),
+            regression_only=self.parameterAsBoolean(parameters, self.REGRESSION_ONLY, context),
         )
         bounds = None
         if parameters.get(self.EXTENT) not in (None, ""):
             bounds = rectangle_bounds(self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs()))
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         iceplant = self.parameterAsOutputLayer(parameters, self.ICEPLANT, context) or None
+        asked_spread = self.parameterAsOutputLayer(parameters, self.SPREAD, context) or None
+        if asked_spread is not None and options.samples <= 1:
+            raise QgsProcessingException("a spread raster needs 2 or more samples: set SAMPLES or leave SPREAD empty")
         request = SrRequest(
             input_path=self._input_path(layer),
             output_path=output,
@@ -238,11 +277,16 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             bounds=bounds,
             iceplant_path=iceplant,
             model_dir=self._model(parameters, context),
+            spread_path=asked_spread,
         )
         self._run_engine(request.arguments(), feedback)
+        spread = request.spread_output()
+        if spread is not None:
+            feedback.pushInfo(f"spread over {options.samples} samples: {spread}")
         style_on_load(context, output, input_stretch_styler(layer.id()))
         style_on_load(context, iceplant, style_probability)
-        return {self.OUTPUT: output, self.ICEPLANT: iceplant}
+        style_on_load(context, spread, spread_styler(output, options.samples))
+        return {self.OUTPUT: output, self.ICEPLANT: iceplant, self.SPREAD: spread}
 
 
 class IceplantAlgorithm(_EngineAlgorithm):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from osgeo import gdal
 from qgis.core import (
@@ -21,6 +21,9 @@ from qgis.core import (
 from .protocol import SOURCE_BAND_TAG  # the engine's per-band tag: the 1-based input band
 
 _ROLES = {"red": QgsRaster.RedBand, "green": QgsRaster.GreenBand, "blue": QgsRaster.BlueBand}
+# The spread is drawn from 0 up to this fraction of its pixels, so a few extreme pixels (nodata edges,
+# a single wild sample) do not wash the map out.
+SPREAD_UPPER_CUT = 0.98
 
 
 class LayerLoadError(Exception):
@@ -120,17 +123,40 @@ def style_rgb(layer: QgsRasterLayer, like: Optional[QgsRasterLayer] = None) -> N
     )
 
 
-def style_probability(layer: QgsRasterLayer) -> None:
-    """Fixed 0-1 pseudocolour so probabilities look the same on every scene (no per-scene stretch)."""
-    ramp = QgsStyle.defaultStyle().colorRamp("Viridis")
-    shader_function = QgsColorRampShader(0.0, 1.0, ramp, QgsColorRampShader.Interpolated)
+def style_pseudocolor(layer: QgsRasterLayer, ramp_name: str, low: float, high: float) -> None:
+    """Band 1 drawn with a named colour ramp from `low` to `high` (fixed: never recomputed by QGIS)."""
+    ramp = QgsStyle.defaultStyle().colorRamp(ramp_name)
+    shader_function = QgsColorRampShader(low, high, ramp, QgsColorRampShader.Interpolated)
     shader_function.classifyColorRamp(5, -1)
-    shader = QgsRasterShader(0.0, 1.0)
+    shader = QgsRasterShader(low, high)
     shader.setRasterShaderFunction(shader_function)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
-    renderer.setClassificationMin(0.0)
-    renderer.setClassificationMax(1.0)
+    renderer.setClassificationMin(low)
+    renderer.setClassificationMax(high)
     layer.setRenderer(renderer)
+
+
+def style_probability(layer: QgsRasterLayer) -> None:
+    """Fixed 0-1 pseudocolour so probabilities look the same on every scene (no per-scene stretch)."""
+    style_pseudocolor(layer, "Viridis", 0.0, 1.0)
+
+
+def style_spread(layer: QgsRasterLayer) -> None:
+    """The per-pixel spread of several samples (std, input units) from 0 (dark: every sample agrees) to
+    a high percentile (bright: where the model invents detail). A spread that is 0 everywhere (the
+    regression branch alone is deterministic) still gets a valid 0-1 ramp."""
+    _, high = layer.dataProvider().cumulativeCut(1, 0.0, SPREAD_UPPER_CUT)
+    style_pseudocolor(layer, "Magma", 0.0, high if high > 0 else 1.0)
+
+
+def spread_layer_name(sr_path: str, samples: int) -> str:
+    return f"{Path(sr_path).stem} spread ({samples} samples)"
+
+
+def load_styled(path: str, name: str, style: Callable[[QgsRasterLayer], None]) -> QgsRasterLayer:
+    layer = load_raster(path, name)
+    style(layer)
+    return layer
 
 
 def add_group(
@@ -138,20 +164,24 @@ def add_group(
     sr_path: str,
     probability_path: Optional[str] = None,
     like: Optional[QgsRasterLayer] = None,
+    spread_path: Optional[str] = None,
+    samples: int = 1,
 ) -> List[QgsRasterLayer]:
-    """Add the SR raster (and the probability above it) to a new group at the top of the layer tree.
+    """Add the SR raster, the spread of its `samples` above it and the probability on top to a new
+    group at the top of the layer tree.
 
-    `like` is the input layer, whose stretch the SR raster is drawn with (see style_rgb).
+    `like` is the input layer, whose stretch the SR raster is drawn with (see style_rgb). The spread
+    is added unticked: it is opaque, and the result is what the user ran for; one tick shows it.
     """
     project = QgsProject.instance()
-    layers = [load_raster(sr_path)]
-    style_rgb(layers[0], like)
-    if probability_path:
-        probability = load_raster(probability_path, f"{Path(sr_path).stem} iceplant probability")
-        style_probability(probability)
-        layers.insert(0, probability)
+    sr = load_raster(sr_path)
+    style_rgb(sr, like)
+    spread = load_styled(spread_path, spread_layer_name(sr_path, samples), style_spread) if spread_path else None
+    probability = (load_styled(probability_path, f"{Path(sr_path).stem} iceplant probability", style_probability)
+                   if probability_path else None)
+    layers = [layer for layer in (probability, spread, sr) if layer is not None]
     group = project.layerTreeRoot().insertGroup(0, group_name)
     for layer in layers:
         project.addMapLayer(layer, False)
-        group.addLayer(layer)
+        group.addLayer(layer).setItemVisibilityChecked(layer is not spread)
     return layers

@@ -18,6 +18,14 @@ OUTPUT_PATH_KEY = _PREFIX + "output_path"
 ICEPLANT_KEY = _PREFIX + "iceplant"
 MODEL_DIR_KEY = _PREFIX + "model_dir"
 DEFAULT_FOLDER_NAME = "InfScene"
+# An option whose meaning changed is stored under a new key, so a value saved with the old meaning is
+# not read back: before model families the panel always saved a number of steps (50 unless changed),
+# which an e2diffsr model (at most T = 4) refuses; now the default is the model's own.
+_RENAMED_KEYS = {"steps": _PREFIX + "steps_or_model_default"}
+
+
+def _key(name: str) -> str:
+    return _RENAMED_KEYS.get(name, _PREFIX + name)
 
 
 def load_options() -> SrOptions:
@@ -27,14 +35,14 @@ def load_options() -> SrOptions:
     values = {}
     for f in fields(SrOptions):
         default = getattr(defaults, f.name)
-        values[f.name] = settings.value(_PREFIX + f.name, default, type=type(default))
+        values[f.name] = settings.value(_key(f.name), default, type=type(default))
     return SrOptions(**values)
 
 
 def save_options(options: SrOptions) -> None:
     settings = QgsSettings()
     for f in fields(SrOptions):
-        settings.setValue(_PREFIX + f.name, getattr(options, f.name))
+        settings.setValue(_key(f.name), getattr(options, f.name))
 
 
 def load_bool(key: str, default: bool = False) -> bool:

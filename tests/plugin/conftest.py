@@ -3,15 +3,20 @@ the committed NAIP scene and a 24 x 24-pixel window of it, so every engine run t
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 from osgeo import gdal
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
 
+from infscene.e2diffsr.network import E2DiffSR
+from infscene.model import save_model
 from infscene_qgis.engine_locator import find_engine_python
 from infscene_qgis.processing_provider import InfSceneProvider
 from plugin_helpers import NAIP
+from test_e2diffsr import small_config
 
 # QGIS computes statistics for the renderers; without this GDAL would leave .aux.xml files
 # beside the committed fixtures.
@@ -48,6 +53,14 @@ def iceplant_engine(engine_python: str) -> str:
     if probe.returncode != 0:
         pytest.skip("this engine has no 'iceplant' subcommand yet")
     return engine_python
+
+
+@pytest.fixture(scope="session")
+def e2diffsr_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random-weight e2diffsr model (config `"family": "e2diffsr"`), made with the engine in the test
+    process only: the plugin itself never imports torch."""
+    torch.manual_seed(0)
+    return save_model(E2DiffSR(small_config()), tmp_path_factory.mktemp("e2diffsr_model"))
 
 
 @pytest.fixture()

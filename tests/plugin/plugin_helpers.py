@@ -33,6 +33,12 @@ def extent_parameter(rect: QgsRectangle, layer: QgsRasterLayer) -> str:
     return f"{rect.xMinimum()},{rect.xMaximum()},{rect.yMinimum()},{rect.yMaximum()} [{layer.crs().authid()}]"
 
 
+def flag_values(arguments: List[str], flag: str, count: int = 1) -> List[str]:
+    """The `count` values that follow `flag` on an engine command line."""
+    start = arguments.index(flag) + 1
+    return arguments[start:start + count]
+
+
 def leftovers(folder: Path) -> List[str]:
     """Any file in `folder`: after a cancel or a failure there must be none (no output, no temp)."""
     return sorted(p.name for p in folder.iterdir())

@@ -6,14 +6,16 @@ import time
 from pathlib import Path
 from typing import Callable, List
 
+import numpy as np
 import pytest
+from osgeo import gdal
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRasterMinMaxOrigin, QgsRectangle
 from qgis.PyQt.QtCore import QCoreApplication
 
 from infscene_qgis.dock import InfSceneDock
-from infscene_qgis.engine_request import MAX_STEPS, SrOptions
+from infscene_qgis.engine_request import MAX_STEPS, STEPS_MODEL_DEFAULT, SrOptions
 from infscene_qgis.engine_task import RunOutcome
-from plugin_helpers import NAIP, NAIP_WINDOW, leftovers, stretches
+from plugin_helpers import NAIP, NAIP_WINDOW, flag_values, leftovers, stretches
 
 TIMEOUT_S = 180.0
 
@@ -216,7 +218,7 @@ def test_file_the_engine_cannot_read_is_reported(dock, qgis_iface, tmp_path):
 
 def test_settings_persist_between_sessions(dock, qgis_iface, tmp_path):
     options = SrOptions(scale=3.5, target_res=0.6, steps=7, patch=64, overlap=16, mode="average", seed=42,
-                        device="cpu", bands="3,2,1,4")
+                        device="cpu", bands="3,2,1,4", samples=3, regression_only=True)
     dock.set_options(options)
     dock.iceplant_check.setChecked(True)
     dock.close()
@@ -235,3 +237,45 @@ def test_output_defaults_to_a_persistent_folder(qgis_iface, naip_layer):
 
     assert Path(panel.output_widget.filePath()).parent == Path.home() / "InfScene"
     panel.deleteLater()
+
+
+def test_steps_are_the_models_unless_a_number_is_chosen(dock):
+    dock.steps_spin.setValue(STEPS_MODEL_DEFAULT)
+    assert dock.steps_spin.text() == "model default"
+    assert "--steps" not in dock.build_request(dry_run=False).arguments()
+    dock.steps_spin.setValue(3)
+    assert flag_values(dock.build_request(dry_run=False).arguments(), "--steps") == ["3"]
+
+
+def test_samples_and_regression_only_are_sent_with_the_spread_beside_the_output(dock, tmp_path):
+    assert not {"--samples", "--spread", "--regression-only"} & set(dock.build_request(dry_run=False).arguments())
+    dock.samples_spin.setValue(3)
+    dock.regression_check.setChecked(True)
+
+    arguments = dock.build_request(dry_run=False).arguments()
+
+    assert flag_values(arguments, "--samples") == ["3"]
+    assert flag_values(arguments, "--spread") == [str(tmp_path / "sr_spread.tif")]
+    assert "--regression-only" in arguments
+
+
+def test_an_e2diffsr_run_adds_its_spread_unticked_in_pseudocolour(dock, e2diffsr_model_dir, tmp_path):
+    dock.model_widget.setFilePath(str(e2diffsr_model_dir))
+    dock.set_options(SrOptions(scale=2.0, samples=2))  # the model's own steps and patch
+
+    outcome = run_to_end(dock)
+
+    assert outcome.succeeded, outcome.error
+    assert outcome.plan.steps == 4  # e2diffsr's T: no number was sent
+    assert "work units" in dock.estimate_label.text() and "patch" not in dock.estimate_label.text()
+    group = QgsProject.instance().layerTreeRoot().findGroup("InfScene sr")
+    spread_node, sr_node = group.findLayers()
+    spread = spread_node.layer()
+    assert Path(spread.source()) == tmp_path / "sr_spread.tif" and Path(sr_node.layer().source()) == tmp_path / "sr.tif"
+    assert spread.name() == "sr spread (2 samples)"
+    assert not spread_node.itemVisibilityChecked() and sr_node.itemVisibilityChecked()
+    renderer = spread.renderer()
+    assert renderer.type() == "singlebandpseudocolor" and renderer.classificationMin() == 0.0
+    values = gdal.Open(spread.source()).ReadAsArray()
+    assert 0.0 < renderer.classificationMax() <= values.max()
+    assert renderer.classificationMax() == pytest.approx(np.quantile(values, 0.98), rel=0.05)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import List
 
 import numpy as np
 import pytest
@@ -10,7 +11,8 @@ from qgis.core import QgsProcessingException, QgsProject, QgsRasterLayer, QgsRas
 
 import processing
 from infscene_qgis.engine_request import MAX_STEPS
-from plugin_helpers import NAIP, NAIP_WINDOW, TINY_RUN, RecordingFeedback, extent_parameter, leftovers, stretches
+from infscene_qgis.processing_algorithms import SuperResolveAlgorithm
+from plugin_helpers import NAIP, NAIP_WINDOW, TINY_RUN, RecordingFeedback, extent_parameter, flag_values, leftovers, stretches
 
 pytestmark = pytest.mark.usefixtures("provider")
 
@@ -158,3 +160,53 @@ def test_an_output_that_is_the_input_fails_and_the_input_is_kept(tiny_model_dir,
     with pytest.raises(QgsProcessingException, match="would overwrite the input"):
         run_sr(layer, scene, tiny_model_dir, RecordingFeedback())
     assert scene.read_bytes() == NAIP.read_bytes() and leftovers(tmp_path) == ["scene.tif"]
+
+
+def engine_arguments(monkeypatch, layer: QgsRasterLayer, tmp_path: Path, **parameters: object) -> List[str]:
+    """The command line the algorithm builds, with the engine call replaced by a recorder."""
+    calls: List[List[str]] = []
+    monkeypatch.setattr(SuperResolveAlgorithm, "_run_engine", lambda _alg, arguments, _feedback: calls.append(list(arguments)))
+    processing.run("infscene:superresolve", {"INPUT": layer, "SCALE": 2.0, "OUTPUT": str(tmp_path / "sr.tif"), **parameters})
+    [arguments] = calls
+    return arguments
+
+
+def test_steps_are_the_models_unless_a_number_is_given(monkeypatch, naip_layer, tmp_path):
+    assert "--steps" not in engine_arguments(monkeypatch, naip_layer, tmp_path)
+    assert "--steps" not in engine_arguments(monkeypatch, naip_layer, tmp_path, STEPS=0)
+    assert flag_values(engine_arguments(monkeypatch, naip_layer, tmp_path, STEPS=3), "--steps") == ["3"]
+
+
+def test_samples_spread_and_regression_only_pass_through(monkeypatch, naip_layer, tmp_path):
+    assert not {"--samples", "--spread", "--regression-only"} & set(engine_arguments(monkeypatch, naip_layer, tmp_path))
+
+    arguments = engine_arguments(monkeypatch, naip_layer, tmp_path, SAMPLES=3, SPREAD=str(tmp_path / "s.tif"),
+                                 REGRESSION_ONLY=True)
+
+    assert flag_values(arguments, "--samples") == ["3"] and flag_values(arguments, "--spread") == [str(tmp_path / "s.tif")]
+    assert "--regression-only" in arguments
+    beside = engine_arguments(monkeypatch, naip_layer, tmp_path, SAMPLES=2)
+    assert flag_values(beside, "--spread") == [str(tmp_path / "sr_spread.tif")]
+
+
+def test_a_spread_output_with_one_sample_is_refused(naip_layer, tmp_path):
+    with pytest.raises(QgsProcessingException, match="2 or more samples"):
+        processing.run("infscene:superresolve", {"INPUT": naip_layer, "SCALE": 2.0, "OUTPUT": str(tmp_path / "sr.tif"),
+                                                 "SPREAD": str(tmp_path / "spread.tif")})
+    assert leftovers(tmp_path) == []
+
+
+def test_the_spread_output_of_an_e2diffsr_run_is_written_and_styled_when_loaded(naip_layer, e2diffsr_model_dir, tmp_path):
+    parameters = {"INPUT": naip_layer, "EXTENT": extent_parameter(NAIP_WINDOW, naip_layer), "SCALE": 2.0,
+                  "MODEL": str(e2diffsr_model_dir), "SAMPLES": 2, "OUTPUT": str(tmp_path / "sr.tif"),
+                  "SPREAD": str(tmp_path / "spread.tif")}
+
+    result = processing.runAndLoadResults("infscene:superresolve", parameters)
+
+    assert result["SPREAD"] == str(tmp_path / "spread.tif")
+    spread = gdal.Open(result["SPREAD"])
+    assert (spread.RasterXSize, spread.RasterYSize, spread.RasterCount) == (48, 48, 1)
+    assert spread.GetRasterBand(1).DataType == gdal.GDT_Float32
+    layer = loaded_layer(tmp_path / "spread.tif")
+    assert layer.name() == "sr spread (2 samples)"
+    assert layer.renderer().type() == "singlebandpseudocolor" and layer.renderer().classificationMax() > 0.0
