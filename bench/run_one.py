@@ -1,4 +1,5 @@
-"""Run one super-resolution and print its wall time and peak memory as JSON (used by speed_memory.py).
+"""Run one super-resolution and print its wall time and peak memory as JSON (used by speed_memory.py and
+quality.py, which run each super-resolution in a fresh process so that peaks do not carry over).
 
 Peak memory is sampled from /proc/self/status every 50 ms: RssAnon is the RAM the run really needs;
 RssFile counts pages of the memory-mapped canvases, which the kernel can drop and re-read at will.
@@ -6,6 +7,7 @@ RssFile counts pages of the memory-mapped canvases, which the kernel can drop an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import threading
 import time
@@ -39,13 +41,23 @@ def main() -> None:
     p.add_argument("--scale", type=float, required=True)
     p.add_argument("--bounds", type=float, nargs=4)
     p.add_argument("--mode", default="vcf")
-    p.add_argument("--steps", type=int, default=2)
+    p.add_argument("--steps", type=int, help="reverse steps (default: the model family's)")
     p.add_argument("--model", type=Path)
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-lr-consistency", action="store_true")
+    p.add_argument("--regression-only", action="store_true",
+                   help="e2diffsr: the regression branch alone (needs an engine whose SROptions has regression_only)")
     args = p.parse_args()
-    options = SROptions(scale=args.scale, bounds=args.bounds, mode=FusionMode(args.mode), steps=args.steps,
-                        model_dir=args.model, device=args.device, batch_size=args.batch_size, bands=[1, 2, 3])
+    extra = {} if args.steps is None else {"steps": args.steps}
+    if args.regression_only:
+        if "regression_only" not in {f.name for f in dataclasses.fields(SROptions)}:
+            raise SystemExit("run_one: this engine's SROptions has no regression_only")
+        extra["regression_only"] = True
+    options = SROptions(scale=args.scale, bounds=args.bounds, mode=FusionMode(args.mode), model_dir=args.model,
+                        device=args.device, batch_size=args.batch_size, bands=[1, 2, 3], seed=args.seed,
+                        lr_consistency=not args.no_lr_consistency, **extra)
     plan = plan_run(args.input, options)
     monitor = PeakMemory()
     monitor.start()
@@ -58,7 +70,8 @@ def main() -> None:
     gpu = max((torch.cuda.max_memory_allocated(i) / 1024**2 for i in gpus), default=None)  # per device: what must stay flat
     print(json.dumps({
         "mode": args.mode, "output_mp": round(plan.height * plan.width / 1e6, 2), "patches": len(plan.grid),
-        "steps": plan.steps, "wall_s": round(wall, 1), "s_per_patch_step": round(wall / plan.total_work, 4),
+        "steps": plan.steps, "wall_s": round(wall, 1), "s_per_patch_step": round(wall / max(plan.total_work, 1), 4),
+        "mp_per_s": float(f"{plan.height * plan.width / 1e6 / wall:.4g}"),
         "peak_anon_mb": round(monitor.peak["RssAnon"] / 1024), "peak_file_mb": round(monitor.peak["RssFile"] / 1024),
         "gpu_peak_mb": None if gpu is None else round(gpu), "device": str(options.device),
     }))

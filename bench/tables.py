@@ -4,7 +4,11 @@
     .venv/bin/python bench/tables.py docs/bench/quality_srdev_cpu.json --mean-by scale mode --columns scale mode n rmse psnr
 
 --mean-by KEY... gives one row per combination of those columns (e.g. per scale and mode, over all
-images), the other numeric columns averaged and the number of rows averaged as `n`.
+images), the other numeric columns averaged over the rows that have a value (None: not measured, such as
+opensr-test's figures at a non-integer scale or bicubic's peak RAM) and the number of rows averaged as `n`.
+
+    .venv/bin/python bench/tables.py out/families.json --mean-by scale method --columns scale method n psnr osr_improvement osr_hallucination mp_per_s
+    .venv/bin/python bench/tables.py out/families_summary.json   # FID/KID, speed and its ratio per scene, scale and method
 """
 from __future__ import annotations
 
@@ -28,9 +32,15 @@ def mean_by(rows: list[dict], keys: list[str]) -> list[dict]:
         groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
     means = []
     for label, members in groups.items():
-        numeric = [k for k, v in members[0].items()
-                   if k not in keys and isinstance(v, (int, float)) and not isinstance(v, bool)]
-        averaged = {k: round(float(np.mean([m[k] for m in members])), 3) for k in numeric}
+        columns = dict.fromkeys(k for m in members for k in m if k not in keys)
+        averaged = {}
+        for k in columns:
+            values = [m.get(k) for m in members]
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if numbers and all(v is None or v in numbers for v in values):  # numeric, None where not measured
+                averaged[k] = round(float(np.mean(numbers)), 3)
+            elif numbers == [] and all(v is None for v in values):
+                averaged[k] = None
         means.append({**dict(zip(keys, label)), **averaged, "n": len(members)})
     return means
 
