@@ -136,6 +136,13 @@ class _PairData:
             self.validation = fixed_pairs(val_images, config, VAL_SCALES)
             self.preview_batch = fixed_pairs(val_images[:PREVIEW_IMAGES], config, [PREVIEW_SCALE], lr_side=48)[0]
 
+    @torch.no_grad()
+    def write_preview(self, path: Path, model: E2DiffSR, third: Callable[[PairBatch], torch.Tensor]) -> None:
+        """Rows of the preview crops: bicubic | regression alone | third(batch) | truth."""
+        if self.preview_batch is not None:
+            b = self.preview_batch.to(next(model.parameters()).device)
+            write_image_rows(path, [b.up, regression_alone(model, b), third(b), b.hr])
+
     def mean_l1(self, output: Callable[[PairBatch], torch.Tensor]) -> Optional[float]:
         """Pixel-weighted L1 (model units) of output(batch) against the truth over the validation pairs."""
         if not self.validation:
@@ -177,15 +184,9 @@ class PriorObjective:
         """L1 of the regression branch alone: what the prior cannot be relied on to fix."""
         return self.data.mean_l1(lambda b: regression_alone(model, b.to(self.device)).cpu())
 
-    @torch.no_grad()
     def preview(self, model: nn.Module, path: Path) -> None:
         """Rows: bicubic | regression alone | decoded from the truth's own prior | truth."""
-        b = self.data.preview_batch
-        if b is None:
-            return
-        b = b.to(self.device)
-        reconstructed = model.decode(b.lr, model.encoder(b.hr, b.up)[0], b.where, b.scale)
-        write_image_rows(path, [b.up, regression_alone(model, b), reconstructed, b.hr])
+        self.data.write_preview(path, model, lambda b: model.decode(b.lr, model.encoder(b.hr, b.up)[0], b.where, b.scale))
 
 
 class LatentObjective:
@@ -245,14 +246,9 @@ class LatentObjective:
         """L1 of the full model's output (fixed noise): what the diffusion adds on top of the regression branch."""
         return self.data.mean_l1(lambda b: self.full_model(model, b.to(self.device), self.seed).cpu())
 
-    @torch.no_grad()
     def preview(self, model: nn.Module, path: Path) -> None:
         """Rows: bicubic | regression alone | full model | truth."""
-        b = self.data.preview_batch
-        if b is None:
-            return
-        b = b.to(self.device)
-        write_image_rows(path, [b.up, regression_alone(model, b), self.full_model(model, b, self.seed), b.hr])
+        self.data.write_preview(path, model, lambda b: self.full_model(model, b, self.seed))
 
 
 def stage_objective(options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> PriorObjective | LatentObjective:
