@@ -132,7 +132,9 @@ def test_fid_kid_truth_against_itself_is_zero_and_bicubic_is_worse(features: dic
 
 def test_fid_kid_is_reproducible(features: dict[str, np.ndarray]) -> None:
     again = perceptual.inception_features(features["bicubic_crops"][:4])
-    np.testing.assert_array_equal(again, features["bicubic"][:4])
+    np.testing.assert_array_equal(perceptual.inception_features(features["bicubic_crops"][:4]), again)
+    # in another batch (or with another torch thread count) only float rounding differs
+    np.testing.assert_allclose(again, features["bicubic"][:4], rtol=1e-4, atol=1e-5)
     a = perceptual.fid_kid_from_features(features["bicubic"], features["truth"], kid_subset_size=16, seed=3)
     assert perceptual.fid_kid_from_features(features["bicubic"], features["truth"], kid_subset_size=16, seed=3) == a
     # the low-rank FID (fewer crops than dimensions) is fid-helper's sqrtm formula: compare on the first 64
