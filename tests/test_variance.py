@@ -26,6 +26,8 @@ SEEDS = range(8)
 class KnownMean:
     """Stand-in for PatchDenoiser: the posterior mean is the condition itself."""
 
+    state_channels = 3
+
     def posterior_mean(self, y_t: torch.Tensor, cond: torch.Tensor, step: ReverseStep) -> torch.Tensor:
         return cond.clone()
 
