@@ -12,6 +12,7 @@ from osgeo import gdal
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRasterMinMaxOrigin, QgsRectangle
 from qgis.PyQt.QtCore import QCoreApplication
 
+from infscene_qgis import dock as dock_module
 from infscene_qgis.dock import InfSceneDock
 from infscene_qgis.engine_request import MAX_STEPS, STEPS_MODEL_DEFAULT, SrOptions
 from infscene_qgis.engine_task import RunOutcome
@@ -30,7 +31,10 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = TIMEOUT_S) -> N
 
 
 @pytest.fixture()
-def dock(qgis_iface, naip_layer, tiny_model_dir, tmp_path):
+def dock(qgis_iface, naip_layer, tiny_model_dir, tmp_path, monkeypatch):
+    # A modal "large run" question would block a headless test forever; the estimate of a long-chain run depends
+    # on the machine's load (a busy CPU makes it cross LARGE_RUN_S), so the question is answered Yes here.
+    monkeypatch.setattr(dock_module.QMessageBox, "question", lambda *args: dock_module.QMessageBox.Yes)
     qgis_iface.messageBar().clear_messages()
     panel = InfSceneDock(qgis_iface)
     panel.layer_combo.setLayer(naip_layer)
