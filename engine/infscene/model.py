@@ -27,7 +27,7 @@ from .model_check import check_config_fields, check_contract, check_weights, rea
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "sr3"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "e2diffsr"
 
 
 @dataclass
