@@ -47,11 +47,19 @@ def mean_by(rows: list[dict], keys: list[str]) -> list[dict]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("results", type=Path)
+    p.add_argument("results", type=Path, nargs="+",
+                   help="result files; several are read as one table (a row of the same scene, image, scale and method once)")
     p.add_argument("--columns", nargs="+", help="columns to show, in order (default: all keys of the first row)")
     p.add_argument("--mean-by", nargs="+", metavar="KEY", help="one row per combination of these columns, others averaged")
     args = p.parse_args()
-    rows = json.loads(args.results.read_text())
+    rows: list[dict] = []
+    seen: set[tuple] = set()
+    for path in args.results:
+        for row in json.loads(path.read_text()):
+            key = tuple(row.get(k) for k in ("scene", "image", "scale", "method")) if "method" in row else (len(rows),)
+            if key not in seen:
+                seen.add(key)
+                rows.append(row)
     if args.mean_by:
         rows = mean_by(rows, args.mean_by)
     print(markdown(rows, args.columns or list(rows[0])))
