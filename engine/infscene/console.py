@@ -39,7 +39,7 @@ def progress_reporter(kind: str, total: int) -> tuple[Optional[Callable[[Progres
     if kind == "bar":
         from tqdm import tqdm
 
-        bar = tqdm(total=total, unit="patch-step", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(total=total, unit=" work units", file=sys.stderr, dynamic_ncols=True)
 
         def advance(p: Progress) -> None:
             bar.update(p.done - bar.n)

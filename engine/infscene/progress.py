@@ -1,7 +1,7 @@
 """Progress reporting and cancellation shared by the sampler, the pipeline and the CLI.
 
-Work is counted in units of "patch-steps" (one U-Net evaluation of one patch), which is what
-dominates run time, so the fraction, rate and ETA are meaningful on any scene size.
+Work is counted in work units: patch-steps (one model evaluation of one patch) and, for e2diffsr, decode
+tiles, which is what dominates run time, so the fraction, rate and ETA are meaningful on any scene size.
 """
 from __future__ import annotations
 
