@@ -19,7 +19,7 @@ from ..joint import CanvasMaker, SamplingJob, sample_canvas
 from ..progress import ProgressTracker
 from ..sampler import ReverseStep
 from ..workers import DenoiserPool
-from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
+from .decode import AxisSpan, ReadLatent, SceneGeometry, core_side, decode_tile, tiles
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 
@@ -46,6 +46,11 @@ def typical_tile(model: E2DiffSR, scale: float) -> Callable[[], np.ndarray]:
     return lambda: decode_tile(model, lr, None, geometry, *centre, lr_consistency=True)
 
 
+def raw_units(z: Canvas, latent_scale: float) -> ReadLatent:
+    """Reads of the sampled latent canvas (diffusion units, z / latent_scale) in the decoder's raw units."""
+    return lambda rows, cols: z.data[:, rows, cols] * latent_scale
+
+
 def sample_scene(
     models: list[E2DiffSR],
     lr: np.ndarray,
@@ -66,16 +71,13 @@ def sample_scene(
     lr: the visible bands of the window, model units. With `regression_only` no latent is sampled and
     the decode reads z = 0, the prior's mean: the regression branch alone.
     """
-    scale = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width)).scale
-    denoisers = [LatentPatchDenoiser(model, scale) for model in models]
-    latent: Optional[Callable[[slice, slice], np.ndarray]] = None
+    geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
+    denoisers = [LatentPatchDenoiser(model, geometry.scale) for model in models]
+    latent: Optional[ReadLatent] = None
     with DenoiserPool(denoisers) as pool:
         if not regression_only:
             job = SamplingJob(cond, grid, pool, steps, seed, batch_size, make_canvas, tracker, cond_factor=LATENT_FACTOR)
-            z = sample_canvas(job, mode)
-            latent_scale = models[0].config.latent_scale
-            latent = lambda rows, cols: z.data[:, rows, cols] * latent_scale  # noqa: E731 (diffusion -> raw units)
-        geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
+            latent = raw_units(sample_canvas(job, mode), models[0].config.latent_scale)
         result = make_canvas(models[0].config.channels, *cond.shape[1:])
 
         def decode(denoiser: LatentPatchDenoiser, tile: tuple[AxisSpan, AxisSpan]) -> np.ndarray:
