@@ -348,11 +348,10 @@ def estimate_seconds(plan: SRPlan) -> float:
     return per_patch * plan.total_work / len(plan.devices)
 
 
-def _sample(plan: SRPlan, seed: int, visible: np.ndarray, cond: Canvas, make_canvas: CanvasFactory,
-            tracker: ProgressTracker) -> Canvas:
+def _sample(plan: SRPlan, models: list[torch.nn.Module], seed: int, visible: np.ndarray, cond: Canvas,
+            make_canvas: CanvasFactory, tracker: ProgressTracker) -> Canvas:
     """The model-specific part of a run: one seed's output canvas (model units) on the output grid."""
     options = plan.options
-    models = [load_model(options.model_dir, device) for device in plan.devices]
     try:
         if plan.family == "e2diffsr":
             return e2diffsr_run.sample_scene(models, visible, (plan.height, plan.width), cond, plan.grid,
@@ -375,13 +374,14 @@ def _sample_with_spread(plan: SRPlan, visible: np.ndarray, cond: Canvas, make_ca
 
     Welford's running mean and sum of squares: two canvases whatever the number of samples.
     """
-    first = _sample(plan, plan.options.seed, visible, cond, make_canvas, tracker)
+    models = [load_model(plan.options.model_dir, device) for device in plan.devices]  # once, for every sample
+    first = _sample(plan, models, plan.options.seed, visible, cond, make_canvas, tracker)
     if plan.options.samples == 1:
         return first, None
     mean, squares = make_canvas(*first.shape), make_canvas(*first.shape)
     mean.data[...] = first.data
     for k in range(1, plan.options.samples):
-        sample = _sample(plan, plan.options.seed + k, visible, cond, make_canvas, tracker)
+        sample = _sample(plan, models, plan.options.seed + k, visible, cond, make_canvas, tracker)
         for r0, r1 in row_blocks(first.shape[1], first.shape[2]):
             delta = sample.data[:, r0:r1] - mean.data[:, r0:r1]
             mean.data[:, r0:r1] += delta / (k + 1)
@@ -390,13 +390,13 @@ def _sample_with_spread(plan: SRPlan, visible: np.ndarray, cond: Canvas, make_ca
     return first, squares
 
 
-def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling) -> None:
+def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling, tags: dict[str, str]) -> None:
     """One float32 band: the std over the samples, in the input's units, averaged over the visible bands."""
     units = (scaling.high - scaling.low)[:3] / 2.0  # model units -> input units (scaling is linear per band)
     profile = geotiff_profile("float32", 1, plan.height, plan.width, plan.profile["crs"], plan.transform, None)
     with verified_geotiff(tmp, profile, plan.spread_path) as dst:
         dst.set_band_description(1, f"spread over {plan.options.samples} samples (std, input units)")
-        dst.update_tags(**provenance_tags(plan))
+        dst.update_tags(**tags)
         for r0, r1 in row_blocks(plan.height, plan.width):
             block = spread.data[:, r0:r1, : plan.width] * units[:, None, None]
             dst.write(block.mean(axis=0).astype(np.float32)[None], window=Window(0, r0, plan.width, r1 - r0))
@@ -426,13 +426,14 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
         _condition_canvas(model_values[:3], plan, cond)
         result, spread = _sample_with_spread(plan, model_values[:3], cond, make_canvas, tracker)
         use_mask = ds.nodata is None and plan.layout.alpha is None and not data.valid.all()
+        tags = provenance_tags(plan)  # hashes the weights: once for both outputs
         with ExitStack() as outputs:  # both appear, or neither: renamed only when every write succeeded
             tmp = outputs.enter_context(atomic_output(plan.output_path, workspace))
             if spread is not None:
-                _write_spread(outputs.enter_context(atomic_output(plan.spread_path, workspace)), plan, spread, scaling)
+                _write_spread(outputs.enter_context(atomic_output(plan.spread_path, workspace)), plan, spread, scaling, tags)
             write_super_resolved(tmp, plan.output_path, ds, plan.layout, plan.profile,
                                  _output_rows(plan, result, cond, model_values, data, scaling),
-                                 ranges, use_mask, provenance_tags(plan))
+                                 ranges, use_mask, tags)
     return plan.output_path
 
 
