@@ -178,11 +178,18 @@ def test_leftovers_of_a_killed_run_are_removed_by_the_next_run_but_a_live_run_is
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_and_sigint_remove_the_run_folder(sig: signal.Signals, tiny_model_dir: Path, tmp_path: Path) -> None:
+def ignore_sigint() -> None:
+    """What a non-interactive shell does to the commands it starts in the background."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("sig, started_ignoring_sigint", [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)])
+def test_sigterm_and_sigint_remove_the_run_folder(sig: signal.Signals, started_ignoring_sigint: bool, tiny_model_dir: Path,
+                                                   tmp_path: Path) -> None:
     args = [sys.executable, "-m", "infscene", "sr", str(NAIP), str(tmp_path / "sr.tif"), "--scale", "2", "--steps", "500",
             "--patch", "32", "--model", str(tiny_model_dir), "--progress", "json", "--work-dir", str(tmp_path)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=ignore_sigint if started_ignoring_sigint else None)
     for line in process.stdout:
         if json.loads(line)["event"] == "progress":
             break

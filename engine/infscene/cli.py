@@ -218,6 +218,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     json_events = _wants_json(argv)
     signal.signal(signal.SIGTERM, _raise_cancelled)
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler: Ctrl-C or `kill -INT` would be ignored and the run go on.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
