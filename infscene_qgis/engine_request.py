@@ -36,7 +36,8 @@ class SrOptions:
     `patch` and `overlap` are in output pixels; PATCH_AUTO / OVERLAP_AUTO leave them to the engine
     (the model's training size, a quarter of the patch), which knows the model; so does
     STEPS_MODEL_DEFAULT for `steps`. `samples` > 1 runs that many seeds and also writes their
-    per-pixel spread; `regression_only` (e2diffsr models) skips the diffusion prior.
+    per-pixel spread; `regression_only` (e2diffsr models) skips the diffusion prior. `dask` runs the
+    model work on a Dask cluster (a scheduler address, or local:N worker processes); empty: this machine.
     """
 
     scale: float = 4.0
@@ -50,6 +51,7 @@ class SrOptions:
     bands: str = ""
     samples: int = 1
     regression_only: bool = False
+    dask: str = ""
 
 
 @dataclass
@@ -100,6 +102,9 @@ class SrRequest:
             args += ["--samples", str(opts.samples), "--spread", spread]
         if opts.regression_only:
             args.append("--regression-only")
+        if opts.dask.strip():
+            args += ["--dask", opts.dask.strip()]
+        args.append("--no-checkpoint")  # the plugin does not resume runs: nothing to save at each step
         args += _common_flags(opts.bands, self.model_dir)
         if self.iceplant_path:
             args += ["--iceplant", self.iceplant_path]

@@ -30,6 +30,7 @@ from qgis.core import (
 from qgis.PyQt.QtGui import QIcon
 
 from .engine_events import Event, Plan, Progress, RunWarning, format_bytes
+from .protocol import dask_address_problem
 from .engine_locator import EngineNotFound, find_engine_python
 from .engine_request import (
     DEVICE_LABELS,
@@ -182,6 +183,7 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
     DEVICE = "DEVICE"
     SAMPLES = "SAMPLES"
     REGRESSION_ONLY = "REGRESSION_ONLY"
+    DASK = "DASK"
     OUTPUT = "OUTPUT"
     ICEPLANT = "ICEPLANT"
     SPREAD = "SPREAD"
@@ -239,6 +241,12 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             defaultValue=defaults.regression_only)
         regression_only.setHelp("For e2diffsr models only; an SR3 model refuses it.")
         self.addParameter(advanced(regression_only))
+        dask = QgsProcessingParameterString(
+            self.DASK, "Dask cluster (empty: this machine; local:N for N worker processes)", defaultValue=defaults.dask,
+            optional=True)
+        dask.setHelp("A Dask scheduler address (tcp://host:8786) to spread the model work over its workers, or local:N. "
+                     "The output is the same; the work folder must be one every worker reaches.")
+        self.addParameter(advanced(dask))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster"))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.ICEPLANT, "Iceplant probability", optional=True, createByDefault=False))
@@ -261,7 +269,11 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             bands=self.parameterAsString(parameters, self.BANDS, context),
             samples=self.parameterAsInt(parameters, self.SAMPLES, context),
             regression_only=self.parameterAsBoolean(parameters, self.REGRESSION_ONLY, context),
+            dask=self.parameterAsString(parameters, self.DASK, context) or "",
         )
+        problem = dask_address_problem(options.dask) if options.dask.strip() else None
+        if problem:
+            raise QgsProcessingException(problem)
         bounds = None
         if parameters.get(self.EXTENT) not in (None, ""):
             bounds = rectangle_bounds(self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs()))

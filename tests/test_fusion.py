@@ -6,9 +6,8 @@ import pytest
 import torch
 
 from infscene.canvas import Canvas
-from infscene.fusion import average_contribution, patch_weight, vcf_contribution
+from infscene.fusion import average_contribution, patch_weight, vcf_contribution, weight_windows
 from infscene.grid import PatchGrid, axis_starts
-from infscene.joint import weight_maps
 
 
 def _random_patches(grid: PatchGrid, seed: int) -> tuple[list, list, list]:
@@ -39,14 +38,13 @@ def _global_formula(grid: PatchGrid, patches: list, mus: list, ys: list, vcf: bo
 
 
 def _accumulate(grid: PatchGrid, patches: list, mus: list, ys: list, vcf: bool, order: list[int]) -> np.ndarray:
-    total, root_sq = weight_maps(grid, lambda c, h, w: Canvas(c, h, w))
     out = Canvas(2, grid.height, grid.width)
     w = torch.from_numpy(patch_weight(grid.patch))
     for i in order:
         p = patches[i]
-        W = torch.from_numpy(total.read(p))
+        W, S = (torch.from_numpy(a[0]) for a in weight_windows(grid, [p]))
         y, mu = torch.from_numpy(ys[i]), torch.from_numpy(mus[i])
-        contrib = vcf_contribution(w, W, torch.from_numpy(root_sq.read(p)), y, mu) if vcf else average_contribution(w, W, y)
+        contrib = vcf_contribution(w, W, S, y, mu) if vcf else average_contribution(w, W, y)
         out.add(p, contrib.numpy())
     return out.data
 
@@ -92,3 +90,18 @@ def test_grid_covers_the_canvas_with_the_last_patch_flush() -> None:
     assert covered.min() >= 1
     with pytest.raises(ValueError):
         PatchGrid(10, 10, 8, 8)
+
+
+def test_weight_windows_are_bitwise_the_whole_canvas_sums() -> None:
+    """W and S under each patch, summed from its neighbours alone, equal the scene-wide accumulation (Eq. 8) exactly."""
+    grid = PatchGrid(height=300, width=410, patch=64, overlap=16)  # the last row and column are flush, overlapping more
+    w = patch_weight(grid.patch)
+    total, squares = Canvas(1, grid.height, grid.width), Canvas(1, grid.height, grid.width)
+    for p in grid:
+        total.add(p, w[None])
+        squares.add(p, (w * w)[None])
+    root = np.sqrt(squares.data)
+    patches = list(grid)
+    W, S = weight_windows(grid, patches)
+    for i, p in enumerate(patches):
+        assert np.array_equal(W[i], total.read(p)) and np.array_equal(S[i], root[:, p.slices[0], p.slices[1]])

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from infscene import joint
-from infscene.canvas import Canvas
-from infscene.fusion import FusionMode
+from infscene.canvas import Canvas, CanvasFactory
+from infscene.executors import LocalExecutor
+from infscene.fusion import FusionMode, weight_windows
 from infscene.grid import PatchGrid
 from infscene.progress import ProgressTracker
 from infscene.sampler import ReverseStep, patch_noise
-from infscene.workers import DenoiserPool
 
 SIGMA = 0.3
 GRID = PatchGrid(height=96, width=96, patch=32, overlap=16)
@@ -34,16 +34,19 @@ class KnownMean:
 
 def _fused_residuals(mode: FusionMode) -> tuple[np.ndarray, np.ndarray]:
     """Residual (output - known mean) of one reverse step, and the expected std per pixel."""
-    make = lambda c, h, w: Canvas(c, h, w)  # noqa: E731
     mean = Canvas(3, GRID.height, GRID.width)
     mean.data[:] = np.random.default_rng(0).normal(size=mean.shape).astype(np.float32)
     step = ReverseStep(index=0, gamma=0.5, gamma_prev=0.9, posterior_var=SIGMA**2)
-    total, root_sq = joint.weight_maps(GRID, make)
-    expected = SIGMA if mode is FusionMode.VCF else SIGMA * root_sq.data / total.data
+    expected = np.zeros((1, GRID.height, GRID.width), np.float32)
+    if mode is FusionMode.VCF:
+        expected[...] = SIGMA
+    else:
+        for p, total, root_sq in zip(GRID, *weight_windows(GRID, list(GRID))):
+            expected[:, p.slices[0], p.slices[1]] = SIGMA * root_sq / total
     residuals = []
     for seed in SEEDS:
-        with DenoiserPool([KnownMean()]) as pool:
-            job = joint.SamplingJob(mean, GRID, pool, [step], seed, 5, make, ProgressTracker(len(GRID)))
+        with LocalExecutor([KnownMean()], CanvasFactory(None)) as executor:
+            job = joint.SamplingJob(mean, GRID, executor, [step], seed, 5, ProgressTracker(len(GRID)))
             out = joint.sample_joint(job, mode)
         residuals.append((out.data - mean.data) / expected)
     return np.stack(residuals), np.broadcast_to(expected, mean.shape)
@@ -79,9 +82,8 @@ def test_variance_test_detects_noise_shared_between_overlapping_patches(monkeypa
 
 
 def test_initial_state_is_unit_normal_per_pixel() -> None:
-    make = lambda c, h, w: Canvas(c, h, w)  # noqa: E731
     cond = Canvas(3, GRID.height, GRID.width)
-    with DenoiserPool([KnownMean()]) as pool:
-        jobs = [joint.SamplingJob(cond, GRID, pool, [], s, 4, make, ProgressTracker(0)) for s in SEEDS]
+    with LocalExecutor([KnownMean()], CanvasFactory(None)) as executor:
+        jobs = [joint.SamplingJob(cond, GRID, executor, [], s, 4, ProgressTracker(0)) for s in SEEDS]
         states = [joint.sample_joint(job, FusionMode.VCF).data for job in jobs]
     assert np.var(states) == pytest.approx(1.0, abs=0.03)

@@ -86,7 +86,18 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-lr-consistency", action="store_true",
                    help="do not tie each step's low frequencies to the input (pure SR3 sampling; drifts in colour)")
     p.add_argument("--model", type=Path, help=f"model folder (default: {DEFAULT_MODEL_DIR})")
-    p.add_argument("--work-dir", type=Path, help="folder for memory-mapped canvases of large runs (default: the output's)")
+    p.add_argument("--work-dir", type=Path,
+                   help="folder for the run's checkpoint and the memory-mapped canvases of large runs; with --dask, one that "
+                        "every worker reaches (default: the output's)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the interrupted run of this output from its checkpoint (same input, model and options)")
+    p.add_argument("--restart", action="store_true", help="discard the checkpoint an interrupted run of this output left")
+    p.add_argument("--no-checkpoint", action="store_true",
+                   help="keep no checkpoint: nothing is saved at each step, and an interrupted run starts over")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run the model work on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for N local "
+                        "worker processes; the output is the same as without")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="threads of each local:N worker (default 1)")
     p.add_argument("--preview", type=Path, help="also write a side-by-side PNG of input and output")
     p.add_argument("--iceplant", type=Path, metavar="PROB_OUTPUT",
                    help="also write the iceplant probability (0-1) of the super-resolved result to this GeoTIFF")
@@ -102,6 +113,8 @@ def sr_options(args: argparse.Namespace) -> SROptions:
         patch=args.patch, overlap=args.overlap, mode=FusionMode(args.mode), seed=args.seed, device=args.device,
         batch_size=args.batch_size, lr_consistency=not args.no_lr_consistency, model_dir=args.model,
         work_dir=args.work_dir, samples=args.samples, spread_path=args.spread, regression_only=args.regression_only,
+        resume=args.resume, restart=args.restart, checkpoint=not args.no_checkpoint, dask=args.dask,
+        threads_per_worker=args.threads_per_worker,
     )
 
 

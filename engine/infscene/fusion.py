@@ -20,6 +20,8 @@ from enum import Enum
 import numpy as np
 import torch
 
+from .grid import Patch, PatchGrid
+
 
 class FusionMode(str, Enum):
     VCF = "vcf"
@@ -32,6 +34,29 @@ def patch_weight(size: int) -> np.ndarray:
     centre_distance = np.minimum(np.arange(size) + 0.5, size - np.arange(size) - 0.5)
     tri = centre_distance / (size / 2.0)
     return np.outer(tri, tri).astype(np.float32)
+
+
+def weight_windows(grid: PatchGrid, batch: list[Patch]) -> tuple[np.ndarray, np.ndarray]:
+    """W and S (Eq. 8) under each patch of the batch, each (B, 1, p, p).
+
+    Each window sums the weights of the patches that overlap it, in grid order, so it is bitwise
+    what accumulating every patch over a whole canvas gives, without any scene-sized map.
+    """
+    w = patch_weight(grid.patch)
+    totals = np.zeros((len(batch), 1, grid.patch, grid.patch), np.float32)
+    squares = np.zeros_like(totals)
+    for i, patch in enumerate(batch):
+        rows, cols = patch.slices
+        for other in grid.overlapping(rows, cols):
+            (r0, r1), (c0, c1) = _intersection(patch, other)
+            piece = w[r0 - other.y0 : r1 - other.y0, c0 - other.x0 : c1 - other.x0]
+            totals[i, 0, r0 - patch.y0 : r1 - patch.y0, c0 - patch.x0 : c1 - patch.x0] += piece
+            squares[i, 0, r0 - patch.y0 : r1 - patch.y0, c0 - patch.x0 : c1 - patch.x0] += piece * piece
+    return totals, np.sqrt(squares)
+
+
+def _intersection(a: Patch, b: Patch) -> tuple[tuple[int, int], tuple[int, int]]:
+    return (max(a.y0, b.y0), min(a.y0 + a.size, b.y0 + b.size)), (max(a.x0, b.x0), min(a.x0 + a.size, b.x0 + b.size))
 
 
 def vcf_contribution(w: torch.Tensor, W: torch.Tensor, S: torch.Tensor, y: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:

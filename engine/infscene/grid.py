@@ -63,6 +63,20 @@ class PatchGrid:
             for c, x0 in enumerate(self.cols):
                 yield Patch(r, c, y0, x0, self.patch)
 
+    def index(self, patch: Patch) -> int:
+        """The patch's place in grid order (row-major): its slot in per-patch stores."""
+        return patch.row * len(self.cols) + patch.col
+
+    def overlapping(self, rows: slice, cols: slice) -> list[Patch]:
+        """The patches that cover any pixel of the region, in grid order.
+
+        Summing their contributions in this order gives each pixel the same sequence of float
+        additions as a pass over the whole grid, so a region fused on its own is bitwise equal.
+        """
+        hit_rows = [(r, y0) for r, y0 in enumerate(self.rows) if y0 < rows.stop and y0 + self.patch > rows.start]
+        hit_cols = [(c, x0) for c, x0 in enumerate(self.cols) if x0 < cols.stop and x0 + self.patch > cols.start]
+        return [Patch(r, c, y0, x0, self.patch) for r, y0 in hit_rows for c, x0 in hit_cols]
+
     def batches(self, batch_size: int) -> Iterator[list[Patch]]:
         batch: list[Patch] = []
         for patch in self:

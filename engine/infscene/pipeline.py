@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -26,11 +26,13 @@ from rasterio.windows import Window
 from . import __version__
 from .atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input, same_file
 from .canvas import DEFAULT_MEMMAP_ABOVE_BYTES, Canvas, CanvasFactory
+from .checkpoint import Checkpoint, Position, check_checkpoint, checkpoint_folder
 from .errors import InfSceneError, InfSceneWarning
 from .fusion import FusionMode
 from .grid import PatchGrid
 from .guided import GuidedBands
-from .joint import SamplingJob, sample_canvas
+from .executors import DenoiserSpec, Executor, LocalExecutor
+from .joint import SamplingJob, StateCheckpoint, sample_canvas
 from .contract import ModelContract
 from .e2diffsr import run as e2diffsr_run
 from .e2diffsr.run import decode_tile_count, latent_grid
@@ -38,7 +40,17 @@ from .e2diffsr.denoiser import LatentPatchDenoiser
 from .e2diffsr.network import LATENT_FACTOR, E2DiffSRConfig
 from .model import WEIGHTS_FILE, DEFAULT_MODEL_DIR, check_model, load_model, resolve_devices
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
-from .protocol import MAX_BATCH, MAX_PATCH, MAX_SAMPLES, MAX_STEPS, PROTOCOL_VERSION, PROVENANCE_PREFIX, Plan
+from .protocol import (
+    MAX_BATCH,
+    MAX_PATCH,
+    MAX_SAMPLES,
+    MAX_STEPS,
+    MAX_THREADS_PER_WORKER,
+    PROTOCOL_VERSION,
+    PROVENANCE_PREFIX,
+    Plan,
+    dask_address_problem,
+)
 from .raster_io import (
     BandLayout,
     OutputRows,
@@ -55,17 +67,17 @@ from .raster_io import (
     write_super_resolved,
 )
 from .resample import bicubic_rows, nearest_rows, row_blocks
-from .sampler import DEFAULT_STEPS, PatchDenoiser, ReverseStep, respaced_steps
+from .sampler import DEFAULT_STEPS, ReverseStep, respaced_steps
 from .scaling import BandScaling, fill_invalid, fit_scaling
-from .workers import DenoiserPool
+from .store import disk_full_is_an_error
 from .workspace import Workspace
 
 # Scene-sized float32 bands alive during the step loop (joint.py): vcf/average keep the condition, the
-# state and the next state (3 bands each), W and S; independent keeps the condition and the pasted tiles.
-CANVAS_BANDS = {FusionMode.VCF: 3 + 3 + 3 + 1 + 1, FusionMode.AVERAGE: 3 + 3 + 3 + 1 + 1, FusionMode.INDEPENDENT: 3 + 3}
+# state and the next state (3 bands each); independent keeps the condition and the pasted tiles.
+CANVAS_BANDS = {FusionMode.VCF: 3 + 3 + 3, FusionMode.AVERAGE: 3 + 3 + 3, FusionMode.INDEPENDENT: 3 + 3}
 # e2diffsr keeps the condition and the result on the output grid (3 bands each) and, on the latent grid,
-# the state, the next state (4 bands each), W and S in vcf/average, the pasted tiles in independent.
-LATENT_CANVAS_BANDS = {FusionMode.VCF: 4 + 4 + 1 + 1, FusionMode.AVERAGE: 4 + 4 + 1 + 1, FusionMode.INDEPENDENT: 4}
+# the state and the next state (4 bands each) in vcf/average, the pasted tiles in independent.
+LATENT_CANVAS_BANDS = {FusionMode.VCF: 4 + 4, FusionMode.AVERAGE: 4 + 4, FusionMode.INDEPENDENT: 4}
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
 
 
@@ -91,6 +103,11 @@ class SROptions:
     regression_only: bool = False  # e2diffsr: decode without the diffusion prior (the regression branch alone)
     samples: int = 1  # seeds seed..seed+samples-1; with more than one, the per-pixel spread is written too
     spread_path: Optional[Path] = None  # where the spread goes (default: OUTPUT_spread.tif)
+    resume: bool = False  # continue the interrupted run of this output from its checkpoint (checkpoint.py)
+    restart: bool = False  # discard such a checkpoint and start over
+    checkpoint: bool = True  # keep the state of the last finished step on disk until the output is written
+    dask: Optional[str] = None  # run the model work on this Dask scheduler, or on local:N worker processes (scaleout.py)
+    threads_per_worker: int = 1  # threads of each local:N worker (and of each of its model calls)
 
 
 @dataclass(frozen=True)
@@ -115,8 +132,10 @@ class SRPlan:
     canvas_bytes: int
     canvases_on_disk: bool
     work_dir: Path
+    checkpoint_dir: Optional[Path]  # where the run keeps its checkpoint (None: a plan that only sizes the run)
     profile: dict = field(repr=False)
     warnings: tuple[str, ...] = ()
+    model_sha256: str = ""  # of the weights, for the checkpoint and the outputs' tags (set by plan_run with an output)
 
     @property
     def steps(self) -> int:
@@ -126,6 +145,27 @@ class SRPlan:
     def total_work(self) -> int:
         """Patch-steps (one model evaluation of one patch) and decode tiles, over every sample."""
         return self.options.samples * (len(self.grid) * self.steps + self.decode_tiles)
+
+    @property
+    def state_channels(self) -> int:
+        """Channels of the state the step loop denoises: the latent's for e2diffsr, the pixels' for SR3."""
+        return getattr(self.config, "latent_channels", self.config.channels)
+
+    @property
+    def work_per_sample(self) -> int:
+        return len(self.grid) * self.steps + self.decode_tiles
+
+    @property
+    def checkpoint_bytes(self) -> int:
+        """Disk the checkpoint takes: two states (and, with --samples, five output-grid canvases), and with Dask
+        also the condition, the LR, the per-patch slots and the result that the workers share."""
+        state = 4 * self.state_channels * self.grid.height * self.grid.width
+        out = 4 * 3 * self.grid.height * self.grid.width * self.canvas_factor**2
+        total = 2 * state + (5 * out if self.options.samples > 1 else 0)
+        if self.options.dask:
+            slots = 4 * self.state_channels * self.grid.patch**2 * len(self.grid)
+            total += 2 * out + slots + 4 * 3 * self.window.height * self.window.width
+        return total
 
     @property
     def canvas_factor(self) -> int:
@@ -159,6 +199,14 @@ def _check_options(options: SROptions) -> None:
         raise InfSceneError(f"batch size must be between 1 and {MAX_BATCH} patches, got {options.batch_size}")
     if options.patch is not None and not 1 <= options.patch <= MAX_PATCH:
         raise InfSceneError(f"patch size must be between 1 and {MAX_PATCH} output pixels, got {options.patch}")
+    if options.resume and options.restart:
+        raise InfSceneError("--resume continues a checkpoint and --restart discards it: give one of them")
+    if options.resume and not options.checkpoint:
+        raise InfSceneError("--resume continues from a checkpoint: it cannot go with --no-checkpoint")
+    if not 1 <= options.threads_per_worker <= MAX_THREADS_PER_WORKER:
+        raise InfSceneError(f"threads per worker must be between 1 and {MAX_THREADS_PER_WORKER}, got {options.threads_per_worker}")
+    if options.dask is not None and dask_address_problem(options.dask):
+        raise InfSceneError(dask_address_problem(options.dask))
 
 
 def _patch_geometry(options: SROptions, config: ModelContract, notes: list[str]) -> tuple[int, int]:
@@ -226,12 +274,13 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     if not work_dir.is_dir():
         raise InfSceneError(f"work folder does not exist: {work_dir}")
     profile = output_profile(ds, layout, height, width, transform)
+    checkpoint_dir = checkpoint_folder(output_path, work_dir) if output_path is not None else None
     return SRPlan(
         input_path=Path(ds.name), output_path=output_path, options=options, config=config, family=config.family,
         layout=layout, window=window, height=height, width=width, transform=transform, scale=scale, grid=grid,
         reverse_steps=reverse_steps, decode_tiles=decode_tiles, devices=tuple(resolve_devices(options.device)),
         canvas_bytes=canvas_bytes, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
-        profile=profile, warnings=tuple(notes),
+        checkpoint_dir=checkpoint_dir, profile=profile, warnings=tuple(notes),
     )
 
 
@@ -253,10 +302,13 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
     config = check_model(options.model_dir)
     with open_raster(input_path) as ds:
         plan = make_plan(ds, out, options, config)
-    if out is not None:
+    if out is not None and plan.checkpoint_dir is not None:
+        plan = replace(plan, model_sha256=model_checksum(options.model_dir))
+    if out is not None and plan.checkpoint_dir is not None and options.checkpoint:
+        check_checkpoint(plan.checkpoint_dir, run_fingerprint(plan), options.resume, options.restart)
         spread_bytes = plan.height * plan.width * 4 if plan.spread_path is not None else 0
-        check_free_space([(out.parent, plan.output_bytes + spread_bytes),
-                          *([(plan.work_dir, plan.canvas_bytes)] if plan.canvases_on_disk else [])])
+        work_bytes = plan.checkpoint_bytes + (plan.canvas_bytes if plan.canvases_on_disk and not options.dask else 0)
+        check_free_space([(out.parent, plan.output_bytes + spread_bytes), (plan.work_dir, work_bytes)])
     return plan
 
 
@@ -302,7 +354,7 @@ def provenance_tags(plan: SRPlan) -> dict[str, str]:
     """Dataset tags that say how the output was made (INFSCENE_*)."""
     o = plan.options
     fields = {
-        "VERSION": __version__, "MODEL": plan.config.name, "MODEL_SHA256": model_checksum(o.model_dir),
+        "VERSION": __version__, "MODEL": plan.config.name, "MODEL_SHA256": plan.model_sha256,
         "FAMILY": plan.family, "MODE": o.mode.value, "STEPS": plan.steps, "SEED": o.seed,
         "SCALE": f"{plan.scale:.6g}", "PATCH": plan.grid.patch, "OVERLAP": plan.grid.overlap,
         "LR_CONSISTENCY": o.lr_consistency, "INPUT": plan.input_path.name,
@@ -348,45 +400,52 @@ def estimate_seconds(plan: SRPlan) -> float:
     return per_patch * plan.total_work / len(plan.devices)
 
 
-def _sample(plan: SRPlan, models: list[torch.nn.Module], seed: int, visible: np.ndarray, cond: Canvas,
-            make_canvas: CanvasFactory, tracker: ProgressTracker) -> Canvas:
+def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, cond: Canvas, tracker: ProgressTracker,
+            checkpoint: StateCheckpoint) -> Canvas:
     """The model-specific part of a run: one seed's output canvas (model units) on the output grid."""
     options = plan.options
     try:
         if plan.family == "e2diffsr":
-            return e2diffsr_run.sample_scene(models, visible, (plan.height, plan.width), cond, plan.grid,
+            return e2diffsr_run.sample_scene(executor, plan.config, visible, (plan.height, plan.width), cond, plan.grid,
                                              list(plan.reverse_steps), options.mode, seed, options.batch_size,
-                                             options.regression_only, options.lr_consistency, make_canvas, tracker)
-        denoisers = [PatchDenoiser(model, plan.scale, options.lr_consistency) for model in models]
-        with DenoiserPool(denoisers) as pool:
-            job = SamplingJob(cond, plan.grid, pool, list(plan.reverse_steps), seed, options.batch_size,
-                              make_canvas, tracker)
-            return sample_canvas(job, options.mode)
+                                             options.regression_only, options.lr_consistency, tracker, checkpoint)
+        job = SamplingJob(cond, plan.grid, executor, list(plan.reverse_steps), seed, options.batch_size, tracker,
+                          checkpoint=checkpoint)
+        return sample_canvas(job, options.mode)
     except torch.OutOfMemoryError as exc:
         raise InfSceneError(
             f"the GPU ran out of memory with {options.batch_size} patches of {plan.grid.patch} px per batch: "
             f"lower --batch-size (or --patch)") from exc
 
 
-def _sample_with_spread(plan: SRPlan, visible: np.ndarray, cond: Canvas, make_canvas: CanvasFactory,
-                        tracker: ProgressTracker) -> tuple[Canvas, Optional[Canvas]]:
+def _sample_with_spread(plan: SRPlan, executor: Executor, visible: np.ndarray, cond: Canvas, tracker: ProgressTracker,
+                        checkpoint: Checkpoint) -> tuple[Canvas, Optional[Canvas]]:
     """The first seed's output and, with several samples, the per-pixel std over them (model units, per band).
 
-    Welford's running mean and sum of squares: two canvases whatever the number of samples.
+    Welford's running mean and sum of squares: two canvases whatever the number of samples; the finished
+    samples' canvases go into the checkpoint, so a resumed run goes on from the sample it was in.
     """
-    models = [load_model(plan.options.model_dir, device) for device in plan.devices]  # once, for every sample
-    first = _sample(plan, models, plan.options.seed, visible, cond, make_canvas, tracker)
-    if plan.options.samples == 1:
-        return first, None
-    mean, squares = make_canvas(*first.shape), make_canvas(*first.shape)
-    mean.data[...] = first.data
-    for k in range(1, plan.options.samples):
-        sample = _sample(plan, models, plan.options.seed + k, visible, cond, make_canvas, tracker)
-        for r0, r1 in row_blocks(first.shape[1], first.shape[2]):
-            delta = sample.data[:, r0:r1] - mean.data[:, r0:r1]
+    samples, seed = plan.options.samples, plan.options.seed
+    if samples == 1:
+        return _sample(plan, executor, seed, visible, cond, tracker, checkpoint.for_sample(0)), None
+    kept = {name: executor.make_canvas(*cond.shape, name) for name in ("first", "mean", "squares")}
+    first, mean, squares = kept.values()
+    done = checkpoint.restore_sample(kept)
+    tracker.skip(done * plan.work_per_sample)
+    for k in range(done, samples):
+        sample = _sample(plan, executor, seed + k, visible, cond, tracker, checkpoint.for_sample(k))
+        for r0, r1 in row_blocks(*cond.shape[1:]):
+            values = sample.data[:, r0:r1]
+            if k == 0:
+                first.data[:, r0:r1] = values
+                mean.data[:, r0:r1] = values
+                continue
+            delta = values - mean.data[:, r0:r1]
             mean.data[:, r0:r1] += delta / (k + 1)
-            squares.data[:, r0:r1] += delta * (sample.data[:, r0:r1] - mean.data[:, r0:r1])
-    np.sqrt(squares.data / plan.options.samples, out=squares.data)
+            squares.data[:, r0:r1] += delta * (values - mean.data[:, r0:r1])
+        checkpoint.commit_sample(k + 1, kept)
+    for r0, r1 in row_blocks(*cond.shape[1:]):
+        squares.data[:, r0:r1] = np.sqrt(squares.data[:, r0:r1] / samples)
     return first, squares
 
 
@@ -402,31 +461,52 @@ def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling,
             dst.write(block.mean(axis=0).astype(np.float32)[None], window=Window(0, r0, plan.width, r1 - r0))
 
 
-def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cancelled: Optional[CancelCheck] = None) -> Path:
-    """Carry out a plan from `plan_run`; returns the output path.
+def run_fingerprint(plan: SRPlan) -> dict[str, object]:
+    """What makes a run's output what it is: a checkpoint is resumed only by a run with the same fingerprint."""
+    o, w, stat = plan.options, plan.window, plan.input_path.stat()
+    return {
+        "engine": __version__, "model_sha256": plan.model_sha256, "family": plan.family,
+        "input": str(plan.input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
+        "window": [int(w.col_off), int(w.row_off), int(w.width), int(w.height)],
+        "bands": [*plan.layout.visible, *plan.layout.extra], "output": [plan.height, plan.width], "scale": repr(plan.scale),
+        "grid": [plan.grid.height, plan.grid.width, plan.grid.patch, plan.grid.overlap], "steps": plan.steps,
+        "mode": o.mode.value, "seed": o.seed, "samples": o.samples, "batch_size": o.batch_size,
+        "lr_consistency": o.lr_consistency, "regression_only": o.regression_only,
+    }
 
-    Raises InfSceneError (one-line message) for bad input and Cancelled when `is_cancelled()`
-    turns true; in both cases nothing is left at the output path, and the run's temporary folders
-    are removed.
-    """
-    if plan.output_path is None:
-        raise ValueError("this plan was made without an output path; pass one to plan_run")
-    tracker = ProgressTracker(plan.total_work, progress, is_cancelled)
-    tracker.check_cancel()
-    with open_raster(plan.input_path) as ds, Workspace() as workspace:
-        workspace.folder_in(plan.output_path.parent)  # the run's folder exists (and is owned) from the start
-        bands = [*plan.layout.visible, *plan.layout.extra]
-        data = read_window(ds, plan.window, bands, plan.layout.alpha)
-        scaling = fit_scaling(data.values, data.valid, np.dtype(plan.profile["dtype"]), plan.config)
-        model_values = scaling.to_model(fill_invalid(data.values, data.valid))
-        ranges = [value_range(ds, band, data.values[i][data.valid]) for i, band in enumerate(bands)]
-        make_canvas = CanvasFactory(workspace.folder_in(plan.work_dir) if plan.canvases_on_disk else None)
+
+@contextmanager
+def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Iterator[Executor]:
+    """Where this run's model work goes: a Dask cluster (--dask), else this process's devices."""
+    spec = DenoiserSpec(plan.family, plan.scale, plan.options.lr_consistency)
+    if plan.options.dask:
+        from .scaleout import DaskExecutor, connect  # imports dask.distributed: only for runs that use it
+
+        with connect(plan.options.dask, plan.options.threads_per_worker) as client:
+            yield DaskExecutor(client, checkpoint.store, spec, plan.options.model_dir or DEFAULT_MODEL_DIR,
+                               plan.state_channels)
+        return
+    models = [load_model(plan.options.model_dir, device) for device in plan.devices]  # once, for every sample
+    canvases = CanvasFactory(workspace.folder_in(plan.work_dir) if plan.canvases_on_disk else None)
+    with LocalExecutor([spec.build(model) for model in models], canvases) as executor:
+        yield executor
+
+
+def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, checkpoint: Checkpoint,
+               tracker: ProgressTracker) -> None:
+    """Read, sample, write: the run itself, inside its workspace and with its checkpoint open."""
+    bands = [*plan.layout.visible, *plan.layout.extra]
+    data = read_window(ds, plan.window, bands, plan.layout.alpha)
+    scaling = fit_scaling(data.values, data.valid, np.dtype(plan.profile["dtype"]), plan.config)
+    model_values = scaling.to_model(fill_invalid(data.values, data.valid))
+    ranges = [value_range(ds, band, data.values[i][data.valid]) for i, band in enumerate(bands)]
+    with _executor(plan, checkpoint, workspace) as executor:
         factor = plan.canvas_factor
-        cond = make_canvas(3, plan.grid.height * factor, plan.grid.width * factor)
+        cond = executor.make_canvas(3, plan.grid.height * factor, plan.grid.width * factor, "cond")
         _condition_canvas(model_values[:3], plan, cond)
-        result, spread = _sample_with_spread(plan, model_values[:3], cond, make_canvas, tracker)
+        result, spread = _sample_with_spread(plan, executor, model_values[:3], cond, tracker, checkpoint)
         use_mask = ds.nodata is None and plan.layout.alpha is None and not data.valid.all()
-        tags = provenance_tags(plan)  # hashes the weights: once for both outputs
+        tags = provenance_tags(plan)
         with ExitStack() as outputs:  # both appear, or neither: renamed only when every write succeeded
             tmp = outputs.enter_context(atomic_output(plan.output_path, workspace))
             if spread is not None:
@@ -434,6 +514,35 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
             write_super_resolved(tmp, plan.output_path, ds, plan.layout, plan.profile,
                                  _output_rows(plan, result, cond, model_values, data, scaling),
                                  ranges, use_mask, tags)
+
+
+def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cancelled: Optional[CancelCheck] = None) -> Path:
+    """Carry out a plan from `plan_run`; returns the output path.
+
+    Raises InfSceneError (one-line message) for bad input and Cancelled when `is_cancelled()`
+    turns true; in both cases nothing is left at the output path, and the run's temporary folders
+    are removed. The checkpoint stays when the run got somewhere (`--resume` goes on from it) and is
+    removed once the output is written.
+    """
+    if plan.output_path is None or plan.checkpoint_dir is None:
+        raise ValueError("this plan was made without an output path; pass one to plan_run")
+    tracker = ProgressTracker(plan.total_work, progress, is_cancelled)
+    tracker.check_cancel()
+    with open_raster(plan.input_path) as ds, Workspace() as workspace, disk_full_is_an_error(plan.work_dir):
+        workspace.folder_in(plan.output_path.parent)  # the run's folder exists (and is owned) from the start
+        if plan.options.checkpoint:
+            checkpoint = Checkpoint.open(plan.checkpoint_dir, run_fingerprint(plan), plan.options.resume, plan.options.restart)
+        else:
+            checkpoint = Checkpoint.scratch(workspace.folder_in(plan.work_dir))
+        try:
+            _carry_out(plan, ds, workspace, checkpoint, tracker)
+        except BaseException:
+            if checkpoint.position == Position():
+                checkpoint.remove()  # nothing done yet: nothing to resume
+            else:
+                checkpoint.release()
+            raise
+        checkpoint.remove()
     return plan.output_path
 
 

@@ -18,6 +18,7 @@ class Progress:
     done: int
     total: int
     elapsed_s: float
+    resumed_at: int = 0  # work a resumed run found already done (not counted in its rate)
 
     @property
     def fraction(self) -> float:
@@ -26,7 +27,7 @@ class Progress:
     @property
     def rate(self) -> float:
         """Units of work per second so far."""
-        return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return (self.done - self.resumed_at) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
     def eta_s(self) -> Optional[float]:
@@ -53,6 +54,7 @@ class ProgressTracker:
     ) -> None:
         self.total = total
         self.done = 0
+        self.resumed_at = 0
         self._callback = callback
         self._is_cancelled = is_cancelled
         self._start = time.monotonic()
@@ -63,8 +65,16 @@ class ProgressTracker:
             raise Cancelled()
 
     def advance(self, units: int = 1) -> None:
+        """Count finished work (nothing is reported for none) and honour a cancel."""
         with self._lock:
             self.done += units
-            if self._callback is not None:
-                self._callback(Progress(self.done, self.total, time.monotonic() - self._start))
+            if self._callback is not None and units:
+                self._callback(Progress(self.done, self.total, time.monotonic() - self._start, self.resumed_at))
         self.check_cancel()
+
+    def skip(self, units: int) -> None:
+        """Count work a resumed run finds already done: it moves the fraction, not the rate."""
+        if units:
+            with self._lock:
+                self.done += units
+                self.resumed_at += units

@@ -23,6 +23,9 @@ SCALE_MAX = 16.0
 MAX_PATCH = 512  # output pixels per patch side (4x the bundled model's; attention memory grows as its square)
 MAX_BATCH = 4096  # patches per model call
 MAX_SAMPLES = 64  # --samples: seeds whose spread is mapped (each costs a whole run)
+MAX_THREADS_PER_WORKER = 256  # --threads-per-worker of a local:N Dask cluster
+LOCAL_CLUSTER_PREFIX = "local:"  # --dask local:N: a cluster of N worker processes on this machine
+MAX_LOCAL_WORKERS = 256
 MODES: Tuple[str, ...] = ("vcf", "average", "independent")
 PROGRESS_KINDS: Tuple[str, ...] = ("bar", "json", "none")
 
@@ -141,6 +144,19 @@ def parse_event(line: str) -> Optional[Event]:
         return kind(**values)
     except (TypeError, ValueError, OverflowError):
         return None
+
+
+def dask_address_problem(address: str) -> Optional[str]:
+    """Why `address` is not a --dask value (local:N, or a scheduler address such as tcp://10.0.0.5:8786); None if it is."""
+    text = address.strip()
+    if text.startswith(LOCAL_CLUSTER_PREFIX):
+        count = text[len(LOCAL_CLUSTER_PREFIX):]
+        if not count.isdigit() or not 1 <= int(count) <= MAX_LOCAL_WORKERS:
+            return f"--dask {address}: local:N needs N between 1 and {MAX_LOCAL_WORKERS} worker processes, e.g. local:2"
+        return None
+    if not text or any(c.isspace() for c in text):
+        return f"--dask {address!r}: give a scheduler address such as tcp://10.0.0.5:8786, or local:N"
+    return None
 
 
 def format_bytes(count: float) -> str:

@@ -18,7 +18,7 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Optional
+from typing import IO, Optional
 
 try:
     import fcntl
@@ -30,21 +30,32 @@ LOCK_FILE = "lock"
 UNLOCKED_GRACE_S = 600  # a folder without its lock file may be a run between mkdir and lock
 
 
+def try_lock(path: Path) -> Optional[IO[str]]:
+    """Open `path` (made if missing) and take its exclusive lock without waiting; None while a live process holds it.
+
+    The lock lasts as long as the returned handle stays open (or its process lives).
+    """
+    handle = open(path, "a")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return None
+    return handle
+
+
 def _owner_is_gone(folder: Path) -> bool:
     """True when no live process holds the folder's lock (so its run was killed)."""
     if fcntl is None:
         return False
-    lock = folder / LOCK_FILE
-    try:
-        handle = open(lock, "a")
-    except FileNotFoundError:
+    if not (folder / LOCK_FILE).exists():
         return time.time() - folder.stat().st_mtime > UNLOCKED_GRACE_S
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return False
-        return True
+    handle = try_lock(folder / LOCK_FILE)
+    if handle is None:
+        return False
+    handle.close()
+    return True
 
 
 def remove_leftovers(parent: Path) -> list[Path]:

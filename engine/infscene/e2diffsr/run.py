@@ -8,18 +8,19 @@ spread over the same devices.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ..canvas import Canvas
+from ..executors import Executor
 from ..fusion import FusionMode
 from ..grid import PatchGrid
-from ..joint import CanvasMaker, SamplingJob, sample_canvas
+from ..joint import SamplingJob, StateCheckpoint, sample_canvas
 from ..progress import ProgressTracker
 from ..sampler import ReverseStep
-from ..workers import DenoiserPool
-from .decode import AxisSpan, ReadLatent, SceneGeometry, core_side, decode_tile, tiles
+from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 
@@ -46,13 +47,29 @@ def typical_tile(model: E2DiffSR, scale: float) -> Callable[[], np.ndarray]:
     return lambda: decode_tile(model, lr, None, geometry, *centre, lr_consistency=True)
 
 
-def raw_units(z: Canvas, latent_scale: float) -> ReadLatent:
-    """Reads of the sampled latent canvas (diffusion units, z / latent_scale) in the decoder's raw units."""
-    return lambda rows, cols: z.data[:, rows, cols] * latent_scale
+@dataclass(frozen=True)
+class DecodeTile:
+    """The decode of one tile as executor work: picklable, the LR and the latent being arrays any worker can read."""
+
+    lr: Any  # (C, h, w) model units: a numpy array here, a store array on Dask workers
+    latent: Optional[Canvas]  # the sampled latent (diffusion units); None decodes from z = 0, the regression branch alone
+    latent_scale: float
+    geometry: SceneGeometry
+    lr_consistency: bool
+
+    def _raw_latent(self, rows: slice, cols: slice) -> np.ndarray:
+        """The latent in the decoder's raw units (z * latent_scale)."""
+        assert self.latent is not None
+        return self.latent.data[:, rows, cols] * self.latent_scale
+
+    def __call__(self, denoiser: LatentPatchDenoiser, tile: tuple[AxisSpan, AxisSpan]) -> np.ndarray:
+        latent = None if self.latent is None else self._raw_latent
+        return decode_tile(denoiser.model, self.lr, latent, self.geometry, tile[0], tile[1], self.lr_consistency)
 
 
 def sample_scene(
-    models: list[E2DiffSR],
+    executor: Executor,
+    config: E2DiffSRConfig,
     lr: np.ndarray,
     out_size: tuple[int, int],
     cond: Canvas,
@@ -63,8 +80,8 @@ def sample_scene(
     batch_size: int,
     regression_only: bool,
     lr_consistency: bool,
-    make_canvas: CanvasMaker,
     tracker: ProgressTracker,
+    checkpoint: StateCheckpoint,
 ) -> Canvas:
     """The output canvas (C, 8 grid.height, 8 grid.width), model units, of one seed.
 
@@ -72,20 +89,15 @@ def sample_scene(
     the decode reads z = 0, the prior's mean: the regression branch alone.
     """
     geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
-    denoisers = [LatentPatchDenoiser(model, geometry.scale) for model in models]
-    latent: Optional[ReadLatent] = None
-    with DenoiserPool(denoisers) as pool:
-        if not regression_only:
-            job = SamplingJob(cond, grid, pool, steps, seed, batch_size, make_canvas, tracker, cond_factor=LATENT_FACTOR)
-            latent = raw_units(sample_canvas(job, mode), models[0].config.latent_scale)
-        result = make_canvas(models[0].config.channels, *cond.shape[1:])
-
-        def decode(denoiser: LatentPatchDenoiser, tile: tuple[AxisSpan, AxisSpan]) -> np.ndarray:
-            return decode_tile(denoiser.model, lr, latent, geometry, tile[0], tile[1], lr_consistency)
-
-        spans = list(tiles(models[0].config, geometry))
-        for (row, col), values in zip(spans, pool.map(decode, spans)):
-            tracker.check_cancel()
-            result.data[:, slice(*row.out), slice(*col.out)] = values
-            tracker.advance(1)
+    latent: Optional[Canvas] = None
+    if not regression_only:
+        job = SamplingJob(cond, grid, executor, steps, seed, batch_size, tracker, LATENT_FACTOR, checkpoint)
+        latent = sample_canvas(job, mode)
+    result = executor.make_canvas(config.channels, *cond.shape[1:], "result")
+    work = DecodeTile(executor.share("lr", lr), latent, config.latent_scale, geometry, lr_consistency)
+    spans = list(tiles(config, geometry))
+    for (row, col), values in zip(spans, executor.map(work, spans)):
+        tracker.check_cancel()
+        result.data[:, slice(*row.out), slice(*col.out)] = values
+        tracker.advance(1)
     return result

@@ -1,0 +1,257 @@
+"""Scale-out on Dask and resuming (issue 10): the same output, bitwise, however and wherever the work runs.
+
+A LocalCluster of 2 worker processes (1 thread each) against the single-process engine run with one
+torch thread (a model call's float rounding depends on its thread count, see docs/scale-out.md), on
+the real NAIP fixture, for both model families and every mode; then the faults: a worker killed
+mid-run, the client killed at step k and resumed, a cancel through the cluster, and bad input.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from distributed import Client, LocalCluster
+
+from infscene import scaleout
+from infscene.checkpoint import CHECKPOINT_SUFFIX, MANIFEST_FILE
+from infscene.errors import Cancelled, InfSceneError
+from infscene.fusion import FusionMode
+from infscene.pipeline import SROptions, plan_run, super_resolve
+from infscene.progress import Progress
+
+REPO = Path(__file__).resolve().parents[1]
+E2DIFFSR = REPO / "resources" / "models" / "e2diffsr"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Client]:
+    """A cluster the tests reach by its scheduler address, as a user reaches theirs: 2 processes of 1 thread."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local, \
+            Client(local) as client:
+        yield client
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """The single-process reference runs its model calls on one thread, as each worker does."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def _sr3(tiny_model_dir: Path, **changes: object) -> SROptions:
+    base = SROptions(scale=4, bands=[1, 2, 3], model_dir=tiny_model_dir, steps=3, patch=32, overlap=8, batch_size=3)
+    return replace(base, **changes)
+
+
+def _e2diffsr(**changes: object) -> SROptions:
+    return replace(SROptions(scale=4, bands=[1, 2, 3], model_dir=E2DIFFSR, patch=64, overlap=16, batch_size=3), **changes)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".infscene") or p.name.endswith(CHECKPOINT_SUFFIX))
+
+
+@pytest.mark.parametrize("mode", list(FusionMode))
+def test_two_worker_processes_give_the_single_process_output_sr3(cluster: Client, one_thread: None, tiny_model_dir: Path,
+                                                                  naip: Path, tmp_path: Path, mode: FusionMode) -> None:
+    options = _sr3(tiny_model_dir, mode=mode)
+    alone = super_resolve(naip, tmp_path / "alone.tif", options)
+    spread = super_resolve(naip, tmp_path / "dask.tif", replace(options, dask=cluster.scheduler.address))
+    assert np.array_equal(_read(alone), _read(spread))
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("mode", list(FusionMode))
+def test_two_worker_processes_give_the_single_process_output_e2diffsr(cluster: Client, one_thread: None, naip: Path,
+                                                                      tmp_path: Path, mode: FusionMode) -> None:
+    options = _e2diffsr(mode=mode, samples=2 if mode is FusionMode.VCF else 1)
+    alone = super_resolve(naip, tmp_path / "alone.tif", options)
+    spread = super_resolve(naip, tmp_path / "dask.tif", replace(options, dask=cluster.scheduler.address))
+    assert np.array_equal(_read(alone), _read(spread))
+    if mode is FusionMode.VCF:  # the --samples spread raster too
+        assert np.array_equal(_read(tmp_path / "alone_spread.tif"), _read(tmp_path / "dask_spread.tif"))
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_local_cluster_of_its_own(one_thread: None, tiny_model_dir: Path, naip: Path, tmp_path: Path) -> None:
+    """--dask local:2 starts (and stops) a LocalCluster of two worker processes itself."""
+    options = _sr3(tiny_model_dir)
+    alone = super_resolve(naip, tmp_path / "alone.tif", options)
+    spread = super_resolve(naip, tmp_path / "dask.tif", replace(options, dask="local:2"))
+    assert np.array_equal(_read(alone), _read(spread))
+
+
+def test_a_worker_killed_mid_run_changes_nothing(cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path,
+                                                 tmp_path: Path) -> None:
+    options = _sr3(tiny_model_dir, steps=6)
+    alone = super_resolve(naip, tmp_path / "alone.tif", options)
+    pids = list(cluster.run(os.getpid).values())
+    killed: list[int] = []
+
+    def kill_one_worker(p: Progress) -> None:
+        if not killed and p.done >= p.total // 3:
+            os.kill(pids[0], signal.SIGKILL)  # the nanny starts a new worker; Dask reruns the lost tasks
+            killed.append(pids[0])
+
+    spread = super_resolve(naip, tmp_path / "dask.tif", replace(options, dask=cluster.scheduler.address),
+                           progress=kill_one_worker)
+    assert killed and np.array_equal(_read(alone), _read(spread))
+    cluster.wait_for_workers(2, timeout=60)
+
+
+def _kill_after(command: list[str], manifest: Path, transitions: int, env: dict[str, str]) -> None:
+    """Start the engine, SIGKILL it once its checkpoint records `transitions` finished transitions."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the run ended before it could be killed: {process.stderr.read().decode()[-500:]}")
+        try:
+            if json.loads(manifest.read_text())["transitions_done"] >= transitions:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def _cli(naip: Path, output: Path, options: list[str]) -> list[str]:
+    return [sys.executable, "-m", "infscene", "sr", str(naip), str(output), "--scale", "4", "--bands", "1,2,3", *options]
+
+
+@pytest.mark.parametrize("where", ["single-process", "dask"])
+def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, one_thread: None, tiny_model_dir: Path,
+                                                               naip: Path, tmp_path: Path, where: str) -> None:
+    options = _sr3(tiny_model_dir, steps=30)
+    reference = super_resolve(naip, tmp_path / "reference.tif", options)
+    output = tmp_path / "resumed.tif"
+    flags = ["--model", str(tiny_model_dir), "--steps", "30", "--patch", "32", "--overlap", "8", "--batch-size", "3"]
+    if where == "dask":
+        flags += ["--dask", cluster.scheduler.address]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    manifest = tmp_path / f"resumed.tif{CHECKPOINT_SUFFIX}" / MANIFEST_FILE
+    _kill_after(_cli(naip, output, flags), manifest, transitions=4, env=env)
+    assert not output.exists()
+    done = json.loads(manifest.read_text())["transitions_done"]
+    assert 4 <= done < 31
+
+    again = subprocess.run(_cli(naip, output, flags), env=env, capture_output=True, text=True)
+    assert again.returncode == 1 and "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    resumed = subprocess.run(_cli(naip, output, [*flags, "--resume", "--progress", "json"]), env=env,
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    first_progress = next(json.loads(line) for line in resumed.stdout.splitlines() if '"progress"' in line)
+    patches = len(plan_run(naip, options).grid)
+    assert first_progress["done"] > (done - 1) * patches  # it went on from the checkpoint (the initial noise counts 0)
+    assert np.array_equal(_read(reference), _read(output))
+    assert _leftovers(tmp_path) == []  # the checkpoint went with the success
+
+
+def test_progress_and_cancel_work_through_the_cluster(cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path,
+                                                      tmp_path: Path) -> None:
+    options = _sr3(tiny_model_dir, steps=4, dask=cluster.scheduler.address)
+    seen: list[Progress] = []
+    with pytest.raises(Cancelled):
+        super_resolve(naip, tmp_path / "out.tif", options, progress=seen.append,
+                      is_cancelled=lambda: bool(seen) and seen[-1].done >= seen[-1].total // 2)
+    assert not (tmp_path / "out.tif").exists()
+    done = [p.done for p in seen]
+    assert done == sorted(done) and seen[-1].total // 2 <= done[-1] < seen[-1].total
+    assert _leftovers(tmp_path) == [f"out.tif{CHECKPOINT_SUFFIX}"]  # kept on purpose: --resume goes on from it
+
+    finished: list[Progress] = []
+    out = super_resolve(naip, tmp_path / "out.tif", replace(options, resume=True), progress=finished.append)
+    assert finished[-1].done == finished[-1].total and finished[0].resumed_at > 0
+    reference = super_resolve(naip, tmp_path / "reference.tif", replace(options, dask=None))
+    assert np.array_equal(_read(reference), _read(out))
+
+
+def test_a_bad_scheduler_address_is_one_line(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, naip: Path,
+                                             tmp_path: Path) -> None:
+    monkeypatch.setattr(scaleout, "CONNECT_TIMEOUT_S", 2)
+    with pytest.raises(InfSceneError, match=r"^cannot reach the Dask scheduler at tcp://127\.0\.0\.1:9") as error:
+        super_resolve(naip, tmp_path / "out.tif", _sr3(tiny_model_dir, dask="tcp://127.0.0.1:9"))
+    assert "\n" not in str(error.value)
+    with pytest.raises(InfSceneError, match="local:N needs N between 1 and"):
+        super_resolve(naip, tmp_path / "out.tif", _sr3(tiny_model_dir, dask="local:0"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cluster_without_workers_is_one_line(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, naip: Path,
+                                               tmp_path: Path) -> None:
+    monkeypatch.setattr(scaleout, "WORKER_WAIT_S", 1)
+    with LocalCluster(n_workers=0, dashboard_address=":0") as empty:
+        with pytest.raises(InfSceneError, match="has no worker"):
+            super_resolve(naip, tmp_path / "out.tif", _sr3(tiny_model_dir, dask=empty.scheduler_address))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_worker_that_cannot_load_the_model_is_one_line(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path,
+                                                         naip: Path, tmp_path: Path) -> None:
+    """As on a machine where the model folder is missing: the worker's own error, in one line, nothing written."""
+
+    def missing(folder: object, device: object) -> None:
+        raise InfSceneError(f"model folder not found: {folder}")
+
+    monkeypatch.setattr(scaleout, "load_model", missing)
+    threads = torch.get_num_threads()
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as threaded:  # workers in this process
+        with pytest.raises(InfSceneError, match="^a Dask worker cannot load the model .*model folder not found") as error:
+            super_resolve(naip, tmp_path / "out.tif", _sr3(tiny_model_dir, dask=threaded.scheduler_address))
+    torch.set_num_threads(threads)
+    assert "\n" not in str(error.value) and list(tmp_path.iterdir()) == []
+
+
+def test_resume_refuses_a_missing_or_foreign_checkpoint(tiny_model_dir: Path, naip: Path, tmp_path: Path) -> None:
+    options = _sr3(tiny_model_dir, steps=4)
+    with pytest.raises(InfSceneError, match="--resume: there is no checkpoint to continue"):
+        super_resolve(naip, tmp_path / "out.tif", replace(options, resume=True))
+    seen: list[Progress] = []
+    with pytest.raises(Cancelled):
+        super_resolve(naip, tmp_path / "out.tif", options, progress=seen.append,
+                      is_cancelled=lambda: bool(seen) and seen[-1].done > seen[-1].total // 2)  # after step 2 of 4
+    with pytest.raises(InfSceneError, match=r"is of another run \(seed: 0 there, 1 now\)"):
+        super_resolve(naip, tmp_path / "out.tif", replace(options, seed=1, resume=True))
+    with pytest.raises(InfSceneError, match="left a checkpoint .*add --resume to continue it, or --restart"):
+        super_resolve(naip, tmp_path / "out.tif", replace(options, seed=1))
+    fresh = super_resolve(naip, tmp_path / "out.tif", replace(options, seed=1, restart=True))
+    assert fresh.exists() and _leftovers(tmp_path) == []
+
+
+def test_a_full_disk_while_checkpointing_is_one_line(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, naip: Path,
+                                                     tmp_path: Path) -> None:
+    import zarr.storage._local as local_store
+
+    put, writes = local_store._put, []
+
+    def fills_up(path: object, value: object, exclusive: bool = False) -> int:
+        writes.append(path)
+        if len(writes) > 12:  # the store is made, a few steps are saved, then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return put(path, value, exclusive=exclusive)
+
+    monkeypatch.setattr(local_store, "_put", fills_up)
+    with pytest.raises(InfSceneError, match="is full .*--work-dir on a larger disk, then rerun with --resume") as error:
+        super_resolve(naip, tmp_path / "out.tif", _sr3(tiny_model_dir, steps=20))
+    assert "\n" not in str(error.value) and not (tmp_path / "out.tif").exists()
+    assert _leftovers(tmp_path) == [f"out.tif{CHECKPOINT_SUFFIX}"]  # the steps saved before are kept for --resume
