@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Iterator, Protocol, Sequence, TypeVar
+from typing import Callable, Iterator, Optional, Protocol, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -80,12 +80,9 @@ class Executor(Protocol):
 
     state_channels: int
 
-    def make_canvas(self, channels: int, height: int, width: int, name: str) -> Canvas:
-        """A scene-sized map that the executor's workers can read (RAM or memory-mapped here; a store there)."""
-        ...
-
-    def share(self, name: str, array: np.ndarray) -> np.ndarray:
-        """`array` as the workers read it (itself here; a copy in the store there), sliced like a numpy array."""
+    def make_canvas(self, channels: int, height: int, width: int, name: str, chunk: Optional[int] = None) -> Canvas:
+        """A scene-sized map that the executor's workers can read (RAM or memory-mapped here; a store there, in
+        chunks of `chunk` pixels, the unit a worker writes whole)."""
         ...
 
     def map(self, work: Callable[[Denoiser, Item], Result], items: Sequence[Item]) -> Iterator[Result]:
@@ -111,11 +108,8 @@ class LocalExecutor:
     def __exit__(self, *exc: object) -> None:
         self.pool.__exit__(None, None, None)
 
-    def make_canvas(self, channels: int, height: int, width: int, name: str) -> Canvas:
+    def make_canvas(self, channels: int, height: int, width: int, name: str, chunk: Optional[int] = None) -> Canvas:
         return self.canvases(channels, height, width)
-
-    def share(self, name: str, array: np.ndarray) -> np.ndarray:
-        return array
 
     def map(self, work: Callable[[Denoiser, Item], Result], items: Sequence[Item]) -> Iterator[Result]:
         return self.pool.map(work, items)

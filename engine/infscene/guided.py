@@ -20,17 +20,36 @@ import numpy as np
 class GuidedBands:
     slopes: np.ndarray  # (extra_bands,)
 
-    @classmethod
-    def fit(cls, visible: np.ndarray, extra: np.ndarray, valid: np.ndarray) -> "GuidedBands":
-        """Fit each extra band's slope on the guide, from the low-resolution window (model units)."""
-        guide = visible.mean(axis=0)[valid].astype(np.float64)
-        centred = guide - guide.mean()
-        variance = float(np.mean(centred**2))
-        if variance == 0.0:
-            return cls(np.zeros(len(extra), np.float32))
-        slopes = [np.mean(centred * (band[valid] - band[valid].mean())) / variance for band in extra]
-        return cls(np.asarray(slopes, np.float32))
+    @staticmethod
+    def moments(bands: int) -> GuideMoments:
+        """Sums to accumulate over row blocks of the window; `fit()` then gives the slopes."""
+        return GuideMoments(np.zeros(3 + 2 * bands), bands)
 
     def apply(self, extra_up: np.ndarray, visible_sr: np.ndarray, visible_up: np.ndarray) -> np.ndarray:
         detail = visible_sr.mean(axis=0) - visible_up.mean(axis=0)
         return extra_up + self.slopes[:, None, None] * detail[None]
+
+
+@dataclass
+class GuideMoments:
+    """Running float64 sums of the guide g and each extra band e over valid pixels: n, g, g^2, and e, g e per band."""
+
+    sums: np.ndarray
+    bands: int
+
+    def add(self, visible: np.ndarray, extra: np.ndarray, valid: np.ndarray) -> None:
+        guide = visible.mean(axis=0)[valid].astype(np.float64)
+        values = extra[:, valid].astype(np.float64)
+        self.sums[:3] += (guide.size, guide.sum(), (guide * guide).sum())
+        self.sums[3 : 3 + self.bands] += values.sum(axis=1)
+        self.sums[3 + self.bands :] += (values * guide).sum(axis=1)
+
+    def fit(self) -> GuidedBands:
+        n, g, gg = self.sums[:3]
+        if n == 0:
+            return GuidedBands(np.zeros(self.bands, np.float32))
+        variance = gg / n - (g / n) ** 2
+        if variance <= 1e-12:
+            return GuidedBands(np.zeros(self.bands, np.float32))
+        e, ge = self.sums[3 : 3 + self.bands], self.sums[3 + self.bands :]
+        return GuidedBands(((ge / n - (g / n) * (e / n)) / variance).astype(np.float32))

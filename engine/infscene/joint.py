@@ -26,6 +26,7 @@ from .executors import Combine, Executor, PatchWork
 from .fusion import FusionMode, average_contribution, patch_weight, vcf_contribution, weight_windows
 from .grid import Patch, PatchGrid
 from .progress import ProgressTracker
+from .resample import Upsampled
 from .sampler import Denoiser, ReverseStep, patch_noise
 
 
@@ -34,7 +35,7 @@ def _noise(seed: int, step: int, batch: list[Patch], channels: int) -> torch.Ten
     return patch_noise(seed, step, [p.row for p in batch], [p.col for p in batch], (channels, size, size))
 
 
-def read_cond(cond: Canvas, batch: list[Patch], factor: int) -> torch.Tensor:
+def read_cond(cond: Upsampled, batch: list[Patch], factor: int) -> torch.Tensor:
     """The condition under each patch of the batch (the patch scaled to the condition's grid by `factor`)."""
     return torch.from_numpy(cond.read_batch([Patch(p.row, p.col, p.y0 * factor, p.x0 * factor, p.size * factor) for p in batch]))
 
@@ -64,7 +65,7 @@ class FusedStep:
 
     grid: PatchGrid
     state: Canvas
-    cond: Canvas
+    cond: Upsampled
     step: ReverseStep
     seed: int
     mode: FusionMode
@@ -90,7 +91,7 @@ class IndependentChain:
     """Every reverse step of each tile on its own, from its own keyed noise: the tile's sample."""
 
     grid: PatchGrid
-    cond: Canvas
+    cond: Upsampled
     steps: tuple[ReverseStep, ...]
     seed: int
     channels: int
@@ -134,7 +135,7 @@ class NoCheckpoint:
 class SamplingJob:
     """What every mode needs: the condition, the grid, where the work runs, the steps, the noise key and the bookkeeping."""
 
-    cond: Canvas
+    cond: Upsampled  # or any map with read_batch, such as a Canvas
     grid: PatchGrid
     executor: Executor
     steps: list[ReverseStep]
@@ -155,7 +156,8 @@ class SamplingJob:
         return list(self.grid.batches(self.batch_size))
 
     def state_canvas(self, name: str) -> Canvas:
-        return self.executor.make_canvas(self.channels, self.grid.height, self.grid.width, name)
+        """A state canvas, chunked by the patch: a patch's window spans at most 2 x 2 chunks."""
+        return self.executor.make_canvas(self.channels, self.grid.height, self.grid.width, name, chunk=self.grid.patch)
 
 
 def _run(job: SamplingJob, transitions: Sequence[PatchWork], states: Sequence[Canvas]) -> Canvas:

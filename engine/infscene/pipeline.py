@@ -13,6 +13,7 @@ import hashlib
 import time
 import warnings
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
@@ -30,7 +31,6 @@ from .checkpoint import Checkpoint, Position, check_checkpoint, checkpoint_folde
 from .errors import InfSceneError, InfSceneWarning
 from .fusion import FusionMode
 from .grid import PatchGrid
-from .guided import GuidedBands
 from .executors import DenoiserSpec, Executor, LocalExecutor
 from .joint import SamplingJob, StateCheckpoint, sample_canvas
 from .contract import ModelContract
@@ -54,30 +54,29 @@ from .protocol import (
 from .raster_io import (
     BandLayout,
     OutputRows,
-    WindowData,
     open_raster,
     output_grid,
     geotiff_profile,
     output_profile,
-    read_window,
     resolve_bands,
     resolve_window,
-    value_range,
     verified_geotiff,
     write_super_resolved,
 )
-from .resample import bicubic_rows, nearest_rows, row_blocks
+from .resample import Upsampled, bicubic_window, nearest_rows, nearest_source_rows, row_blocks
 from .sampler import DEFAULT_STEPS, ReverseStep, respaced_steps
-from .scaling import BandScaling, fill_invalid, fit_scaling
+from .scaling import BandScaling
 from .store import disk_full_is_an_error
+from .window_input import ModelBands, fill_lr, guided_bands, window_statistics
 from .workspace import Workspace
 
-# Scene-sized float32 bands alive during the step loop (joint.py): vcf/average keep the condition, the
-# state and the next state (3 bands each); independent keeps the condition and the pasted tiles.
-CANVAS_BANDS = {FusionMode.VCF: 3 + 3 + 3, FusionMode.AVERAGE: 3 + 3 + 3, FusionMode.INDEPENDENT: 3 + 3}
-# e2diffsr keeps the condition and the result on the output grid (3 bands each) and, on the latent grid,
-# the state and the next state (4 bands each) in vcf/average, the pasted tiles in independent.
+# Scene-sized float32 bands alive during the step loop (joint.py): vcf/average keep the state and the next
+# state (3 bands each); independent keeps the pasted tiles. The condition is computed where it is read.
+CANVAS_BANDS = {FusionMode.VCF: 3 + 3, FusionMode.AVERAGE: 3 + 3, FusionMode.INDEPENDENT: 3}
+# e2diffsr keeps the result on the output grid (3 bands) and, on the latent grid, the state and the next
+# state (4 bands each) in vcf/average, the pasted tiles in independent.
 LATENT_CANVAS_BANDS = {FusionMode.VCF: 4 + 4, FusionMode.AVERAGE: 4 + 4, FusionMode.INDEPENDENT: 4}
+LR_CHUNK = 64  # the low-resolution window is read in small windows (the LR under a patch or a decode tile)
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
 
 
@@ -238,7 +237,7 @@ def _family_run(options: SROptions, config: ModelContract, window: Window, heigh
         tiles = decode_tile_count(config, (window.height, window.width), (height, width), grid)
         out_px = grid.height * grid.width * LATENT_FACTOR**2
         state_bands = 0 if options.regression_only else LATENT_CANVAS_BANDS[options.mode]
-        return grid, steps, tiles, 4 * (out_px * (3 + 3 + spread_bands) + grid.height * grid.width * state_bands)
+        return grid, steps, tiles, 4 * (out_px * (3 + spread_bands) + grid.height * grid.width * state_bands)
     if options.regression_only:
         raise InfSceneError("--regression-only is for e2diffsr models, which have a regression branch; this model is SR3")
     grid = PatchGrid(max(height, patch), max(width, patch), patch, overlap)
@@ -270,6 +269,7 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     _scale_notes(ds, window, height, width, scale, config, notes)
     patch, overlap = _patch_geometry(options, config, notes)
     grid, reverse_steps, decode_tiles, canvas_bytes = _family_run(options, config, window, height, width, patch, overlap)
+    canvas_bytes += 4 * 3 * int(window.height) * int(window.width)  # the visible bands of the window, in model units
     work_dir = Path(options.work_dir or (output_path.parent if output_path is not None else "."))
     if not work_dir.is_dir():
         raise InfSceneError(f"work folder does not exist: {work_dir}")
@@ -319,26 +319,24 @@ def spread_path_for(options: SROptions, output_path: Optional[Path]) -> Optional
     return Path(options.spread_path) if options.spread_path else output_path.with_name(f"{output_path.stem}_spread.tif")
 
 
-def _condition_canvas(visible: np.ndarray, plan: SRPlan, canvas: Canvas) -> None:
-    """Fill the output-grid canvas with the bicubic upsampling of the (model-unit) visible bands."""
-    _, height, width = canvas.shape
-    for r0, r1 in row_blocks(height, width):
-        canvas.data[:, r0:r1, :] = bicubic_rows(visible, plan.height, plan.width, r0, r1, width)
-
-
-def _output_rows(plan: SRPlan, result: Canvas, cond: Canvas, model_values: np.ndarray, data: WindowData,
+def _output_rows(plan: SRPlan, result: Canvas, cond: Upsampled, visible: ModelBands, extra: Optional[ModelBands],
                  scaling: BandScaling) -> Iterator[OutputRows]:
-    """The output in row blocks: super-resolved visible bands and guided extra bands in input units."""
-    guided = GuidedBands.fit(model_values[:3], model_values[3:], data.valid) if plan.layout.extra else None
+    """The output in row blocks: super-resolved visible bands and guided extra bands in input units, with the input's
+    validity and alpha enlarged; the input is read again under each block, never whole."""
+    guided = guided_bands(visible, extra) if extra is not None else None
+    in_h, in_w = visible.shape[1:]
     for r0, r1 in row_blocks(plan.height, plan.width):
-        visible_sr = result.data[:, r0:r1, : plan.width]
+        rows, cols = slice(r0, r1), slice(0, plan.width)
+        visible_sr = result.data[:, rows, cols]
         blocks = [visible_sr]
-        if guided is not None:
-            extra_up = bicubic_rows(model_values[3:], plan.height, plan.width, r0, r1, plan.width)
-            blocks.append(guided.apply(extra_up, visible_sr, cond.data[:, r0:r1, : plan.width]))
-        alpha = nearest_rows(data.alpha, plan.height, plan.width, r0, r1) if data.alpha is not None else None
-        yield OutputRows(r0, scaling.from_model(np.concatenate(blocks)),
-                         nearest_rows(data.valid, plan.height, plan.width, r0, r1), alpha)
+        if guided is not None and extra is not None:
+            extra_up = bicubic_window(extra, plan.height, plan.width, rows, cols)
+            blocks.append(guided.apply(extra_up, visible_sr, cond.window(rows, cols)))
+        under = nearest_source_rows(in_h, plan.height, r0, r1)
+        _, valid, alpha = visible.read(slice(int(under[0]), int(under[-1]) + 1), slice(0, in_w))
+        enlarge = partial(nearest_rows, under, int(under[0]), in_w, plan.width)
+        yield OutputRows(r0, scaling.from_model(np.concatenate(blocks)), enlarge(valid),
+                         enlarge(alpha) if alpha is not None else None)
 
 
 def model_checksum(model_dir: Optional[Path]) -> str:
@@ -400,7 +398,7 @@ def estimate_seconds(plan: SRPlan) -> float:
     return per_patch * plan.total_work / len(plan.devices)
 
 
-def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, cond: Canvas, tracker: ProgressTracker,
+def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, cond: Upsampled, tracker: ProgressTracker,
             checkpoint: StateCheckpoint) -> Canvas:
     """The model-specific part of a run: one seed's output canvas (model units) on the output grid."""
     options = plan.options
@@ -418,7 +416,7 @@ def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, co
             f"lower --batch-size (or --patch)") from exc
 
 
-def _sample_with_spread(plan: SRPlan, executor: Executor, visible: np.ndarray, cond: Canvas, tracker: ProgressTracker,
+def _sample_with_spread(plan: SRPlan, executor: Executor, visible: np.ndarray, cond: Upsampled, tracker: ProgressTracker,
                         checkpoint: Checkpoint) -> tuple[Canvas, Optional[Canvas]]:
     """The first seed's output and, with several samples, the per-pixel std over them (model units, per band).
 
@@ -495,25 +493,27 @@ def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Ite
 def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, checkpoint: Checkpoint,
                tracker: ProgressTracker) -> None:
     """Read, sample, write: the run itself, inside its workspace and with its checkpoint open."""
-    bands = [*plan.layout.visible, *plan.layout.extra]
-    data = read_window(ds, plan.window, bands, plan.layout.alpha)
-    scaling = fit_scaling(data.values, data.valid, np.dtype(plan.profile["dtype"]), plan.config)
-    model_values = scaling.to_model(fill_invalid(data.values, data.valid))
-    ranges = [value_range(ds, band, data.values[i][data.valid]) for i, band in enumerate(bands)]
+    bands = (*plan.layout.visible, *plan.layout.extra)
+    statistics = window_statistics(ds, plan.window, bands, plan.layout.alpha, np.dtype(plan.profile["dtype"]), plan.config)
+    read_bands = partial(ModelBands, ds, plan.window, bands, plan.layout.alpha, statistics)
+    visible = read_bands((0, 1, 2))
+    extra = read_bands(tuple(range(3, len(bands)))) if plan.layout.extra else None
     with _executor(plan, checkpoint, workspace) as executor:
+        lr = executor.make_canvas(3, int(plan.window.height), int(plan.window.width), "lr", chunk=LR_CHUNK)
+        fill_lr(visible, lr.data)
         factor = plan.canvas_factor
-        cond = executor.make_canvas(3, plan.grid.height * factor, plan.grid.width * factor, "cond")
-        _condition_canvas(model_values[:3], plan, cond)
-        result, spread = _sample_with_spread(plan, executor, model_values[:3], cond, tracker, checkpoint)
-        use_mask = ds.nodata is None and plan.layout.alpha is None and not data.valid.all()
+        cond = Upsampled(lr.data, plan.height, plan.width, plan.grid.height * factor, plan.grid.width * factor)
+        result, spread = _sample_with_spread(plan, executor, lr.data, cond, tracker, checkpoint)
+        use_mask = ds.nodata is None and plan.layout.alpha is None and not statistics.all_valid
         tags = provenance_tags(plan)
         with ExitStack() as outputs:  # both appear, or neither: renamed only when every write succeeded
             tmp = outputs.enter_context(atomic_output(plan.output_path, workspace))
             if spread is not None:
-                _write_spread(outputs.enter_context(atomic_output(plan.spread_path, workspace)), plan, spread, scaling, tags)
+                _write_spread(outputs.enter_context(atomic_output(plan.spread_path, workspace)), plan, spread,
+                              statistics.scaling, tags)
             write_super_resolved(tmp, plan.output_path, ds, plan.layout, plan.profile,
-                                 _output_rows(plan, result, cond, model_values, data, scaling),
-                                 ranges, use_mask, tags)
+                                 _output_rows(plan, result, cond, visible, extra, statistics.scaling),
+                                 statistics.ranges, use_mask, tags)
 
 
 def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cancelled: Optional[CancelCheck] = None) -> Path:

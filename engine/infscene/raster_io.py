@@ -170,15 +170,21 @@ class WindowData:
     alpha: Optional[np.ndarray]  # (h, w) input alpha, if the raster has one
 
 
-def read_window(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int]) -> WindowData:
-    """Read `bands` in `window`; nodata, alpha, NaN and GDAL masks all mark pixels invalid."""
+def read_block(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int]) -> WindowData:
+    """Read `bands` in `window` (a window or a block of one); nodata, alpha, NaN and GDAL masks all mark pixels invalid."""
     with reading(ds.name):
         values = ds.read(list(bands), window=window).astype(np.float32)
         valid = np.all(ds.read_masks(list(bands), window=window) > 0, axis=0) & np.all(np.isfinite(values), axis=0)
         alpha_values = ds.read(alpha, window=window) if alpha else None
-    if not valid.any():
-        raise InfSceneError("the extent has no valid pixels (all nodata or transparent)")
     return WindowData(values, valid, alpha_values)
+
+
+def read_window(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int]) -> WindowData:
+    """read_block of a whole window, refused in one line when no pixel of it is valid."""
+    data = read_block(ds, window, bands, alpha)
+    if not data.valid.any():
+        raise InfSceneError("the extent has no valid pixels (all nodata or transparent)")
+    return data
 
 
 def output_grid(ds: rasterio.DatasetReader, window: Window, scale: Optional[float], target_res: Optional[float]) -> tuple[int, int, Affine]:
@@ -217,8 +223,9 @@ def geotiff_profile(dtype: str, count: int, height: int, width: int, crs: object
     }
 
 
-def value_range(ds: rasterio.DatasetReader, band: int, values: np.ndarray) -> tuple[float, float]:
-    """The range an output band may take: its dtype's, narrowed to the input's bit depth for integers.
+def value_range(ds: rasterio.DatasetReader, band: int, low: float, high: float) -> tuple[float, float]:
+    """The range an output band may take, from the smallest and largest valid input values: its dtype's, narrowed to
+    the input's bit depth for integers.
 
     12-bit (or 10-, 11-, 14-bit) data stored in uint16 stays in 0..4095: the depth is the band's
     NBITS tag when GDAL knows it, else the smallest depth that holds the window's largest value.
@@ -227,10 +234,10 @@ def value_range(ds: rasterio.DatasetReader, band: int, values: np.ndarray) -> tu
     if dtype.kind == "f":
         return -math.inf, math.inf
     info = np.iinfo(dtype)
-    if info.min < 0 or not values.size or values.min() < 0:
+    if info.min < 0 or not math.isfinite(low) or low < 0:
         return float(info.min), float(info.max)
     tagged = ds.tags(band, ns="IMAGE_STRUCTURE").get("NBITS")
-    bits = int(tagged) if tagged and tagged.isdigit() else max(8, math.ceil(math.log2(float(values.max()) + 1)))
+    bits = int(tagged) if tagged and tagged.isdigit() else max(8, math.ceil(math.log2(float(high) + 1)))
     return 0.0, float(min(info.max, 2**bits - 1))
 
 

@@ -1,17 +1,18 @@
-"""Resampling from the input grid to the output grid, row block by row block.
+"""Resampling from the input grid to the output grid, window by window.
 
 Output pixel j of n covers input coordinate (j + 0.5) * m / n - 0.5 (pixel-centre convention),
 the same mapping as GDAL and torch's align_corners=False. Computing it with explicit coordinates
-makes any row block (and any non-integer scale) land exactly where the whole image would, so
-memory stays bounded by the block.
+makes any window (and any non-integer scale) land exactly where the whole image would, bitwise, so
+memory stays bounded by the window and no process needs the upsampled scene.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
-import torch
-from torch.nn import functional as F
+
+from .grid import Patch
 
 BLOCK_PIXELS = 2_000_000
 
@@ -23,25 +24,83 @@ def row_blocks(height: int, width: int) -> Iterator[tuple[int, int]]:
         yield r0, min(height, r0 + rows)
 
 
-def _normalised_centres(start: int, stop: int, out_size: int) -> torch.Tensor:
-    return (torch.arange(start, stop, dtype=torch.float64) + 0.5) / out_size * 2.0 - 1.0
+CUBIC_A = -0.75  # the cubic convolution kernel of PyTorch's and OpenCV's bicubic
 
 
-def bicubic_rows(image: np.ndarray, out_h: int, out_w: int, r0: int, r1: int, width: int) -> np.ndarray:
-    """Rows [r0, r1) and columns [0, width) of the bicubic upsampling of `image` (C, h, w) to (out_h, out_w).
+def _cubic(x: np.ndarray) -> np.ndarray:
+    x = np.abs(x)
+    near = ((CUBIC_A + 2.0) * x - (CUBIC_A + 3.0)) * x * x + 1.0
+    far = ((CUBIC_A * x - 5.0 * CUBIC_A) * x + 8.0 * CUBIC_A) * x - 4.0 * CUBIC_A
+    return np.where(x <= 1.0, near, np.where(x < 2.0, far, 0.0))
 
-    Rows or columns beyond out_h/out_w (canvas padding) repeat the border.
+
+def cubic_taps(start: int, stop: int, in_len: int, out_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """For output pixels start..stop-1 of out_len: the 4 input pixels each reads (clamped to the border) and their
+    float32 weights. Each pixel's taps come from its own index alone, so any window gets the same ones."""
+    x = (np.arange(start, stop, dtype=np.float64) + 0.5) * in_len / out_len - 0.5
+    floor = np.floor(x)
+    t = (x - floor)[:, None]
+    taps = np.clip(floor.astype(np.int64)[:, None] + np.arange(-1, 3), 0, in_len - 1)
+    return taps, _cubic(t - np.arange(-1, 3)).astype(np.float32)
+
+
+def bicubic_window(image: Any, out_h: int, out_w: int, rows: slice, cols: slice) -> np.ndarray:
+    """Rows x cols of the bicubic upsampling of `image` (C, h, w; a numpy or zarr array) to (out_h, out_w), float32.
+
+    Only the input pixels under the window are read. Every output pixel is the same sum of the same
+    products in the same order whatever the window, so windows agree bitwise with the whole image and
+    with each other. Rows or columns beyond out_h/out_w (canvas padding) repeat the border.
     """
-    ys = _normalised_centres(r0, r1, out_h)
-    xs = _normalised_centres(0, width, out_w)
-    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).float()[None]
-    src = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-    return F.grid_sample(src, grid, mode="bicubic", padding_mode="border", align_corners=False)[0].numpy()
+    h, w = image.shape[-2:]
+    ry, wy = cubic_taps(rows.start, rows.stop, h, out_h)
+    rx, wx = cubic_taps(cols.start, cols.stop, w, out_w)
+    y0, x0 = int(ry.min()), int(rx.min())
+    src = np.asarray(image[:, y0 : int(ry.max()) + 1, x0 : int(rx.max()) + 1], dtype=np.float32)
+    ry, rx = ry - y0, rx - x0
+    vertical = wy[:, 0, None] * src[:, ry[:, 0]]
+    for k in range(1, 4):
+        vertical += wy[:, k, None] * src[:, ry[:, k]]
+    out = wx[:, 0] * vertical[:, :, rx[:, 0]]
+    for k in range(1, 4):
+        out += wx[:, k] * vertical[:, :, rx[:, k]]
+    return out
 
 
-def nearest_rows(mask: np.ndarray, out_h: int, out_w: int, r0: int, r1: int) -> np.ndarray:
-    """Rows [r0, r1) of the nearest-neighbour upsampling of a 2-D array to (out_h, out_w)."""
-    h, w = mask.shape
-    rows = np.minimum(((np.arange(r0, r1) + 0.5) * h / out_h).astype(int), h - 1)
-    cols = np.minimum(((np.arange(out_w) + 0.5) * w / out_w).astype(int), w - 1)
-    return mask[np.ix_(rows, cols)]
+@dataclass(frozen=True)
+class Upsampled:
+    """The bicubic upsampling of a low-resolution image on the output canvas, computed wherever it is read.
+
+    It stands for a scene-sized condition canvas that no process holds: the step loop reads it under each
+    patch, the output writer in row blocks. Picklable as its image is (a store array on Dask workers).
+    """
+
+    image: Any  # (C, h, w) model units
+    out_h: int  # the output grid (the canvas may be larger: its padding repeats the border)
+    out_w: int
+    canvas_h: int
+    canvas_w: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.image.shape[0], self.canvas_h, self.canvas_w)
+
+    def window(self, rows: slice, cols: slice) -> np.ndarray:
+        return bicubic_window(self.image, self.out_h, self.out_w, rows, cols)
+
+    def read(self, patch: Patch) -> np.ndarray:
+        return self.window(*patch.slices)
+
+    def read_batch(self, patches: list[Patch]) -> np.ndarray:
+        return np.stack([self.read(p) for p in patches])
+
+
+def nearest_source_rows(in_h: int, out_h: int, r0: int, r1: int) -> np.ndarray:
+    """For output rows [r0, r1) of out_h: the input row (of in_h) each one's centre falls in."""
+    return np.minimum(((np.arange(r0, r1) + 0.5) * in_h / out_h).astype(int), in_h - 1)
+
+
+def nearest_rows(rows: np.ndarray, first: int, in_w: int, out_w: int, source: np.ndarray) -> np.ndarray:
+    """The nearest-neighbour upsampling to out_w columns of input rows `rows` (nearest_source_rows), given the 2-D
+    `source` that holds input rows first, first + 1, ... and all in_w columns."""
+    cols = np.minimum(((np.arange(out_w) + 0.5) * in_w / out_w).astype(int), in_w - 1)
+    return source[np.ix_(rows - first, cols)]

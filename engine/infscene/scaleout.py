@@ -35,7 +35,6 @@ from .grid import Patch, PatchGrid
 from .model import load_model
 from .progress import ProgressTracker
 from .protocol import LOCAL_CLUSTER_PREFIX, dask_address_problem
-from .resample import row_blocks
 from .sampler import Denoiser
 from .store import RunStore, SlotArray, StoreCanvas
 
@@ -48,6 +47,7 @@ WORKER_WAIT_S = 60
 POLL_S = 0.2  # how often a wait looks at the cancel flag
 TASKS_IN_FLIGHT_PER_WORKER = 2
 GPU_RESOURCE = "GPU"
+FUSE_REGION_CHUNKS = 2  # a fusing task writes 2 x 2 state chunks: each patch's slot is read by about 2 tasks, not 4
 
 
 def parse_address(address: str) -> tuple[Optional[int], Optional[str]]:
@@ -191,14 +191,8 @@ class DaskExecutor:
         except Exception as exc:
             raise InfSceneError(f"a Dask worker cannot do this run: {_first_line(exc)}") from exc
 
-    def make_canvas(self, channels: int, height: int, width: int, name: str) -> Canvas:
-        return self.store.canvas(name, channels, height, width, chunk=STORE_CHUNK)
-
-    def share(self, name: str, array: np.ndarray) -> np.ndarray:
-        canvas = self.store.canvas(name, *array.shape, chunk=STORE_CHUNK)
-        for r0, r1 in row_blocks(*array.shape[1:]):
-            canvas.data[:, r0:r1, :] = array[:, r0:r1, :]
-        return canvas.data
+    def make_canvas(self, channels: int, height: int, width: int, name: str, chunk: Optional[int] = None) -> Canvas:
+        return self.store.canvas(name, channels, height, width, chunk=chunk or STORE_CHUNK)
 
     def _submit(self, function: Callable[..., Any], *args: Any, model: bool = True) -> Any:
         return self.client.submit(function, *args, pure=False, resources=self._resources if model else None)
@@ -246,7 +240,7 @@ class DaskExecutor:
             units[self._submit(write_pieces, self.spec, work, slots, batch)] = work.units(batch)
         self._wait(list(units), tracker, lambda future: tracker.advance(units[future]))
         regions = [self._submit(fuse_region, work.combine, grid, slots, target, rows, cols, model=False)
-                   for rows, cols in target.chunk_windows()]
+                   for rows, cols in target.regions(FUSE_REGION_CHUNKS)]
         self._wait(regions, tracker, lambda future: None)
 
 

@@ -8,6 +8,7 @@ maps the result back into the input's units and dtype, so a Planet scene stays a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -25,6 +26,10 @@ class BandScaling:
     high: np.ndarray  # (bands,)
     dtype: np.dtype
 
+    def subset(self, indices: Sequence[int]) -> BandScaling:
+        """The scaling of some of the bands, in that order."""
+        return BandScaling(self.low[list(indices)], self.high[list(indices)], self.dtype)
+
     def to_model(self, values: np.ndarray) -> np.ndarray:
         span = (self.high - self.low)[:, None, None]
         return ((values - self.low[:, None, None]) / span * 2.0 - 1.0).astype(np.float32)
@@ -40,12 +45,19 @@ class BandScaling:
 
 def fit_scaling(values: np.ndarray, valid: np.ndarray, dtype: np.dtype, config: ModelConfig) -> BandScaling:
     """Choose each band's scaling from the window's valid pixels (fixed for uint8)."""
-    bands = values.shape[0]
-    if np.dtype(dtype) == np.uint8:
+    samples = None
+    if np.dtype(dtype) != np.uint8:
+        samples = values[:, valid]
+        if samples.shape[1] > MAX_SAMPLE_PIXELS:
+            samples = samples[:, :: samples.shape[1] // MAX_SAMPLE_PIXELS]
+    return stretch_from_sample(samples, values.shape[0], dtype, config)
+
+
+def stretch_from_sample(samples: Optional[np.ndarray], bands: int, dtype: np.dtype, config: ModelConfig) -> BandScaling:
+    """The scaling of `bands` bands of `dtype`: fixed for uint8, else stretched between the STRETCH_PERCENTILES of
+    `samples` (bands, n valid pixels)."""
+    if np.dtype(dtype) == np.uint8 or samples is None:
         return BandScaling(np.full(bands, config.value_min), np.full(bands, config.value_max), np.dtype(dtype))
-    samples = values[:, valid]
-    if samples.shape[1] > MAX_SAMPLE_PIXELS:
-        samples = samples[:, :: samples.shape[1] // MAX_SAMPLE_PIXELS]
     low, high = np.percentile(samples, STRETCH_PERCENTILES, axis=1)
     high = np.where(high > low, high, low + 1.0)
     return BandScaling(low.astype(np.float64), high.astype(np.float64), np.dtype(dtype))

@@ -53,9 +53,10 @@ class StoreCanvas(Canvas):
         """The (rows, cols) of one chunk: the unit that one process writes whole."""
         return tuple(self.data.chunks[1:])  # type: ignore[return-value]
 
-    def chunk_windows(self) -> list[tuple[slice, slice]]:
-        """Every chunk of the canvas as (rows, cols) slices, row-major."""
+    def regions(self, chunks: int = 1) -> list[tuple[slice, slice]]:
+        """The canvas cut into blocks of chunks x chunks whole chunks, as (rows, cols) slices, row-major."""
         (_, height, width), (ch, cw) = self.shape, self.chunk
+        ch, cw = ch * chunks, cw * chunks
         return [(slice(r, min(height, r + ch)), slice(c, min(width, c + cw)))
                 for r in range(0, height, ch) for c in range(0, width, cw)]
 
@@ -103,13 +104,14 @@ class RunStore:
     def _array(self, name: str, shape: tuple[int, ...], chunks: tuple[int, ...]) -> zarr.Array:
         if name in self.group:
             existing = self.group[name]
-            if tuple(existing.shape) == shape and tuple(existing.chunks) == chunks:
+            if tuple(existing.shape) == shape:  # whatever its chunks (a resumed run may use another executor)
                 return existing  # type: ignore[return-value]
             del self.group[name]
         return self.group.create_array(name, shape=shape, chunks=chunks, dtype="float32", fill_value=0.0, compressors=None)
 
     def canvas(self, name: str, channels: int, height: int, width: int, chunk: int) -> StoreCanvas:
-        """The canvas `name`, made (zeros) or reopened as it is when its shape and chunks match."""
+        """The canvas `name`, made (zeros, in chunks of `chunk` rows and columns) or reopened as it is when its shape
+        matches."""
         array = self._array(name, (channels, height, width), (channels, min(chunk, height), min(chunk, width)))
         return StoreCanvas(array, self.root, name)
 

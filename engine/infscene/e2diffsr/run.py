@@ -1,8 +1,8 @@
 """The e2diffsr part of a run: joint latent sampling fused with VCF, then the tiled decode.
 
-The plan's grid is the latent grid (1/8 of the output canvas); the condition canvas is the bicubic
-upsampling on the output canvas, as for SR3, and each latent patch reads the condition under it (the
-step loop's `cond_factor`). The latent is sampled by the same step loop as SR3's pixels (same keyed
+The plan's grid is the latent grid (1/8 of the output canvas); the condition is the bicubic upsampling
+on the output canvas, as for SR3, and each latent patch reads the condition under it (the step loop's
+`cond_factor`). The latent is sampled by the same step loop as SR3's pixels (same keyed
 noise, VCF/average/independent, devices, cancel, progress), then decoded tile by tile, the tiles
 spread over the same devices.
 """
@@ -19,6 +19,7 @@ from ..fusion import FusionMode
 from ..grid import PatchGrid
 from ..joint import SamplingJob, StateCheckpoint, sample_canvas
 from ..progress import ProgressTracker
+from ..resample import Upsampled
 from ..sampler import ReverseStep
 from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
 from .denoiser import LatentPatchDenoiser
@@ -72,7 +73,7 @@ def sample_scene(
     config: E2DiffSRConfig,
     lr: np.ndarray,
     out_size: tuple[int, int],
-    cond: Canvas,
+    cond: Upsampled,
     grid: PatchGrid,
     steps: list[ReverseStep],
     mode: FusionMode,
@@ -85,7 +86,7 @@ def sample_scene(
 ) -> Canvas:
     """The output canvas (C, 8 grid.height, 8 grid.width), model units, of one seed.
 
-    lr: the visible bands of the window, model units. With `regression_only` no latent is sampled and
+    lr: the visible bands of the window, model units, as the executor shares them. With `regression_only` no latent is sampled and
     the decode reads z = 0, the prior's mean: the regression branch alone.
     """
     geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
@@ -94,7 +95,7 @@ def sample_scene(
         job = SamplingJob(cond, grid, executor, steps, seed, batch_size, tracker, LATENT_FACTOR, checkpoint)
         latent = sample_canvas(job, mode)
     result = executor.make_canvas(config.channels, *cond.shape[1:], "result")
-    work = DecodeTile(executor.share("lr", lr), latent, config.latent_scale, geometry, lr_consistency)
+    work = DecodeTile(lr, latent, config.latent_scale, geometry, lr_consistency)
     spans = list(tiles(config, geometry))
     for (row, col), values in zip(spans, executor.map(work, spans)):
         tracker.check_cancel()

@@ -1,0 +1,222 @@
+"""Scale-out on Dask (issue 10): speed-up from 1 to N workers, RAM per worker and on the client as the scene
+grows, and the bytes moved through the run store per reverse step.
+
+    .venv/bin/python bench/scaleout.py efficiency --out docs/bench/scaleout_efficiency_cpu.json
+    .venv/bin/python bench/scaleout.py memory --out docs/bench/scaleout_memory_cpu.json
+    .venv/bin/python bench/scaleout.py traffic --out docs/bench/scaleout_traffic_cpu.json
+
+The scene is the real NAIP of ../shared/data/scenes/naip_ND_5m (2010, 934x723, 5 m), super-resolved 8x
+(inside the models' trained range); scenes larger than it are a 2x2 mosaic of it written to a temporary
+GeoTIFF (the content does not matter for memory and traffic). Each run is the `infscene sr` command in a fresh
+process with `--dask` pointed at a LocalCluster this script starts (worker processes of 1 thread), as a user
+runs against their own cluster; the cluster's start is not timed.
+
+- efficiency: wall time of the whole command and of its sampling (first to last progress event) with 1 and
+  with 2 workers, for e2diffsr at its defaults and SR3 with a few steps; the outputs must be bitwise equal.
+- memory: peak RssAnon (the RAM a process really holds; memory-mapped file pages are left out) of the client
+  and of each worker, for outputs of about 1, 4, 16 and 64 MP.
+- traffic: read_chars + write_chars (/proc/PID/io: bytes through read and write calls, page cache included) of
+  the workers and the client, for the same scene run with 1 and with 4 reverse steps: the difference over 3
+  steps is what one step moves, per output megapixel.
+
+Take the timings on an idle machine: a figure measured beside other work is not a figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import numpy as np
+import rasterio
+from distributed import Client, LocalCluster
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENE = ROOT.parent / "shared" / "data" / "scenes" / "naip_ND_5m" / "m_4709963_se_14_1_20100629.tif"
+MODELS = ROOT / "resources" / "models"
+SCALE = 8.0
+
+
+def mosaic(folder: Path) -> Path:
+    """The NAIP scene tiled 2x2 into one GeoTIFF (1868 x 1446 pixels), for outputs beyond the scene's own size."""
+    out = folder / "naip_2x2.tif"
+    with rasterio.open(SCENE) as src:
+        data = src.read()
+        profile = src.profile | {"width": 2 * src.width, "height": 2 * src.height, "tiled": True,
+                                 "blockxsize": 256, "blockysize": 256, "compress": "deflate"}
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(np.tile(data, (1, 2, 2)))
+    return out
+
+
+def window_bounds(scene: Path, megapixels: float) -> list[float]:
+    """Bounds of a centred square window whose SCALE x output has about this many megapixels."""
+    with rasterio.open(scene) as ds:
+        side = round(math.sqrt(megapixels * 1e6) / SCALE)
+        if side > min(ds.width, ds.height):
+            raise SystemExit(f"{scene.name} is too small for {megapixels} MP at {SCALE}x")
+        row, col = (ds.height - side) // 2, (ds.width - side) // 2
+        left, top = ds.xy(row, col, offset="ul")
+        size = side * ds.res[0]
+        return [left, top - size, left + size, top]
+
+
+def _status_kb(pid: int, key: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _io_chars(pid: int) -> int:
+    fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(fields["rchar"]) + int(fields["wchar"])
+
+
+class PeakRss(threading.Thread):
+    """Peak RssAnon (kB) of each of a set of processes, sampled every 50 ms."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.peak = {name: 0 for name in pids}
+        self.running = True
+
+    def run(self) -> None:
+        while self.running:
+            for name, pid in self.pids.items():
+                self.peak[name] = max(self.peak[name], _status_kb(pid, "RssAnon"))
+            time.sleep(0.05)
+
+
+def worker_pids(client: Client) -> dict[str, int]:
+    return {f"worker {i}": pid for i, pid in enumerate(client.run(os.getpid).values())}
+
+
+def run_command(scene: Path, output: Path, bounds: list[float], address: str, extra: list[str],
+                watch: Optional[dict[str, int]] = None) -> dict:
+    """One `infscene sr` run against the cluster: wall times, peak RSS (client and `watch`), io chars."""
+    cmd = [sys.executable, "-m", "infscene", "sr", str(scene), str(output), "--scale", str(SCALE), "--bands", "1,2,3",
+           "--bounds", *map(str, bounds), "--dask", address, "--progress", "json", "--no-checkpoint", *extra]
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peaks = PeakRss({"client": process.pid, **(watch or {})})
+    peaks.start()
+    io_before = {name: _io_chars(pid) for name, pid in (watch or {}).items()}
+    first = last = None
+    client_io = 0
+    assert process.stdout is not None
+    for line in process.stdout:
+        event = json.loads(line)
+        if event["event"] == "progress":
+            now = time.perf_counter()
+            first = first or now
+            last = now
+        if event["event"] in ("done", "error"):
+            client_io = _io_chars(process.pid)
+    process.wait()
+    wall = time.perf_counter() - start
+    peaks.running = False
+    peaks.join()
+    if process.returncode:
+        raise SystemExit(f"infscene failed: {process.stderr.read()}")
+    io = {name: _io_chars(pid) - io_before[name] for name, pid in (watch or {}).items()}
+    with rasterio.open(output) as ds:
+        megapixels = ds.width * ds.height / 1e6
+    return {"output_mp": round(megapixels, 3), "wall_s": round(wall, 2),
+            "sampling_s": round((last or 0) - (first or 0), 2), "peak_rss_mb": {k: round(v / 1024, 1) for k, v in peaks.peak.items()},
+            "io_chars_workers": sum(io.values()), "io_chars_client": client_io}
+
+
+@contextmanager
+def cluster(workers: int) -> Iterator[Client]:
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as local, \
+            Client(local) as client:
+        yield client
+
+
+def efficiency(tmp: Path, sizes: list[float]) -> list[dict]:
+    rows = []
+    methods = [("e2diffsr (defaults: vcf, 4 steps)", ["--model", str(MODELS / "e2diffsr")]),
+               ("sr3 (vcf, 2 steps)", ["--model", str(MODELS / "sr3"), "--steps", "2"])]
+    for megapixels in sizes:
+        bounds = window_bounds(SCENE, megapixels)
+        for name, extra in methods:
+            timed = {}
+            for workers in (1, 2):
+                with cluster(workers) as client:
+                    out = tmp / f"eff_{workers}.tif"
+                    timed[workers] = run_command(SCENE, out, bounds, client.scheduler.address, extra)
+            with rasterio.open(tmp / "eff_1.tif") as a, rasterio.open(tmp / "eff_2.tif") as b:
+                equal = bool(np.array_equal(a.read(), b.read()))
+            rows.append({"method": name, "output_mp": timed[1]["output_mp"], "one_worker": timed[1], "two_workers": timed[2],
+                         "speedup_wall": round(timed[1]["wall_s"] / timed[2]["wall_s"], 3),
+                         "speedup_sampling": round(timed[1]["sampling_s"] / timed[2]["sampling_s"], 3),
+                         "outputs_bitwise_equal": equal})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def memory(tmp: Path, sizes: list[float]) -> list[dict]:
+    big = mosaic(tmp)
+    rows = []
+    with cluster(2) as client:
+        for megapixels in sizes:
+            scene = SCENE if megapixels <= 40 else big
+            client.restart()  # fresh worker processes: each size's peak is its own
+            row = run_command(scene, tmp / "mem.tif", window_bounds(scene, megapixels), client.scheduler.address,
+                              ["--model", str(MODELS / "e2diffsr")], watch=worker_pids(client))
+            rows.append({"method": "e2diffsr (defaults)", **row})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def traffic(tmp: Path, megapixels: float) -> list[dict]:
+    rows = []
+    bounds = window_bounds(SCENE, megapixels)
+    for name, model, steps in (("e2diffsr", "e2diffsr", (1, 4)), ("sr3", "sr3", (1, 4))):
+        runs = {}
+        with cluster(2) as client:
+            for k in steps:
+                runs[k] = run_command(SCENE, tmp / "traffic.tif", bounds, client.scheduler.address,
+                                      ["--model", str(MODELS / model), "--steps", str(k)], watch=worker_pids(client))
+        per_step = (runs[steps[1]]["io_chars_workers"] - runs[steps[0]]["io_chars_workers"]) / (steps[1] - steps[0])
+        mp = runs[steps[1]]["output_mp"]
+        rows.append({"method": name, "output_mp": mp, "runs": runs, "worker_bytes_per_step": int(per_step),
+                     "worker_bytes_per_step_per_output_mp": int(per_step / mp)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["efficiency", "memory", "traffic"])
+    p.add_argument("--sizes", type=float, nargs="+", help="output megapixels (efficiency: 4 16; memory: 1 4 16 64)")
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        tmp = Path(folder)
+        if args.what == "efficiency":
+            rows = efficiency(tmp, args.sizes or [4, 16])
+        elif args.what == "memory":
+            rows = memory(tmp, args.sizes or [1, 4, 16, 64])
+        else:
+            rows = traffic(tmp, (args.sizes or [4])[0])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"what": args.what, "cpu": os.cpu_count(), "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

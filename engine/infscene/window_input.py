@@ -1,0 +1,126 @@
+"""The input window as a run reads it: its statistics in passes over row blocks, then model units block by block.
+
+A gigapixel output comes from an input window of tens of megapixels, so no process holds the window
+whole. What the run needs of it as a whole (which pixels are valid, the stretch of bands that are not
+8-bit, the fill value of nodata pixels, each band's bit depth) is gathered in passes over row blocks
+(`window_statistics`); the window is then read in model units wherever it is needed, one block at a
+time (`ModelBands`): into the low-resolution canvas the model work reads, and under each output row
+block when the output is written. Bitwise the same whichever blocks it is read in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from .contract import ModelContract
+from .errors import InfSceneError
+from .guided import GuidedBands
+from .raster_io import read_block, value_range
+from .resample import row_blocks
+from .scaling import MAX_SAMPLE_PIXELS, BandScaling, stretch_from_sample
+
+
+@dataclass(frozen=True)
+class WindowStatistics:
+    """What the run needs of the window as a whole, in a few numbers per band."""
+
+    scaling: BandScaling
+    fill: np.ndarray  # per band, input units: the mean of its valid pixels, given to the invalid ones
+    ranges: tuple[tuple[float, float], ...]  # per band: the values an output band may take
+    all_valid: bool
+
+
+def _blocks(window: Window) -> Iterator[Window]:
+    for r0, r1 in row_blocks(int(window.height), int(window.width)):
+        yield Window(window.col_off, window.row_off + r0, window.width, r1 - r0)
+
+
+def window_statistics(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int],
+                      dtype: np.dtype, config: ModelContract) -> WindowStatistics:
+    """Valid count, means and extremes in one pass; for bands that are not 8-bit, the stretch's sample in a second."""
+    count, sums = 0, np.zeros(len(bands))
+    low, high = np.full(len(bands), np.inf), np.full(len(bands), -np.inf)
+    all_valid = True
+    for block in _blocks(window):
+        data = read_block(ds, block, bands, alpha)
+        valid_values = data.values[:, data.valid]
+        count += valid_values.shape[1]
+        all_valid &= bool(data.valid.all())
+        if valid_values.size:
+            sums += valid_values.sum(axis=1, dtype=np.float64)
+            low, high = np.minimum(low, valid_values.min(axis=1)), np.maximum(high, valid_values.max(axis=1))
+    if count == 0:
+        raise InfSceneError("the extent has no valid pixels (all nodata or transparent)")
+    ranges = tuple(value_range(ds, band, lo, hi) for band, lo, hi in zip(bands, low, high))
+    sample = None if np.dtype(dtype) == np.uint8 else _stretch_sample(ds, window, bands, alpha, count)
+    scaling = stretch_from_sample(sample, len(bands), dtype, config)
+    return WindowStatistics(scaling, (sums / count).astype(np.float32), ranges, all_valid)
+
+
+def _stretch_sample(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int],
+                    count: int) -> np.ndarray:
+    """Every k-th valid pixel in row-major order (k = count // MAX_SAMPLE_PIXELS): at most that many, whatever the size."""
+    step = max(1, count // MAX_SAMPLE_PIXELS) if count > MAX_SAMPLE_PIXELS else 1
+    picked, seen = [], 0
+    for block in _blocks(window):
+        data = read_block(ds, block, bands, alpha)
+        valid_values = data.values[:, data.valid]
+        first = (-seen) % step  # the index, in this block, of the next pixel whose global index is a multiple of step
+        picked.append(valid_values[:, first::step])
+        seen += valid_values.shape[1]
+    return np.concatenate(picked, axis=1)
+
+
+@dataclass(frozen=True)
+class ModelBands:
+    """Bands of the window in model units (invalid pixels filled), read from the file where they are sliced.
+
+    Sliced like a (bands, h, w) array; only the rows and columns asked for are read.
+    """
+
+    ds: rasterio.DatasetReader
+    window: Window
+    bands: tuple[int, ...]
+    alpha: Optional[int]
+    statistics: WindowStatistics
+    indices: tuple[int, ...]  # which of the statistics' bands these are
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.indices), int(self.window.height), int(self.window.width))
+
+    def read(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+        """(model values, valid, alpha) of rows x cols of the window."""
+        block = Window(self.window.col_off + cols.start, self.window.row_off + rows.start,
+                       cols.stop - cols.start, rows.stop - rows.start)
+        data = read_block(self.ds, block, [self.bands[i] for i in self.indices], self.alpha)
+        fill = self.statistics.fill[list(self.indices)]
+        filled = np.where(data.valid[None], data.values, fill[:, None, None])
+        return self.statistics.scaling.subset(self.indices).to_model(filled), data.valid, data.alpha
+
+    def __getitem__(self, index: tuple[slice, slice, slice]) -> np.ndarray:
+        channels, rows, cols = index
+        height, width = self.shape[1:]
+        return self.read(slice(*rows.indices(height)[:2]), slice(*cols.indices(width)[:2]))[0][channels]
+
+
+def fill_lr(source: ModelBands, target: np.ndarray) -> None:
+    """Write the whole window of `source` into `target` (a canvas's array) in row blocks."""
+    height, width = source.shape[1:]
+    for r0, r1 in row_blocks(height, width):
+        target[:, r0:r1, :] = source.read(slice(r0, r1), slice(0, width))[0]
+
+
+def guided_bands(visible: ModelBands, extra: ModelBands) -> GuidedBands:
+    """The extra bands' slopes on the visible guide, summed over row blocks of the window."""
+    height, width = visible.shape[1:]
+    moments = GuidedBands.moments(len(extra.indices))
+    for r0, r1 in row_blocks(height, width):
+        rows, cols = slice(r0, r1), slice(0, width)
+        seen, valid, _ = visible.read(rows, cols)
+        moments.add(seen, extra.read(rows, cols)[0], valid)
+    return moments.fit()
