@@ -4,6 +4,7 @@ grows, and the bytes moved through the run store per reverse step.
     .venv/bin/python bench/scaleout.py efficiency --out docs/bench/scaleout_efficiency_cpu.json
     .venv/bin/python bench/scaleout.py memory --out docs/bench/scaleout_memory_cpu.json
     .venv/bin/python bench/scaleout.py traffic --out docs/bench/scaleout_traffic_cpu.json
+    .venv/bin/python bench/scaleout.py costs --out docs/bench/scaleout_costs_cpu.json
 
 The scene is the real NAIP of ../shared/data/scenes/naip_ND_5m (2010, 934x723, 5 m), super-resolved 8x
 (inside the models' trained range); scenes larger than it are a 2x2 mosaic of it written to a temporary
@@ -18,6 +19,7 @@ runs against their own cluster; the cluster's start is not timed.
 - traffic: read_chars + write_chars (/proc/PID/io: bytes through read and write calls, page cache included) of
   the workers and the client, for the same scene run with 1 and with 4 reverse steps: the difference over 3
   steps is what one step moves, per output megapixel.
+- costs: seconds (one thread) and GFLOP per unit of model work, for the 1-gigapixel plan.
 
 Take the timings on an idle machine: a figure measured beside other work is not a figure.
 """
@@ -200,9 +202,43 @@ def traffic(tmp: Path, megapixels: float) -> list[dict]:
     return rows
 
 
+def costs() -> list[dict]:
+    """Seconds and GFLOP per unit of model work on one thread of this CPU: an SR3 patch (256 px) and an e2diffsr latent
+    patch (32 latent px, the 256 output px above it), each in a batch of 4, and an e2diffsr decode tile (1024 output px
+    of core at 4x, with its margins): what the 1-gigapixel plan in docs/scale-out.md is computed from."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from infscene.e2diffsr.denoiser import LatentPatchDenoiser
+    from infscene.e2diffsr.run import typical_tile
+    from infscene.model import load_model
+    from infscene.sampler import PatchDenoiser, respaced_steps
+
+    torch.set_num_threads(1)
+    sr3, e2 = load_model(MODELS / "sr3"), load_model(MODELS / "e2diffsr")
+    units = {
+        "sr3 patch 256 px": (4, lambda: PatchDenoiser(sr3, 4.0).posterior_mean(
+            torch.randn(4, 3, 256, 256), torch.randn(4, 3, 256, 256), respaced_steps(50)[10])),
+        "e2diffsr latent patch 32 px": (4, lambda: LatentPatchDenoiser(e2, 4.0).posterior_mean(
+            torch.randn(4, 4, 32, 32), torch.randn(4, 3, 256, 256), respaced_steps(4, e2.config.gammas())[1])),
+        "e2diffsr decode tile 1024 px at 4x": (1, typical_tile(e2, 4.0)),
+    }
+    rows = []
+    for name, (count, call) in units.items():
+        with FlopCounterMode(display=False) as flops:
+            call()
+        start = time.perf_counter()
+        for _ in range(3):
+            call()
+        seconds = (time.perf_counter() - start) / 3 / count
+        rows.append({"unit": name, "seconds_one_thread": round(seconds, 4), "gflop": round(flops.get_total_flops() / count / 1e9, 2)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["efficiency", "memory", "traffic"])
+    p.add_argument("what", choices=["efficiency", "memory", "traffic", "costs"])
     p.add_argument("--sizes", type=float, nargs="+", help="output megapixels (efficiency: 4 16; memory: 1 4 16 64)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
@@ -212,8 +248,10 @@ def main() -> None:
             rows = efficiency(tmp, args.sizes or [4, 16])
         elif args.what == "memory":
             rows = memory(tmp, args.sizes or [1, 4, 16, 64])
-        else:
+        elif args.what == "traffic":
             rows = traffic(tmp, (args.sizes or [4])[0])
+        else:
+            rows = costs()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"what": args.what, "cpu": os.cpu_count(), "rows": rows}, indent=1) + "\n")
 

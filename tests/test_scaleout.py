@@ -100,6 +100,18 @@ def test_a_local_cluster_of_its_own(one_thread: None, tiny_model_dir: Path, naip
     assert np.array_equal(_read(alone), _read(spread))
 
 
+def test_a_scheduler_file_reaches_the_cluster(cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path,
+                                             tmp_path: Path) -> None:
+    """As on HPC, where `dask scheduler --scheduler-file` or dask-mpi leave the address in a file."""
+    cluster.write_scheduler_file(str(tmp_path / "scheduler.json"))
+    options = _sr3(tiny_model_dir, steps=2)
+    alone = super_resolve(naip, tmp_path / "alone.tif", options)
+    spread = super_resolve(naip, tmp_path / "dask.tif", replace(options, dask=str(tmp_path / "scheduler.json")))
+    assert np.array_equal(_read(alone), _read(spread))
+    with pytest.raises(InfSceneError, match="no such scheduler file"):
+        super_resolve(naip, tmp_path / "x.tif", replace(options, dask=str(tmp_path / "missing.json")))
+
+
 def test_a_worker_killed_mid_run_changes_nothing(cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path,
                                                  tmp_path: Path) -> None:
     options = _sr3(tiny_model_dir, steps=6)

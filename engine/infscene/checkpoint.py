@@ -46,10 +46,16 @@ class Position:
     """How far a run got: finished samples, and finished transitions of the sample under way."""
 
     samples_done: int = 0
-    transitions_done: int = 0
+    transitions_done: int = 0  # the initial noise, then each reverse step (an independent run's tiles: one)
 
-    def describe(self) -> str:
-        return f"sample {self.samples_done + 1}, {self.transitions_done} transition(s) done"
+    def describe(self, fingerprint: dict[str, Any]) -> str:
+        """Where the run stopped, in the user's terms: its sample and reverse steps."""
+        steps, samples = fingerprint.get("steps", 0), fingerprint.get("samples", 1)
+        if fingerprint.get("mode") == "independent":  # its one transition is every tile's whole chain
+            done = steps * min(1, self.transitions_done)
+        else:  # the initial noise is the first transition
+            done = max(0, self.transitions_done - 1)
+        return f"sample {self.samples_done + 1} of {samples}, {done} of {steps} steps done"
 
 
 def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
@@ -90,7 +96,7 @@ def _problem(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: b
                     "input, model and options, or use --restart to discard it")
         return None
     if not restart:
-        where = Position(saved["samples_done"], saved["transitions_done"]).describe()
+        where = Position(saved["samples_done"], saved["transitions_done"]).describe(saved["fingerprint"])
         return (f"an interrupted run of this output left a checkpoint in {folder} ({where}): add --resume to continue it, "
                 "or --restart to discard it")
     return None

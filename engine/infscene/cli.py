@@ -8,6 +8,7 @@ event is also a JSON line on stdout (the QGIS plugin reads these; protocol.py de
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import json
 import os
@@ -33,7 +34,9 @@ from . import train
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
-DEBUG_VARIABLE = "INFSCENE_DEBUG"  # set to 1 for a traceback instead of the one-line internal error
+DEBUG_VARIABLE = "INFSCENE_DEBUG"
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+MMAP_THRESHOLD_BYTES = 64 * 1024  # set to 1 for a traceback instead of the one-line internal error
 
 
 class UsageError(InfSceneError):
@@ -95,8 +98,8 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-checkpoint", action="store_true",
                    help="keep no checkpoint: nothing is saved at each step, and an interrupted run starts over")
     p.add_argument("--dask", metavar="ADDRESS",
-                   help="run the model work on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for N local "
-                        "worker processes; the output is the same as without")
+                   help="run the model work on a Dask cluster: a scheduler address (tcp://host:8786), a scheduler file "
+                        "(.json), or local:N for N local worker processes; the output is the same as without")
     p.add_argument("--threads-per-worker", type=int, default=1, help="threads of each local:N worker (default 1)")
     p.add_argument("--preview", type=Path, help="also write a side-by-side PNG of input and output")
     p.add_argument("--iceplant", type=Path, metavar="PROB_OUTPUT",
@@ -227,8 +230,25 @@ def _fail(message: str, json_events: bool, cancelled: bool = False) -> None:
     print(f"infscene: {message}", file=sys.stderr)
 
 
+def return_freed_memory() -> None:
+    """Make glibc give freed blocks back to the system, as Dask does for its workers.
+
+    A run allocates and frees many block-sized arrays (input rows, decoded tiles, output rows). With
+    glibc's default, whose mmap threshold grows after each large free, they come to live on the heap,
+    which stays at its high-water mark: the process's RAM then grows with the scene, although what it
+    holds at any time does not. A fixed threshold keeps large arrays mmapped and returned when freed.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to tune
+        return
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    libc.mallopt(M_TRIM_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    return_freed_memory()
     json_events = _wants_json(argv)
     signal.signal(signal.SIGTERM, _raise_cancelled)
     # A process started in the background by a non-interactive shell inherits SIGINT ignored, and Python then

@@ -76,6 +76,7 @@ CANVAS_BANDS = {FusionMode.VCF: 3 + 3, FusionMode.AVERAGE: 3 + 3, FusionMode.IND
 # e2diffsr keeps the result on the output grid (3 bands) and, on the latent grid, the state and the next
 # state (4 bands each) in vcf/average, the pasted tiles in independent.
 LATENT_CANVAS_BANDS = {FusionMode.VCF: 4 + 4, FusionMode.AVERAGE: 4 + 4, FusionMode.INDEPENDENT: 4}
+OUTPUT_BLOCK_PIXELS = 500_000  # output pixels converted at a time: a block costs about 100 bytes a pixel on its way out
 LR_CHUNK = 64  # the low-resolution window is read in small windows (the LR under a patch or a decode tile)
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
 
@@ -325,7 +326,7 @@ def _output_rows(plan: SRPlan, result: Canvas, cond: Upsampled, visible: ModelBa
     validity and alpha enlarged; the input is read again under each block, never whole."""
     guided = guided_bands(visible, extra) if extra is not None else None
     in_h, in_w = visible.shape[1:]
-    for r0, r1 in row_blocks(plan.height, plan.width):
+    for r0, r1 in row_blocks(plan.height, plan.width, OUTPUT_BLOCK_PIXELS):
         rows, cols = slice(r0, r1), slice(0, plan.width)
         visible_sr = result.data[:, rows, cols]
         blocks = [visible_sr]

@@ -147,7 +147,8 @@ def parse_event(line: str) -> Optional[Event]:
 
 
 def dask_address_problem(address: str) -> Optional[str]:
-    """Why `address` is not a --dask value (local:N, or a scheduler address such as tcp://10.0.0.5:8786); None if it is."""
+    """Why `address` is not a --dask value (local:N, a scheduler address such as tcp://10.0.0.5:8786, or a scheduler
+    file ending in .json); None if it is."""
     text = address.strip()
     if text.startswith(LOCAL_CLUSTER_PREFIX):
         count = text[len(LOCAL_CLUSTER_PREFIX):]

@@ -32,7 +32,8 @@ from .protocol import SCALE_MAX, SCALE_MIN_EXCLUSIVE, SOURCE_BAND_TAG
 VISIBLE = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 VISIBLE_NAMES = ("red", "green", "blue")
 OVERVIEW_MIN_SIDE = 256  # overviews are built down to about one block
-VERIFY_BLOCK_BYTES = 64 * 1024**2  # read-back verification works in row blocks of about this size
+VERIFY_BLOCK_BYTES = 16 * 1024**2  # read-back verification works in row blocks of about this size
+WRITE_CACHE_MB = 64  # GDAL's block cache while writing, overviewing and verifying (its default is 5% of the RAM)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -292,8 +293,10 @@ def verified_geotiff(path: Path, profile: dict, label: str | Path) -> Iterator[r
     logger.addHandler(errors)
     level = logger.level
     logger.setLevel(min(level or logging.INFO, logging.INFO))
+    # Bounded, but at least two rows of tiles, so that a tile is compressed once, when it is complete.
+    tile_row_mb = 2 * 256 * profile["width"] * profile["count"] * np.dtype(profile["dtype"]).itemsize / 1024**2
     try:
-        with rasterio.Env():
+        with rasterio.Env(GDAL_CACHEMAX=max(WRITE_CACHE_MB, math.ceil(tile_row_mb))):
             with rasterio.open(path, "w", **profile) as dst:
                 yield dst
                 factors = _overview_factors(profile["height"], profile["width"])

@@ -17,9 +17,9 @@ from .grid import Patch
 BLOCK_PIXELS = 2_000_000
 
 
-def row_blocks(height: int, width: int) -> Iterator[tuple[int, int]]:
-    """Row ranges [r0, r1) of about BLOCK_PIXELS pixels each."""
-    rows = max(1, BLOCK_PIXELS // max(1, width))
+def row_blocks(height: int, width: int, pixels: int = BLOCK_PIXELS) -> Iterator[tuple[int, int]]:
+    """Row ranges [r0, r1) of about `pixels` pixels each."""
+    rows = max(1, pixels // max(1, width))
     for r0 in range(0, height, rows):
         yield r0, min(height, r0 + rows)
 

@@ -1,7 +1,7 @@
 """Scale-out on Dask: the model work of every reverse step on dask.distributed workers, on one machine or many.
 
-`--dask ADDRESS` runs a scene on an existing cluster (a scheduler address: a Pangeo deployment,
-dask-jobqueue on SLURM or PBS, Kubernetes) or on a LocalCluster of worker processes (`local:N`).
+`--dask ADDRESS` runs a scene on an existing cluster (a scheduler address or a scheduler file: a Pangeo
+deployment, dask-jobqueue on SLURM or PBS, Kubernetes) or on a LocalCluster of worker processes (`local:N`).
 InfScene does not schedule anything itself: each reverse step is a set of Dask tasks.
 
 Why a shared store and not workers owning strips (docs/scale-out.md): the state of every step lives
@@ -17,6 +17,7 @@ resources: when workers advertise `GPU`, model tasks ask for one.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 import numpy as np
 import torch
-from distributed import Client, LocalCluster, WorkerPlugin, get_worker, wait
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
 from .canvas import Canvas
@@ -44,7 +45,7 @@ Result = TypeVar("Result")
 PLUGIN_NAME = "infscene-model"
 CONNECT_TIMEOUT_S = 20
 WORKER_WAIT_S = 60
-POLL_S = 0.2  # how often a wait looks at the cancel flag
+POLL_S = 0.05  # how often a wait looks for finished tasks and at the cancel flag
 TASKS_IN_FLIGHT_PER_WORKER = 2
 GPU_RESOURCE = "GPU"
 FUSE_REGION_CHUNKS = 2  # a fusing task writes 2 x 2 state chunks: each patch's slot is read by about 2 tasks, not 4
@@ -76,6 +77,10 @@ def connect(address: str, threads_per_worker: int = 1) -> Iterator[Any]:
             cluster = LocalCluster(n_workers=count, threads_per_worker=threads_per_worker, processes=True,
                                    dashboard_address=":0", resources={GPU_RESOURCE: 1} if gpus else None)
             client = Client(cluster)
+        elif scheduler.endswith(".json"):  # a scheduler file, as `dask scheduler --scheduler-file` and dask-mpi write
+            if not Path(scheduler).is_file():
+                raise InfSceneError(f"--dask {address}: no such scheduler file")
+            client = Client(scheduler_file=scheduler, timeout=CONNECT_TIMEOUT_S)
         else:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -198,22 +203,24 @@ class DaskExecutor:
         return self.client.submit(function, *args, pure=False, resources=self._resources if model else None)
 
     def _wait(self, futures: Sequence[Any], tracker: ProgressTracker, on_done: Callable[[Any], None]) -> None:
-        """Wait for every future, calling on_done as each finishes; a cancel cancels what is left."""
-        pending = set(futures)
-        while pending:
-            try:
+        """Wait for every future, calling on_done as each finishes; a cancel cancels what is left.
+
+        One as_completed iterator, polled: a wait with a timeout per poll would leave a waiter on every
+        pending future behind each time, and the client's memory would grow with the run.
+        """
+        finished = as_completed(futures)
+        try:
+            while not finished.is_empty():
                 tracker.check_cancel()
-            except BaseException:
-                self.client.cancel(list(pending))
-                raise
-            try:
-                finished = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                continue
-            for future in finished.done:
-                _result(future)
-                on_done(future)
-            pending = set(finished.not_done)
+                batch = finished.next_batch(block=False)
+                if not batch:
+                    time.sleep(POLL_S)
+                for future in batch:
+                    _result(future)
+                    on_done(future)
+        except BaseException:
+            self.client.cancel(list(futures))
+            raise
 
     def map(self, work: Callable[[Denoiser, Item], Result], items: Sequence[Item]) -> Iterator[Result]:
         """Results in the order of `items`; a few tasks per worker in flight, so the client holds little."""

@@ -34,8 +34,11 @@ class WindowStatistics:
     all_valid: bool
 
 
+INPUT_BLOCK_PIXELS = 250_000  # input pixels read at a time (about 30 bytes a pixel while they are converted)
+
+
 def _blocks(window: Window) -> Iterator[Window]:
-    for r0, r1 in row_blocks(int(window.height), int(window.width)):
+    for r0, r1 in row_blocks(int(window.height), int(window.width), INPUT_BLOCK_PIXELS):
         yield Window(window.col_off, window.row_off + r0, window.width, r1 - r0)
 
 
@@ -111,7 +114,7 @@ class ModelBands:
 def fill_lr(source: ModelBands, target: np.ndarray) -> None:
     """Write the whole window of `source` into `target` (a canvas's array) in row blocks."""
     height, width = source.shape[1:]
-    for r0, r1 in row_blocks(height, width):
+    for r0, r1 in row_blocks(height, width, INPUT_BLOCK_PIXELS):
         target[:, r0:r1, :] = source.read(slice(r0, r1), slice(0, width))[0]
 
 
@@ -119,7 +122,7 @@ def guided_bands(visible: ModelBands, extra: ModelBands) -> GuidedBands:
     """The extra bands' slopes on the visible guide, summed over row blocks of the window."""
     height, width = visible.shape[1:]
     moments = GuidedBands.moments(len(extra.indices))
-    for r0, r1 in row_blocks(height, width):
+    for r0, r1 in row_blocks(height, width, INPUT_BLOCK_PIXELS):
         rows, cols = slice(r0, r1), slice(0, width)
         seen, valid, _ = visible.read(rows, cols)
         moments.add(seen, extra.read(rows, cols)[0], valid)
