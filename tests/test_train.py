@@ -155,6 +155,19 @@ def test_training_writes_a_model_and_resumes_exactly(tmp_path: Path) -> None:
     assert (tmp_path / "resumed" / "samples" / "step-0000004.png").is_file()
 
 
+def test_the_best_validated_weights_are_kept_across_resumes(tmp_path: Path) -> None:
+    """OUT/best holds the raw or EMA weights with the lowest validation loss of every checkpoint so far, resumes
+    included: the last checkpoints are not always the best, and the best is what ships."""
+    train(options(tmp_path, steps=2), tiny_config())
+    train(options(tmp_path, steps=4, resume=True), tiny_config())
+    log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    validated = [(min(r["val_loss"], r["val_loss_ema"]), r["step"]) for r in log if "val_loss" in r]
+    record = json.loads((tmp_path / "best" / "best.json").read_text())
+    assert (record["val_loss"], record["step"]) == min(validated)
+    best = load_model(tmp_path / "best")
+    assert best.config.trained and f"step {record['step']}" in best.config.notes
+
+
 def test_an_interrupt_leaves_a_checkpoint_to_resume_from(tmp_path: Path) -> None:
     def interrupt_at_step_3(record: dict) -> None:
         if record["step"] == 3 and "loss" in record:

@@ -58,6 +58,8 @@ VAL_SCALES = (2.0, 3.7, 5.0, 8.0)
 PREVIEW_SCALE = 4.0
 PREVIEW_IMAGES = 3
 KEEP_CHECKPOINTS = 2
+BEST_DIR = "best"  # OUT/best: the weights (raw or EMA) with the lowest validation loss so far, a model folder
+BEST_FILE = "best.json"
 
 
 @dataclass
@@ -454,10 +456,28 @@ class Trainer:
             self.model.train(was_training)
             if raw is not None and averaged is not None:
                 record = {"val_loss": round(raw, 5), "val_loss_ema": round(averaged, 5)}
+                self.keep_best(raw, averaged)
             self.objective.preview(self.ema.model, self.out / "samples" / f"step-{self.step:07d}.png")
         self.emit(record)
         extra = {"seconds": self.history[-1]["seconds"], "options": asdict(self.options)}
         save_checkpoint(self.options.checkpoints, self.step, self.model, self.ema, self.optimizer, extra)
+
+    def keep_best(self, raw: float, averaged: float) -> None:
+        """Keep OUT/best, the weights with the lowest validation loss so far (raw or EMA, across resumes): what ships,
+        since the last checkpoints are not always the best ones."""
+        loss, network, which = min((raw, self.model, "raw"), (averaged, self.ema.model, "EMA"), key=lambda entry: entry[0])
+        best, record = self.out / BEST_DIR, self.out / BEST_DIR / BEST_FILE
+        if record.is_file() and json.loads(record.read_text())["val_loss"] <= loss:
+            return
+        staged = self.out / f"{BEST_DIR}.part"
+        shutil.rmtree(staged, ignore_errors=True)
+        kept = copy.deepcopy(network)
+        kept.config.trained = True
+        kept.config.notes = f"the {which} weights of step {self.step}, the lowest validation loss of the run ({loss:.5f})"
+        save_model(kept, staged)
+        (staged / BEST_FILE).write_text(json.dumps({"step": self.step, "weights": which, "val_loss": round(loss, 5)}) + "\n")
+        shutil.rmtree(best, ignore_errors=True)
+        staged.replace(best)
 
     def out_of_time(self) -> bool:
         limit = self.options.time_limit_min
