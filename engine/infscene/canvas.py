@@ -35,6 +35,12 @@ class Canvas:
             allocate_file(path, int(np.prod(self.shape)) * 4)
             self.data = np.memmap(path, dtype=np.float32, mode="r+", shape=self.shape)
 
+    @property
+    def chunk(self) -> tuple[int, int]:
+        """The (rows, cols) a reader should take whole to read each stored byte once: any window of an array in
+        memory or memory-mapped costs only its own bytes, so the whole canvas is one chunk."""
+        return self.shape[1], self.shape[2]
+
     def read(self, patch: Patch) -> np.ndarray:
         rows, cols = patch.slices
         return np.array(self.data[:, rows, cols])

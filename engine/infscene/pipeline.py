@@ -53,7 +53,7 @@ from .protocol import (
 )
 from .raster_io import (
     BandLayout,
-    OutputRows,
+    OutputBlock,
     open_raster,
     output_grid,
     geotiff_profile,
@@ -63,7 +63,7 @@ from .raster_io import (
     verified_geotiff,
     write_super_resolved,
 )
-from .resample import Upsampled, bicubic_window, nearest_rows, nearest_source_rows, row_blocks
+from .resample import Upsampled, bicubic_window, chunk_windows, covering, nearest_block, nearest_source
 from .sampler import DEFAULT_STEPS, ReverseStep, respaced_steps
 from .scaling import BandScaling
 from .store import disk_full_is_an_error
@@ -320,24 +320,24 @@ def spread_path_for(options: SROptions, output_path: Optional[Path]) -> Optional
     return Path(options.spread_path) if options.spread_path else output_path.with_name(f"{output_path.stem}_spread.tif")
 
 
-def _output_rows(plan: SRPlan, result: Canvas, cond: Upsampled, visible: ModelBands, extra: Optional[ModelBands],
-                 scaling: BandScaling) -> Iterator[OutputRows]:
-    """The output in row blocks: super-resolved visible bands and guided extra bands in input units, with the input's
-    validity and alpha enlarged; the input is read again under each block, never whole."""
+def _output_blocks(plan: SRPlan, result: Canvas, cond: Upsampled, visible: ModelBands, extra: Optional[ModelBands],
+                   scaling: BandScaling) -> Iterator[OutputBlock]:
+    """The output in windows that read the result's chunks once: super-resolved visible bands and guided extra bands
+    in input units, with the input's validity and alpha enlarged; the input is read again under each window, never
+    whole."""
     guided = guided_bands(visible, extra) if extra is not None else None
     in_h, in_w = visible.shape[1:]
-    for r0, r1 in row_blocks(plan.height, plan.width, OUTPUT_BLOCK_PIXELS):
-        rows, cols = slice(r0, r1), slice(0, plan.width)
+    for rows, cols in chunk_windows(plan.height, plan.width, result.chunk, OUTPUT_BLOCK_PIXELS):
         visible_sr = result.data[:, rows, cols]
-        blocks = [visible_sr]
+        bands = [visible_sr]
         if guided is not None and extra is not None:
             extra_up = bicubic_window(extra, plan.height, plan.width, rows, cols)
-            blocks.append(guided.apply(extra_up, visible_sr, cond.window(rows, cols)))
-        under = nearest_source_rows(in_h, plan.height, r0, r1)
-        _, valid, alpha = visible.read(slice(int(under[0]), int(under[-1]) + 1), slice(0, in_w))
-        enlarge = partial(nearest_rows, under, int(under[0]), in_w, plan.width)
-        yield OutputRows(r0, scaling.from_model(np.concatenate(blocks)), enlarge(valid),
-                         enlarge(alpha) if alpha is not None else None)
+            bands.append(guided.apply(extra_up, visible_sr, cond.window(rows, cols)))
+        under_rows, under_cols = nearest_source(in_h, plan.height, rows), nearest_source(in_w, plan.width, cols)
+        _, valid, alpha = visible.read(covering(under_rows), covering(under_cols))
+        enlarge = partial(nearest_block, under_rows, under_cols)
+        yield OutputBlock(rows, cols, scaling.from_model(np.concatenate(bands)), enlarge(valid),
+                          enlarge(alpha) if alpha is not None else None)
 
 
 def model_checksum(model_dir: Optional[Path]) -> str:
@@ -433,18 +433,18 @@ def _sample_with_spread(plan: SRPlan, executor: Executor, visible: np.ndarray, c
     tracker.skip(done * plan.work_per_sample)
     for k in range(done, samples):
         sample = _sample(plan, executor, seed + k, visible, cond, tracker, checkpoint.for_sample(k))
-        for r0, r1 in row_blocks(*cond.shape[1:]):
-            values = sample.data[:, r0:r1]
+        for rows, cols in chunk_windows(*cond.shape[1:], sample.chunk):
+            values = sample.data[:, rows, cols]
             if k == 0:
-                first.data[:, r0:r1] = values
-                mean.data[:, r0:r1] = values
+                first.data[:, rows, cols] = values
+                mean.data[:, rows, cols] = values
                 continue
-            delta = values - mean.data[:, r0:r1]
-            mean.data[:, r0:r1] += delta / (k + 1)
-            squares.data[:, r0:r1] += delta * (values - mean.data[:, r0:r1])
+            delta = values - mean.data[:, rows, cols]
+            mean.data[:, rows, cols] += delta / (k + 1)
+            squares.data[:, rows, cols] += delta * (values - mean.data[:, rows, cols])
         checkpoint.commit_sample(k + 1, kept)
-    for r0, r1 in row_blocks(*cond.shape[1:]):
-        squares.data[:, r0:r1] = np.sqrt(squares.data[:, r0:r1] / samples)
+    for rows, cols in chunk_windows(*cond.shape[1:], squares.chunk):
+        squares.data[:, rows, cols] = np.sqrt(squares.data[:, rows, cols] / samples)
     return first, squares
 
 
@@ -455,9 +455,9 @@ def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling,
     with verified_geotiff(tmp, profile, plan.spread_path) as dst:
         dst.set_band_description(1, f"spread over {plan.options.samples} samples (std, input units)")
         dst.update_tags(**tags)
-        for r0, r1 in row_blocks(plan.height, plan.width):
-            block = spread.data[:, r0:r1, : plan.width] * units[:, None, None]
-            dst.write(block.mean(axis=0).astype(np.float32)[None], window=Window(0, r0, plan.width, r1 - r0))
+        for rows, cols in chunk_windows(plan.height, plan.width, spread.chunk):
+            block = spread.data[:, rows, cols] * units[:, None, None]
+            dst.write(block.mean(axis=0).astype(np.float32)[None], window=Window.from_slices(rows, cols))
 
 
 def run_fingerprint(plan: SRPlan) -> dict[str, object]:
@@ -513,7 +513,7 @@ def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, c
                 _write_spread(outputs.enter_context(atomic_output(plan.spread_path, workspace)), plan, spread,
                               statistics.scaling, tags)
             write_super_resolved(tmp, plan.output_path, ds, plan.layout, plan.profile,
-                                 _output_rows(plan, result, cond, visible, extra, statistics.scaling),
+                                 _output_blocks(plan, result, cond, visible, extra, statistics.scaling),
                                  statistics.ranges, use_mask, tags)
 
 

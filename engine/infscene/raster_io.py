@@ -338,21 +338,26 @@ def copy_band_metadata(src: rasterio.DatasetReader, dst: rasterio.io.DatasetWrit
 
 
 @dataclass(frozen=True)
-class OutputRows:
-    """One block of output rows from the pipeline: the model and guided bands (layout.visible + layout.extra
+class OutputBlock:
+    """One window of the output from the pipeline: the model and guided bands (layout.visible + layout.extra
     order) in input units, which output pixels are valid, and the alpha band enlarged (if the input has one)."""
 
-    start: int
-    values: np.ndarray  # (len(visible) + len(extra), rows, width), input dtype
-    valid: np.ndarray  # (rows, width) bool
+    rows: slice
+    cols: slice
+    values: np.ndarray  # (len(visible) + len(extra), rows, cols), input dtype
+    valid: np.ndarray  # (rows, cols) bool
     alpha: Optional[np.ndarray]
+
+    @property
+    def window(self) -> Window:
+        return Window(self.cols.start, self.rows.start, self.cols.stop - self.cols.start, self.rows.stop - self.rows.start)
 
 
 def write_super_resolved(
     path: Path, label: str | Path, src: rasterio.DatasetReader, layout: BandLayout, profile: dict,
-    blocks: Iterable[OutputRows], ranges: Sequence[tuple[float, float]], use_mask: bool, tags: Mapping[str, str],
+    blocks: Iterable[OutputBlock], ranges: Sequence[tuple[float, float]], use_mask: bool, tags: Mapping[str, str],
 ) -> None:
-    """Write the output in row blocks, in the input's band order: values clipped to each band's input
+    """Write the output block by block, in the input's band order: values clipped to each band's input
     range (`ranges`, model bands first), nodata where invalid, alpha, or a mask when the input had
     neither; band metadata and provenance `tags`; verified (verified_geotiff)."""
     order = [*layout.visible, *layout.extra]
@@ -367,7 +372,7 @@ def write_super_resolved(
             avoid_nodata_value(values, nodata)
             if nodata is not None:
                 values[:, ~block.valid] = nodata
-            window = Window(0, block.start, profile["width"], block.valid.shape[0])
+            window = block.window
             for out_index, band in enumerate(layout.kept, start=1):
                 dst.write(block.alpha if band == layout.alpha else values[order.index(band)], out_index, window=window)
             if use_mask:

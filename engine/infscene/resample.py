@@ -24,6 +24,19 @@ def row_blocks(height: int, width: int, pixels: int = BLOCK_PIXELS) -> Iterator[
         yield r0, min(height, r0 + rows)
 
 
+def chunk_windows(height: int, width: int, chunk: tuple[int, int], pixels: int = BLOCK_PIXELS) -> Iterator[tuple[slice, slice]]:
+    """(rows, cols) windows of at most about `pixels` pixels, row-major, that cover whole chunks of an array stored in
+    chunks of `chunk` (rows, cols): each stored chunk is read once, however wide the array. Row blocks of the whole
+    width would read every chunk of a band once per block: 16 times over for a 1-gigapixel output in 512-px chunks.
+    A chunk larger than `pixels` (an array in memory is one chunk) is cut into full-width row blocks."""
+    chunk_rows, chunk_cols = min(chunk[0], height), min(chunk[1], width)
+    rows = min(chunk_rows, max(1, pixels // chunk_cols))
+    cols = max(chunk_cols, pixels // rows // chunk_cols * chunk_cols)
+    for r0 in range(0, height, rows):
+        for c0 in range(0, width, cols):
+            yield slice(r0, min(height, r0 + rows)), slice(c0, min(width, c0 + cols))
+
+
 CUBIC_A = -0.75  # the cubic convolution kernel of PyTorch's and OpenCV's bicubic
 
 
@@ -94,13 +107,18 @@ class Upsampled:
         return np.stack([self.read(p) for p in patches])
 
 
-def nearest_source_rows(in_h: int, out_h: int, r0: int, r1: int) -> np.ndarray:
-    """For output rows [r0, r1) of out_h: the input row (of in_h) each one's centre falls in."""
-    return np.minimum(((np.arange(r0, r1) + 0.5) * in_h / out_h).astype(int), in_h - 1)
+def nearest_source(size_in: int, size_out: int, span: slice) -> np.ndarray:
+    """For the output pixels `span` of size_out along one axis: the input pixel (of size_in) each one's centre
+    falls in."""
+    return np.minimum(((np.arange(span.start, span.stop) + 0.5) * size_in / size_out).astype(int), size_in - 1)
 
 
-def nearest_rows(rows: np.ndarray, first: int, in_w: int, out_w: int, source: np.ndarray) -> np.ndarray:
-    """The nearest-neighbour upsampling to out_w columns of input rows `rows` (nearest_source_rows), given the 2-D
-    `source` that holds input rows first, first + 1, ... and all in_w columns."""
-    cols = np.minimum(((np.arange(out_w) + 0.5) * in_w / out_w).astype(int), in_w - 1)
-    return source[np.ix_(rows - first, cols)]
+def covering(indices: np.ndarray) -> slice:
+    """The input span that holds the input pixels `indices` (nearest_source)."""
+    return slice(int(indices[0]), int(indices[-1]) + 1)
+
+
+def nearest_block(rows: np.ndarray, cols: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The nearest-neighbour upsampling of the 2-D `source`, which holds the input pixels covering(rows) x
+    covering(cols), onto the output pixels whose input pixels are `rows` x `cols` (nearest_source)."""
+    return source[np.ix_(rows - rows[0], cols - cols[0])]

@@ -9,7 +9,7 @@ rounding, exactly as one pass would.
 
 LR-consistency is an exact projection of the output onto the images whose block means equal the
 input: each output pixel belongs to the low-resolution pixel its centre falls in (as the engine's
-nearest_rows), and the mean residual of each block is subtracted from its pixels. The projection
+nearest_source), and the mean residual of each block is subtracted from its pixels. The projection
 needs only the core's own pixels, so it is exact per tile too.
 """
 from __future__ import annotations
