@@ -30,6 +30,7 @@ from infscene.errors import Cancelled, InfSceneError
 from infscene.fusion import FusionMode
 from infscene.pipeline import SROptions, plan_run, super_resolve
 from infscene.progress import Progress
+from infscene.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 E2DIFFSR = REPO / "resources" / "models" / "e2diffsr"
@@ -90,6 +91,24 @@ def test_two_worker_processes_give_the_single_process_output_e2diffsr(cluster: C
     if mode is FusionMode.VCF:  # the --samples spread raster too
         assert np.array_equal(_read(tmp_path / "alone_spread.tif"), _read(tmp_path / "dask_spread.tif"))
     assert _leftovers(tmp_path) == []
+
+
+def test_fusing_regions_are_as_large_as_leave_enough_tasks_and_do_not_change_the_output(
+        cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    canvas = RunStore(tmp_path / "store").canvas("state", 3, 256, 288, chunk=32)  # 8 x 9 chunks
+    for workers, side in ((1, 4), (2, 2), (5, 2), (20, 1), (100, 1)):
+        regions = scaleout.fuse_regions(canvas, workers)
+        assert regions == canvas.regions(side)
+        covered = np.zeros((256, 288), int)
+        for rows, cols in regions:
+            covered[rows, cols] += 1
+        assert (covered == 1).all()
+    options = _sr3(tiny_model_dir)
+    alone = _read(super_resolve(naip, tmp_path / "alone.tif", options))
+    monkeypatch.setattr(scaleout, "FUSE_TASKS_PER_WORKER", 0)  # one region of 8 x 8 chunks: the whole canvas
+    whole = _read(super_resolve(naip, tmp_path / "dask.tif", replace(options, dask=cluster.scheduler.address)))
+    assert np.array_equal(alone, whole)
 
 
 def test_a_local_cluster_of_its_own(one_thread: None, tiny_model_dir: Path, naip: Path, tmp_path: Path) -> None:
