@@ -1,8 +1,8 @@
 """Scale-out on Dask (issue 10): speed-up from 1 to N workers, RAM per worker and on the client as the scene
 grows, and the bytes moved through the run store per reverse step.
 
-    .venv/bin/python bench/scaleout.py efficiency --families e2diffsr --sizes 4 16 --out docs/bench/scaleout_efficiency_e2diffsr_cpu.json
-    .venv/bin/python bench/scaleout.py efficiency --families sr3 --sizes 4 --out docs/bench/scaleout_efficiency_sr3_cpu.json
+    .venv/bin/python bench/scaleout.py efficiency --warm --families e2diffsr --sizes 4 16 --out docs/bench/scaleout_efficiency_warm_e2diffsr_cpu.json
+    .venv/bin/python bench/scaleout.py efficiency --warm --families sr3 --sizes 4 --out docs/bench/scaleout_efficiency_warm_sr3_cpu.json
     .venv/bin/python bench/scaleout.py memory --out docs/bench/scaleout_memory_cpu.json
     .venv/bin/python bench/scaleout.py traffic --sizes 2 --out docs/bench/scaleout_traffic_cpu.json
     .venv/bin/python bench/scaleout.py costs --out docs/bench/scaleout_costs_cpu.json
@@ -293,6 +293,8 @@ def gigapixel(measured: Path, gpu_tflops: float, link_gbit: float, task_ms: floa
     the model work spread over the workers, the scheduler's overhead per task (Dask's rule of thumb), or the store
     traffic through the workers' links; the client writes the output alone after the last step. GPU throughput is
     an assumption (`--gpu-tflops`) until measured on a GPU; the CPU rows use the measured per-thread seconds."""
+    from infscene.scaleout import fuse_region_side
+
     load = lambda name: json.loads((measured / f"scaleout_{name}_cpu.json").read_text())["rows"]  # noqa: E731
     costs, traffic_rows, memory_rows = load("costs"), load("traffic"), load("memory")
     largest = max(memory_rows, key=lambda row: row["output_mp"])
@@ -310,8 +312,9 @@ def gigapixel(measured: Path, gpu_tflops: float, link_gbit: float, task_ms: floa
         tile = unit.get("tile", {"gflop": 0.0, "seconds_one_thread": 0.0})
         decode_gflop, decode_thread_s = plan.decode_tiles * tile["gflop"], plan.decode_tiles * tile["seconds_one_thread"]
         bytes_per_step = next(r for r in traffic_rows if r["method"] == family)["worker_bytes_per_step_per_output_mp"] * out_mp
-        fuse_tasks = math.ceil(plan.grid.height / (2 * plan.grid.patch)) * math.ceil(plan.grid.width / (2 * plan.grid.patch))
         for workers in (8, 64):
+            side = fuse_region_side(plan.grid.height, plan.grid.width, (plan.grid.patch,) * 2, workers)
+            fuse_tasks = math.ceil(plan.grid.height / (side * plan.grid.patch)) * math.ceil(plan.grid.width / (side * plan.grid.patch))
             for device, batch in (("gpu (assumed %g TFLOP/s)" % gpu_tflops, 32), ("cpu, 1 thread (measured)", 4)):
                 if device.startswith("gpu"):
                     step_s, decode_s = step_gflop / 1e3 / gpu_tflops / workers, decode_gflop / 1e3 / gpu_tflops / workers

@@ -8,7 +8,6 @@ event is also a JSON line on stdout (the QGIS plugin reads these; protocol.py de
 from __future__ import annotations
 
 import argparse
-import ctypes
 import dataclasses
 import json
 import os
@@ -29,14 +28,12 @@ from .model import DEFAULT_MODEL_DIR, check_model, resolve_devices
 from .pipeline import SROptions, estimate_seconds, plan_run, run_plan
 from .sampler import DEFAULT_STEPS
 from .console import band_list, emit, progress_reporter, warn
-from . import train
+from . import allocator, train
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130
 DEBUG_VARIABLE = "INFSCENE_DEBUG"
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-MMAP_THRESHOLD_BYTES = 64 * 1024  # set to 1 for a traceback instead of the one-line internal error
 
 
 class UsageError(InfSceneError):
@@ -230,25 +227,8 @@ def _fail(message: str, json_events: bool, cancelled: bool = False) -> None:
     print(f"infscene: {message}", file=sys.stderr)
 
 
-def return_freed_memory() -> None:
-    """Make glibc give freed blocks back to the system, as Dask does for its workers.
-
-    A run allocates and frees many block-sized arrays (input rows, decoded tiles, output rows). With
-    glibc's default, whose mmap threshold grows after each large free, they come to live on the heap,
-    which stays at its high-water mark: the process's RAM then grows with the scene, although what it
-    holds at any time does not. A fixed threshold keeps large arrays mmapped and returned when freed.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to tune
-        return
-    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-    libc.mallopt(M_TRIM_THRESHOLD, MMAP_THRESHOLD_BYTES)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    return_freed_memory()
     json_events = _wants_json(argv)
     signal.signal(signal.SIGTERM, _raise_cancelled)
     # A process started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
@@ -256,6 +236,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "dask", None):  # this process only streams blocks: the workers run the models
+            allocator.for_streaming()
+        else:
+            allocator.for_model_work()
         return args.func(args)
     except UsageError as exc:
         _fail(str(exc), json_events)

@@ -30,6 +30,7 @@ from distributed.scheduler import KilledWorker
 
 from .canvas import Canvas
 from .checkpoint import STORE_CHUNK
+from . import allocator
 from .errors import InfSceneError
 from .executors import Combine, DenoiserSpec, PatchWork
 from .grid import Patch, PatchGrid
@@ -116,6 +117,7 @@ class ModelPlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         self.lock = threading.Lock()  # made on the worker: a lock does not travel
+        allocator.for_model_work()  # Dask's nanny started the worker with the opposite (allocator.py)
         torch.set_num_threads(max(1, int(worker.state.nthreads)))
         self.model = load_model(self.model_dir, _worker_device(worker))
 
@@ -149,16 +151,15 @@ def write_pieces(spec: DenoiserSpec, work: PatchWork, slots: SlotArray, batch: l
         slots.write(work.grid.index(patch), piece)
 
 
-def fuse_regions(target: StoreCanvas, workers: int) -> list[tuple[slice, slice]]:
-    """The regions of the next state that fusing tasks write: k x k chunks, k as large as leaves
+def fuse_region_side(height: int, width: int, chunk: tuple[int, int], workers: int) -> int:
+    """The side k, in chunks, of the k x k chunks of the next state that one fusing task writes: as large as leaves
     FUSE_TASKS_PER_WORKER tasks per worker. Large regions mean fewer tasks (the scheduler spends about a
     millisecond on each: 15,000 regions of 2 x 2 SR3 chunks per step at a gigapixel) and fewer reads of the slots
     that straddle region borders. The output does not depend on k: every pixel sums its patches in grid order."""
     for side in FUSE_REGION_SIDES:
-        regions = target.regions(side)
-        if len(regions) >= FUSE_TASKS_PER_WORKER * workers:
-            return regions
-    return regions
+        if -(-height // (side * chunk[0])) * -(-width // (side * chunk[1])) >= FUSE_TASKS_PER_WORKER * workers:
+            return side
+    return FUSE_REGION_SIDES[-1]
 
 
 def fuse_region(combine: Combine, grid: PatchGrid, slots: SlotArray, target: StoreCanvas, rows: slice, cols: slice) -> None:
@@ -260,7 +261,7 @@ class DaskExecutor:
             units[self._submit(write_pieces, self.spec, work, slots, batch)] = work.units(batch)
         self._wait(list(units), tracker, lambda future: tracker.advance(units[future]))
         regions = [self._submit(fuse_region, work.combine, grid, slots, target, rows, cols, model=False)
-                   for rows, cols in fuse_regions(target, self.workers)]
+                   for rows, cols in target.regions(fuse_region_side(*target.shape[1:], target.chunk, self.workers))]
         self._wait(regions, tracker, lambda future: None)
 
 
