@@ -215,12 +215,13 @@ def output_profile(ds: rasterio.DatasetReader, layout: BandLayout, height: int, 
 
 def geotiff_profile(dtype: str, count: int, height: int, width: int, crs: object, transform: Affine,
                     nodata: Optional[float]) -> dict:
-    """Tiled (256 px), deflate-compressed GeoTIFF, BigTIFF when needed: the layout every output shares."""
+    """Tiled (256 px), deflate-compressed GeoTIFF, BigTIFF when needed: the layout every output shares. Tiles are
+    compressed on every core: writing runs after the model work, and deflate is most of its time."""
     return {
         "driver": "GTiff", "dtype": dtype, "count": count, "height": height, "width": width, "crs": crs,
         "transform": transform, "nodata": nodata, "tiled": True, "blockxsize": 256, "blockysize": 256,
         "compress": "deflate", "predictor": 3 if np.dtype(dtype).kind == "f" else 2, "BIGTIFF": "IF_SAFER",
-        "interleave": "pixel" if count <= 4 else "band",
+        "interleave": "pixel" if count <= 4 else "band", "NUM_THREADS": "ALL_CPUS",
     }
 
 
