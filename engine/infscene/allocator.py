@@ -3,8 +3,8 @@
 A process that runs the models allocates and frees tensors of the same large sizes at every call. Kept on the
 heap for reuse, they cost nothing the next time; mapped afresh each time, every page is faulted in and zeroed by
 the kernel again. Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which does the latter: measured
-on this machine, an SR3 batch took 0.82 s instead of 0.32 s and an e2diffsr decode tile 2.5 s instead of 1.5 s,
-most of it kernel time (docs/scale-out.md). So model work keeps large blocks on the heap (`for_model_work`).
+on this machine (bench/allocator.py), an SR3 batch took 0.72 s instead of 0.30 s and an e2diffsr decode tile 2.36 s
+instead of 1.33 s, most of the difference kernel time. So model work keeps large blocks on the heap (`for_model_work`).
 
 A process that only streams blocks of the scene (the client of a Dask run: input rows, decoded tiles, output
 windows) wants the opposite: with glibc's default, whose mmap threshold grows after each large free, those
