@@ -293,7 +293,7 @@ def gigapixel(measured: Path, gpu_tflops: float, link_gbit: float, task_ms: floa
     the model work spread over the workers, the scheduler's overhead per task (Dask's rule of thumb), or the store
     traffic through the workers' links; the client writes the output alone after the last step. GPU throughput is
     an assumption (`--gpu-tflops`) until measured on a GPU; the CPU rows use the measured per-thread seconds."""
-    from infscene.scaleout import fuse_region_side
+    from infscene.scaleout import fuse_region_count, fuse_region_side
 
     load = lambda name: json.loads((measured / f"scaleout_{name}_cpu.json").read_text())["rows"]  # noqa: E731
     costs, traffic_rows, memory_rows = load("costs"), load("traffic"), load("memory")
@@ -312,9 +312,10 @@ def gigapixel(measured: Path, gpu_tflops: float, link_gbit: float, task_ms: floa
         tile = unit.get("tile", {"gflop": 0.0, "seconds_one_thread": 0.0})
         decode_gflop, decode_thread_s = plan.decode_tiles * tile["gflop"], plan.decode_tiles * tile["seconds_one_thread"]
         bytes_per_step = next(r for r in traffic_rows if r["method"] == family)["worker_bytes_per_step_per_output_mp"] * out_mp
+        client_s = writing_s_per_mp * out_mp
+        state = (plan.grid.height, plan.grid.width, (plan.grid.patch,) * 2)  # the state canvas, chunked by the patch
         for workers in (8, 64):
-            side = fuse_region_side(plan.grid.height, plan.grid.width, (plan.grid.patch,) * 2, workers)
-            fuse_tasks = math.ceil(plan.grid.height / (side * plan.grid.patch)) * math.ceil(plan.grid.width / (side * plan.grid.patch))
+            fuse_tasks = fuse_region_count(*state, fuse_region_side(*state, workers))
             for device, batch in (("gpu (assumed %g TFLOP/s)" % gpu_tflops, 32), ("cpu, 1 thread (measured)", 4)):
                 if device.startswith("gpu"):
                     step_s, decode_s = step_gflop / 1e3 / gpu_tflops / workers, decode_gflop / 1e3 / gpu_tflops / workers
@@ -324,7 +325,6 @@ def gigapixel(measured: Path, gpu_tflops: float, link_gbit: float, task_ms: floa
                 scheduler_s = tasks * task_ms / 1e3
                 traffic_s = bytes_per_step / (workers * link_gbit * 1e9 / 8)
                 bound = max(step_s, scheduler_s, traffic_s)
-                client_s = writing_s_per_mp * out_mp
                 total = plan.steps * bound + decode_s + plan.decode_tiles * task_ms / 1e3 + client_s
                 rows.append({
                     "family": family, "workers": workers, "device": device, "batch_size": batch,

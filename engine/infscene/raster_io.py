@@ -349,10 +349,6 @@ class OutputBlock:
     valid: np.ndarray  # (rows, cols) bool
     alpha: Optional[np.ndarray]
 
-    @property
-    def window(self) -> Window:
-        return Window(self.cols.start, self.rows.start, self.cols.stop - self.cols.start, self.rows.stop - self.rows.start)
-
 
 def write_super_resolved(
     path: Path, label: str | Path, src: rasterio.DatasetReader, layout: BandLayout, profile: dict,
@@ -373,7 +369,7 @@ def write_super_resolved(
             avoid_nodata_value(values, nodata)
             if nodata is not None:
                 values[:, ~block.valid] = nodata
-            window = block.window
+            window = Window.from_slices(block.rows, block.cols)
             for out_index, band in enumerate(layout.kept, start=1):
                 dst.write(block.alpha if band == layout.alpha else values[order.index(band)], out_index, window=window)
             if use_mask:

@@ -157,9 +157,14 @@ def fuse_region_side(height: int, width: int, chunk: tuple[int, int], workers: i
     millisecond on each: 15,000 regions of 2 x 2 SR3 chunks per step at a gigapixel) and fewer reads of the slots
     that straddle region borders. The output does not depend on k: every pixel sums its patches in grid order."""
     for side in FUSE_REGION_SIDES:
-        if -(-height // (side * chunk[0])) * -(-width // (side * chunk[1])) >= FUSE_TASKS_PER_WORKER * workers:
+        if fuse_region_count(height, width, chunk, side) >= FUSE_TASKS_PER_WORKER * workers:
             return side
     return FUSE_REGION_SIDES[-1]
+
+
+def fuse_region_count(height: int, width: int, chunk: tuple[int, int], side: int) -> int:
+    """How many regions of side x side chunks cover the canvas: the fusing tasks of one step."""
+    return -(-height // (side * chunk[0])) * -(-width // (side * chunk[1]))
 
 
 def fuse_region(combine: Combine, grid: PatchGrid, slots: SlotArray, target: StoreCanvas, rows: slice, cols: slice) -> None:
