@@ -107,6 +107,14 @@ def fixed_pairs(images: Sequence[HRImage], config: E2DiffSRConfig, scales: Seque
     return batches
 
 
+def sample_latent(model: E2DiffSR, batch: PairBatch, steps: Sequence[ReverseStep], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z0 from the whole reverse chain run from pure noise, CondNet's direct estimate), both in diffusion units."""
+    cond, direct = model.condition(fold_condition(batch.up))
+    shape = (batch.hr.shape[0], model.config.latent_channels, *[s // LATENT_FACTOR for s in batch.hr.shape[-2:]])
+    noises = [torch.randn(shape, generator=generator).to(batch.up.device) for _ in range(len(steps) + 1)]
+    return reverse_chain(model, cond, direct, batch.scale, steps, noises), direct
+
+
 def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL(N(mean, exp(log_var)) || N(0, 1)) per latent element, averaged."""
     return 0.5 * torch.mean(mean**2 + torch.exp(log_var) - 1.0 - log_var)
@@ -224,21 +232,14 @@ class LatentObjective:
         with torch.no_grad():
             return model.encoder(batch.hr, batch.up)[0] / model.config.latent_scale
 
-    def sample(self, model: E2DiffSR, batch: PairBatch, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """(z0 from the reverse chain, CondNet's direct estimate), both in diffusion units."""
-        cond, direct = model.condition(fold_condition(batch.up))
-        shape = (batch.hr.shape[0], model.config.latent_channels, *[s // LATENT_FACTOR for s in batch.hr.shape[-2:]])
-        noises = [torch.randn(shape, generator=generator).to(self.device) for _ in range(len(self.steps) + 1)]
-        return reverse_chain(model, cond, direct, batch.scale, self.steps, noises), direct
-
     def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         batch = self.data.batches.draw(rng, generator).to(self.device)
         target = self.latent_target(model, batch)
-        z0, direct = self.sample(model, batch, generator)
+        z0, direct = sample_latent(model, batch, self.steps, generator)
         return torch.mean(torch.abs(z0 - target)) + torch.mean(torch.abs(direct - target))
 
     def full_model(self, model: E2DiffSR, batch: PairBatch, seed: int) -> torch.Tensor:
-        z0, _ = self.sample(model, batch, torch.Generator().manual_seed(seed))
+        z0, _ = sample_latent(model, batch, self.steps, torch.Generator().manual_seed(seed))
         return model.decode(batch.lr, z0 * model.config.latent_scale, batch.where, batch.scale)
 
     @torch.no_grad()
