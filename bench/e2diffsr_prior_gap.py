@@ -6,17 +6,19 @@
         --out docs/bench/e2diffsr_prior_gap_naip.json
 
 On the centre crop of every image (the trainer's own `fixed_pairs`: area downsampling, no blur or noise),
-at each scale, four decodings of one model are scored against the truth (PSNR on 8-bit values and the
+at each scale, five decodings of one model are scored against the truth (PSNR on 8-bit values and the
 high-frequency energy relative to the truth's, as bench/quality.py scores them):
 
 - `regression`: z = 0, the regression branch alone;
 - `oracle`: z = the prior encoder's latent of the truth itself. This is the ceiling of the latent path:
   what a perfect latent diffusion would give with this autoencoder;
 - `full`: z = the 4-step reverse chain from pure noise (one fixed draw), the shipped model;
+- `direct`: z = CondNet's own estimate of the truth's latent from the low-resolution image (the distillation
+  target of Eq. 13, the chain's condition): what a deterministic regression of the latent gives;
 - `bicubic`.
 
-The latent columns say why `full` lands where it does: the std of the encoder's latents (diffusion units)
-against the std of the chain's z0, and their correlation (1 = the diffusion recovers the truth's latent).
+The latent columns say why `full` and `direct` land where they do: the std of the encoder's latents (diffusion
+units) against the std of the estimate, and their correlation (1 = the estimate recovers the truth's latent).
 A gap between `oracle` and `full` is the diffusion's to close; a gap between `oracle` and the truth (PSNR,
 high-frequency energy) is the autoencoder's.
 """
@@ -44,20 +46,24 @@ def to_8bit(x: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def decodings(model: E2DiffSR, batch: PairBatch, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """The four outputs of the docstring and the latent statistics of this batch."""
+    """The outputs of the docstring and, for `full` and `direct`, how their latent compares with the truth's."""
     config = model.config
     target = model.encoder(batch.hr, batch.up)[0] / config.latent_scale
-    z0, _ = sample_latent(model, batch, respaced_steps(config.diffusion_steps, config.gammas()), torch.Generator().manual_seed(seed))
+    z0, direct = sample_latent(model, batch, respaced_steps(config.diffusion_steps, config.gammas()), torch.Generator().manual_seed(seed))
     outputs = {
         "bicubic": batch.up,
         "regression": regression_alone(model, batch),
         "oracle": model.decode(batch.lr, target * config.latent_scale, batch.where, batch.scale),
         "full": model.decode(batch.lr, z0 * config.latent_scale, batch.where, batch.scale),
+        "direct": model.decode(batch.lr, direct * config.latent_scale, batch.where, batch.scale),
     }
     latent = {
-        "target_std": float(target.std()),
-        "z0_std": float(z0.std()),
-        "corr_z0_target": float(torch.corrcoef(torch.stack([z0.flatten(), target.flatten()]))[0, 1]),
+        method: {
+            "target_std": float(target.std()),
+            "estimate_std": float(estimate.std()),
+            "corr_with_target": float(torch.corrcoef(torch.stack([estimate.flatten(), target.flatten()]))[0, 1]),
+        }
+        for method, estimate in (("full", z0), ("direct", direct))
     }
     return outputs, latent
 
@@ -88,7 +94,7 @@ def main() -> None:
                     "scale": scale, "method": method, "n": len(truth), "side": int(truth.shape[-1]),
                     "psnr": round(float(np.mean([psnr(o, t) for o, t in zip(pixels, truth)])), 3),
                     "hf_ratio": round(float(np.mean([high_frequency_ratio(o, t, scale) for o, t in zip(pixels, truth)])), 3),
-                    **({k: round(v, 3) for k, v in latent.items()} if method == "full" else {}),
+                    **{k: round(v, 3) for k, v in latent.get(method, {}).items()},
                 })
     for row in rows:
         print(json.dumps(row))
