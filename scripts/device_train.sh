@@ -32,11 +32,10 @@ if [ -n "$missing" ]; then
   echo "kit incomplete: $(echo "$missing" | wc -l) files missing (the first: $(echo "$missing" | head -n 1)); carry the next .device-kit/partN"
   exit 0
 fi
+export PYTHONPATH="$PWD/engine:/tmp/site:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 if ! "$python" -c "import rasterio" 2>/dev/null; then
   "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$kit"/wheels/*.whl
-  export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
 fi
-export PYTHONPATH="$PWD/engine:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/dev/null || true
 "$python" -m infscene train --hr "$kit/data/sr_train" --val "$kit/data/sr_dev" --out "$run" \
   --init "$init" --resume --time-limit "$minutes" "$@"
