@@ -36,16 +36,17 @@ from infscene.e2diffsr.training import PairBatch, crop_sides, fixed_pairs, regre
 from infscene.metrics import high_frequency_ratio, psnr
 from infscene.model import load_model
 from infscene.sampler import respaced_steps
+from infscene.train import to_uint8
 from infscene.training_data import load_hr_images
 
 
 def to_8bit(x: torch.Tensor) -> np.ndarray:
-    """(B, C, H, W) model units -> 8-bit values as the output GeoTIFF holds them."""
-    return torch.round((x.clamp(-1.0, 1.0) + 1.0) * 127.5).numpy()
+    """(B, C, H, W) model units -> (B, C, H, W) 8-bit values as the output GeoTIFF holds them (metrics take C, H, W)."""
+    return to_uint8(x).transpose(0, 3, 1, 2)
 
 
 @torch.no_grad()
-def decodings(model: E2DiffSR, batch: PairBatch, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+def decodings(model: E2DiffSR, batch: PairBatch, seed: int) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, float]]]:
     """The outputs of the docstring and, for `full` and `direct`, how their latent compares with the truth's."""
     config = model.config
     target = model.encoder(batch.hr, batch.up)[0] / config.latent_scale
