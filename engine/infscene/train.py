@@ -58,6 +58,7 @@ VAL_SCALES = (2.0, 3.7, 5.0, 8.0)
 PREVIEW_SCALE = 4.0
 PREVIEW_IMAGES = 3
 KEEP_CHECKPOINTS = 2
+AUXILIARY_FILE = "auxiliary.safetensors"  # an objective's own networks (stage 3's critic), when it has any
 BEST_DIR = "best"  # OUT/best: the weights (raw or EMA) with the lowest validation loss so far, a model folder
 BEST_FILE = "best.json"
 
@@ -96,6 +97,14 @@ class TrainOptions:
     lr_crop: int = 32
     kl_weight: float = 1e-4
     prior_dropout: float = 0.3
+    # e2diffsr stage 3 (texture head): truth crop side (0: from lr_crop), loss weights, head width, critic rate.
+    hr_crop: int = 0
+    perceptual_weight: float = 1.0
+    adversarial_factor: float = 0.5
+    texture_channels: int = 64
+    critic_lr: float = 1e-4
+    # bf16: the forward passes under torch.autocast (fp32 master weights); what this CPU runs 2-3x faster.
+    precision: str = "fp32"
 
     @property
     def checkpoints(self) -> Path:
@@ -201,10 +210,13 @@ def cpu_state(model: SR3UNet) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
-def save_checkpoint(folder: Path, step: int, model: SR3UNet, ema: EMA, optimizer: torch.optim.Optimizer, extra: dict) -> Path:
-    """Write step-NNNNNNN/ (weights, EMA, optimizer, state.json last) and drop older ones."""
+def save_checkpoint(folder: Path, step: int, model: SR3UNet, ema: EMA, optimizer: torch.optim.Optimizer, extra: dict,
+                    auxiliary: Optional[dict[str, torch.Tensor]] = None) -> Path:
+    """Write step-NNNNNNN/ (weights, EMA, optimizer, the objective's auxiliary networks, state.json last) and drop older ones."""
     target = folder / f"{CHECKPOINT_PREFIX}{step:07d}"
     target.mkdir(parents=True, exist_ok=True)
+    if auxiliary:
+        save_file({k: v.contiguous() for k, v in auxiliary.items()}, str(target / AUXILIARY_FILE))
     save_file(cpu_state(model), str(target / "model.safetensors"))
     save_file(cpu_state(ema.model), str(target / "ema.safetensors"))
     tensors, groups = optimizer_tensors(optimizer)
@@ -416,6 +428,8 @@ class Trainer:
         if not self.options.resume:
             raise InfSceneError(f"{self.options.checkpoints} already holds checkpoints: pass --resume, or choose another --out")
         state = load_checkpoint(existing[-1], self.model, self.ema, self.optimizer)
+        if hasattr(self.objective, "load_auxiliary_state"):
+            self.objective.load_auxiliary_state(load_file(str(existing[-1] / AUXILIARY_FILE)))
         if architecture(state["model_config"]) != architecture(asdict(self.config)):
             raise InfSceneError(f"checkpoint {existing[-1]} was made with another model config; drop the architecture options or start afresh")
         self.step, self.elapsed_before = state["step"], state["seconds"]
@@ -460,7 +474,8 @@ class Trainer:
             self.objective.preview(self.ema.model, self.out / "samples" / f"step-{self.step:07d}.png")
         self.emit(record)
         extra = {"seconds": self.history[-1]["seconds"], "options": asdict(self.options)}
-        save_checkpoint(self.options.checkpoints, self.step, self.model, self.ema, self.optimizer, extra)
+        auxiliary = self.objective.auxiliary_state() if hasattr(self.objective, "auxiliary_state") else None
+        save_checkpoint(self.options.checkpoints, self.step, self.model, self.ema, self.optimizer, extra, auxiliary)
 
     def keep_best(self, raw: float, averaged: float) -> None:
         """Keep OUT/best, the weights with the lowest validation loss so far (raw or EMA, across resumes): what ships,
@@ -542,7 +557,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "high-resolution rasters by area downsampling at a scale drawn per batch.",
     )
     parser.add_argument("--family", choices=["sr3", "e2diffsr"], default="sr3", help="model family to train (default %(default)s; with --init, the initial model's)")
-    parser.add_argument("--stage", type=int, choices=[1, 2], default=defaults.stage, help="e2diffsr: 1 trains the prior autoencoder and the regression branch, 2 the latent diffusion on a stage-1 model given by --init (default %(default)s)")
+    parser.add_argument("--stage", type=int, choices=[1, 2, 3], default=defaults.stage, help="e2diffsr: 1 trains the prior autoencoder and the regression branch, 2 the latent diffusion on a stage-1 model given by --init, 3 the texture head on a stage-2 model given by --init (default %(default)s)")
+    parser.add_argument("--hr-crop", type=int, default=defaults.hr_crop, help="e2diffsr stage 3: truth crop side, the LR side following the scale (default: from --lr-crop)")
+    parser.add_argument("--perceptual-weight", type=float, default=defaults.perceptual_weight, help="e2diffsr stage 3: weight of the Inception-feature term beside L1 (default %(default)s)")
+    parser.add_argument("--adversarial-factor", type=float, default=defaults.adversarial_factor, help="e2diffsr stage 3: the adaptive adversarial weight's factor (default %(default)s)")
+    parser.add_argument("--texture-channels", type=int, default=defaults.texture_channels, help="e2diffsr stage 3: width of a new texture head (default %(default)s)")
+    parser.add_argument("--critic-lr", type=float, default=defaults.critic_lr, help="e2diffsr stage 3: the patch critic's Adam rate (default %(default)s)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=defaults.precision, help="bf16 runs the forward passes under autocast, weights kept in fp32 (default %(default)s)")
     parser.add_argument("--lr-crop", type=int, default=defaults.lr_crop, help="e2diffsr: low-resolution crop side; the truth crop is about this times the scale (default %(default)s)")
     parser.add_argument("--kl-weight", type=float, default=defaults.kl_weight, help="e2diffsr stage 1: weight of the latent's KL term (default %(default)s)")
     parser.add_argument("--prior-dropout", type=float, default=defaults.prior_dropout, help="e2diffsr stage 1: share of crops decoded without a prior, so the regression branch works alone (default %(default)s)")
@@ -586,6 +607,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         log_every=args.log_every, preview_steps=args.preview_steps, checkpoint_dir=args.checkpoint_dir, init=args.init,
         resume=args.resume, device=args.device, threads=args.threads, seed=args.seed,
         stage=args.stage, lr_crop=args.lr_crop, kl_weight=args.kl_weight, prior_dropout=args.prior_dropout,
+        hr_crop=args.hr_crop, perceptual_weight=args.perceptual_weight, adversarial_factor=args.adversarial_factor,
+        texture_channels=args.texture_channels, critic_lr=args.critic_lr, precision=args.precision,
     )
     if args.init:
         config = load_config(args.init)

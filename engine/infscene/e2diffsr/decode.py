@@ -78,20 +78,23 @@ def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: in
 
 
 def project_block_means(output: torch.Tensor, lr_core: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    """output (C, H, W) + the mean residual of each LR block, so that every block's mean equals lr_core (C, h, w).
+    """output (..., C, H, W) + the mean residual of each LR block, so that every block's mean equals lr_core (..., C, h, w).
 
-    rows/cols: the core-relative LR pixel each output row/column belongs to.
+    rows/cols: the core-relative LR pixel each output row/column belongs to. Computed in float32 even under
+    bf16 autocast: the projection is what makes the output consistent with its input, to the last digit.
     """
-    r, c = torch.from_numpy(rows), torch.from_numpy(cols)
-    h, w = lr_core.shape[-2:]
-    one_r = torch.zeros(h, len(rows), dtype=output.dtype)
-    one_r[r, torch.arange(len(rows))] = 1.0
-    one_c = torch.zeros(w, len(cols), dtype=output.dtype)
-    one_c[c, torch.arange(len(cols))] = 1.0
-    counts = one_r.sum(1)[:, None] * one_c.sum(1)[None, :]
-    means = torch.einsum("hi,cij,wj->chw", one_r, output, one_c) / counts
-    residual = lr_core - means
-    return output + residual[:, r][:, :, c]
+    with torch.autocast(output.device.type, enabled=False):
+        output, lr_core = output.float(), lr_core.float()
+        r, c = torch.from_numpy(rows).to(output.device), torch.from_numpy(cols).to(output.device)
+        h, w = lr_core.shape[-2:]
+        one_r = torch.zeros(h, len(rows), dtype=output.dtype, device=output.device)
+        one_r[r, torch.arange(len(rows), device=output.device)] = 1.0
+        one_c = torch.zeros(w, len(cols), dtype=output.dtype, device=output.device)
+        one_c[c, torch.arange(len(cols), device=output.device)] = 1.0
+        counts = one_r.sum(1)[:, None] * one_c.sum(1)[None, :]
+        means = torch.einsum("hi,...ij,wj->...hw", one_r, output, one_c) / counts
+        residual = lr_core - means
+        return output + residual[..., r, :][..., c]
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class E2DiffSRConfig(ModelContract):
     beta_noisiest: float = 0.99  # beta at t = T; the schedule is linear down to beta_cleanest at t = 1
     beta_cleanest: float = 0.1
     latent_scale: float = 1.0  # std of the encoder's latent means; the diffusion runs on z / latent_scale
+    texture_channels: int = 0  # width of the texture head (stage 3); 0: a model without one (detail is then 0)
+    texture_blocks: int = 6
 
     @property
     def size_multiple(self) -> int:
@@ -314,6 +316,7 @@ class E2DiffSR(nn.Module):
         self.regression = RegressionBranch(config)
         self.condition = ConditionNet(config)
         self.denoiser = LatentDenoiser(config)
+        self.texture = TextureHead(config) if config.texture_channels else None
 
     def features(self, lr: torch.Tensor, z: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
         """The regression branch's LR features, refined under the prior decoded from z (raw units)."""
@@ -330,6 +333,43 @@ class E2DiffSR(nn.Module):
     def decode(self, lr: torch.Tensor, z: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
         """DPESR (Algorithm 2, line 9): the output in model units from the LR image and the latent z (raw units)."""
         return self.upsample(lr, self.features(lr, z, where, scale), where, scale)
+
+
+TEXTURE_FOLD = 4  # output pixels per texture-head pixel, along each axis
+
+
+class TextureHead(nn.Module):
+    """Stage 3 (ours): the detail the regression branch averages away, drawn from the decoded output and z.
+
+    L1 training gives the conditional mean, which is blur; this head is trained with perceptual and
+    adversarial terms instead (e2diffsr/texture.py), on top of the frozen regression output. The output
+    is folded 4 x 4 onto a coarser grid (pixel-unshuffle, lossless) so that a 64-channel body costs
+    1/16 as much per layer, as in the texture lab of ../shared/notes/texture-lab.md. The chain's latent
+    sample z is an input, so different seeds draw different texture and --samples' spread marks it.
+    The last convolution starts at zero: an untrained head leaves the regression output unchanged.
+    """
+
+    def __init__(self, config: E2DiffSRConfig) -> None:
+        super().__init__()
+        c, fold = config.texture_channels, config.channels * TEXTURE_FOLD**2
+        self.inp = conv3(fold + config.latent_channels + 1, c)
+        self.body = nn.Sequential(*(PlainResBlock(c) for _ in range(config.texture_blocks)))
+        self.out = conv3(c, fold)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    @staticmethod
+    def radius_out(config: E2DiffSRConfig) -> int:
+        """Output pixels around a pixel that its texture depends on (the fold's block included)."""
+        return TEXTURE_FOLD * (2 + PlainResBlock.radius * config.texture_blocks + 1)
+
+    def forward(self, base: torch.Tensor, z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """base (B, C, H, W), H and W multiples of 8 on the latent grid; z (B, latent, H/8, W/8) in diffusion units."""
+        folded = F.pixel_unshuffle(base, TEXTURE_FOLD)
+        z_fine = F.interpolate(z.to(folded.dtype), scale_factor=LATENT_FACTOR // TEXTURE_FOLD, mode="nearest")
+        level = (torch.log(scale) / math.log(8.0)).view(-1, 1, 1, 1).expand(-1, 1, *folded.shape[-2:]).to(folded.dtype)
+        h = self.body(self.inp(torch.cat([folded, z_fine, level], dim=1)))
+        return F.pixel_shuffle(self.out(F.relu(h)), TEXTURE_FOLD)
 
 
 def decode_margin_lr(config: E2DiffSRConfig) -> int:

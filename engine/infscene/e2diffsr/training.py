@@ -27,10 +27,12 @@ from torch import nn
 from ..errors import InfSceneError
 from ..model import load_model
 from ..sampler import ReverseStep, respaced_steps
-from ..train import TrainOptions, write_image_rows
+from ..train import TrainOptions, optimizer_tensors, restore_optimizer, write_image_rows
 from ..training_data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
+from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition
+from .texture import PatchDiscriminator, PerceptualLoss, adaptive_weight, hinge_critic_loss
 
 VAL_SCALES = (2.0, 3.7, 5.0, 8.0)
 VAL_LR_SIDE = 24  # fits sr_dev's 200-pixel crops at 8x
@@ -74,17 +76,27 @@ def make_pairs(patches: Sequence[np.ndarray], lr_side: int, config: E2DiffSRConf
 class PairBatches:
     """Random pairs: area-weighted choice among the images large enough for the batch's crop, dihedral turns."""
 
-    def __init__(self, images: Sequence[HRImage], config: E2DiffSRConfig, lr_side: int, batch: int, degradation: Degradation) -> None:
+    def __init__(self, images: Sequence[HRImage], config: E2DiffSRConfig, lr_side: int, batch: int, degradation: Degradation,
+                 hr_side: Optional[int] = None) -> None:
         self.images, self.config, self.lr_side, self.batch, self.degradation = list(images), config, lr_side, batch, degradation
+        self.hr_side = hr_side
         self.areas = np.array([img.valid.sum() for img in self.images], dtype=np.float64)
         self.sides = np.array([min(img.valid.shape) for img in self.images])
-        largest = crop_sides(lr_side, config.scale_max)[0]
+        largest = self.sides_at(config.scale_max)[0]
         if self.sides.max() < largest:
             raise InfSceneError(f"no training raster is {largest} px wide, as {config.scale_max:g}x crops of {lr_side} LR px need; lower --lr-crop")
 
+    def sides_at(self, scale: float) -> tuple[int, int]:
+        """(truth side, LR side) of a crop at this scale: the LR side fixed, or with hr_side the truth side fixed
+        (stage 3, whose perceptual and adversarial terms cost per truth pixel)."""
+        if self.hr_side is None:
+            return crop_sides(self.lr_side, scale)
+        side = LATENT_FACTOR * max(1, round(self.hr_side / LATENT_FACTOR))
+        return side, max(1, round(side / scale))
+
     def draw(self, rng: np.random.Generator, generator: torch.Generator) -> PairBatch:
         scale = float(rng.uniform(self.config.scale_min, self.config.scale_max))
-        side, lr_side = crop_sides(self.lr_side, scale)
+        side, lr_side = self.sides_at(scale)
         weights = np.where(self.sides >= side, self.areas, 0.0)
         chosen = rng.choice(len(self.images), size=self.batch, p=weights / weights.sum())
         patches = [random_dihedral(random_crop(self.images[i], side, rng), rng) for i in chosen]
@@ -121,12 +133,16 @@ def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
 
 
 def start_model(options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> E2DiffSR:
+    """The family's networks, from --init's weights where given; a texture head the init model lacks starts
+    at zero (it then leaves the output unchanged)."""
     model = E2DiffSR(config)
     if options.init:
         source = load_model(options.init)
         if not isinstance(source, E2DiffSR):
             raise InfSceneError(f"--init {options.init} is not an e2diffsr model")
-        model.load_state_dict(source.state_dict())
+        missing, _ = model.load_state_dict(source.state_dict(), strict=source.texture is not None or model.texture is None)
+        if any(not key.startswith("texture.") for key in missing):
+            raise InfSceneError(f"--init {options.init} lacks weights this model needs: {missing[0]}")
     return model.to(device).train()
 
 
@@ -136,7 +152,8 @@ class _PairData:
     def __init__(self, options: TrainOptions, config: E2DiffSRConfig) -> None:
         images = load_hr_images(options.hr, config, crop_sides(options.lr_crop, config.scale_min)[0])
         config.train_pixel_size_m = median_pixel_size(images)
-        self.batches = PairBatches(images, config, options.lr_crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
+        self.batches = PairBatches(images, config, options.lr_crop, options.batch, Degradation(options.blur_sigma, options.noise_std),
+                                   options.hr_crop or None)
         self.validation: list[PairBatch] = []
         self.preview_batch: Optional[PairBatch] = None
         if options.val:
@@ -252,7 +269,95 @@ class LatentObjective:
         self.data.write_preview(path, model, lambda b: self.full_model(model, b, self.seed))
 
 
-def stage_objective(options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> PriorObjective | LatentObjective:
-    if options.stage not in (1, 2):
-        raise InfSceneError(f"--stage must be 1 (autoencoder + regression) or 2 (latent diffusion), got {options.stage}")
-    return (PriorObjective if options.stage == 1 else LatentObjective)(options, config, device)
+def project_onto(output: torch.Tensor, batch: PairBatch) -> torch.Tensor:
+    """The exact LR projection of whole crops: each LR block's output mean set to the LR pixel (as the decode does)."""
+    (h, w), (oh, ow) = batch.lr.shape[-2:], output.shape[-2:]
+    return project_block_means(output, batch.lr, owner(h, oh), owner(w, ow))
+
+
+class TextureObjective:
+    """Stage 3: the texture head on the frozen stages 1-2, L1 + perceptual + adaptive adversarial, after projection.
+
+    The head sees the regression output decoded from the chain's latent sample and that sample itself;
+    every loss is taken on the LR-projected output, as the engine writes it. The patch critic trains in
+    the same step on the detached output (hinge loss, Adam (0.5, 0.9) as in the LDM autoencoder), and
+    its state travels in the trainer's checkpoints (auxiliary_state) so --resume continues the game.
+    """
+
+    description = "E2DiffSR stage 3 (texture head; L1 + Inception-feature + adaptive patch-GAN terms on the LR-projected output)"
+
+    def __init__(self, options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> None:
+        if not options.init:
+            raise InfSceneError("stage 3 trains on a stage-2 model: pass --init MODEL_DIR (e.g. resources/models/e2diffsr)")
+        config.texture_channels = config.texture_channels or options.texture_channels
+        self.data = _PairData(options, config)
+        self.model = start_model(options, config, device)
+        for name, part in self.model.named_children():
+            part.requires_grad_(name == "texture")
+        self.device, self.seed, self.options = device, options.seed, options
+        self.steps: list[ReverseStep] = respaced_steps(config.diffusion_steps, config.gammas())
+        self.perceptual = PerceptualLoss().to(device)
+        self.critic = PatchDiscriminator(config.channels).to(device)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=options.critic_lr, betas=(0.5, 0.9))
+        self.autocast = options.precision == "bf16"
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return self.model.texture.parameters()
+
+    def generate(self, model: E2DiffSR, batch: PairBatch, generator: torch.Generator, detail: float = 1.0) -> torch.Tensor:
+        """The projected output at this detail: regression output decoded from the chain's sample, plus texture."""
+        with torch.autocast(batch.lr.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            with torch.no_grad():
+                z0, _ = sample_latent(model, batch, self.steps, generator)
+                base = model.decode(batch.lr, z0 * model.config.latent_scale, batch.where, batch.scale).float()
+            residual = model.texture(base, z0, batch.scale).float()
+        return project_onto(base + detail * residual, batch)
+
+    def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
+        batch = self.data.batches.draw(rng, generator).to(self.device)
+        output = self.generate(model, batch, generator)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            critic_loss = hinge_critic_loss(self.critic(batch.hr), self.critic(output.detach()))
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            reconstruction = torch.mean(torch.abs(output - batch.hr)) + self.options.perceptual_weight * self.perceptual(output, batch.hr)
+            adversarial = -torch.mean(self.critic(output).float())
+        weight = adaptive_weight(reconstruction, adversarial, model.texture.out.weight, self.options.adversarial_factor)
+        return reconstruction + weight * adversarial
+
+    def auxiliary_state(self) -> dict[str, torch.Tensor]:
+        """The critic and its optimizer, for the trainer's checkpoints."""
+        tensors, _ = optimizer_tensors(self.critic_optimizer)
+        return {**{f"critic.{k}": v.detach().cpu() for k, v in self.critic.state_dict().items()},
+                **{f"critic_optimizer.{k}": v for k, v in tensors.items()}}
+
+    def load_auxiliary_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.critic.load_state_dict({k[len("critic."):]: v for k, v in state.items() if k.startswith("critic.")})
+        groups = {"param_groups": self.critic_optimizer.state_dict()["param_groups"]}
+        prefix = "critic_optimizer."
+        restore_optimizer(self.critic_optimizer, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, groups)
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module) -> Optional[float]:
+        """L1 + perceptual distance of the full-detail output (fixed noise), the terms the checkpoint is chosen by."""
+        def distance(b: PairBatch) -> float:
+            b = b.to(self.device)
+            output = self.generate(model, b, torch.Generator().manual_seed(self.seed))
+            return float(torch.mean(torch.abs(output - b.hr)) + self.options.perceptual_weight * self.perceptual(output, b.hr))
+
+        if not self.data.validation:
+            return None
+        return float(np.mean([distance(b) for b in self.data.validation]))
+
+    def preview(self, model: nn.Module, path: Path) -> None:
+        """Rows: bicubic | regression alone | full detail | truth."""
+        self.data.write_preview(path, model, lambda b: self.generate(model, b, torch.Generator().manual_seed(self.seed)))
+
+
+def stage_objective(options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> PriorObjective | LatentObjective | TextureObjective:
+    objectives = {1: PriorObjective, 2: LatentObjective, 3: TextureObjective}
+    if options.stage not in objectives:
+        raise InfSceneError(f"--stage must be 1 (autoencoder + regression), 2 (latent diffusion) or 3 (texture head), got {options.stage}")
+    return objectives[options.stage](options, config, device)
