@@ -83,7 +83,10 @@ def check_config_fields(config_class: type[ModelContract], raw: dict[str, Any], 
     unknown = sorted(set(raw) - names)
     if unknown:
         raise InfSceneError(f"invalid model config {path}: unknown field {unknown[0]!r}")
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class) if f.default is not dataclasses.MISSING}
     for name, value in raw.items():
+        if name in defaults and type(value) is type(defaults[name]) and value == defaults[name]:
+            continue  # a field's own default is valid, whatever its range (texture_channels 0: no texture head)
         why = _type_error(hints[name], value)
         if why:
             raise InfSceneError(f"invalid model config {path}: {name} must be {why}, got {json.dumps(value)[:40]}")
