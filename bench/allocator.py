@@ -23,10 +23,10 @@ SETTINGS = ("default", "streaming", "model-work")
 def measure(setting: str) -> list[dict]:
     import torch
 
-    from infscene import allocator
-    from infscene.e2diffsr.run import typical_tile
-    from infscene.model import load_model
-    from infscene.sampler import PatchDenoiser, respaced_steps
+    from infscene.execution import allocator
+    from infscene.models.e2diffsr.run import typical_tile
+    from infscene.models.sr3.network import load_model
+    from infscene.diffusion.schedule import PatchDenoiser, respaced_steps
 
     {"streaming": allocator.for_streaming, "model-work": allocator.for_model_work}.get(setting, lambda: None)()
     torch.set_num_threads(1)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from infscene.e2diffsr.network import E2DiffSRConfig
-from infscene.e2diffsr.training import VAL_LR_SIDE, VAL_SCALES, crop_sides, fixed_pairs
-from infscene.training_data import load_hr_images
+from infscene.models.e2diffsr.network import E2DiffSRConfig
+from infscene.models.e2diffsr.training import VAL_LR_SIDE, VAL_SCALES, crop_sides, fixed_pairs
+from infscene.training.data import load_hr_images
 
 
 def main() -> None:

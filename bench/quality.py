@@ -9,7 +9,7 @@ output area-downsampled to the input grid and the input), time, output megapixel
 
 Methods: `bicubic` (computed here, from the 8-bit input the models see), and each fusion mode of each
 `--model` folder (several folders, of either family, in one run), each run through
-`infscene.pipeline.super_resolve` in a fresh process (bench/run_one.py, which samples its peak RAM);
+`infscene.run.super_resolve` in a fresh process (bench/run_one.py, which samples its peak RAM);
 `--regression-only` adds a row per e2diffsr model for its regression branch alone.
 A row's `method` is `bicubic`, `MODEL/MODE` or `MODEL/regression`.
 
@@ -42,10 +42,10 @@ import rasterio
 from affine import Affine
 from skimage.metrics import structural_similarity
 
-from infscene.fusion import FusionMode
-from infscene.metrics import high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
-from infscene.model import DEFAULT_MODEL_DIR, load_config
-from infscene.pipeline import SROptions, plan_run
+from infscene.diffusion.fusion import FusionMode
+from infscene.raster.metrics import high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
+from infscene.models.sr3.network import DEFAULT_MODEL_DIR, load_config
+from infscene.plan import SROptions, plan_run
 
 from tables import markdown
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from infscene.fusion import FusionMode
-from infscene.pipeline import SROptions, plan_run, super_resolve
+from infscene.diffusion.fusion import FusionMode
+from infscene.plan import SROptions, plan_run, super_resolve
 
 
 class PeakMemory(threading.Thread):

@@ -48,7 +48,7 @@ import rasterio
 from distributed import Client, LocalCluster
 
 if TYPE_CHECKING:
-    from infscene.pipeline import SRPlan
+    from infscene.plan import SRPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT.parent / "shared" / "data" / "scenes" / "naip_ND_5m" / "m_4709963_se_14_1_20100629.tif"
@@ -154,7 +154,7 @@ def run_command(scene: Path, output: Path, bounds: list[float], address: str, ex
 
 
 def _warm_up() -> None:
-    import infscene.pipeline  # noqa: F401 - torch, rasterio, zarr: what a running cluster's workers have loaded
+    import infscene.plan  # noqa: F401 - torch, rasterio, zarr: what a running cluster's workers have loaded
 
 
 @contextmanager
@@ -235,10 +235,10 @@ def costs() -> list[dict]:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from infscene.e2diffsr.denoiser import LatentPatchDenoiser
-    from infscene.e2diffsr.run import typical_tile
-    from infscene.model import load_model
-    from infscene.sampler import PatchDenoiser, respaced_steps
+    from infscene.models.e2diffsr.denoiser import LatentPatchDenoiser
+    from infscene.models.e2diffsr.run import typical_tile
+    from infscene.models.sr3.network import load_model
+    from infscene.diffusion.schedule import PatchDenoiser, respaced_steps
 
     torch.set_num_threads(1)
     sr3, e2 = load_model(MODELS / "sr3"), load_model(MODELS / "e2diffsr")
@@ -272,8 +272,8 @@ def gigapixel_plan(family: str) -> SRPlan:
     from rasterio.io import MemoryFile
     from rasterio.transform import from_origin
 
-    from infscene.model import check_model
-    from infscene.pipeline import SROptions, make_plan
+    from infscene.models.sr3.network import check_model
+    from infscene.plan import SROptions, make_plan
 
     side = math.ceil(GIGAPIXEL_OUTPUT_SIDE / PLAN_SCALE)
     profile = {"driver": "GTiff", "width": side, "height": side, "count": 3, "dtype": "uint8", "tiled": True,
@@ -293,7 +293,7 @@ def gigapixel(measured: Path, gpu_tflops: float, link_gbit: float, task_ms: floa
     the model work spread over the workers, the scheduler's overhead per task (Dask's rule of thumb), or the store
     traffic through the workers' links; the client writes the output alone after the last step. GPU throughput is
     an assumption (`--gpu-tflops`) until measured on a GPU; the CPU rows use the measured per-thread seconds."""
-    from infscene.scaleout import fuse_region_count, fuse_region_side
+    from infscene.execution.scaleout import fuse_region_count, fuse_region_side
 
     load = lambda name: json.loads((measured / f"scaleout_{name}_cpu.json").read_text())["rows"]  # noqa: E731
     costs, traffic_rows, memory_rows = load("costs"), load("traffic"), load("memory")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from infscene.model import ModelConfig, SR3UNet, save_model
+from infscene.models.sr3.network import ModelConfig, SR3UNet, save_model
 
 from scenes import FIXTURES
 

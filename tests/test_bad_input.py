@@ -9,10 +9,11 @@ import pytest
 import rasterio
 import torch
 
-from infscene import atomic, cli
+from infscene.raster import atomic
+from infscene import cli
 from infscene.errors import Cancelled, InfSceneError
-from infscene.pipeline import SROptions, super_resolve
-from infscene.sampler import PatchDenoiser
+from infscene.plan import SROptions, super_resolve
+from infscene.diffusion.schedule import PatchDenoiser
 
 from scenes import FIXTURES
 

@@ -14,15 +14,15 @@ import pytest
 import rasterio
 import torch
 
-from infscene.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
-from infscene.e2diffsr.denoiser import reverse_chain
-from infscene.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
+from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
+from infscene.models.e2diffsr.denoiser import reverse_chain
+from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 from infscene.errors import InfSceneError
-from infscene.fusion import FusionMode
-from infscene.model import load_model, save_model
-from infscene.pipeline import SROptions, plan_run, super_resolve
-from infscene.sampler import respaced_steps
-from infscene.train import TrainOptions, complete_checkpoints, train
+from infscene.diffusion.fusion import FusionMode
+from infscene.models.sr3.network import load_model, save_model
+from infscene.plan import SROptions, plan_run, super_resolve
+from infscene.diffusion.schedule import respaced_steps
+from infscene.training.trainer import TrainOptions, complete_checkpoints, train
 
 from scenes import FIXTURES, SHARED_DATA
 

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from infscene.canvas import Canvas
-from infscene.fusion import average_contribution, patch_weight, vcf_contribution, weight_windows
-from infscene.grid import PatchGrid, axis_starts
+from infscene.diffusion.canvas import Canvas
+from infscene.diffusion.fusion import average_contribution, patch_weight, vcf_contribution, weight_windows
+from infscene.diffusion.grid import PatchGrid, axis_starts
 
 
 def _random_patches(grid: PatchGrid, seed: int) -> tuple[list, list, list]:

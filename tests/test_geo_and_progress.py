@@ -11,7 +11,7 @@ from affine import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from infscene.errors import InfSceneWarning
-from infscene.pipeline import SROptions, plan_run, super_resolve
+from infscene.plan import SROptions, plan_run, super_resolve
 from infscene.progress import Progress, ProgressTracker
 
 

@@ -11,7 +11,8 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from infscene.errors import Cancelled, InfSceneError
-from infscene.iceplant import cli, write_iceplant_probability
+from infscene.iceplant import cli
+from infscene.iceplant import write_iceplant_probability
 from infscene.iceplant.predict import patch_layout
 
 from scenes import shared_scene

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infscene.metrics import high_frequencies, high_frequency_ratio, lr_consistency, psnr, rmse
+from infscene.raster.metrics import high_frequencies, high_frequency_ratio, lr_consistency, psnr, rmse
 
 
 def checkerboard(cell: int, cells: int = 8) -> np.ndarray:

@@ -11,8 +11,8 @@ import pytest
 
 from infscene import cli
 from infscene.errors import InfSceneError
-from infscene.model import CONFIG_FILE, WEIGHTS_FILE, check_model, load_model
-from infscene.model_check import read_safetensors_header
+from infscene.models.sr3.network import CONFIG_FILE, WEIGHTS_FILE, check_model, load_model
+from infscene.models.model_check import read_safetensors_header
 
 
 def _folder(tiny_model_dir: Path, tmp_path: Path, weights: bytes | None = None, **changes: object) -> Path:

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from infscene import atomic, canvas, cli
+from infscene.raster import atomic
+from infscene.diffusion import canvas
+from infscene import cli
 from infscene.errors import InfSceneError
-from infscene.pipeline import SROptions, super_resolve
-from infscene.workspace import RUN_PREFIX, Workspace, remove_leftovers
+from infscene.plan import SROptions, super_resolve
+from infscene.raster.workspace import RUN_PREFIX, Workspace, remove_leftovers
 
 from scenes import FIXTURES
 
@@ -151,7 +153,7 @@ def test_a_run_removes_its_folder_on_success_and_failure(naip: Path, tiny_model_
 KILLED_RUN = """
 import os, signal, sys
 from pathlib import Path
-from infscene.workspace import Workspace
+from infscene.raster.workspace import Workspace
 ws = Workspace().__enter__()
 (ws.folder_in(Path(sys.argv[1])) / "canvas1.f32").write_bytes(b"x" * 1000)
 print("ready", flush=True)

@@ -10,11 +10,11 @@ import pytest
 import rasterio
 from rasterio.enums import ColorInterp
 
-from infscene import grid as grid_module
-from infscene.fusion import FusionMode
-from infscene.grid import axis_starts
-from infscene.metrics import seam_score
-from infscene.pipeline import SROptions, plan_run, super_resolve
+from infscene.diffusion import grid as grid_module
+from infscene.diffusion.fusion import FusionMode
+from infscene.diffusion.grid import axis_starts
+from infscene.raster.metrics import seam_score
+from infscene.plan import SROptions, plan_run, super_resolve
 
 
 def _options(model: Path, **kw) -> SROptions:

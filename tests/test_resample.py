@@ -8,7 +8,7 @@ import rasterio
 import torch
 import torch.nn.functional as F
 
-from infscene.resample import bicubic_window, chunk_windows, covering, nearest_block, nearest_source
+from infscene.raster.resample import bicubic_window, chunk_windows, covering, nearest_block, nearest_source
 from scenes import FIXTURES
 
 

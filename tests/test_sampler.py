@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from infscene.sampler import linear_gammas, low_frequencies, patch_noise, respaced_steps
+from infscene.diffusion.schedule import linear_gammas, low_frequencies, patch_noise, respaced_steps
 
 
 def test_linear_schedule_matches_the_paper() -> None:

@@ -24,13 +24,13 @@ import rasterio
 import torch
 from distributed import Client, LocalCluster
 
-from infscene import scaleout
-from infscene.checkpoint import CHECKPOINT_SUFFIX, MANIFEST_FILE
+from infscene.execution import scaleout
+from infscene.execution.checkpoint import CHECKPOINT_SUFFIX, MANIFEST_FILE
 from infscene.errors import Cancelled, InfSceneError
-from infscene.fusion import FusionMode
-from infscene.pipeline import SROptions, plan_run, super_resolve
+from infscene.diffusion.fusion import FusionMode
+from infscene.plan import SROptions, plan_run, super_resolve
 from infscene.progress import Progress
-from infscene.store import RunStore
+from infscene.execution.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 E2DIFFSR = REPO / "resources" / "models" / "e2diffsr"

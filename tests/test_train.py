@@ -13,10 +13,10 @@ import rasterio
 import torch
 from safetensors.torch import load_file
 
-from infscene import train as train_module
+from infscene.training import trainer as train_module
 from infscene.errors import InfSceneError
-from infscene.model import ModelConfig, SR3UNet, load_model
-from infscene.train import (
+from infscene.models.sr3.network import ModelConfig, SR3UNet, load_model
+from infscene.training.trainer import (
     EMA,
     register,
     NoiseLevels,
@@ -26,7 +26,7 @@ from infscene.train import (
     optimizer_tensors,
     train,
 )
-from infscene.training_data import (
+from infscene.training.data import (
     TrainingBatches,
     degrade,
     load_hr_images,

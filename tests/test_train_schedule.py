@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from infscene.train import TrainOptions, learning_rate
+from infscene.training.trainer import TrainOptions, learning_rate
 
 
 def schedule(**overrides) -> TrainOptions:

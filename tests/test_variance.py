@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from infscene import joint
-from infscene.canvas import Canvas, CanvasFactory
-from infscene.executors import LocalExecutor
-from infscene.fusion import FusionMode, weight_windows
-from infscene.grid import PatchGrid
+from infscene.diffusion import loop
+from infscene.diffusion.canvas import Canvas, CanvasFactory
+from infscene.execution.local import LocalExecutor
+from infscene.diffusion.fusion import FusionMode, weight_windows
+from infscene.diffusion.grid import PatchGrid
 from infscene.progress import ProgressTracker
-from infscene.sampler import ReverseStep, patch_noise
+from infscene.diffusion.schedule import ReverseStep, patch_noise
 
 SIGMA = 0.3
 GRID = PatchGrid(height=96, width=96, patch=32, overlap=16)
@@ -46,8 +46,8 @@ def _fused_residuals(mode: FusionMode) -> tuple[np.ndarray, np.ndarray]:
     residuals = []
     for seed in SEEDS:
         with LocalExecutor([KnownMean()], CanvasFactory(None)) as executor:
-            job = joint.SamplingJob(mean, GRID, executor, [step], seed, 5, ProgressTracker(len(GRID)))
-            out = joint.sample_joint(job, mode)
+            job = loop.SamplingJob(mean, GRID, executor, [step], seed, 5, ProgressTracker(len(GRID)))
+            out = loop.sample_joint(job, mode)
         residuals.append((out.data - mean.data) / expected)
     return np.stack(residuals), np.broadcast_to(expected, mean.shape)
 
@@ -76,7 +76,7 @@ def test_variance_test_detects_noise_shared_between_overlapping_patches(monkeypa
         scene = patch_noise(seed, step, [0], [0], (channels, GRID.height, GRID.width))[0]
         return torch.stack([scene[:, p.slices[0], p.slices[1]] for p in batch])
 
-    monkeypatch.setattr(joint, "_noise", scene_noise_crops)
+    monkeypatch.setattr(loop, "_noise", scene_noise_crops)
     normalised, _ = _fused_residuals(FusionMode.VCF)
     assert normalised.var() > 1.2
 
@@ -84,6 +84,6 @@ def test_variance_test_detects_noise_shared_between_overlapping_patches(monkeypa
 def test_initial_state_is_unit_normal_per_pixel() -> None:
     cond = Canvas(3, GRID.height, GRID.width)
     with LocalExecutor([KnownMean()], CanvasFactory(None)) as executor:
-        jobs = [joint.SamplingJob(cond, GRID, executor, [], s, 4, ProgressTracker(0)) for s in SEEDS]
-        states = [joint.sample_joint(job, FusionMode.VCF).data for job in jobs]
+        jobs = [loop.SamplingJob(cond, GRID, executor, [], s, 4, ProgressTracker(0)) for s in SEEDS]
+        states = [loop.sample_joint(job, FusionMode.VCF).data for job in jobs]
     assert np.var(states) == pytest.approx(1.0, abs=0.03)

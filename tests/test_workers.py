@@ -11,10 +11,10 @@ import rasterio
 import torch
 
 from infscene.errors import Cancelled, InfSceneError
-from infscene.fusion import FusionMode
-from infscene.model import resolve_device, resolve_devices
-from infscene.pipeline import SROptions, super_resolve
-from infscene.workers import DenoiserPool
+from infscene.diffusion.fusion import FusionMode
+from infscene.models.sr3.network import resolve_device, resolve_devices
+from infscene.plan import SROptions, super_resolve
+from infscene.execution.workers import DenoiserPool
 
 
 @pytest.fixture()

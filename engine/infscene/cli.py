@@ -18,17 +18,19 @@ from typing import NoReturn, Optional, Sequence
 
 import torch
 
-from . import __version__, protocol
-from .atomic import check_output_path, refuse_overwriting_input
+from . import __version__
+from . import protocol
+from .raster.atomic import check_output_path, refuse_overwriting_input
 from .errors import Cancelled, InfSceneError
-from .fusion import FusionMode
+from .diffusion.fusion import FusionMode
 from .iceplant import cli as iceplant_cli
 from .iceplant.predict import check_iceplant_input, write_iceplant_probability
-from .model import DEFAULT_MODEL_DIR, check_model, resolve_devices
-from .pipeline import SROptions, estimate_seconds, plan_run, run_plan
-from .sampler import DEFAULT_STEPS
+from .models.sr3.network import DEFAULT_MODEL_DIR, check_model, resolve_devices
+from .plan import SROptions, estimate_seconds, plan_run, run_plan
+from .diffusion.schedule import DEFAULT_STEPS
 from .console import band_list, emit, progress_reporter, warn
-from . import allocator, train
+from .execution import allocator
+from .training import trainer as train
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -153,7 +155,7 @@ def run_sr(args: argparse.Namespace) -> int:
         # the output tags its red, green and blue bands, so the iceplant step finds them (and NIR) itself
         outputs.append(str(write_iceplant_probability(out, args.iceplant)))
     if args.preview:
-        from .preview import write_side_by_side
+        from .raster.preview import write_side_by_side
 
         outputs.append(str(write_side_by_side(args.input, out, args.preview, options.bounds)))
     if json_events:

@@ -12,9 +12,9 @@ import pytest
 
 import infscene.protocol as engine_protocol
 from infscene import cli
-from infscene.fusion import FusionMode
-from infscene.raster_io import SOURCE_BAND_TAG as ENGINE_SOURCE_BAND_TAG
-from infscene.sampler import PAPER_T
+from infscene.diffusion.fusion import FusionMode
+from infscene.raster.io import SOURCE_BAND_TAG as ENGINE_SOURCE_BAND_TAG
+from infscene.diffusion.schedule import PAPER_T
 from infscene_qgis import engine_events, engine_request, result_layers
 from infscene_qgis import protocol as plugin_protocol
 from plugin_helpers import NAIP

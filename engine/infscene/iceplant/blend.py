@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..grid import axis_starts
+from ..diffusion.grid import axis_starts
 
 
 def gaussian_window(height: int, width: int) -> np.ndarray:

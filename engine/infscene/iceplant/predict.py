@@ -19,12 +19,12 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input
+from ..raster.atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input
 from ..errors import InfSceneError
 from ..progress import CancelCheck, ProgressCallback, ProgressTracker
 from ..protocol import PROTOCOL_VERSION, Plan
-from ..raster_io import geotiff_profile, open_raster, reading, verified_geotiff
-from ..workspace import Workspace
+from ..raster.io import geotiff_profile, open_raster, reading, verified_geotiff
+from ..raster.workspace import Workspace
 from .blend import PatchLayout, RowBlender
 from .features import compute_features, feature_matrix
 from .model import IceplantModel, load_model

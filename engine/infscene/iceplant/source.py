@@ -15,7 +15,7 @@ import rasterio
 from rasterio.windows import Window
 
 from ..errors import InfSceneError
-from ..raster_io import resolve_bands
+from ..raster.io import resolve_bands
 
 SCAN_ROWS = 512
 

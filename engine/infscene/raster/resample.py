@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .grid import Patch
+from ..diffusion.grid import Patch
 
 BLOCK_PIXELS = 2_000_000
 

@@ -16,10 +16,10 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from .contract import ModelContract
-from .errors import InfSceneError
+from ..models.contract import ModelContract
+from ..errors import InfSceneError
 from .guided import GuidedBands
-from .raster_io import read_block, value_range
+from .io import read_block, value_range
 from .resample import row_blocks
 from .scaling import MAX_SAMPLE_PIXELS, BandScaling, stretch_from_sample
 

@@ -28,16 +28,16 @@ import torch
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
 from distributed.scheduler import KilledWorker
 
-from .canvas import Canvas
+from ..diffusion.canvas import Canvas
 from .checkpoint import STORE_CHUNK
 from . import allocator
-from .errors import InfSceneError
-from .executors import Combine, DenoiserSpec, PatchWork
-from .grid import Patch, PatchGrid
-from .model import load_model
-from .progress import ProgressTracker
-from .protocol import LOCAL_CLUSTER_PREFIX, dask_address_problem
-from .sampler import Denoiser
+from ..errors import InfSceneError
+from .local import Combine, DenoiserSpec, PatchWork
+from ..diffusion.grid import Patch, PatchGrid
+from ..models.sr3.network import load_model
+from ..progress import ProgressTracker
+from ..protocol import LOCAL_CLUSTER_PREFIX, dask_address_problem
+from ..diffusion.schedule import Denoiser
 from .store import RunStore, SlotArray, StoreCanvas
 
 Item = TypeVar("Item")

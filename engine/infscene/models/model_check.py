@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from .contract import ModelContract
-from .errors import InfSceneError
-from .protocol import MAX_PATCH, SCALE_MAX, format_bytes
+from ..errors import InfSceneError
+from ..protocol import MAX_PATCH, SCALE_MAX, format_bytes
 
 MAX_CONFIG_BYTES = 1024**2
 MAX_HEADER_BYTES = 100 * 1024**2  # safetensors' own limit

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from .canvas import Canvas
-from .executors import Combine, Executor, PatchWork
+from ..execution.local import Combine, Executor, PatchWork
 from .fusion import FusionMode, average_contribution, patch_weight, vcf_contribution, weight_windows
 from .grid import Patch, PatchGrid
-from .progress import ProgressTracker
-from .resample import Upsampled
-from .sampler import Denoiser, ReverseStep, patch_noise
+from ..progress import ProgressTracker
+from ..raster.resample import Upsampled
+from .schedule import Denoiser, ReverseStep, patch_noise
 
 
 def _noise(seed: int, step: int, batch: list[Patch], channels: int) -> torch.Tensor:

@@ -21,11 +21,11 @@ from typing import Callable, Iterator, Optional, Protocol, Sequence, TypeVar
 import numpy as np
 import torch
 
-from .canvas import Canvas, CanvasFactory
-from .e2diffsr.denoiser import LatentPatchDenoiser
-from .grid import Patch, PatchGrid
-from .progress import ProgressTracker
-from .sampler import Denoiser, PatchDenoiser
+from ..diffusion.canvas import Canvas, CanvasFactory
+from ..models.e2diffsr.denoiser import LatentPatchDenoiser
+from ..diffusion.grid import Patch, PatchGrid
+from ..progress import ProgressTracker
+from ..diffusion.schedule import Denoiser, PatchDenoiser
 from .workers import DenoiserPool
 
 Item = TypeVar("Item")

@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..errors import InfSceneError
+from ...errors import InfSceneError
 
 FEATURE_LAYERS = ("conv_1", "conv_2", "conv_4")  # early Inception layers: edges and fine texture, any input >= 64 px
 INCEPTION_MAX = 0.992  # the TF-FID network's inputs lie in [-1, 0.992]

@@ -23,9 +23,9 @@ import rasterio
 import torch
 from torch.nn import functional as F
 
-from .errors import InfSceneError
-from .model import ModelConfig
-from .scaling import fill_invalid, fit_scaling
+from ..errors import InfSceneError
+from ..models.sr3.network import ModelConfig
+from ..raster.scaling import fill_invalid, fit_scaling
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 # A crop is redrawn when more than this fraction of its pixels is nodata (masked or pure black).

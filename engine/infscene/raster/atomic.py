@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Mapping, Optional, Sequence, Union
 
-from .errors import InfSceneError
-from .protocol import format_bytes
+from ..errors import InfSceneError
+from ..protocol import format_bytes
 from .workspace import Workspace
 
 PathLike = Union[str, "os.PathLike[str]"]

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import InfSceneError
-from ..model import load_model
-from ..sampler import ReverseStep, respaced_steps
-from ..train import TrainOptions, optimizer_tensors, restore_optimizer, write_image_rows
-from ..training_data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
+from ...errors import InfSceneError
+from ..sr3.network import load_model
+from ...diffusion.schedule import ReverseStep, respaced_steps
+from ...training.trainer import TrainOptions, optimizer_tensors, restore_optimizer, write_image_rows
+from ...training.data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
 from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition

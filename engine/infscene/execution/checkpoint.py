@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from .canvas import Canvas
-from .errors import InfSceneError
-from .resample import row_blocks
+from ..diffusion.canvas import Canvas
+from ..errors import InfSceneError
+from ..raster.resample import row_blocks
 from .store import RunStore, StoreCanvas
-from .workspace import try_lock
+from ..raster.workspace import try_lock
 
 CHECKPOINT_SUFFIX = ".infscene-checkpoint"
 MANIFEST_FILE = "manifest.json"

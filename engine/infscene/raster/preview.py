@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from .atomic import atomic_output
-from .errors import InfSceneError
-from .raster_io import WindowData, open_raster, read_window, resolve_bands, resolve_window
+from ..errors import InfSceneError
+from .io import WindowData, open_raster, read_window, resolve_bands, resolve_window
 from .workspace import Workspace
 
 MAX_PREVIEW_SIDE = 2048

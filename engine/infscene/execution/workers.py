@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Callable, Iterable, Iterator, Optional, Sequence, TypeVar
 
-from .sampler import Denoiser
+from ..diffusion.schedule import Denoiser
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")

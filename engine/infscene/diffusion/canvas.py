@@ -16,9 +16,9 @@ from typing import BinaryIO, Optional
 
 import numpy as np
 
-from .errors import InfSceneError
+from ..errors import InfSceneError
 from .grid import Patch
-from .protocol import format_bytes
+from ..protocol import format_bytes
 
 DEFAULT_MEMMAP_ABOVE_BYTES = 512 * 1024**2
 

@@ -18,8 +18,8 @@ from typing import Any, Iterator
 import numpy as np
 import zarr
 
-from .canvas import Canvas
-from .errors import InfSceneError
+from ..diffusion.canvas import Canvas
+from ..errors import InfSceneError
 
 DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 

@@ -13,14 +13,14 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..canvas import Canvas
-from ..executors import Executor
-from ..fusion import FusionMode
-from ..grid import PatchGrid
-from ..joint import SamplingJob, StateCheckpoint, sample_canvas
-from ..progress import ProgressTracker
-from ..resample import Upsampled
-from ..sampler import ReverseStep
+from ...diffusion.canvas import Canvas
+from ...execution.local import Executor
+from ...diffusion.fusion import FusionMode
+from ...diffusion.grid import PatchGrid
+from ...diffusion.loop import SamplingJob, StateCheckpoint, sample_canvas
+from ...progress import ProgressTracker
+from ...raster.resample import Upsampled
+from ...diffusion.schedule import ReverseStep
 from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig

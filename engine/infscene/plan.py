@@ -25,20 +25,20 @@ from affine import Affine
 from rasterio.windows import Window
 
 from . import __version__
-from .atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input, same_file
-from .canvas import DEFAULT_MEMMAP_ABOVE_BYTES, Canvas, CanvasFactory
-from .checkpoint import Checkpoint, Position, check_checkpoint, checkpoint_folder
+from .raster.atomic import atomic_output, check_free_space, check_output_path, refuse_overwriting_input, same_file
+from .diffusion.canvas import DEFAULT_MEMMAP_ABOVE_BYTES, Canvas, CanvasFactory
+from .execution.checkpoint import Checkpoint, Position, check_checkpoint, checkpoint_folder
 from .errors import InfSceneError, InfSceneWarning
-from .fusion import FusionMode
-from .grid import PatchGrid
-from .executors import DenoiserSpec, Executor, LocalExecutor
-from .joint import SamplingJob, StateCheckpoint, sample_canvas
-from .contract import ModelContract
-from .e2diffsr import run as e2diffsr_run
-from .e2diffsr.run import decode_tile_count, latent_grid
-from .e2diffsr.denoiser import LatentPatchDenoiser
-from .e2diffsr.network import LATENT_FACTOR, E2DiffSRConfig
-from .model import WEIGHTS_FILE, DEFAULT_MODEL_DIR, check_model, load_model, resolve_devices
+from .diffusion.fusion import FusionMode
+from .diffusion.grid import PatchGrid
+from .execution.local import DenoiserSpec, Executor, LocalExecutor
+from .diffusion.loop import SamplingJob, StateCheckpoint, sample_canvas
+from .models.contract import ModelContract
+from .models.e2diffsr import run as e2diffsr_run
+from .models.e2diffsr.run import decode_tile_count, latent_grid
+from .models.e2diffsr.denoiser import LatentPatchDenoiser
+from .models.e2diffsr.network import LATENT_FACTOR, E2DiffSRConfig
+from .models.sr3.network import WEIGHTS_FILE, DEFAULT_MODEL_DIR, check_model, load_model, resolve_devices
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .protocol import (
     MAX_BATCH,
@@ -51,7 +51,7 @@ from .protocol import (
     Plan,
     dask_address_problem,
 )
-from .raster_io import (
+from .raster.io import (
     BandLayout,
     OutputBlock,
     open_raster,
@@ -63,12 +63,12 @@ from .raster_io import (
     verified_geotiff,
     write_super_resolved,
 )
-from .resample import Upsampled, bicubic_window, chunk_windows, covering, nearest_block, nearest_source
-from .sampler import DEFAULT_STEPS, ReverseStep, respaced_steps
-from .scaling import BandScaling
-from .store import disk_full_is_an_error
-from .window_input import ModelBands, fill_lr, guided_bands, window_statistics
-from .workspace import Workspace
+from .raster.resample import Upsampled, bicubic_window, chunk_windows, covering, nearest_block, nearest_source
+from .diffusion.schedule import DEFAULT_STEPS, ReverseStep, respaced_steps
+from .raster.scaling import BandScaling
+from .execution.store import disk_full_is_an_error
+from .raster.window_input import ModelBands, fill_lr, guided_bands, window_statistics
+from .raster.workspace import Workspace
 
 # Scene-sized float32 bands alive during the step loop (joint.py): vcf/average keep the state and the next
 # state (3 bands each); independent keeps the pasted tiles. The condition is computed where it is read.
@@ -479,7 +479,7 @@ def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Ite
     """Where this run's model work goes: a Dask cluster (--dask), else this process's devices."""
     spec = DenoiserSpec(plan.family, plan.scale, plan.options.lr_consistency)
     if plan.options.dask:
-        from .scaleout import DaskExecutor, connect  # imports dask.distributed: only for runs that use it
+        from .execution.scaleout import DaskExecutor, connect  # imports dask.distributed: only for runs that use it
 
         with connect(plan.options.dask, plan.options.threads_per_worker) as client:
             yield DaskExecutor(client, checkpoint.store, spec, plan.options.model_dir or DEFAULT_MODEL_DIR,

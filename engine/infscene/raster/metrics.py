@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import torch
 
-from .sampler import low_frequencies
+from ..diffusion.schedule import low_frequencies
 
 
 def rmse(output: np.ndarray, truth: np.ndarray) -> float:

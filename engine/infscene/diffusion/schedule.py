@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .model import SR3UNet
+from ..models.sr3.network import SR3UNet
 
 PAPER_T = 2000
 PAPER_BETA_START = 1e-6

@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .model import ModelConfig
+from ..models.sr3.network import ModelConfig
 
 STRETCH_PERCENTILES = (0.1, 99.9)
 MAX_SAMPLE_PIXELS = 1_000_000

@@ -20,14 +20,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from .contract import ModelContract, sinusoidal_embedding
-from .e2diffsr.network import E2DiffSR, E2DiffSRConfig
-from .errors import InfSceneError
-from .model_check import check_config_fields, check_contract, check_weights, read_config_json
+from ..contract import ModelContract, sinusoidal_embedding
+from ..e2diffsr.network import E2DiffSR, E2DiffSRConfig
+from ...errors import InfSceneError
+from ..model_check import check_config_fields, check_contract, check_weights, read_config_json
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "resources" / "models" / "e2diffsr"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[4] / "resources" / "models" / "e2diffsr"
 
 
 @dataclass

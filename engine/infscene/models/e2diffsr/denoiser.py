@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..sampler import ReverseStep
+from ...diffusion.schedule import ReverseStep
 from .network import E2DiffSR, fold_condition
 
 

@@ -36,12 +36,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .contract import ModelContract
-from .errors import Cancelled, InfSceneError
-from .e2diffsr.network import E2DiffSRConfig
-from .model import SR3UNet, ModelConfig, load_config, load_model, resolve_device, save_model
-from .sampler import PatchDenoiser, linear_gammas, respaced_steps
-from .training_data import (
+from ..models.contract import ModelContract
+from ..errors import Cancelled, InfSceneError
+from ..models.e2diffsr.network import E2DiffSRConfig
+from ..models.sr3.network import SR3UNet, ModelConfig, load_config, load_model, resolve_device, save_model
+from ..diffusion.schedule import PatchDenoiser, linear_gammas, respaced_steps
+from .data import (
     Batch,
     Degradation,
     TrainingBatches,
@@ -530,7 +530,7 @@ def make_objective(options: TrainOptions, config: ModelContract, device: torch.d
     """The objective of the config's family (and, for e2diffsr, of the stage in options.stage)."""
     if isinstance(config, ModelConfig):
         return SR3Objective(options, config, device)
-    from .e2diffsr.training import stage_objective  # the family's training lives with the family
+    from ..models.e2diffsr.training import stage_objective  # the family's training lives with the family
 
     return stage_objective(options, config, device)
 
