@@ -25,8 +25,9 @@ def measure(setting: str) -> list[dict]:
 
     from infscene.execution import allocator
     from infscene.models.e2diffsr.run import typical_tile
-    from infscene.models.sr3.network import load_model
-    from infscene.diffusion.schedule import PatchDenoiser, respaced_steps
+    from infscene.models.registry import load_model
+    from infscene.diffusion.schedule import respaced_steps
+    from infscene.models.sr3.denoiser import PatchDenoiser
 
     {"streaming": allocator.for_streaming, "model-work": allocator.for_model_work}.get(setting, lambda: None)()
     torch.set_num_threads(1)

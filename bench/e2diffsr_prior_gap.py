@@ -31,13 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from infscene.diffusion.schedule import respaced_steps
 from infscene.models.e2diffsr.network import E2DiffSR
 from infscene.models.e2diffsr.training import PairBatch, crop_sides, fixed_pairs, regression_alone, sample_latent
+from infscene.models.registry import load_model
 from infscene.raster.metrics import high_frequency_ratio, psnr
-from infscene.models.sr3.network import load_model
-from infscene.diffusion.schedule import respaced_steps
-from infscene.training.trainer import to_uint8
 from infscene.training.data import load_hr_images
+from infscene.training.images import to_uint8
 
 
 def to_8bit(x: torch.Tensor) -> np.ndarray:

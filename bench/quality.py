@@ -43,9 +43,9 @@ from affine import Affine
 from skimage.metrics import structural_similarity
 
 from infscene.diffusion.fusion import FusionMode
-from infscene.raster.metrics import high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
-from infscene.models.sr3.network import DEFAULT_MODEL_DIR, load_config
+from infscene.models.registry import DEFAULT_MODEL_DIR, load_config
 from infscene.plan import SROptions, plan_run
+from infscene.raster.metrics import high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
 
 from tables import markdown
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from infscene.diffusion.fusion import FusionMode
-from infscene.plan import SROptions, plan_run, super_resolve
+from infscene.plan import plan_run, SROptions
+from infscene.run import super_resolve
 
 
 class PeakMemory(threading.Thread):

@@ -237,8 +237,9 @@ def costs() -> list[dict]:
 
     from infscene.models.e2diffsr.denoiser import LatentPatchDenoiser
     from infscene.models.e2diffsr.run import typical_tile
-    from infscene.models.sr3.network import load_model
-    from infscene.diffusion.schedule import PatchDenoiser, respaced_steps
+    from infscene.models.registry import load_model
+    from infscene.diffusion.schedule import respaced_steps
+    from infscene.models.sr3.denoiser import PatchDenoiser
 
     torch.set_num_threads(1)
     sr3, e2 = load_model(MODELS / "sr3"), load_model(MODELS / "e2diffsr")
@@ -272,7 +273,7 @@ def gigapixel_plan(family: str) -> SRPlan:
     from rasterio.io import MemoryFile
     from rasterio.transform import from_origin
 
-    from infscene.models.sr3.network import check_model
+    from infscene.models.registry import check_model
     from infscene.plan import SROptions, make_plan
 
     side = math.ceil(GIGAPIXEL_OUTPUT_SIDE / PLAN_SCALE)

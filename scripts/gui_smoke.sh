@@ -15,7 +15,8 @@ if [ ! -f "$model/config.json" ]; then
   model="$out/tiny-model"
   "$root/.venv/bin/python" -c "
 import torch, sys
-from infscene.models.sr3.network import ModelConfig, SR3UNet, save_model
+from infscene.models.folder import save_model
+from infscene.models.sr3.network import ModelConfig, SR3UNet
 torch.manual_seed(0)
 save_model(SR3UNet(ModelConfig(name='smoke-untrained', base_channels=8, channel_mults=[1, 2], patch_size=32, norm_groups=4)), sys.argv[1])
 " "$model"

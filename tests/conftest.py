@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from infscene.models.sr3.network import ModelConfig, SR3UNet, save_model
+from infscene.models.folder import save_model
+from infscene.models.sr3.network import ModelConfig, SR3UNet
 
 from scenes import FIXTURES
 

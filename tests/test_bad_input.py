@@ -12,8 +12,9 @@ import torch
 from infscene.raster import atomic
 from infscene import cli
 from infscene.errors import Cancelled, InfSceneError
-from infscene.plan import SROptions, super_resolve
-from infscene.diffusion.schedule import PatchDenoiser
+from infscene.plan import SROptions
+from infscene.run import super_resolve
+from infscene.models.sr3.denoiser import PatchDenoiser
 
 from scenes import FIXTURES
 

@@ -19,10 +19,14 @@ from infscene.models.e2diffsr.denoiser import reverse_chain
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 from infscene.errors import InfSceneError
 from infscene.diffusion.fusion import FusionMode
-from infscene.models.sr3.network import load_model, save_model
-from infscene.plan import SROptions, plan_run, super_resolve
+from infscene.models.folder import save_model
+from infscene.models.registry import load_model
+from infscene.plan import plan_run, SROptions
+from infscene.run import super_resolve
 from infscene.diffusion.schedule import respaced_steps
-from infscene.training.trainer import TrainOptions, complete_checkpoints, train
+from infscene.training.checkpoints import complete_checkpoints
+from infscene.training.cli import train
+from infscene.training.trainer import TrainOptions
 
 from scenes import FIXTURES, SHARED_DATA
 

@@ -11,7 +11,8 @@ from affine import Affine
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from infscene.errors import InfSceneWarning
-from infscene.plan import SROptions, plan_run, super_resolve
+from infscene.plan import plan_run, SROptions
+from infscene.run import super_resolve
 from infscene.progress import Progress, ProgressTracker
 
 

@@ -9,8 +9,9 @@ import rasterio
 from rasterio.enums import ColorInterp
 
 from infscene import __version__
-from infscene.models.sr3.network import WEIGHTS_FILE
-from infscene.plan import SROptions, super_resolve
+from infscene.models.folder import WEIGHTS_FILE
+from infscene.plan import SROptions
+from infscene.run import super_resolve
 
 
 def test_a_large_output_has_internal_overviews_and_provenance(naip: Path, tiny_model_dir: Path, tmp_path: Path) -> None:

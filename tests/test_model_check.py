@@ -11,7 +11,8 @@ import pytest
 
 from infscene import cli
 from infscene.errors import InfSceneError
-from infscene.models.sr3.network import CONFIG_FILE, WEIGHTS_FILE, check_model, load_model
+from infscene.models.folder import CONFIG_FILE, WEIGHTS_FILE
+from infscene.models.registry import check_model, load_model
 from infscene.models.model_check import read_safetensors_header
 
 

@@ -20,7 +20,8 @@ from infscene.raster import atomic
 from infscene.diffusion import canvas
 from infscene import cli
 from infscene.errors import InfSceneError
-from infscene.plan import SROptions, super_resolve
+from infscene.plan import SROptions
+from infscene.run import super_resolve
 from infscene.raster.workspace import RUN_PREFIX, Workspace, remove_leftovers
 
 from scenes import FIXTURES

@@ -14,7 +14,8 @@ from infscene.diffusion import grid as grid_module
 from infscene.diffusion.fusion import FusionMode
 from infscene.diffusion.grid import axis_starts
 from infscene.raster.metrics import seam_score
-from infscene.plan import SROptions, plan_run, super_resolve
+from infscene.plan import plan_run, SROptions
+from infscene.run import super_resolve
 
 
 def _options(model: Path, **kw) -> SROptions:

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from infscene.diffusion.schedule import linear_gammas, low_frequencies, patch_noise, respaced_steps
+from infscene.diffusion.schedule import linear_gammas, patch_noise, respaced_steps
+from infscene.raster.metrics import low_frequencies
 
 
 def test_linear_schedule_matches_the_paper() -> None:

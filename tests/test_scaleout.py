@@ -28,7 +28,8 @@ from infscene.execution import scaleout
 from infscene.execution.checkpoint import CHECKPOINT_SUFFIX, MANIFEST_FILE
 from infscene.errors import Cancelled, InfSceneError
 from infscene.diffusion.fusion import FusionMode
-from infscene.plan import SROptions, plan_run, super_resolve
+from infscene.plan import plan_run, SROptions
+from infscene.run import super_resolve
 from infscene.progress import Progress
 from infscene.execution.store import RunStore
 

@@ -13,19 +13,14 @@ import rasterio
 import torch
 from safetensors.torch import load_file
 
-from infscene.training import trainer as train_module
+from infscene.models.sr3 import training as train_module
 from infscene.errors import InfSceneError
-from infscene.models.sr3.network import ModelConfig, SR3UNet, load_model
-from infscene.training.trainer import (
-    EMA,
-    register,
-    NoiseLevels,
-    TrainOptions,
-    complete_checkpoints,
-    load_checkpoint,
-    optimizer_tensors,
-    train,
-)
+from infscene.models.registry import load_model
+from infscene.models.sr3.network import ModelConfig, SR3UNet
+from infscene.models.sr3.training import NoiseLevels
+from infscene.training.checkpoints import complete_checkpoints, load_checkpoint, optimizer_tensors
+from infscene.training.cli import register, train
+from infscene.training.trainer import EMA, TrainOptions
 from infscene.training.data import (
     TrainingBatches,
     degrade,
@@ -135,7 +130,7 @@ def test_training_writes_a_model_and_resumes_exactly(tmp_path: Path) -> None:
     assert checkpoint.name == "step-0000002"
     model = SR3UNet(tiny_config())
     optimizer = torch.optim.AdamW(model.parameters())
-    state = load_checkpoint(checkpoint, model, EMA(model, 0.999), optimizer)
+    state = load_checkpoint(checkpoint, model, EMA(model, 0.999).model, optimizer)
     assert state["step"] == 2
     saved = load_file(str(checkpoint / "optimizer.safetensors"))
     restored, groups = optimizer_tensors(optimizer)

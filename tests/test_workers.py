@@ -12,8 +12,9 @@ import torch
 
 from infscene.errors import Cancelled, InfSceneError
 from infscene.diffusion.fusion import FusionMode
-from infscene.models.sr3.network import resolve_device, resolve_devices
-from infscene.plan import SROptions, super_resolve
+from infscene.execution.devices import resolve_device, resolve_devices
+from infscene.plan import SROptions
+from infscene.run import super_resolve
 from infscene.execution.workers import DenoiserPool
 
 

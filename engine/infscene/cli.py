@@ -18,19 +18,19 @@ from typing import NoReturn, Optional, Sequence
 
 import torch
 
-from . import __version__
-from . import protocol
-from .raster.atomic import check_output_path, refuse_overwriting_input
-from .errors import Cancelled, InfSceneError
+from . import __version__, protocol
+from .console import band_list, emit, progress_reporter, warn
 from .diffusion.fusion import FusionMode
+from .errors import Cancelled, InfSceneError
+from .execution import allocator
+from .execution.devices import resolve_devices
 from .iceplant import cli as iceplant_cli
 from .iceplant.predict import check_iceplant_input, write_iceplant_probability
-from .models.sr3.network import DEFAULT_MODEL_DIR, check_model, resolve_devices
-from .plan import SROptions, estimate_seconds, plan_run, run_plan
-from .diffusion.schedule import DEFAULT_STEPS
-from .console import band_list, emit, progress_reporter, warn
-from .execution import allocator
-from .training import trainer as train
+from .models.registry import DEFAULT_MODEL_DIR, FAMILIES, check_model
+from .plan import SROptions, estimate_seconds, plan_run
+from .raster.atomic import check_output_path, refuse_overwriting_input
+from .run import run_plan
+from .training import cli as train_cli
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -67,8 +67,7 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="1-based band numbers in R,G,B[,extra] order, e.g. 3,2,1,4 for Planet analytic "
                         "(default: bands tagged red/green/blue, else 1,2,3; other bands are kept and guided)")
     p.add_argument("--steps", type=int,
-                   help=f"reverse diffusion steps K (SR3: default {DEFAULT_STEPS}, more is slower and finer; "
-                        "e2diffsr: default and at most its T = 4)")
+                   help=f"reverse diffusion steps K ({'; '.join(family.steps_help for family in FAMILIES.values())})")
     p.add_argument("--patch", type=int, help="patch side in output pixels (default: the model's training size)")
     p.add_argument("--overlap", type=int, help="overlap between patches in output pixels (default: a quarter of the patch)")
     p.add_argument("--mode", choices=list(protocol.MODES), default=FusionMode.VCF.value,
@@ -208,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_sr_parser(subparsers)
     iceplant_cli.register(subparsers)
-    train.register(subparsers)
+    train_cli.register(subparsers)
     add_info_parser(subparsers)
     return parser
 

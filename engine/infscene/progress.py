@@ -1,4 +1,4 @@
-"""Progress reporting and cancellation shared by the sampler, the pipeline and the CLI.
+"""Progress reporting and cancellation shared by the step loop, the run and the CLI.
 
 Work is counted in work units: patch-steps (one model evaluation of one patch) and, for e2diffsr, decode
 tiles, which is what dominates run time, so the fraction, rate and ETA are meaningful on any scene size.

@@ -17,8 +17,8 @@ from typing import BinaryIO, Optional
 import numpy as np
 
 from ..errors import InfSceneError
-from .grid import Patch
 from ..protocol import format_bytes
+from .grid import Patch
 
 DEFAULT_MEMMAP_ABOVE_BYTES = 512 * 1024**2
 

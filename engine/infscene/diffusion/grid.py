@@ -2,7 +2,7 @@
 
 Patches start every `patch - overlap` pixels; the last row and column are moved flush with the
 border so that every pixel is covered and no patch leaves the canvas. Each patch keeps its
-(row, col) place in the grid, which keys its noise (see sampler.patch_noise).
+(row, col) place in the grid, which keys its noise (see schedule.patch_noise).
 """
 from __future__ import annotations
 

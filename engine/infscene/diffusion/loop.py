@@ -1,7 +1,7 @@
 """The step loop: joint denoising of all patches of a canvas, fused at every reverse step.
 
 A run is a sequence of transitions of the canvas state, each described as work per batch of
-patches plus how the batches' pieces combine (executors.py):
+patches plus how the batches' pieces combine (executor.py):
 
 - `InitialNoise`: the variance-corrected fusion of independent unit noises, N(0, 1) per pixel;
 - `FusedStep` (`vcf`, `average`): every patch reads its window of the current state, the model
@@ -21,12 +21,11 @@ from typing import Protocol, Sequence
 import numpy as np
 import torch
 
+from ..progress import ProgressTracker
 from .canvas import Canvas
-from ..execution.local import Combine, Executor, PatchWork
+from .executor import Combine, Executor, PatchWork
 from .fusion import FusionMode, average_contribution, patch_weight, vcf_contribution, weight_windows
 from .grid import Patch, PatchGrid
-from ..progress import ProgressTracker
-from ..raster.resample import Upsampled
 from .schedule import Denoiser, ReverseStep, patch_noise
 
 
@@ -35,7 +34,14 @@ def _noise(seed: int, step: int, batch: list[Patch], channels: int) -> torch.Ten
     return patch_noise(seed, step, [p.row for p in batch], [p.col for p in batch], (channels, size, size))
 
 
-def read_cond(cond: Upsampled, batch: list[Patch], factor: int) -> torch.Tensor:
+class PatchSource(Protocol):
+    """A scene-sized map read patch by patch: the condition (raster.resample.Upsampled, computed where it is read)
+    or a Canvas."""
+
+    def read_batch(self, patches: list[Patch]) -> np.ndarray: ...
+
+
+def read_cond(cond: PatchSource, batch: list[Patch], factor: int) -> torch.Tensor:
     """The condition under each patch of the batch (the patch scaled to the condition's grid by `factor`)."""
     return torch.from_numpy(cond.read_batch([Patch(p.row, p.col, p.y0 * factor, p.x0 * factor, p.size * factor) for p in batch]))
 
@@ -65,7 +71,7 @@ class FusedStep:
 
     grid: PatchGrid
     state: Canvas
-    cond: Upsampled
+    cond: PatchSource
     step: ReverseStep
     seed: int
     mode: FusionMode
@@ -91,7 +97,7 @@ class IndependentChain:
     """Every reverse step of each tile on its own, from its own keyed noise: the tile's sample."""
 
     grid: PatchGrid
-    cond: Upsampled
+    cond: PatchSource
     steps: tuple[ReverseStep, ...]
     seed: int
     channels: int
@@ -135,19 +141,19 @@ class NoCheckpoint:
 class SamplingJob:
     """What every mode needs: the condition, the grid, where the work runs, the steps, the noise key and the bookkeeping."""
 
-    cond: Upsampled  # or any map with read_batch, such as a Canvas
+    cond: PatchSource
     grid: PatchGrid
     executor: Executor
     steps: list[ReverseStep]
     seed: int
     batch_size: int
     tracker: ProgressTracker
-    cond_factor: int = 1  # condition pixels per state pixel: 1 for SR3, 8 for e2diffsr's latent grid
+    cond_factor: int = 1  # condition pixels per state pixel (the family plan's cond_factor)
     checkpoint: StateCheckpoint = NoCheckpoint()
 
     @property
     def channels(self) -> int:
-        """Channels of the state being denoised (3 for SR3's pixels, 4 for e2diffsr's latent)."""
+        """Channels of the state being denoised (the family plan's state_channels)."""
         return self.executor.state_channels
 
     @property

@@ -26,8 +26,8 @@ from typing import Any, Optional, Sequence
 from ..diffusion.canvas import Canvas
 from ..errors import InfSceneError
 from ..raster.resample import row_blocks
-from .store import RunStore, StoreCanvas
 from ..raster.workspace import try_lock
+from .store import RunStore, StoreCanvas
 
 CHECKPOINT_SUFFIX = ".infscene-checkpoint"
 MANIFEST_FILE = "manifest.json"

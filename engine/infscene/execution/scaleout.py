@@ -29,15 +29,16 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 from distributed.scheduler import KilledWorker
 
 from ..diffusion.canvas import Canvas
-from .checkpoint import STORE_CHUNK
-from . import allocator
-from ..errors import InfSceneError
-from .local import Combine, DenoiserSpec, PatchWork
+from ..diffusion.executor import Combine, PatchWork
 from ..diffusion.grid import Patch, PatchGrid
-from ..models.sr3.network import load_model
+from ..diffusion.schedule import Denoiser
+from ..errors import InfSceneError
+from ..models.registry import load_model
 from ..progress import ProgressTracker
 from ..protocol import LOCAL_CLUSTER_PREFIX, dask_address_problem
-from ..diffusion.schedule import Denoiser
+from . import allocator
+from .checkpoint import STORE_CHUNK
+from .local import DenoiserSpec
 from .store import RunStore, SlotArray, StoreCanvas
 
 Item = TypeVar("Item")
@@ -190,7 +191,7 @@ def _check_worker(root: str, dask_worker: Any = None) -> str:
 
 
 class DaskExecutor:
-    """The Executor (executors.py) on a Dask cluster; the run's canvases live in `store`."""
+    """The Executor (diffusion/executor.py) on a Dask cluster; the run's canvases live in `store`."""
 
     def __init__(self, client: Any, store: RunStore, spec: DenoiserSpec, model_dir: Path, state_channels: int) -> None:
         self.client = client

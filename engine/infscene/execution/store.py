@@ -1,6 +1,6 @@
 """A run's scene-sized arrays in a chunked zarr store on disk, which every worker process can open.
 
-With scale-out (executors.py, scaleout.py) the state of the step loop does not live in one
+With scale-out (local.py, scaleout.py) the state of the step loop does not live in one
 process: workers read the windows their patches need and write their results as whole chunks,
 so many processes on many machines write the same store without locks (zarr writes each chunk
 to a temporary file and renames it, so a chunk is never half-written). The same store holds the

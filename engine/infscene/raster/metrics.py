@@ -1,4 +1,5 @@
-"""Image quality measures used by the tests and the benchmarks.
+"""Image quality measures used by the tests and the benchmarks, and the low frequencies they and SR3's
+LR-consistency share (what the low-resolution sensor sees).
 
 All take (bands, height, width) arrays in the same units. The seam score and the high-frequency
 ratio are what tell the fusion modes apart: seams show as gradient jumps on patch borders, and
@@ -11,8 +12,14 @@ from typing import Iterable, Optional
 import cv2
 import numpy as np
 import torch
+from torch.nn import functional as F
 
-from ..diffusion.schedule import low_frequencies
+
+def low_frequencies(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """The part of x that the low-resolution sensor sees: area-downsample by `scale`, bicubic back."""
+    h, w = x.shape[-2:]
+    small = F.interpolate(x, size=(max(1, round(h / scale)), max(1, round(w / scale))), mode="area")
+    return F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False)
 
 
 def rmse(output: np.ndarray, truth: np.ndarray) -> float:
@@ -36,7 +43,7 @@ def seam_score(image: np.ndarray, borders: Iterable[int], axis: int) -> float:
 
 
 def high_frequencies(image: np.ndarray, scale: float) -> np.ndarray:
-    """What the low-resolution sensor cannot see: the image minus the sampler's low_frequencies.
+    """What the low-resolution sensor cannot see: the image minus its low_frequencies.
 
     The same operator the sampler's LR-consistency uses, so the ratio measures exactly the part of
     the output the model is free to invent.

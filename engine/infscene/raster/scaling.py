@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..models.sr3.network import ModelConfig
+from ..models.contract import ModelContract
 
 STRETCH_PERCENTILES = (0.1, 99.9)
 MAX_SAMPLE_PIXELS = 1_000_000
@@ -43,7 +43,7 @@ class BandScaling:
         return out.astype(self.dtype)
 
 
-def fit_scaling(values: np.ndarray, valid: np.ndarray, dtype: np.dtype, config: ModelConfig) -> BandScaling:
+def fit_scaling(values: np.ndarray, valid: np.ndarray, dtype: np.dtype, config: ModelContract) -> BandScaling:
     """Choose each band's scaling from the window's valid pixels (fixed for uint8)."""
     samples = None
     if np.dtype(dtype) != np.uint8:
@@ -53,7 +53,7 @@ def fit_scaling(values: np.ndarray, valid: np.ndarray, dtype: np.dtype, config: 
     return stretch_from_sample(samples, values.shape[0], dtype, config)
 
 
-def stretch_from_sample(samples: Optional[np.ndarray], bands: int, dtype: np.dtype, config: ModelConfig) -> BandScaling:
+def stretch_from_sample(samples: Optional[np.ndarray], bands: int, dtype: np.dtype, config: ModelContract) -> BandScaling:
     """The scaling of `bands` bands of `dtype`: fixed for uint8, else stretched between the STRETCH_PERCENTILES of
     `samples` (bands, n valid pixels)."""
     if np.dtype(dtype) == np.uint8 or samples is None:

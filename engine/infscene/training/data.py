@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import InfSceneError
-from ..models.sr3.network import ModelConfig
+from ..models.contract import ModelContract
 from ..raster.scaling import fill_invalid, fit_scaling
 
 RASTER_SUFFIXES = (".tif", ".tiff")
@@ -82,7 +82,7 @@ def resolve_sources(spec: str | Path | Sequence[str | Path]) -> list[Path]:
     return sorted(found)
 
 
-def read_hr_image(path: Path, config: ModelConfig) -> HRImage:
+def read_hr_image(path: Path, config: ModelContract) -> HRImage:
     """Read the model's bands (the first `config.channels`) in model units, with their validity mask.
 
     Values go through the inference pipeline's own scaling (uint8 as is, other types stretched
@@ -106,7 +106,7 @@ def read_hr_image(path: Path, config: ModelConfig) -> HRImage:
     return HRImage(np.ascontiguousarray(pixels.transpose(1, 2, 0)), valid, pixel_size, path)
 
 
-def load_hr_images(spec: str | Path | Sequence[str | Path], config: ModelConfig, min_side: int) -> list[HRImage]:
+def load_hr_images(spec: str | Path | Sequence[str | Path], config: ModelContract, min_side: int) -> list[HRImage]:
     """All rasters of `spec` in memory; those smaller than one crop are refused, not silently skipped."""
     images = [read_hr_image(path, config) for path in resolve_sources(spec)]
     small = [str(img.path) for img in images if min(img.pixels.shape[:2]) < min_side]
@@ -157,14 +157,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def lr_size(side: int, scale: float) -> int:
-    """Low-resolution side for a high-resolution side at `scale` (as the sampler's low_frequencies)."""
+    """Low-resolution side for a high-resolution side at `scale` (as raster.metrics.low_frequencies)."""
     return max(1, round(side / scale))
 
 
 def degrade(
     hr: torch.Tensor,
     scale: float,
-    config: ModelConfig,
+    config: ModelContract,
     blur_sigma: float = 0.0,
     noise_std: float = 0.0,
     generator: torch.Generator | None = None,
@@ -192,7 +192,7 @@ def upsample(lr: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def make_batch(
     patches: Sequence[np.ndarray],
     scale: float,
-    config: ModelConfig,
+    config: ModelContract,
     degradation: Degradation = Degradation(),
     generator: torch.Generator | None = None,
 ) -> Batch:
@@ -230,7 +230,7 @@ class TrainingBatches:
     def __init__(
         self,
         images: Sequence[HRImage],
-        config: ModelConfig,
+        config: ModelContract,
         crop: int,
         batch_size: int,
         degradation: Degradation = Degradation(),
@@ -252,7 +252,7 @@ class TrainingBatches:
         return make_batch(patches, scale, self.config, self.degradation, generator)
 
 
-def fixed_batches(images: Sequence[HRImage], config: ModelConfig, crop: int, scales: Sequence[float]) -> list[Batch]:
+def fixed_batches(images: Sequence[HRImage], config: ModelContract, crop: int, scales: Sequence[float]) -> list[Batch]:
     """The validation set: the centre crop of each image at each scale, no blur or noise.
 
     Fixed crops and scales make validation losses comparable across checkpoints and runs.

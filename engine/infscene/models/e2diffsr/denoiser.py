@@ -3,7 +3,7 @@
 Training runs the whole T-step chain with gradients (Algorithm 1); the engine's step loop runs one
 step at a time on batches of overlapping latent patches and fuses their (mu, sigma * noise) with
 VCF, exactly as it does for SR3's pixel patches. The denoiser estimates z0; the step's posterior
-mean is then the respaced DDPM posterior of sampler.ReverseStep, with sigma_t^2 its posterior variance.
+mean is then the respaced DDPM posterior of diffusion.schedule.ReverseStep, with sigma_t^2 its posterior variance.
 """
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""The e2diffsr part of a run: joint latent sampling fused with VCF, then the tiled decode.
+"""The e2diffsr part of a run: the latent grid, and the tiled decode that finishes a sampled latent.
 
 The plan's grid is the latent grid (1/8 of the output canvas); the condition is the bicubic upsampling
 on the output canvas, as for SR3, and each latent patch reads the condition under it (the step loop's
 `cond_factor`). The latent is sampled by the same step loop as SR3's pixels (same keyed
-noise, VCF/average/independent, devices, cancel, progress), then decoded tile by tile, the tiles
-spread over the same devices.
+noise, VCF/average/independent, devices, cancel, progress), then decoded tile by tile (decode_scene), the
+tiles spread over the same devices.
 """
 from __future__ import annotations
 
@@ -14,13 +14,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ...diffusion.canvas import Canvas
-from ...execution.local import Executor
-from ...diffusion.fusion import FusionMode
 from ...diffusion.grid import PatchGrid
-from ...diffusion.loop import SamplingJob, StateCheckpoint, sample_canvas
-from ...progress import ProgressTracker
-from ...raster.resample import Upsampled
-from ...diffusion.schedule import ReverseStep
+from ...diffusion.loop import SamplingJob
 from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
@@ -68,33 +63,16 @@ class DecodeTile:
         return decode_tile(denoiser.model, self.lr, latent, self.geometry, tile[0], tile[1], self.lr_consistency)
 
 
-def sample_scene(
-    executor: Executor,
-    config: E2DiffSRConfig,
-    lr: np.ndarray,
-    out_size: tuple[int, int],
-    cond: Upsampled,
-    grid: PatchGrid,
-    steps: list[ReverseStep],
-    mode: FusionMode,
-    seed: int,
-    batch_size: int,
-    regression_only: bool,
-    lr_consistency: bool,
-    tracker: ProgressTracker,
-    checkpoint: StateCheckpoint,
-) -> Canvas:
-    """The output canvas (C, 8 grid.height, 8 grid.width), model units, of one seed.
+def decode_scene(job: SamplingJob, config: E2DiffSRConfig, latent: Optional[Canvas], lr: Any, out_size: tuple[int, int],
+                 lr_consistency: bool) -> Canvas:
+    """The output canvas (C, 8 grid.height, 8 grid.width), model units, of one seed, decoded tile by tile through
+    the job's executor from the sampled latent (None: z = 0, the prior's mean, the regression branch alone).
 
-    lr: the visible bands of the window, model units, as the executor shares them. With `regression_only` no latent is sampled and
-    the decode reads z = 0, the prior's mean: the regression branch alone.
+    lr: the visible bands of the window, model units, as the executor shares them.
     """
+    grid, executor, tracker = job.grid, job.executor, job.tracker
     geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
-    latent: Optional[Canvas] = None
-    if not regression_only:
-        job = SamplingJob(cond, grid, executor, steps, seed, batch_size, tracker, LATENT_FACTOR, checkpoint)
-        latent = sample_canvas(job, mode)
-    result = executor.make_canvas(config.channels, *cond.shape[1:], "result")
+    result = executor.make_canvas(config.channels, grid.height * LATENT_FACTOR, grid.width * LATENT_FACTOR, "result")
     work = DecodeTile(lr, latent, config.latent_scale, geometry, lr_consistency)
     spans = list(tiles(config, geometry))
     for (row, col), values in zip(spans, executor.map(work, spans)):

@@ -1,4 +1,4 @@
-"""Training the E2DiffSR family in its two stages (e2diffsr.txt, Sec. III-D), on infscene.train's Trainer.
+"""Training the E2DiffSR family in its two stages (e2diffsr.txt, Sec. III-D), on infscene.training's Trainer.
 
 Stage 1 trains the prior encoder, the prior decoder and the regression branch together on
 L1(truth, output) plus a small KL term on the latent (Eq. 12 without the adversarial term, whose
@@ -24,15 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...errors import InfSceneError
-from ..sr3.network import load_model
 from ...diffusion.schedule import ReverseStep, respaced_steps
-from ...training.trainer import TrainOptions, optimizer_tensors, restore_optimizer, write_image_rows
+from ...errors import InfSceneError
+from ...training.checkpoints import optimizer_tensors, restore_optimizer
 from ...training.data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
+from ...training.images import write_image_rows
+from ...training.trainer import TrainOptions
 from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition
 from .texture import PatchDiscriminator, PerceptualLoss, adaptive_weight, hinge_critic_loss
+from .weights import load_model
 
 VAL_SCALES = (2.0, 3.7, 5.0, 8.0)
 VAL_LR_SIDE = 24  # fits sr_dev's 200-pixel crops at 8x

@@ -1,33 +1,19 @@
-"""The SR3 conditional U-Net, the model families, and the on-disk format (safetensors weights + JSON config).
+"""The SR3 conditional U-Net and its config.
 
 The network predicts the noise in a noisy high-resolution patch given the bicubic-upsampled
 low-resolution patch (concatenated on the channel axis), the continuous noise level
 sqrt(gamma) and the scale factor. Conditioning on the scale lets one model serve 5x
 (3 m -> 0.6 m) as well as non-integer factors (3.7 m -> 0.6 m).
-
-Weights never go through pickle: a model folder holds `model.safetensors` and `config.json`, whose
-`family` field (`sr3` when absent) says which network the weights belong to (`families()`).
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
 from ..contract import ModelContract, sinusoidal_embedding
-from ..e2diffsr.network import E2DiffSR, E2DiffSRConfig
-from ...errors import InfSceneError
-from ..model_check import check_config_fields, check_contract, check_weights, read_config_json
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[4] / "resources" / "models" / "e2diffsr"
 
 
 @dataclass
@@ -144,103 +130,3 @@ class SR3UNet(nn.Module):
             else:
                 h = layer(h)
         return self.out(h)
-
-
-@dataclass(frozen=True)
-class Family:
-    """A model family: its config class and the network a config builds."""
-
-    config: type[ModelContract]
-    network: type[nn.Module]
-
-
-def families() -> dict[str, Family]:
-    """The model families the engine runs, by the name a config's `family` field gives."""
-    return {"sr3": Family(ModelConfig, SR3UNet), "e2diffsr": Family(E2DiffSRConfig, E2DiffSR)}
-
-
-def save_model(model: nn.Module, folder: str | Path) -> Path:
-    """Write weights and config to `folder` (created if needed)."""
-    out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / WEIGHTS_FILE))
-    (out / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2) + "\n")
-    return out
-
-
-def load_config(folder: str | Path | None = None) -> ModelContract:
-    """The config of a model folder (the bundled default when None), of the family it names (sr3 if none),
-    with its types, ranges and data contract checked (model_check)."""
-    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise InfSceneError(f"not a model folder (no {CONFIG_FILE}): {folder}")
-    raw = read_config_json(path)
-    name = raw.setdefault("family", "sr3")
-    known = families()
-    if not isinstance(name, str) or name not in known:
-        raise InfSceneError(f"unknown model family {name!r} in {path}: this engine runs {', '.join(sorted(known))}")
-    check_config_fields(known[name].config, raw, path)
-    try:
-        config = known[name].config(**raw)
-    except (TypeError, ValueError) as exc:
-        raise InfSceneError(f"invalid model config {path}: {exc}") from exc
-    check_contract(config, path)
-    return config
-
-
-def check_model(folder: str | Path | None = None) -> ModelContract:
-    """Validate a whole model folder without building or reading any weight: the config (load_config), then
-    the safetensors header against the shapes its family's network would have (model_check.check_weights)."""
-    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
-    config = load_config(folder)
-    check_weights(families()[config.family].network, config, folder, folder / WEIGHTS_FILE)
-    return config
-
-
-def resolve_devices(spec: str) -> list[torch.device]:
-    """Where the model runs, one model copy per entry.
-
-    `auto`: every CUDA GPU torch sees, else the CPU. `cuda`: every GPU. `cpu`. Or a comma-separated
-    list such as `cuda:0,cuda:2` (`cpu,cpu` runs two CPU workers). Patch batches are spread over
-    the entries (workers.DenoiserPool); the result does not depend on how many there are.
-    """
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    every_gpu = [torch.device(f"cuda:{i}") for i in range(gpus)]
-    if spec == "auto":
-        return every_gpu or [torch.device("cpu")]
-    devices: list[torch.device] = []
-    for name in (part.strip() for part in spec.split(",")):
-        if name == "cpu":
-            devices.append(torch.device("cpu"))
-            continue
-        if name != "cuda" and not (name.startswith("cuda:") and name[5:].isdigit()):
-            raise InfSceneError(f"unknown device {name!r}: use auto, cpu, cuda, or a list such as cuda:0,cuda:1")
-        if not gpus:
-            raise InfSceneError(f"--device {name} was asked for but torch sees no CUDA GPU; use --device cpu or auto")
-        if name == "cuda":
-            devices.extend(every_gpu)
-        elif int(name[5:]) >= gpus:
-            raise InfSceneError(f"{name} does not exist: torch sees {gpus} CUDA GPU(s), cuda:0 to cuda:{gpus - 1}")
-        else:
-            devices.append(torch.device(name))
-    return devices
-
-
-def resolve_device(name: str) -> torch.device:
-    """The first device of resolve_devices(name), for work that runs on one device (training, timing)."""
-    return resolve_devices(name)[0]
-
-
-def load_model(folder: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """Load a model folder (the bundled default when None) in eval mode on `device`, whatever its family;
-    the folder is validated first (check_model), so nothing is built for a config or file that does not fit."""
-    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
-    config = check_model(folder)
-    model = families()[config.family].network(config)
-    try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-    except (RuntimeError, OSError, SafetensorError) as exc:
-        raise InfSceneError(f"model weights do not match config in {folder}: {exc}".splitlines()[0]) from exc
-    return model.to(device).eval()

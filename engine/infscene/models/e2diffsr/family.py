@@ -1,0 +1,89 @@
+"""The e2diffsr family as the engine and the trainer see it (models/family.py): latent patches on a grid 1/8 of
+the output, its own T-step schedule, and the tiled decode as the finishing step."""
+from __future__ import annotations
+
+import argparse
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ...diffusion.canvas import Canvas
+from ...diffusion.fusion import FusionMode
+from ...diffusion.loop import SamplingJob
+from ...diffusion.schedule import respaced_steps
+from ...errors import InfSceneError
+from ...training.trainer import Objective, TrainOptions
+from ..contract import ModelContract
+from ..family import FamilyPlan, SceneRequest, seconds
+from .denoiser import LatentPatchDenoiser
+from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
+from .run import decode_scene, decode_tile_count, latent_grid, typical_tile
+from .training import stage_objective
+
+# e2diffsr keeps the result on the output grid (3 bands) and, on the latent grid, the state and the next
+# state (4 bands each) in vcf/average, the pasted tiles in independent.
+LATENT_CANVAS_BANDS = {FusionMode.VCF: 4 + 4, FusionMode.AVERAGE: 4 + 4, FusionMode.INDEPENDENT: 4}
+
+
+class E2DiffSRFamily:
+    """e2diffsr: the latent is sampled by the step loop, then decoded tile by tile with the regression branch."""
+
+    name = "e2diffsr"
+    config = E2DiffSRConfig
+    network = E2DiffSR
+    steps_help = "e2diffsr: default and at most its T = 4"
+
+    def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
+        assert isinstance(config, E2DiffSRConfig)
+        if request.steps is not None and request.steps > config.diffusion_steps:
+            raise InfSceneError(f"this e2diffsr model runs at most its T = {config.diffusion_steps} steps, got --steps {request.steps}")
+        grid = latent_grid(*request.out_size, request.patch, request.overlap)
+        steps = () if request.regression_only else tuple(respaced_steps(request.steps or config.diffusion_steps, config.gammas()))
+        tiles = decode_tile_count(config, request.lr_size, request.out_size, grid)
+        out_px = grid.height * grid.width * LATENT_FACTOR**2
+        state_bands = 0 if request.regression_only else LATENT_CANVAS_BANDS[request.mode]
+        canvas_bytes = 4 * (out_px * 3 + grid.height * grid.width * state_bands)
+        return FamilyPlan(grid, steps, tiles, canvas_bytes, config.latent_channels, LATENT_FACTOR)
+
+    def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool) -> LatentPatchDenoiser:
+        """The latent step; LR-consistency acts in the decode (finish), not on the latent."""
+        assert isinstance(model, E2DiffSR)
+        return LatentPatchDenoiser(model, scale)
+
+    def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
+               out_size: tuple[int, int], lr_consistency: bool) -> Canvas:
+        assert isinstance(config, E2DiffSRConfig)
+        return decode_scene(job, config, state, lr, out_size, lr_consistency)
+
+    def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int) -> tuple[float, float]:
+        """One latent step on a small batch of patches, and one decode tile with margins on every side."""
+        assert isinstance(model, E2DiffSR)
+        device = next(model.parameters()).device
+        denoiser = LatentPatchDenoiser(model, scale)
+        side = plan.grid.patch
+        y = torch.zeros((batch, denoiser.state_channels, side, side))
+        cond = torch.zeros((batch, model.config.channels, side * LATENT_FACTOR, side * LATENT_FACTOR))
+        per_patch = (seconds(lambda: denoiser.posterior_mean(y, cond, plan.reverse_steps[0]), device) / batch
+                     if plan.reverse_steps else 0.0)
+        per_tile = seconds(typical_tile(model, scale), device) if plan.finishing_units else 0.0
+        return per_patch, per_tile
+
+    def objective(self, options: TrainOptions, config: ModelContract, device: torch.device) -> Objective:
+        assert isinstance(config, E2DiffSRConfig)
+        return stage_objective(options, config, device)
+
+    def add_train_flags(self, parser: argparse.ArgumentParser) -> None:
+        defaults = TrainOptions(hr=[], val=None, out="")
+        parser.add_argument("--stage", type=int, choices=[1, 2, 3], default=defaults.stage, help="e2diffsr: 1 trains the prior autoencoder and the regression branch, 2 the latent diffusion on a stage-1 model given by --init, 3 the texture head on a stage-2 model given by --init (default %(default)s)")
+        parser.add_argument("--hr-crop", type=int, default=defaults.hr_crop, help="e2diffsr stage 3: truth crop side, the LR side following the scale (default: from --lr-crop)")
+        parser.add_argument("--perceptual-weight", type=float, default=defaults.perceptual_weight, help="e2diffsr stage 3: weight of the Inception-feature term beside L1 (default %(default)s)")
+        parser.add_argument("--adversarial-factor", type=float, default=defaults.adversarial_factor, help="e2diffsr stage 3: the adaptive adversarial weight's factor (default %(default)s)")
+        parser.add_argument("--texture-channels", type=int, default=defaults.texture_channels, help="e2diffsr stage 3: width of a new texture head (default %(default)s)")
+        parser.add_argument("--critic-lr", type=float, default=defaults.critic_lr, help="e2diffsr stage 3: the patch critic's Adam rate (default %(default)s)")
+        parser.add_argument("--lr-crop", type=int, default=defaults.lr_crop, help="e2diffsr: low-resolution crop side; the truth crop is about this times the scale (default %(default)s)")
+        parser.add_argument("--kl-weight", type=float, default=defaults.kl_weight, help="e2diffsr stage 1: weight of the latent's KL term (default %(default)s)")
+        parser.add_argument("--prior-dropout", type=float, default=defaults.prior_dropout, help="e2diffsr stage 1: share of crops decoded without a prior, so the regression branch works alone (default %(default)s)")
+
+    def new_config(self, args: argparse.Namespace) -> E2DiffSRConfig:
+        return E2DiffSRConfig(scale_min=args.scale_min, scale_max=args.scale_max)

@@ -1,0 +1,79 @@
+"""The model-folder format: `model.safetensors` (weights, never a pickle) and `config.json`, whose `family` field
+says which network the weights belong to.
+
+Everything here is given the family's config and network classes, so the format is read and written without
+the registry: the trainer saves through it, and a family's training reads its --init weights through it,
+both below the registry that lists the families.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..errors import InfSceneError
+from .contract import ModelContract
+from .model_check import check_config_fields, check_contract, check_weights, read_config_json
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+def save_model(model: nn.Module, folder: str | Path) -> Path:
+    """Write weights and config to `folder` (created if needed)."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / WEIGHTS_FILE))
+    (out / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2) + "\n")
+    return out
+
+
+def read_raw_config(folder: Path) -> tuple[dict[str, Any], Path]:
+    """The JSON of a model folder's config, and its path; InfSceneError when the folder has none."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise InfSceneError(f"not a model folder (no {CONFIG_FILE}): {folder}")
+    return read_config_json(path), path
+
+
+def build_config(config_class: type[ModelContract], raw: dict[str, Any], path: Path) -> ModelContract:
+    """The config of class `config_class` from the JSON at `path`, its types, ranges and data contract checked."""
+    check_config_fields(config_class, raw, path)
+    try:
+        config = config_class(**raw)
+    except (TypeError, ValueError) as exc:
+        raise InfSceneError(f"invalid model config {path}: {exc}") from exc
+    check_contract(config, path)
+    return config
+
+
+def load_weights(network: type[nn.Module], config: ModelContract, folder: Path, device: str | torch.device) -> nn.Module:
+    """Build the network of a checked config and load the folder's weights into it, in eval mode on `device`;
+    the safetensors header is checked against the network's shapes first, so nothing is built for a file that
+    does not fit."""
+    check_weights(network, config, folder, folder / WEIGHTS_FILE)
+    model = network(config)
+    try:
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    except (RuntimeError, OSError, SafetensorError) as exc:
+        raise InfSceneError(f"model weights do not match config in {folder}: {exc}".splitlines()[0]) from exc
+    return model.to(device).eval()
+
+
+def load_network(config_class: type[ModelContract], network: type[nn.Module], folder: str | Path,
+                 device: str | torch.device = "cpu") -> nn.Module:
+    """A model folder of one known family (what a family's training reads as its --init weights)."""
+    folder = Path(folder)
+    raw, path = read_raw_config(folder)
+    expected = config_class().family
+    found = raw.setdefault("family", expected)
+    if found != expected:
+        raise InfSceneError(f"{folder} holds a {found} model, not {expected}")
+    return load_weights(network, build_config(config_class, raw, path), folder, device)

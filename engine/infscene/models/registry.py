@@ -1,0 +1,58 @@
+"""The model families the engine runs, listed once, and the model folders resolved through them.
+
+This is the one module that names the families: everything above it (the planner, the executors, the train
+command) asks it for a folder's or a config's family and then works through the ModelFamily class alone.
+Adding a family is a folder beside sr3/ and e2diffsr/ and one entry in FAMILIES.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..errors import InfSceneError
+from .contract import ModelContract
+from .e2diffsr.family import E2DiffSRFamily
+from .family import ModelFamily
+from .folder import WEIGHTS_FILE, build_config, load_weights, read_raw_config
+from .model_check import check_weights
+from .sr3.family import SR3Family
+
+FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SR3Family(), E2DiffSRFamily())}
+FOLDER_WITHOUT_FAMILY = SR3Family.name  # folders written before there was a second family hold SR3 models
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "resources" / "models" / "e2diffsr"  # the bundled default
+
+
+def family_of(config: ModelContract) -> ModelFamily:
+    """The family a config belongs to."""
+    return FAMILIES[config.family]
+
+
+def load_config(folder: Optional[str | Path] = None) -> ModelContract:
+    """The config of a model folder (the bundled default when None), of the family it names (sr3 if none),
+    with its types, ranges and data contract checked (model_check)."""
+    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
+    raw, path = read_raw_config(folder)
+    name = raw.setdefault("family", FOLDER_WITHOUT_FAMILY)
+    if not isinstance(name, str) or name not in FAMILIES:
+        raise InfSceneError(f"unknown model family {name!r} in {path}: this engine runs {', '.join(sorted(FAMILIES))}")
+    return build_config(FAMILIES[name].config, raw, path)
+
+
+def check_model(folder: Optional[str | Path] = None) -> ModelContract:
+    """Validate a whole model folder without building or reading any weight: the config (load_config), then
+    the safetensors header against the shapes its family's network would have (model_check.check_weights)."""
+    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
+    config = load_config(folder)
+    check_weights(family_of(config).network, config, folder, folder / WEIGHTS_FILE)
+    return config
+
+
+def load_model(folder: Optional[str | Path] = None, device: str | torch.device = "cpu") -> nn.Module:
+    """Load a model folder (the bundled default when None) in eval mode on `device`, whatever its family;
+    the folder is validated first, so nothing is built for a config or file that does not fit."""
+    folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
+    config = load_config(folder)
+    return load_weights(family_of(config).network, config, folder, device)
