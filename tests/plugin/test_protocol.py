@@ -9,11 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import rasterio
 
 import infscene.protocol as engine_protocol
 from infscene import cli
 from infscene.diffusion.fusion import FusionMode
-from infscene.raster.io import SOURCE_BAND_TAG as ENGINE_SOURCE_BAND_TAG
+from infscene.raster.io import copy_band_metadata, resolve_bands
 from infscene.diffusion.schedule import PAPER_T
 from infscene_qgis import engine_events, engine_request, result_layers
 from infscene_qgis import protocol as plugin_protocol
@@ -52,10 +53,19 @@ def test_what_is_not_a_protocol_line_is_ignored(line: str) -> None:
     assert engine_events.parse_event(line) is None
 
 
-def test_the_plugins_limits_and_tags_are_the_engines() -> None:
+def test_the_plugins_limits_are_the_engines() -> None:
     assert engine_request.MAX_STEPS == PAPER_T
     assert engine_request.MODES == tuple(m.value for m in FusionMode)
-    assert result_layers.SOURCE_BAND_TAG == ENGINE_SOURCE_BAND_TAG
+
+
+def test_the_plugin_reads_the_source_bands_the_engine_writes(tmp_path: Path) -> None:
+    """The engine tags each output band with the input band it came from; the plugin maps bands back by that tag."""
+    out = tmp_path / "tagged.tif"
+    with rasterio.open(NAIP) as src:
+        layout = resolve_bands(src, [3, 2, 1])
+        with rasterio.open(out, "w", driver="GTiff", width=4, height=4, count=len(layout.kept), dtype="uint8") as dst:
+            copy_band_metadata(src, dst, layout)
+    assert result_layers.source_bands(str(out)) == dict(enumerate(layout.kept, start=1))
 
 
 def _events(engine_python: str, *arguments: str) -> list:
