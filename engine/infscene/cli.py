@@ -82,8 +82,10 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="run this many seeds (seed, seed+1, ...): the output is the first, and a raster of the per-pixel "
                         "spread over all of them maps where the model invents detail (default 1)")
     p.add_argument("--spread", type=Path, help="where the spread raster of --samples goes (default: OUTPUT_spread.tif)")
-    p.add_argument("--regression-only", action="store_true",
-                   help="e2diffsr: decode with the regression branch alone, no latent diffusion (fastest, smoothest)")
+    p.add_argument("--detail", type=detail_value,
+                   help="e2diffsr: 0 (faithful: the regression branch alone, fastest) to 1 (detailed: the latent diffusion "
+                        "and the texture head's full drawing); values between scale the drawn texture (default: the model's)")
+    p.add_argument("--regression-only", action="store_true", help="the old name of --detail 0")
     p.add_argument("--no-lr-consistency", action="store_true",
                    help="do not tie each step's low frequencies to the input (pure SR3 sampling; drifts in colour)")
     p.add_argument("--model", type=Path, help=f"model folder (default: {DEFAULT_MODEL_DIR})")
@@ -113,10 +115,28 @@ def sr_options(args: argparse.Namespace) -> SROptions:
         scale=args.scale, target_res=args.target_res, bounds=args.bounds, bands=args.bands, steps=args.steps,
         patch=args.patch, overlap=args.overlap, mode=FusionMode(args.mode), seed=args.seed, device=args.device,
         batch_size=args.batch_size, lr_consistency=not args.no_lr_consistency, model_dir=args.model,
-        work_dir=args.work_dir, samples=args.samples, spread_path=args.spread, regression_only=args.regression_only,
+        work_dir=args.work_dir, samples=args.samples, spread_path=args.spread, detail=detail_option(args),
         resume=args.resume, restart=args.restart, checkpoint=not args.no_checkpoint, dask=args.dask,
         threads_per_worker=args.threads_per_worker,
     )
+
+
+def detail_value(text: str) -> float:
+    """--detail's type: a number from 0 to 1 (argparse turns the ValueError into one line)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(text)
+    return value
+
+
+def detail_option(args: argparse.Namespace) -> Optional[float]:
+    """--detail, or 0 for the old --regression-only (said once on stderr, so scripts learn the new name)."""
+    if not args.regression_only:
+        return args.detail
+    if args.detail not in (None, 0.0):
+        raise InfSceneError(f"--regression-only is --detail 0; it cannot go with --detail {args.detail:g}")
+    print("infscene: --regression-only is now --detail 0", file=sys.stderr)
+    return 0.0
 
 
 def _check_side_outputs(args: argparse.Namespace) -> None:

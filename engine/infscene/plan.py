@@ -66,7 +66,7 @@ class SROptions:
     model_dir: Optional[Path] = None
     work_dir: Optional[Path] = None
     memmap_above_bytes: int = DEFAULT_MEMMAP_ABOVE_BYTES
-    regression_only: bool = False  # decode without the diffusion prior, for a family with a regression branch
+    detail: Optional[float] = None  # e2diffsr: 0 the regression branch alone (faithful) .. 1 the full model (detailed); None: the model's default
     samples: int = 1  # seeds seed..seed+samples-1; with more than one, the per-pixel spread is written too
     spread_path: Optional[Path] = None  # where the spread goes (default: OUTPUT_spread.tif)
     resume: bool = False  # continue the interrupted run of this output from its checkpoint (checkpoint.py)
@@ -187,6 +187,8 @@ def _check_options(options: SROptions) -> None:
         raise InfSceneError("--resume continues from a checkpoint: it cannot go with --no-checkpoint")
     if not 1 <= options.threads_per_worker <= MAX_THREADS_PER_WORKER:
         raise InfSceneError(f"threads per worker must be between 1 and {MAX_THREADS_PER_WORKER}, got {options.threads_per_worker}")
+    if options.detail is not None and not (isinstance(options.detail, (int, float)) and 0.0 <= options.detail <= 1.0):
+        raise InfSceneError(f"detail must be a number from 0 (faithful) to 1 (detailed), got {options.detail}")
     if options.dask is not None and dask_address_problem(options.dask):
         raise InfSceneError(dask_address_problem(options.dask))
 
@@ -232,7 +234,7 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     scale = (width / window.width + height / window.height) / 2.0
     _scale_notes(ds, window, height, width, scale, config, notes)
     patch, overlap = _patch_geometry(options, config, notes)
-    request = SceneRequest(options.steps, options.mode, options.regression_only, (int(window.height), int(window.width)),
+    request = SceneRequest(options.steps, options.mode, options.detail, (int(window.height), int(window.width)),
                            (height, width), patch, overlap)
     family_plan = family_of(config).plan(config, request)
     grid, factor = family_plan.grid, family_plan.cond_factor
@@ -317,7 +319,7 @@ def run_fingerprint(plan: SRPlan) -> dict[str, object]:
         "bands": [*plan.layout.visible, *plan.layout.extra], "output": [plan.height, plan.width], "scale": repr(plan.scale),
         "grid": [plan.grid.height, plan.grid.width, plan.grid.patch, plan.grid.overlap], "steps": plan.steps,
         "mode": o.mode.value, "seed": o.seed, "samples": o.samples, "batch_size": o.batch_size,
-        "lr_consistency": o.lr_consistency, "regression_only": o.regression_only,
+        "lr_consistency": o.lr_consistency, "detail": plan.family_plan.detail,
     }
 
 

@@ -82,7 +82,8 @@ def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, co
                       family_plan.cond_factor, checkpoint)
     try:
         state = sample_canvas(job, options.mode) if plan.reverse_steps else None
-        return plan.model_family.finish(job, plan.config, state, visible, (plan.height, plan.width), options.lr_consistency)
+        return plan.model_family.finish(job, plan.config, state, visible, (plan.height, plan.width), options.lr_consistency,
+                                        plan.family_plan.detail)
     except torch.OutOfMemoryError as exc:
         raise InfSceneError(
             f"the GPU ran out of memory with {options.batch_size} patches of {plan.grid.patch} px per batch: "

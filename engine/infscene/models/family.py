@@ -35,6 +35,7 @@ class FamilyPlan:
     canvas_bytes: int  # scene-sized float32 maps of the family's sampling and finishing, without --samples' ones
     state_channels: int  # channels of the state the step loop denoises
     cond_factor: int  # output pixels per state pixel along a side: the condition is read on the grid times this
+    detail: float = 0.0  # the share of invented detail the finishing step adds (0 where the family has no such choice)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class SceneRequest:
 
     steps: Optional[int]  # None: the family's default
     mode: FusionMode
-    regression_only: bool
+    detail: Optional[float]  # --detail: 0 faithful .. 1 detailed, None the model's default (families with the choice)
     lr_size: tuple[int, int]  # (rows, cols) of the input window
     out_size: tuple[int, int]  # (rows, cols) of the output
     patch: int  # output pixels
@@ -77,9 +78,9 @@ class ModelFamily(Protocol):
         ...
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: float) -> Canvas:
         """The output canvas (model units, on the job's condition grid) from the sampled state (None when the plan
-        has no reverse step); `lr` is the window's visible bands as the executor shares them."""
+        has no reverse step); `lr` is the window's visible bands as the executor shares them; `detail` the plan's."""
         ...
 
     def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int) -> tuple[float, float]:

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "high-resolution rasters by area downsampling at a scale drawn per batch.",
     )
     parser.add_argument("--family", choices=list(FAMILIES), default=FOLDER_WITHOUT_FAMILY, help="model family to train (default %(default)s; with --init, the initial model's)")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default=defaults.precision, help="bf16 runs the forward passes under autocast, weights kept in fp32 (default %(default)s)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=defaults.precision, help="e2diffsr stage 3: bf16 runs the forward passes under autocast, weights kept in fp32 (default %(default)s)")
     parser.add_argument("--hr", nargs="+", required=True, help="high-resolution GeoTIFFs: folders, globs or files")
     parser.add_argument("--val", help="folder (or glob) of validation GeoTIFFs, never trained on")
     parser.add_argument("--out", required=True, help="model folder to write (checkpoints, log and samples go inside)")

@@ -14,6 +14,7 @@ needs only the core's own pixels, so it is exact per tile too.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
@@ -27,6 +28,7 @@ from .network import (
     E2DiffSR,
     E2DiffSRConfig,
     Sampling,
+    TextureHead,
     centres,
     decode_margin_lr,
 )
@@ -44,17 +46,24 @@ class AxisSpan:
     lr: tuple[int, int]  # low-resolution pixels it reads (core + margin, within the scene)
     out: tuple[int, int]  # output pixels whose centre falls in the core
     latent: tuple[int, int]  # latent pixels it reads
+    region: tuple[int, int]  # output pixels decoded: out, widened by what the texture head reads, on latent-grid bounds
+    region_lr: tuple[int, int]  # low-resolution pixels the region's centres fall in
 
     def upsampled(self) -> slice:
-        """The part of the read LR span (relative to it) that upsampling the core's output pixels reads."""
-        start, stop = max(self.lr[0], self.core[0] - UPSAMPLE_REACH_LR), min(self.lr[1], self.core[1] + UPSAMPLE_REACH_LR)
+        """The part of the read LR span (relative to it) that upsampling the region's output pixels reads."""
+        start = max(self.lr[0], self.region_lr[0] - UPSAMPLE_REACH_LR)
+        stop = min(self.lr[1], self.region_lr[1] + UPSAMPLE_REACH_LR)
         return slice(start - self.lr[0], stop - self.lr[0])
+
+    def kept(self) -> slice:
+        """The output pixels of the core within the decoded region."""
+        return slice(self.out[0] - self.region[0], self.out[1] - self.region[0])
 
     def lr_centres_out(self, out_per_lr: float) -> torch.Tensor:
         return centres(*self.lr, out_per_lr, origin=LATENT_FACTOR * self.latent[0])
 
     def out_centres_lr(self, lr_per_out: float) -> torch.Tensor:
-        return centres(*self.out, lr_per_out, origin=self.lr[0])
+        return centres(*self.region, lr_per_out, origin=self.lr[0])
 
 
 def owner(lr_len: int, out_len: int) -> np.ndarray:
@@ -62,19 +71,32 @@ def owner(lr_len: int, out_len: int) -> np.ndarray:
     return ((2 * np.arange(out_len) + 1) * lr_len) // (2 * out_len)
 
 
-def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: int, latent_margin: int) -> list[AxisSpan]:
-    """Tiles along one axis: cores of `core` LR pixels, each read with `margin` LR and `latent_margin` latent pixels."""
+def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: int, latent_margin: int,
+               texture_margin: int = 0) -> list[AxisSpan]:
+    """Tiles along one axis: cores of `core` LR pixels, each read with `margin` LR and `latent_margin` latent
+    pixels; the decoded region reaches `texture_margin` output pixels (a multiple of 8) beyond the core's output."""
     owners = owner(lr_len, out_len)
     spans = []
     for a in range(0, lr_len, core):
         b = min(lr_len, a + core)
         lo, hi = max(0, a - margin), min(lr_len, b + margin)
         out_rows = np.nonzero((owners >= a) & (owners < b))[0]
+        out = (int(out_rows[0]), int(out_rows[-1]) + 1)
+        region = (out[0] if not texture_margin else max(0, out[0] // LATENT_FACTOR * LATENT_FACTOR - texture_margin),
+                  out[1] if not texture_margin else min(out_len, -(-out[1] // LATENT_FACTOR) * LATENT_FACTOR + texture_margin))
         first = int(np.floor(lo * out_len / lr_len / LATENT_FACTOR)) - latent_margin
         last = int(np.ceil(hi * out_len / lr_len / LATENT_FACTOR)) + latent_margin
-        spans.append(AxisSpan((a, b), (lo, hi), (int(out_rows[0]), int(out_rows[-1]) + 1),
-                              (max(0, first), min(latent_len, last))))
+        spans.append(AxisSpan((a, b), (lo, hi), out, (max(0, first), min(latent_len, last)),
+                              region, (int(owners[region[0]]), int(owners[region[1] - 1]) + 1)))
     return spans
+
+
+def texture_margin_out(config: E2DiffSRConfig) -> int:
+    """Output pixels around a tile's own that the texture head reads, rounded up to whole latent pixels (its
+    4 x 4 fold and the latent it reads stay on the scene's grid); 0 for a model without a texture head."""
+    if not config.texture_channels:
+        return 0
+    return LATENT_FACTOR * -(-TextureHead.radius_out(config) // LATENT_FACTOR)
 
 
 def project_block_means(output: torch.Tensor, lr_core: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
@@ -121,8 +143,10 @@ def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] =
     """Every (row span, column span) tile of the scene, row-major."""
     scale = geometry.scale
     core = core or core_side(scale)
-    margin = decode_margin_lr(config)
-    axes = [axis_spans(lr, out, lat, core, margin, PRIOR_RADIUS_LATENT + 1)
+    texture = texture_margin_out(config)
+    # The texture region's own LR pixels (+ a latent pixel of rounding) must decode exactly too.
+    margin = decode_margin_lr(config) + (math.ceil((texture + LATENT_FACTOR) / scale) if texture else 0)
+    axes = [axis_spans(lr, out, lat, core, margin, PRIOR_RADIUS_LATENT + 1, texture)
             for lr, out, lat in zip(geometry.lr_size, geometry.out_size, geometry.latent_size)]
     for row in axes[0]:
         for col in axes[1]:
@@ -134,11 +158,12 @@ ReadLatent = Callable[[slice, slice], np.ndarray]
 
 @torch.no_grad()
 def decode_tile(model: E2DiffSR, lr: np.ndarray, latent: Optional[ReadLatent], geometry: SceneGeometry,
-                row: AxisSpan, col: AxisSpan, lr_consistency: bool) -> np.ndarray:
+                row: AxisSpan, col: AxisSpan, lr_consistency: bool, detail: float = 0.0) -> np.ndarray:
     """The output pixels (C, rows, cols) of one tile, in model units.
 
     lr: the whole low-resolution window (C, h, w), model units. latent(rows, cols): the raw-unit latent
     (z * latent_scale) over those latent slices; None decodes from z = 0 (the regression branch alone).
+    detail: the share of the texture head's drawing added to the decoded output (0: none).
     """
     (h, w), (oh, ow) = geometry.lr_size, geometry.out_size
     device = next(model.parameters()).device
@@ -155,7 +180,13 @@ def decode_tile(model: E2DiffSR, lr: np.ndarray, latent: Optional[ReadLatent], g
     # Only the core (and what upsampling its pixels reads) goes through the costly per-output-pixel upsampler.
     rows, cols = row.upsampled(), col.upsampled()
     near = Sampling(where.lr_rows_out[rows], where.lr_cols_out[cols], where.out_rows_lr - rows.start, where.out_cols_lr - cols.start)
-    output = model.upsample(lr_tile[..., rows, cols], features[..., rows, cols], near, scale)[0].cpu()
+    output = model.upsample(lr_tile[..., rows, cols], features[..., rows, cols], near, scale)
+    if detail and model.texture is not None:
+        latent_rows = slice(row.region[0] // LATENT_FACTOR - row.latent[0], -(-row.region[1] // LATENT_FACTOR) - row.latent[0])
+        latent_cols = slice(col.region[0] // LATENT_FACTOR - col.latent[0], -(-col.region[1] // LATENT_FACTOR) - col.latent[0])
+        z_region = z[..., latent_rows, latent_cols].to(device) / model.config.latent_scale
+        output = output + detail * model.texture(output, z_region, scale).float()
+    output = output[0, :, row.kept(), col.kept()].cpu()
     if lr_consistency:
         core = lr_tile[0, :, row.core[0] - row.lr[0] : row.core[1] - row.lr[0], col.core[0] - col.lr[0] : col.core[1] - col.lr[0]]
         output = project_block_means(output, core, owner(h, oh)[slice(*row.out)] - row.core[0], owner(w, ow)[slice(*col.out)] - col.core[0])

@@ -26,6 +26,18 @@ from .training import stage_objective
 LATENT_CANVAS_BANDS = {FusionMode.VCF: 4 + 4, FusionMode.AVERAGE: 4 + 4, FusionMode.INDEPENDENT: 4}
 
 
+def resolve_detail(requested: Optional[float], config: E2DiffSRConfig) -> float:
+    """--detail, or the model's default; a model without a texture head offers only its two ends: 0 (the
+    regression branch alone) and 1 (the sampled latent decoded)."""
+    detail = config.default_detail if requested is None else requested
+    if not 0.0 <= detail <= 1.0:
+        raise InfSceneError(f"{config.name}'s default_detail must be from 0 to 1, got {detail:g}: fix its config.json")
+    if 0.0 < detail < 1.0 and not config.texture_channels:
+        raise InfSceneError(f"--detail between 0 and 1 needs an e2diffsr model with a texture head (texture_channels in its "
+                            f"config.json); {config.name} offers 0 (regression branch) and 1 (full model), got {detail:g}")
+    return detail
+
+
 class E2DiffSRFamily:
     """e2diffsr: the latent is sampled by the step loop, then decoded tile by tile with the regression branch."""
 
@@ -38,13 +50,14 @@ class E2DiffSRFamily:
         assert isinstance(config, E2DiffSRConfig)
         if request.steps is not None and request.steps > config.diffusion_steps:
             raise InfSceneError(f"this e2diffsr model runs at most its T = {config.diffusion_steps} steps, got --steps {request.steps}")
+        detail = resolve_detail(request.detail, config)
         grid = latent_grid(*request.out_size, request.patch, request.overlap)
-        steps = () if request.regression_only else tuple(respaced_steps(request.steps or config.diffusion_steps, config.gammas()))
+        steps = tuple(respaced_steps(request.steps or config.diffusion_steps, config.gammas())) if detail else ()
         tiles = decode_tile_count(config, request.lr_size, request.out_size, grid)
         out_px = grid.height * grid.width * LATENT_FACTOR**2
-        state_bands = 0 if request.regression_only else LATENT_CANVAS_BANDS[request.mode]
+        state_bands = LATENT_CANVAS_BANDS[request.mode] if detail else 0
         canvas_bytes = 4 * (out_px * 3 + grid.height * grid.width * state_bands)
-        return FamilyPlan(grid, steps, tiles, canvas_bytes, config.latent_channels, LATENT_FACTOR)
+        return FamilyPlan(grid, steps, tiles, canvas_bytes, config.latent_channels, LATENT_FACTOR, detail)
 
     def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool) -> LatentPatchDenoiser:
         """The latent step; LR-consistency acts in the decode (finish), not on the latent."""
@@ -52,9 +65,9 @@ class E2DiffSRFamily:
         return LatentPatchDenoiser(model, scale)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: float) -> Canvas:
         assert isinstance(config, E2DiffSRConfig)
-        return decode_scene(job, config, state, lr, out_size, lr_consistency)
+        return decode_scene(job, config, state, lr, out_size, lr_consistency, detail)
 
     def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int) -> tuple[float, float]:
         """One latent step on a small batch of patches, and one decode tile with margins on every side."""

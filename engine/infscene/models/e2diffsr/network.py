@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -62,8 +63,9 @@ class E2DiffSRConfig(ModelContract):
     beta_noisiest: float = 0.99  # beta at t = T; the schedule is linear down to beta_cleanest at t = 1
     beta_cleanest: float = 0.1
     latent_scale: float = 1.0  # std of the encoder's latent means; the diffusion runs on z / latent_scale
-    texture_channels: int = 0  # width of the texture head (stage 3); 0: a model without one (detail is then 0)
+    texture_channels: Optional[int] = None  # width of the texture head (stage 3); None: a model without one
     texture_blocks: int = 6
+    default_detail: float = 1.0  # what a run uses without --detail: chosen by the benchmark (MODEL_CARD.md)
 
     @property
     def size_multiple(self) -> int:
@@ -364,12 +366,18 @@ class TextureHead(nn.Module):
         return TEXTURE_FOLD * (2 + PlainResBlock.radius * config.texture_blocks + 1)
 
     def forward(self, base: torch.Tensor, z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-        """base (B, C, H, W), H and W multiples of 8 on the latent grid; z (B, latent, H/8, W/8) in diffusion units."""
+        """base (B, C, H, W) starting on the latent grid; z (B, latent, ceil(H/8), ceil(W/8)) in diffusion units.
+
+        A side that is not a multiple of 8 (the scene's last rows or columns) is padded by replication first,
+        the same way whether the scene is decoded whole or in tiles.
+        """
+        height, width = base.shape[-2:]
+        base = F.pad(base, (0, -width % LATENT_FACTOR, 0, -height % LATENT_FACTOR), mode="replicate")
         folded = F.pixel_unshuffle(base, TEXTURE_FOLD)
         z_fine = F.interpolate(z.to(folded.dtype), scale_factor=LATENT_FACTOR // TEXTURE_FOLD, mode="nearest")
         level = (torch.log(scale) / math.log(8.0)).view(-1, 1, 1, 1).expand(-1, 1, *folded.shape[-2:]).to(folded.dtype)
         h = self.body(self.inp(torch.cat([folded, z_fine, level], dim=1)))
-        return F.pixel_shuffle(self.out(F.relu(h)), TEXTURE_FOLD)
+        return F.pixel_shuffle(self.out(F.relu(h)), TEXTURE_FOLD)[..., :height, :width]
 
 
 def decode_margin_lr(config: E2DiffSRConfig) -> int:

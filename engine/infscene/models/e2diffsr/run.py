@@ -40,7 +40,9 @@ def typical_tile(model: E2DiffSR, scale: float) -> Callable[[], np.ndarray]:
     geometry = SceneGeometry((side, side), (out, out), (-(-out // LATENT_FACTOR),) * 2)
     centre = list(tiles(model.config, geometry))[4]
     lr = np.zeros((model.config.channels, side, side), dtype=np.float32)
-    return lambda: decode_tile(model, lr, None, geometry, *centre, lr_consistency=True)
+    z = np.zeros((model.config.latent_channels, *geometry.latent_size), dtype=np.float32)
+    detail = model.config.default_detail if model.texture is not None else 0.0
+    return lambda: decode_tile(model, lr, lambda rows, cols: z[:, rows, cols], geometry, *centre, lr_consistency=True, detail=detail)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class DecodeTile:
     latent_scale: float
     geometry: SceneGeometry
     lr_consistency: bool
+    detail: float  # the share of the texture head's drawing added (0 with no latent)
 
     def _raw_latent(self, rows: slice, cols: slice) -> np.ndarray:
         """The latent in the decoder's raw units (z * latent_scale)."""
@@ -60,20 +63,21 @@ class DecodeTile:
 
     def __call__(self, denoiser: LatentPatchDenoiser, tile: tuple[AxisSpan, AxisSpan]) -> np.ndarray:
         latent = None if self.latent is None else self._raw_latent
-        return decode_tile(denoiser.model, self.lr, latent, self.geometry, tile[0], tile[1], self.lr_consistency)
+        return decode_tile(denoiser.model, self.lr, latent, self.geometry, tile[0], tile[1], self.lr_consistency, self.detail)
 
 
 def decode_scene(job: SamplingJob, config: E2DiffSRConfig, latent: Optional[Canvas], lr: Any, out_size: tuple[int, int],
-                 lr_consistency: bool) -> Canvas:
+                 lr_consistency: bool, detail: float) -> Canvas:
     """The output canvas (C, 8 grid.height, 8 grid.width), model units, of one seed, decoded tile by tile through
-    the job's executor from the sampled latent (None: z = 0, the prior's mean, the regression branch alone).
+    the job's executor from the sampled latent (None: z = 0, the prior's mean, the regression branch alone), with
+    that share (`detail`) of the texture head's drawing added.
 
     lr: the visible bands of the window, model units, as the executor shares them.
     """
     grid, executor, tracker = job.grid, job.executor, job.tracker
     geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
     result = executor.make_canvas(config.channels, grid.height * LATENT_FACTOR, grid.width * LATENT_FACTOR, "result")
-    work = DecodeTile(lr, latent, config.latent_scale, geometry, lr_consistency)
+    work = DecodeTile(lr, latent, config.latent_scale, geometry, lr_consistency, detail)
     spans = list(tiles(config, geometry))
     for (row, col), values in zip(spans, executor.map(work, spans)):
         tracker.check_cancel()

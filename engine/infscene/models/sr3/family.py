@@ -36,8 +36,8 @@ class SR3Family:
     steps_help = f"SR3: default {DEFAULT_STEPS}, more is slower and finer"
 
     def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
-        if request.regression_only:
-            raise InfSceneError("--regression-only is for e2diffsr models, which have a regression branch; this model is SR3")
+        if request.detail is not None:
+            raise InfSceneError("--detail is for e2diffsr models, which have a regression branch and a texture head; this model is SR3")
         height, width = request.out_size
         grid = PatchGrid(max(height, request.patch), max(width, request.patch), request.patch, request.overlap)
         steps = tuple(respaced_steps(request.steps or DEFAULT_STEPS))
@@ -48,7 +48,7 @@ class SR3Family:
         return PatchDenoiser(model, scale, lr_consistency)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: float) -> Canvas:
         assert state is not None  # an SR3 plan always has reverse steps
         return state
 
