@@ -7,22 +7,32 @@ the truth on the same borders), high-frequency energy relative to the truth (eve
 grid's patches overlap against where one patch covers), LR-consistency (L1 between the
 output area-downsampled to the input grid and the input), time, output megapixels per second and peak RAM.
 
-Methods: `bicubic` (computed here, from the 8-bit input the models see), and each fusion mode of each
-`--model` folder (several folders, of either family, in one run), each run through
-`infscene.run.super_resolve` in a fresh process (bench/run_one.py, which samples its peak RAM);
-`--regression-only` adds a row per e2diffsr model for its regression branch alone.
-A row's `method` is `bicubic`, `MODEL/MODE` or `MODEL/regression`.
+Methods: two baselines computed here from the 8-bit input the models see, `bicubic` and `bicubic+proj`
+(bicubic followed by the exact LR projection the e2diffsr decoder applies: every LR block's mean residual added
+to its pixels, so a model's margin over it is what the model adds beyond consistency with its input), both
+whenever `--modes` names bicubic; and each fusion mode of each `--model` folder (several folders, of either
+family, in one run) at the model's default detail, each run through `infscene.run.super_resolve` in a
+fresh process (bench/run_one.py, which samples its peak RAM). `--details D...` adds, for every e2diffsr model,
+a row per value in the engine's default fusion mode (0: the regression branch alone, 1: the full model); a
+value a model cannot take (between 0 and 1 without a texture head) is skipped with a note on stderr.
+A row's `method` is `bicubic`, `bicubic+proj`, `MODEL/MODE` or `MODEL/detail=D`.
 
 `--perceptual` (needs `make bench-setup`; bench/perceptual.py) adds opensr-test's figures to each row
 (osr_*: consistency, synthesis, correctness; None at non-integer scales) and ends with FID/KID per
 (scene, scale, method) on `--fid-crop` px tiles of every output and truth, in the summary file.
-The summary (`--summary-out`, default OUT_summary.json) also gives each method's mean output megapixels per
-second, its ratio to `--speed-reference` (default: the first model's first mode) and the largest peak RAM.
+The summary (`--summary-out`, default OUT_summary.json) gives per (scene, scale, method) the means of PSNR, SSIM,
+hf_ratio, seam, seam_truth and lr_l1, the seam ratio (mean seam over the truth's), the PSNR margins over both
+baselines (`psnr_vs_bicubic`, `psnr_vs_bicubic_proj`), the mean output megapixels per second, its ratio to
+`--speed-reference` (default: the first model's first mode) and the largest peak RAM, so that a docs table can
+be written from it alone: `--markdown PATH` writes it as one (the table is also printed at the end).
 
     .venv/bin/python bench/quality.py --scales 4 5 3.7 --steps 50 --out docs/bench/quality_cpu.json
     .venv/bin/python bench/quality.py --scales 5 --modes vcf --steps-curve 10 20 50 100 --out docs/bench/steps_cpu.json
     .venv/bin/python bench/quality.py --scenes sr_dev naip_ND_5m --scales 4 --modes bicubic vcf --perceptual \
-        --model resources/models/sr3 resources/models/e2diffsr --regression-only --out out/families.json
+        --model resources/models/sr3 resources/models/e2diffsr --details 0 1 --out out/families.json \
+        --markdown out/families.md
+    .venv/bin/python bench/quality.py --scenes sr_dev --scales 4 --modes bicubic vcf --max-images 1 --crop 128 \
+        --details 0 1 --perceptual --out /tmp/q.json --markdown /tmp/q.md   # a quick check, end to end
 """
 from __future__ import annotations
 
@@ -33,16 +43,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Iterator, Optional
 
 import cv2
 import numpy as np
 import rasterio
+import torch
 from affine import Affine
 from skimage.metrics import structural_similarity
 
 from infscene.diffusion.fusion import FusionMode
+from infscene.errors import InfSceneError
+from infscene.models.contract import ModelContract
+from infscene.models.e2diffsr.decode import owner, project_block_means
+from infscene.models.e2diffsr.family import resolve_detail
+from infscene.models.e2diffsr.network import E2DiffSRConfig
 from infscene.models.registry import DEFAULT_MODEL_DIR, load_config
 from infscene.plan import SROptions, plan_run
 from infscene.raster.metrics import high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
@@ -111,34 +128,75 @@ def plan_geometry(lr_path: Path, options: SROptions, size: int) -> tuple[list[in
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """One way of super-resolving: bicubic, or a model folder in a fusion mode (and variant)."""
+    """One way of super-resolving: a baseline computed here, or a model folder in a fusion mode at a detail."""
 
     label: str
-    mode: str
+    mode: str  # "bicubic" for both baselines, else a fusion mode
     model: Optional[Path] = None
     family: Optional[str] = None
-    regression_only: bool = False
+    detail: Optional[float] = None  # e2diffsr's --detail; None: the model's default
+    lr_projection: bool = False  # bicubic+proj: the bicubic output made consistent with its input
+
+
+def details_taken(config: ModelContract, name: str, details: list[float]) -> list[float]:
+    """The --details values this model can run, judged by the engine's own rule (resolve_detail), so that one
+    value a model refuses (0.5 without a texture head) costs its rows, named on stderr, not the whole run."""
+    if details and not isinstance(config, E2DiffSRConfig):
+        print(f"quality: {name} is not an e2diffsr model (no --detail): no detail rows", file=sys.stderr)
+        return []
+    taken = []
+    for detail in details:
+        try:
+            resolve_detail(detail, config)
+        except InfSceneError as exc:
+            print(f"quality: {name}/detail={detail:g} skipped: {exc}", file=sys.stderr)
+            continue
+        taken.append(detail)
+    return taken
 
 
 def methods(args: argparse.Namespace) -> list[Method]:
-    """bicubic (if asked), then each model's modes, then its regression branch alone (--regression-only)."""
+    """bicubic and bicubic+proj (if bicubic is asked), then each model's modes at its default detail, then each
+    e2diffsr model at each of --details in the engine's default fusion mode."""
     folders = args.model or [None]
     names = [(m or DEFAULT_MODEL_DIR).resolve().name for m in folders]
     if len(set(names)) < len(names):  # two folders of one name: label them by their path
         names = [str(m or DEFAULT_MODEL_DIR) for m in folders]
-    has_regression_only = "regression_only" in {f.name for f in dataclasses.fields(SROptions)}
-    found = [Method("bicubic", "bicubic")] if "bicubic" in args.modes else []
+    found = []
+    if "bicubic" in args.modes:
+        found += [Method("bicubic", "bicubic"), Method("bicubic+proj", "bicubic", lr_projection=True)]
     for folder, name in zip(folders, names):
-        family = getattr(load_config(folder), "family", "sr3")
+        config = load_config(folder)
+        family = getattr(config, "family", "sr3")
         found += [Method(f"{name}/{mode}", mode, folder, family) for mode in args.modes if mode != "bicubic"]
-        if args.regression_only:
-            if family == "sr3":
-                continue  # SR3 has no regression branch
-            if not has_regression_only:
-                print(f"quality: this engine's SROptions has no regression_only: no {name}/regression rows", file=sys.stderr)
-                continue
-            found.append(Method(f"{name}/regression", "vcf", folder, family, regression_only=True))
+        found += [Method(f"{name}/detail={detail:g}", SROptions.mode.value, folder, family, detail=detail)
+                  for detail in details_taken(config, name, args.details or [])]
     return found
+
+
+def steps_of(method: Method, args: argparse.Namespace) -> list[Optional[int]]:
+    """The step counts a method runs at: none to choose for the baselines and detail 0 (no reverse steps)."""
+    if method.mode == "bicubic" or method.detail == 0:
+        return [None]
+    return args.steps_curve or [args.steps]
+
+
+def lr_projected(output: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """output (C, H, W) with each LR block's mean residual against low (C, h, w) added to its pixels, a block being
+    the output pixels whose centres fall in one LR pixel: the engine's own projection (owner, project_block_means),
+    so the baseline is exactly what e2diffsr's decoder does to its output."""
+    (h, w), (out_h, out_w) = low.shape[-2:], output.shape[-2:]
+    projected = project_block_means(torch.from_numpy(output), torch.from_numpy(low), owner(h, out_h), owner(w, out_w))
+    return projected.numpy()
+
+
+def baseline(method: Method, low_8bit: np.ndarray, size: int) -> np.ndarray:
+    """bicubic from the 8-bit input, LR-projected for bicubic+proj, then rounded and clipped to 8 bits as the
+    models' outputs are."""
+    output = np.stack([cv2.resize(b, (size, size), interpolation=cv2.INTER_CUBIC) for b in low_8bit])
+    if method.lr_projection:
+        output = lr_projected(output, low_8bit)
+    return np.clip(np.rint(output), 0, 255)
 
 
 def run_sr(lr_path: Path, out_path: Path, method: Method, scale: float, steps: Optional[int], args: argparse.Namespace) -> dict:
@@ -152,8 +210,8 @@ def run_sr(lr_path: Path, out_path: Path, method: Method, scale: float, steps: O
         cmd += ["--model", str(method.model)]
     if args.no_lr_consistency:
         cmd += ["--no-lr-consistency"]
-    if method.regression_only:
-        cmd += ["--regression-only"]
+    if method.detail is not None:
+        cmd += ["--detail", str(method.detail)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"quality: {method.label} at {scale}x failed:\n{done.stderr.strip()}")
@@ -162,10 +220,8 @@ def run_sr(lr_path: Path, out_path: Path, method: Method, scale: float, steps: O
 
 def sr_options(method: Method, scale: float, steps: Optional[int], args: argparse.Namespace) -> SROptions:
     extra = {} if steps is None else {"steps": steps}
-    if method.regression_only:
-        extra["regression_only"] = True
     return SROptions(scale=scale, mode=FusionMode(method.mode), seed=args.seed, model_dir=method.model,
-                     lr_consistency=not args.no_lr_consistency, device=args.device, **extra)
+                     lr_consistency=not args.no_lr_consistency, device=args.device, detail=method.detail, **extra)
 
 
 def measure(truth: np.ndarray, low: np.ndarray, output: np.ndarray, scale: float, borders: list[int], cover: np.ndarray) -> dict:
@@ -221,18 +277,16 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
                         truth_features.setdefault((scene, scale), []).append(
                             perceptual.inception_features(perceptual.tile_crops(truth, args.fid_crop)))
                     for method in todo:
-                        for steps in ([None] if method.mode == "bicubic" or method.regression_only
-                                      else args.steps_curve or [args.steps]):
+                        for steps in steps_of(method, args):
                             if method.mode == "bicubic":
                                 start = time.perf_counter()
-                                output = np.stack([cv2.resize(b, (size, size), interpolation=cv2.INTER_CUBIC) for b in low_8bit])
-                                output = np.clip(np.rint(output), 0, 255)
+                                output = baseline(method, low_8bit, size)
                                 wall = time.perf_counter() - start
                                 run = {"wall_s": wall, "mp_per_s": size * size / 1e6 / max(wall, 1e-9),
-                                       "peak_anon_mb": None, "steps": None}
+                                       "peak_anon_mb": None, "steps": None, "detail": None}
                                 # seams and cover on the first model's fused grid, as the fused rows
                                 first = next((m for m in todo if m.mode != "bicubic"), Method("", "vcf"))
-                                borders, cover = grid_of(dataclasses.replace(first, regression_only=False), "vcf", None)
+                                borders, cover = grid_of(dataclasses.replace(first, detail=None), "vcf", None)
                             else:
                                 run = run_sr(lr_path, Path(tmp) / "sr.tif", method, scale, steps, args)
                                 with rasterio.open(Path(tmp) / "sr.tif") as ds:
@@ -242,7 +296,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
                             row = {"scene": scene, "image": name, "scale": scale, "method": method.label,
                                    "model": None if method.mode == "bicubic" else (method.model or DEFAULT_MODEL_DIR).resolve().name,
                                    "family": method.family, "mode": method.mode,
-                                   "variant": "regression_only" if method.regression_only else None,
+                                   "variant": "lr_projection" if method.lr_projection else None,
+                                   "detail": run["detail"],  # what the engine ran: --detail or the model's default
                                    "steps": run["steps"],
                                    "seconds": round(run["wall_s"], 2),
                                    "mp_per_s": significant(run["mp_per_s"]),
@@ -258,16 +313,38 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     return rows, summarise(rows, args, truth_features, sr_features)
 
 
+MEAN_MEASURES = {"psnr": 3, "ssim": 4, "hf_ratio": 3, "seam": 3, "seam_truth": 3, "lr_l1": 3}  # key: decimals kept
+BASELINE_MARGINS = {"bicubic": "psnr_vs_bicubic", "bicubic+proj": "psnr_vs_bicubic_proj"}  # method: summary key
+
+
+def finite_mean(values: list[float], decimals: int) -> Optional[float]:
+    """The rounded mean of the finite values, None if there are none: a crop inside one patch has no patch
+    borders, so its seam scores are NaN, which would otherwise turn every mean and ratio built on them into NaN."""
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return round(float(np.mean(finite)), decimals) if finite else None
+
+
+def counterpart(summary: list[dict], entry: dict, method: str) -> Optional[dict]:
+    """The summary entry of `method` on entry's scene and scale (its first step count), None if not run."""
+    return next((e for e in summary if e["method"] == method and e["scene"] == entry["scene"]
+                 and e["scale"] == entry["scale"]), None)
+
+
 def summarise(rows: list[dict], args: argparse.Namespace, truth_features: dict, sr_features: dict) -> list[dict]:
-    """Per (scene, scale, method, steps): mean speed, its ratio to the reference method, peak RAM, FID/KID."""
+    """Per (scene, scale, method, steps): the mean measures, the seam ratio, the PSNR margins over both baselines,
+    mean speed, its ratio to the reference method, peak RAM, FID/KID: everything a docs table shows."""
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         groups.setdefault((row["scene"], row["scale"], row["method"], row["steps"]), []).append(row)
-    reference = args.speed_reference or next((r["method"] for r in rows if r["method"] != "bicubic"), None)
+    reference = args.speed_reference or next((r["method"] for r in rows if r["model"] is not None), None)
     summary = []
     for (scene, scale, method, steps), members in groups.items():
         rams = [m["peak_ram_mb"] for m in members if m["peak_ram_mb"] is not None]
-        entry = {"scene": scene, "scale": scale, "method": method, "steps": steps, "n": len(members),
+        means = {k: finite_mean([m[k] for m in members], decimals) for k, decimals in MEAN_MEASURES.items()}
+        seam, seam_truth = means["seam"], means["seam_truth"]
+        entry = {"scene": scene, "scale": scale, "method": method, "steps": steps, "n": len(members), **means,
+                 # the ratio of the means: one flat image's near-zero seam_truth cannot blow it up
+                 "seam_ratio": round(seam / seam_truth, 3) if seam is not None and seam_truth else None,
                  "mp_per_s": significant(float(np.mean([m["mp_per_s"] for m in members]))),
                  "peak_ram_mb": max(rams) if rams else None}
         if args.perceptual:
@@ -280,10 +357,46 @@ def summarise(rows: list[dict], args: argparse.Namespace, truth_features: dict, 
                 entry.update(fid=round(figures["fid"], 2), kid=round(figures["kid"], 5), kid_std=round(figures["kid_std"], 5))
         summary.append(entry)
     for entry in summary:
-        ref = next((e for e in summary if e["method"] == reference and e["scene"] == entry["scene"]
-                    and e["scale"] == entry["scale"]), None)
+        for method, key in BASELINE_MARGINS.items():
+            base = counterpart(summary, entry, method)
+            entry[key] = None if base is None else round(entry["psnr"] - base["psnr"], 3)
+        ref = None if reference is None else counterpart(summary, entry, reference)
         entry["speed_vs_reference"] = None if ref is None else significant(entry["mp_per_s"] / ref["mp_per_s"])
     return summary
+
+
+def cell(value: Optional[float], spec: str) -> Optional[str]:
+    """value formatted for a table, None (an empty cell) where not measured."""
+    return None if value is None else format(value, spec)
+
+
+def summary_table(summary: list[dict]) -> str:
+    """The summary as the markdown table the docs show (one row per scene, scale and method; the step count is
+    added to the method where a method ran at several)."""
+    runs = Counter((e["scene"], e["scale"], e["method"]) for e in summary)
+    rows = [{
+        "scene": e["scene"],
+        "scale": f"{e['scale']:g}",
+        "method": e["method"] if runs[(e["scene"], e["scale"], e["method"])] == 1 else f"{e['method']} @{e['steps']} steps",
+        "PSNR": cell(e["psnr"], ".2f"),
+        "dB vs bicubic": cell(e["psnr_vs_bicubic"], "+.2f"),
+        "dB vs bicubic+proj": cell(e["psnr_vs_bicubic_proj"], "+.2f"),
+        "SSIM": cell(e["ssim"], ".4f"),
+        "hf": cell(e["hf_ratio"], ".3f"),
+        "KID x1000": cell(None if e.get("kid") is None else 1000 * e["kid"], ".2f"),
+        "seam ratio": cell(e["seam_ratio"], ".3f"),
+        "lr_l1": cell(e["lr_l1"], ".3f"),
+        "MP/s": cell(e["mp_per_s"], ".3g"),
+    } for e in summary]
+    return markdown(rows, list(rows[0])) if rows else "no rows"
+
+
+def detail_value(text: str) -> float:
+    """A --details value: a number from 0 to 1 (what the engine's --detail takes)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a detail is a number from 0 (faithful) to 1 (detailed), got {text}")
+    return value
 
 
 def main() -> None:
@@ -299,8 +412,8 @@ def main() -> None:
     p.add_argument("--max-images", type=int, help="use only the first N images of each scene")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", type=Path, nargs="+", help="model folders, of either family (default: the bundled model)")
-    p.add_argument("--regression-only", action="store_true",
-                   help="also run each e2diffsr model's regression branch alone (SROptions.regression_only)")
+    p.add_argument("--details", type=detail_value, nargs="+", metavar="D",
+                   help="also run each e2diffsr model at each of these --detail values (0: regression branch, 1: full model)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-lr-consistency", action="store_true")
     p.add_argument("--perceptual", action="store_true",
@@ -309,13 +422,18 @@ def main() -> None:
     p.add_argument("--speed-reference", help="method whose megapixels per second the others are divided by")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--summary-out", type=Path, help="per scene, scale and method (default: OUT_summary.json)")
+    p.add_argument("--markdown", type=Path, help="also write the summary here as a markdown table")
     args = p.parse_args()
     rows, summary = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
     summary_out = args.summary_out or args.out.with_name(args.out.stem + "_summary.json")
     summary_out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(markdown(summary, list(summary[0])) if summary else "no rows")
+    table = summary_table(summary)
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(table + "\n")
+    print(table)
 
 
 if __name__ == "__main__":

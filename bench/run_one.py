@@ -7,7 +7,6 @@ RssFile counts pages of the memory-mapped canvases, which the kernel can drop an
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import threading
 import time
@@ -48,17 +47,13 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-lr-consistency", action="store_true")
-    p.add_argument("--regression-only", action="store_true",
-                   help="e2diffsr: the regression branch alone (needs an engine whose SROptions has regression_only)")
+    p.add_argument("--detail", type=float,
+                   help="e2diffsr: 0 the regression branch alone .. 1 the full model (default: the model's)")
     args = p.parse_args()
     extra = {} if args.steps is None else {"steps": args.steps}
-    if args.regression_only:
-        if "regression_only" not in {f.name for f in dataclasses.fields(SROptions)}:
-            raise SystemExit("run_one: this engine's SROptions has no regression_only")
-        extra["regression_only"] = True
     options = SROptions(scale=args.scale, bounds=args.bounds, mode=FusionMode(args.mode), model_dir=args.model,
                         device=args.device, batch_size=args.batch_size, bands=[1, 2, 3], seed=args.seed,
-                        lr_consistency=not args.no_lr_consistency, **extra)
+                        lr_consistency=not args.no_lr_consistency, detail=args.detail, **extra)
     plan = plan_run(args.input, options)
     monitor = PeakMemory()
     monitor.start()
@@ -71,7 +66,7 @@ def main() -> None:
     gpu = max((torch.cuda.max_memory_allocated(i) / 1024**2 for i in gpus), default=None)  # per device: what must stay flat
     print(json.dumps({
         "mode": args.mode, "output_mp": round(plan.height * plan.width / 1e6, 2), "patches": len(plan.grid),
-        "steps": plan.steps, "wall_s": round(wall, 1), "s_per_patch_step": round(wall / max(plan.total_work, 1), 4),
+        "steps": plan.steps, "detail": plan.family_plan.detail, "wall_s": round(wall, 1), "s_per_patch_step": round(wall / max(plan.total_work, 1), 4),
         "mp_per_s": float(f"{plan.height * plan.width / 1e6 / wall:.4g}"),
         "peak_anon_mb": round(monitor.peak["RssAnon"] / 1024), "peak_file_mb": round(monitor.peak["RssFile"] / 1024),
         "gpu_peak_mb": None if gpu is None else round(gpu), "device": str(options.device),

@@ -1,0 +1,95 @@
+"""bench/quality.py: the bicubic+proj baseline, the --details methods and the summary the docs table is written from.
+
+The baseline is checked on a real NAIP window against the definition of the exact LR projection (every block of
+output pixels whose centres fall in one LR pixel has that pixel's mean); the summary on rows whose answers are
+known, so that the margins, seam ratio and table columns are checked without running a model.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import rasterio
+
+from infscene.models.e2diffsr.decode import owner
+from infscene.models.registry import DEFAULT_MODEL_DIR
+
+from scenes import FIXTURES
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import quality  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def low() -> np.ndarray:
+    """The RGB bands of the 64x64 real NAIP fixture, float32 with 8-bit values (what the methods see)."""
+    with rasterio.open(FIXTURES / "naip_nd_5m_64.tif") as ds:
+        return ds.read([1, 2, 3]).astype(np.float32)
+
+
+def block_means(image: np.ndarray, lr_size: int) -> np.ndarray:
+    """The mean of each LR pixel's block of output pixels, summed independently of the engine's einsum."""
+    rows, cols = owner(lr_size, image.shape[1]), owner(lr_size, image.shape[2])
+    sums = np.zeros((image.shape[0], lr_size, lr_size))
+    np.add.at(sums, (slice(None), rows[:, None], cols[None, :]), image)
+    return sums / (np.bincount(rows)[:, None] * np.bincount(cols)[None, :])
+
+
+@pytest.mark.parametrize("size", [128, 237, 256])  # 2x, 3.7x (blocks of 3 and 4 pixels), 4x
+def test_the_lr_projection_gives_every_block_its_lr_pixel_as_mean(low: np.ndarray, size: int) -> None:
+    up = np.stack([cv2.resize(b, (size, size), interpolation=cv2.INTER_CUBIC) for b in low])
+    projected = quality.lr_projected(up, low)
+    np.testing.assert_allclose(block_means(projected, 64), low, atol=1e-3)
+    # each block is shifted as a whole: the detail inside it is bicubic's
+    shift, rows, cols = projected - up, owner(64, size), owner(64, size)
+    np.testing.assert_allclose(shift, block_means(shift, 64)[:, rows][:, :, cols], atol=1e-3)
+
+
+def test_bicubic_proj_is_8_bit_and_closer_to_its_input_than_bicubic(low: np.ndarray) -> None:
+    plain = quality.baseline(quality.Method("bicubic", "bicubic"), low, 237)
+    projected = quality.baseline(quality.Method("bicubic+proj", "bicubic", lr_projection=True), low, 237)
+    for output in (plain, projected):
+        assert output.min() >= 0 and output.max() <= 255 and np.array_equal(output, np.rint(output))
+    assert np.abs(block_means(projected, 64) - low).mean() < 0.5 * np.abs(block_means(plain, 64) - low).mean()
+
+
+def test_a_detail_the_model_cannot_take_is_skipped_with_a_note(capsys: pytest.CaptureFixture) -> None:
+    """The shipped e2diffsr has no texture head: 0 and 1 run, 0.5 is named on stderr and dropped."""
+    args = argparse.Namespace(model=None, modes=["bicubic", "vcf"], details=[0.0, 0.5, 1.0])
+    labels = [m.label for m in quality.methods(args)]
+    name = DEFAULT_MODEL_DIR.resolve().name
+    assert labels == ["bicubic", "bicubic+proj", f"{name}/vcf", f"{name}/detail=0", f"{name}/detail=1"]
+    assert f"{name}/detail=0.5 skipped" in capsys.readouterr().err
+
+
+def test_details_outside_0_to_1_are_refused() -> None:
+    assert quality.detail_value("0.25") == 0.25
+    with pytest.raises(argparse.ArgumentTypeError):
+        quality.detail_value("1.5")
+
+
+def row(method: str, psnr: float, seam: float = 1.2, image: str = "a") -> dict:
+    """One image's row of quality.run, with the measures the summary averages."""
+    return {"scene": "s", "image": image, "scale": 4.0, "method": method, "steps": None,
+            "model": None if method.startswith("bicubic") else "m", "psnr": psnr, "ssim": 0.5, "hf_ratio": 0.3, "seam": seam, "seam_truth": 1.0, "lr_l1": 0.2,
+            "mp_per_s": 1.0, "peak_ram_mb": None}
+
+
+def test_the_summary_carries_the_means_and_both_margins() -> None:
+    rows = [row("bicubic", 24.0), row("bicubic", 26.0, image="b"),
+            row("bicubic+proj", 25.5), row("bicubic+proj", 25.5, image="b"),
+            row("m/vcf", 26.0, seam=1.0), row("m/vcf", 27.0, seam=float("nan"), image="b")]
+    args = argparse.Namespace(speed_reference=None, perceptual=False, fid_crop=64)
+    summary = {e["method"]: e for e in quality.summarise(rows, args, {}, {})}
+    model = summary["m/vcf"]
+    assert (model["psnr"], model["psnr_vs_bicubic"], model["psnr_vs_bicubic_proj"]) == (26.5, 1.5, 1.0)
+    assert model["seam"] == 1.0 and model["seam_ratio"] == 1.0  # the NaN of a crop without patch borders left out
+    assert summary["bicubic"]["psnr_vs_bicubic"] == 0.0
+    table = quality.summary_table(list(summary.values())).splitlines()
+    assert table[0] == ("| scene | scale | method | PSNR | dB vs bicubic | dB vs bicubic+proj | SSIM | hf | KID x1000 "
+                        "| seam ratio | lr_l1 | MP/s |")
+    assert table[-1].startswith("| s | 4 | m/vcf | 26.50 | +1.50 | +1.00 | 0.5000 | 0.300 |  | 1.000 | 0.200 | 1 |")
