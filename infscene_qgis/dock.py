@@ -37,6 +37,7 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSlider,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -70,6 +71,9 @@ from .result_layers import LayerLoadError, add_group
 # Above either, Run asks for confirmation after the engine's dry-run estimate.
 LARGE_RUN_S = 600.0
 LARGE_RUN_BYTES = 2 * 1024**3
+# The Detail slider: 0 (faithful) to DETAIL_SLIDER_MAX (detailed), detail = value / DETAIL_SLIDER_MAX, in steps of 0.05.
+DETAIL_SLIDER_MAX = 100
+DETAIL_SLIDER_STEP = 5
 
 
 class InfSceneDock(QgsDockWidget):
@@ -192,15 +196,82 @@ class InfSceneDock(QgsDockWidget):
             "(where the model invents detail). Each sample costs a whole run."
         )
         form.addRow("Samples", self.samples_spin)
-        self.regression_check = QCheckBox("Regression branch only (e2diffsr)")
-        self.regression_check.setToolTip(
-            "For e2diffsr models: decode with the regression branch alone, no diffusion (fastest, smoothest). "
-            "SR3 models refuse it."
-        )
-        form.addRow(self.regression_check)
+        form.addRow("Detail", self._build_detail_row())
         for spin in (self.scale_spin, self.target_res_spin):
             spin.valueChanged.connect(self._update_size)
         return box
+
+    def _build_detail_row(self) -> QWidget:
+        """faithful [slider 0..100] detailed, and under it 'model default' (checked: no --detail, the slider off)."""
+        self.detail_slider = QSlider(Qt.Horizontal)
+        self.detail_slider.setRange(0, DETAIL_SLIDER_MAX)
+        self.detail_slider.setSingleStep(DETAIL_SLIDER_STEP)
+        self.detail_slider.setPageStep(5 * DETAIL_SLIDER_STEP)
+        self.detail_slider.setTickInterval(5 * DETAIL_SLIDER_STEP)
+        self.detail_slider.setTickPosition(QSlider.TicksBelow)
+        self.detail_slider.setValue(DETAIL_SLIDER_MAX)
+        self.detail_slider.setToolTip(
+            "e2diffsr models only (SR3 models refuse it). Left, faithful (0): the regression branch alone, the "
+            "fastest and closest to the input, smooth. Right, detailed (1): the latent diffusion plus the texture "
+            "head's full drawing, invented texture. Between: the drawn texture scaled (a model without a texture "
+            "head offers only the two ends)."
+        )
+        self.detail_slider.valueChanged.connect(self._detail_slider_moved)
+        faithful = QLabel("faithful")
+        faithful.setToolTip("Detail 0: the regression branch alone (e2diffsr models): fastest, smooth, nothing invented")
+        detailed = QLabel("detailed")
+        detailed.setToolTip("Detail 1: the latent diffusion and the texture head's full drawing (e2diffsr models)")
+        self.detail_value_label = QLabel()
+        self.detail_value_label.setMinimumWidth(self.detail_value_label.fontMetrics().horizontalAdvance("0.00") + 4)
+        self.detail_default_check = QCheckBox("model default")
+        self.detail_default_check.setToolTip(
+            "Send no detail: the model's own (its config.json default_detail, 1 unless set). "
+            "Untick to choose with the slider; e2diffsr models only, SR3 models refuse a detail."
+        )
+        self.detail_default_check.toggled.connect(self._detail_default_toggled)
+        field = QWidget()  # the slider's line, and the checkbox under it (a dock is narrow)
+        column = QVBoxLayout(field)
+        column.setContentsMargins(0, 0, 0, 0)
+        line = QWidget()
+        row = QHBoxLayout(line)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(faithful)
+        row.addWidget(self.detail_slider, 1)
+        row.addWidget(detailed)
+        row.addWidget(self.detail_value_label)
+        column.addWidget(line)
+        column.addWidget(self.detail_default_check)
+        self.detail_default_check.setChecked(True)
+        self._detail_default_toggled(True)
+        return field
+
+    def _detail_slider_moved(self, value: int) -> None:
+        """Keep the slider on its steps of 5 (a drag passes through every integer) and show the value sent."""
+        snapped = round(value / DETAIL_SLIDER_STEP) * DETAIL_SLIDER_STEP
+        if snapped != value:
+            self.detail_slider.setValue(snapped)
+            return
+        self._show_detail()
+
+    def _detail_default_toggled(self, checked: bool) -> None:
+        self.detail_slider.setEnabled(not checked)
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        default = self.detail_default_check.isChecked()
+        self.detail_value_label.setText("" if default else f"{self.detail_slider.value() / DETAIL_SLIDER_MAX:.2f}")
+
+    def detail(self) -> Optional[float]:
+        """The detail the panel sends: None with 'model default' ticked, else the slider's 0..1."""
+        if self.detail_default_check.isChecked():
+            return None
+        return self.detail_slider.value() / DETAIL_SLIDER_MAX
+
+    def set_detail(self, detail: Optional[float]) -> None:
+        if detail is not None:
+            self.detail_slider.setValue(round(min(max(detail, 0.0), 1.0) * DETAIL_SLIDER_MAX))
+        self.detail_default_check.setChecked(detail is None)
+        self._detail_default_toggled(detail is None)
 
     def _build_output_box(self) -> QGroupBox:
         box = QGroupBox("Output and run")
@@ -259,7 +330,7 @@ class InfSceneDock(QgsDockWidget):
             device=DEVICES[self.device_combo.currentIndex()],
             bands=self.bands_edit.text().strip(),
             samples=self.samples_spin.value(),
-            regression_only=self.regression_check.isChecked(),
+            detail=self.detail(),
         )
 
     def set_options(self, options: SrOptions) -> None:
@@ -273,7 +344,7 @@ class InfSceneDock(QgsDockWidget):
         self.device_combo.setCurrentIndex(DEVICES.index(options.device) if options.device in DEVICES else 0)
         self.bands_edit.setText(options.bands)
         self.samples_spin.setValue(options.samples)
-        self.regression_check.setChecked(options.regression_only)
+        self.set_detail(options.detail)
 
     # ---- layer and extent ---------------------------------------------------------------
     def layer(self) -> Optional[QgsRasterLayer]:

@@ -25,6 +25,10 @@ OVERLAP_AUTO = -1
 # The model's own number of steps (SR3 50, e2diffsr its T = 4): `--steps` is then left out, since a
 # fixed number would be refused by a family that runs fewer.
 STEPS_MODEL_DEFAULT = 0
+# --detail's ends (e2diffsr models): the regression branch alone, and the full model (latent diffusion plus the
+# texture head's whole drawing). None in SrOptions leaves it to the model's config.json (`default_detail`).
+DETAIL_FAITHFUL = 0.0
+DETAIL_DETAILED = 1.0
 
 
 @dataclass
@@ -36,7 +40,8 @@ class SrOptions:
     `patch` and `overlap` are in output pixels; PATCH_AUTO / OVERLAP_AUTO leave them to the engine
     (the model's training size, a quarter of the patch), which knows the model; so does
     STEPS_MODEL_DEFAULT for `steps`. `samples` > 1 runs that many seeds and also writes their
-    per-pixel spread; `regression_only` (e2diffsr models) skips the diffusion prior. `dask` runs the
+    per-pixel spread; `detail` (e2diffsr models) goes from DETAIL_FAITHFUL (the regression branch alone) to
+    DETAIL_DETAILED (the full model's drawn texture), None: the model's default. `dask` runs the
     model work on a Dask cluster (a scheduler address, or local:N worker processes); empty: this machine.
     """
 
@@ -50,7 +55,7 @@ class SrOptions:
     device: str = "auto"
     bands: str = ""
     samples: int = 1
-    regression_only: bool = False
+    detail: Optional[float] = None
     dask: str = ""
 
 
@@ -100,8 +105,8 @@ class SrRequest:
         spread = self.spread_output()
         if spread is not None:
             args += ["--samples", str(opts.samples), "--spread", spread]
-        if opts.regression_only:
-            args.append("--regression-only")
+        if opts.detail is not None:
+            args += ["--detail", _num(opts.detail)]
         if opts.dask.strip():
             args += ["--dask", opts.dask.strip()]
         args.append("--no-checkpoint")  # the plugin does not resume runs: nothing to save at each step

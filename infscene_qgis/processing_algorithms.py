@@ -33,6 +33,8 @@ from .engine_events import Event, Plan, Progress, RunWarning, format_bytes
 from .protocol import dask_address_problem
 from .engine_locator import EngineNotFound, find_engine_python
 from .engine_request import (
+    DETAIL_DETAILED,
+    DETAIL_FAITHFUL,
     DEVICE_LABELS,
     DEVICES,
     MODE_LABELS,
@@ -182,7 +184,8 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
     SEED = "SEED"
     DEVICE = "DEVICE"
     SAMPLES = "SAMPLES"
-    REGRESSION_ONLY = "REGRESSION_ONLY"
+    DETAIL = "DETAIL"
+    REGRESSION_ONLY = "REGRESSION_ONLY"  # hidden: the old name of DETAIL 0
     DASK = "DASK"
     OUTPUT = "OUTPUT"
     ICEPLANT = "ICEPLANT"
@@ -203,6 +206,8 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             "Diffusion steps 0 runs the model's own number (SR3 50, e2diffsr 4). "
             "With 2 or more samples it runs that many seeds: the output is the first, and the spread raster "
             "maps the per-pixel spread over all of them (where the model invents detail). "
+            "Detail (advanced; e2diffsr models) goes from 0, faithful (the regression branch alone), to 1, detailed "
+            "(the texture the model draws); empty: the model's own default. "
             "Optionally also writes an iceplant probability raster (0-1)."
         )
 
@@ -236,11 +241,20 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.SAMPLES, "Samples (seeds; 2 or more also map their spread)", QgsProcessingParameterNumber.Integer,
             defaults.samples, minValue=1, maxValue=MAX_SAMPLES))
+        detail = QgsProcessingParameterNumber(
+            self.DETAIL, "Detail, 0 faithful to 1 detailed (e2diffsr models; empty: the model's default)",
+            QgsProcessingParameterNumber.Double, defaults.detail, optional=True,
+            minValue=DETAIL_FAITHFUL, maxValue=DETAIL_DETAILED)
+        detail.setHelp("For e2diffsr models only; an SR3 model refuses it. 0 (faithful): the regression branch alone, "
+                       "fastest and smooth. 1 (detailed): the latent diffusion plus the texture head's full drawing. "
+                       "Between: the drawn texture scaled (a model without a texture head accepts only 0 or 1). "
+                       "Empty: the model's own default (its config.json default_detail).")
+        self.addParameter(advanced(detail))
+        # The old name of DETAIL 0, hidden: a saved model or script that still sets it runs as before.
         regression_only = QgsProcessingParameterBoolean(
-            self.REGRESSION_ONLY, "Regression branch only (e2diffsr models: fastest, no diffusion)",
-            defaultValue=defaults.regression_only)
-        regression_only.setHelp("For e2diffsr models only; an SR3 model refuses it.")
-        self.addParameter(advanced(regression_only))
+            self.REGRESSION_ONLY, "Regression branch only (the old name of DETAIL 0)", defaultValue=False, optional=True)
+        regression_only.setFlags(regression_only.flags() | QgsProcessingParameterDefinition.FlagHidden)
+        self.addParameter(regression_only)
         dask = QgsProcessingParameterString(
             self.DASK, "Dask cluster (empty: this machine; local:N for N worker processes)", defaultValue=defaults.dask,
             optional=True)
@@ -268,7 +282,7 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
             bands=self.parameterAsString(parameters, self.BANDS, context),
             samples=self.parameterAsInt(parameters, self.SAMPLES, context),
-            regression_only=self.parameterAsBoolean(parameters, self.REGRESSION_ONLY, context),
+            detail=self._detail(parameters, context),
             dask=self.parameterAsString(parameters, self.DASK, context) or "",
         )
         problem = dask_address_problem(options.dask) if options.dask.strip() else None
@@ -299,6 +313,18 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
         style_on_load(context, iceplant, style_probability)
         style_on_load(context, spread, spread_styler(output, options.samples))
         return {self.OUTPUT: output, self.ICEPLANT: iceplant, self.SPREAD: spread}
+
+
+    def _detail(self, parameters: Parameters, context: QgsProcessingContext) -> Optional[float]:
+        """DETAIL, None when empty (the model's default); the old REGRESSION_ONLY is DETAIL 0."""
+        detail = None
+        if parameters.get(self.DETAIL) not in (None, ""):
+            detail = self.parameterAsDouble(parameters, self.DETAIL, context)
+        if self.parameterAsBoolean(parameters, self.REGRESSION_ONLY, context):
+            if detail not in (None, DETAIL_FAITHFUL):
+                raise QgsProcessingException(f"REGRESSION_ONLY is DETAIL 0; it cannot go with DETAIL {detail:g}")
+            detail = DETAIL_FAITHFUL
+        return detail
 
 
 class IceplantAlgorithm(_EngineAlgorithm):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import Optional
 
 from qgis.core import QgsProject, QgsSettings
 
 from .engine_locator import ENGINE_PYTHON_KEY
-from .engine_request import SrOptions
+from .engine_request import DETAIL_DETAILED, DETAIL_FAITHFUL, SrOptions
 
 _PREFIX = "infscene/"
 OUTPUT_PATH_KEY = _PREFIX + "output_path"
@@ -22,6 +23,11 @@ DEFAULT_FOLDER_NAME = "InfScene"
 # not read back: before model families the panel always saved a number of steps (50 unless changed),
 # which an e2diffsr model (at most T = 4) refuses; now the default is the model's own.
 _RENAMED_KEYS = {"steps": _PREFIX + "steps_or_model_default"}
+# Options that may be None (the model's default) are stored as text, "" for None: a null QVariant does not read
+# back as one reliably. Each is a number from 0 to 1 (only `detail` so far).
+_OPTIONAL_NUMBERS = {"detail"}
+# Before --detail the panel saved a "Regression branch only" tick; a saved tick loads as detail 0, the same run.
+_OLD_REGRESSION_ONLY_KEY = _PREFIX + "regression_only"
 
 
 def _key(name: str) -> str:
@@ -35,14 +41,32 @@ def load_options() -> SrOptions:
     values = {}
     for f in fields(SrOptions):
         default = getattr(defaults, f.name)
-        values[f.name] = settings.value(_key(f.name), default, type=type(default))
+        if f.name in _OPTIONAL_NUMBERS:
+            values[f.name] = _optional_number(settings.value(_key(f.name), "", type=str), default)
+        else:
+            values[f.name] = settings.value(_key(f.name), default, type=type(default))
+    if not settings.contains(_key("detail")) and settings.value(_OLD_REGRESSION_ONLY_KEY, False, type=bool):
+        values["detail"] = DETAIL_FAITHFUL
     return SrOptions(**values)
 
 
 def save_options(options: SrOptions) -> None:
     settings = QgsSettings()
     for f in fields(SrOptions):
-        settings.setValue(_key(f.name), getattr(options, f.name))
+        value = getattr(options, f.name)
+        if f.name in _OPTIONAL_NUMBERS:
+            value = "" if value is None else repr(float(value))
+        settings.setValue(_key(f.name), value)
+    settings.remove(_OLD_REGRESSION_ONLY_KEY)  # its choice now lives in "detail"
+
+
+def _optional_number(text: str, default: Optional[float]) -> Optional[float]:
+    """A stored optional number: "" (or anything unreadable, or outside 0..1) is the default."""
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    return value if DETAIL_FAITHFUL <= value <= DETAIL_DETAILED else default
 
 
 def load_bool(key: str, default: bool = False) -> bool:

@@ -9,8 +9,16 @@ from typing import Callable, List
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRasterMinMaxOrigin, QgsRectangle
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.core import (
+    Qgis,
+    QgsApplication,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterMinMaxOrigin,
+    QgsRectangle,
+    QgsSettings,
+)
+from qgis.PyQt.QtCore import QCoreApplication, Qt
 
 from infscene_qgis import dock as dock_module
 from infscene_qgis.dock import InfSceneDock
@@ -222,7 +230,7 @@ def test_file_the_engine_cannot_read_is_reported(dock, qgis_iface, tmp_path):
 
 def test_settings_persist_between_sessions(dock, qgis_iface, tmp_path):
     options = SrOptions(scale=3.5, target_res=0.6, steps=7, patch=64, overlap=16, mode="average", seed=42,
-                        device="cpu", bands="3,2,1,4", samples=3, regression_only=True)
+                        device="cpu", bands="3,2,1,4", samples=3, detail=0.35)
     dock.set_options(options)
     dock.iceplant_check.setChecked(True)
     dock.close()
@@ -251,16 +259,117 @@ def test_steps_are_the_models_unless_a_number_is_chosen(dock):
     assert flag_values(dock.build_request(dry_run=False).arguments(), "--steps") == ["3"]
 
 
-def test_samples_and_regression_only_are_sent_with_the_spread_beside_the_output(dock, tmp_path):
-    assert not {"--samples", "--spread", "--regression-only"} & set(dock.build_request(dry_run=False).arguments())
+def test_samples_are_sent_with_the_spread_beside_the_output(dock, tmp_path):
+    assert not {"--samples", "--spread"} & set(dock.build_request(dry_run=False).arguments())
     dock.samples_spin.setValue(3)
-    dock.regression_check.setChecked(True)
 
     arguments = dock.build_request(dry_run=False).arguments()
 
     assert flag_values(arguments, "--samples") == ["3"]
     assert flag_values(arguments, "--spread") == [str(tmp_path / "sr_spread.tif")]
-    assert "--regression-only" in arguments
+
+
+def detail_sent(panel: InfSceneDock) -> List[str]:
+    """Every value the panel's request gives --detail (none: the flag is left out)."""
+    arguments = panel.build_request(dry_run=False).arguments()
+    assert "--regression-only" not in arguments
+    return [arguments[i + 1] for i, flag in enumerate(arguments) if flag == "--detail"]
+
+
+def test_detail_is_a_slider_from_faithful_to_detailed_with_a_model_default(dock):
+    row = dock.detail_slider.parentWidget().layout()
+    words = [row.itemAt(i).widget() for i in range(row.count())]
+    assert words.index(dock.detail_slider) == 1
+    assert words[0].text() == "faithful" and words[2].text() == "detailed"
+    assert dock.detail_slider.orientation() == Qt.Horizontal
+    assert (dock.detail_slider.minimum(), dock.detail_slider.maximum(), dock.detail_slider.singleStep()) == (0, 100, 5)
+    assert dock.detail_default_check.text() == "model default"
+    field = dock.detail_slider.parentWidget().parentWidget()
+    assert dock.detail_default_check.parentWidget() is field
+    assert field.parentWidget().layout().labelForField(field).text() == "Detail"
+    for widget in (dock.detail_slider, dock.detail_default_check, words[0], words[2]):
+        assert "e2diffsr" in widget.toolTip()
+    assert "regression branch" in dock.detail_slider.toolTip() and "texture" in dock.detail_slider.toolTip()
+    assert not hasattr(dock, "regression_check")
+
+
+def test_model_default_sends_no_detail_and_disables_the_slider(dock):
+    assert dock.options().detail is None  # the fixture's options leave it to the model
+    assert dock.detail_default_check.isChecked() and not dock.detail_slider.isEnabled()
+    assert detail_sent(dock) == []
+
+    dock.detail_default_check.setChecked(False)
+
+    assert dock.detail_slider.isEnabled() and dock.detail_slider.value() == 100  # a new panel's slider: detailed
+    assert dock.options().detail == 1.0 and detail_sent(dock) == ["1"]
+
+
+@pytest.mark.parametrize(("position", "detail", "sent", "shown"),
+                         [(0, 0.0, "0", "0.00"), (50, 0.5, "0.5", "0.50"), (100, 1.0, "1", "1.00"), (35, 0.35, "0.35", "0.35")])
+def test_the_slider_sends_its_detail(dock, position, detail, sent, shown):
+    dock.detail_default_check.setChecked(False)
+    dock.detail_slider.setValue(position)
+
+    assert dock.options().detail == detail
+    assert detail_sent(dock) == [sent]
+    assert dock.detail_value_label.text() == shown
+
+
+def test_the_slider_keeps_to_steps_of_5(dock):
+    dock.detail_default_check.setChecked(False)
+    dock.detail_slider.setValue(37)  # a drag passes through every integer
+    assert dock.detail_slider.value() == 35 and detail_sent(dock) == ["0.35"]
+    dock.detail_slider.setValue(98)
+    assert dock.detail_slider.value() == 100 and detail_sent(dock) == ["1"]
+
+
+@pytest.mark.parametrize("detail", [None, 0.0, 0.5, 1.0])
+def test_set_options_shows_the_detail(dock, detail):
+    dock.set_options(SrOptions(detail=0.5))  # from another state, so each case changes something
+    dock.set_options(SrOptions(detail=detail))
+
+    assert dock.options().detail == detail
+    assert dock.detail_default_check.isChecked() == (detail is None)
+    assert dock.detail_slider.isEnabled() == (detail is not None)
+    if detail is not None:
+        assert dock.detail_slider.value() == round(detail * 100)
+
+
+def test_an_old_regression_only_tick_opens_the_panel_at_faithful(qgis_iface):
+    QgsSettings().setValue("infscene/regression_only", True)  # an earlier panel with the box ticked
+
+    reopened = InfSceneDock(qgis_iface)
+
+    assert not reopened.detail_default_check.isChecked() and reopened.detail_slider.value() == 0
+    assert reopened.options().detail == 0.0
+    reopened.deleteLater()
+
+
+def test_an_e2diffsr_run_at_detail_0_runs_no_diffusion_steps(dock, e2diffsr_model_dir, tmp_path):
+    dock.model_widget.setFilePath(str(e2diffsr_model_dir))
+    dock.set_options(SrOptions(scale=2.0, detail=0.0))
+
+    outcome = run_to_end(dock)
+
+    assert outcome.succeeded, outcome.error
+    assert outcome.plan.steps == 0  # the regression branch alone
+    assert (tmp_path / "sr.tif").is_file()
+
+
+@pytest.mark.parametrize(("model", "message"), [
+    ("e2diffsr", "needs an e2diffsr model with a texture head"),  # the test model has none: only 0 or 1
+    ("sr3", "this model is SR3"),
+])
+def test_a_detail_the_model_cannot_take_gets_the_engines_message(dock, qgis_iface, request, tmp_path, model, message):
+    model_dir = request.getfixturevalue("e2diffsr_model_dir" if model == "e2diffsr" else "tiny_model_dir")
+    dock.model_widget.setFilePath(str(model_dir))
+    dock.set_options(SrOptions(scale=2.0, detail=0.5))
+
+    dock.run()
+    wait_until(lambda: dock.run_button.isEnabled() and critical_messages(qgis_iface))
+
+    assert any(message in text for text in critical_messages(qgis_iface))
+    assert leftovers(tmp_path) == []
 
 
 def test_an_e2diffsr_run_adds_its_spread_unticked_in_pseudocolour(dock, e2diffsr_model_dir, tmp_path):

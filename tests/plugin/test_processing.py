@@ -7,7 +7,15 @@ from typing import List
 import numpy as np
 import pytest
 from osgeo import gdal
-from qgis.core import QgsProcessingException, QgsProject, QgsRasterLayer, QgsRasterMinMaxOrigin
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRasterMinMaxOrigin,
+)
 
 import processing
 from infscene_qgis.engine_request import MAX_STEPS
@@ -177,16 +185,58 @@ def test_steps_are_the_models_unless_a_number_is_given(monkeypatch, naip_layer, 
     assert flag_values(engine_arguments(monkeypatch, naip_layer, tmp_path, STEPS=3), "--steps") == ["3"]
 
 
-def test_samples_spread_and_regression_only_pass_through(monkeypatch, naip_layer, tmp_path):
-    assert not {"--samples", "--spread", "--regression-only"} & set(engine_arguments(monkeypatch, naip_layer, tmp_path))
+def test_samples_and_spread_pass_through(monkeypatch, naip_layer, tmp_path):
+    assert not {"--samples", "--spread"} & set(engine_arguments(monkeypatch, naip_layer, tmp_path))
 
-    arguments = engine_arguments(monkeypatch, naip_layer, tmp_path, SAMPLES=3, SPREAD=str(tmp_path / "s.tif"),
-                                 REGRESSION_ONLY=True)
+    arguments = engine_arguments(monkeypatch, naip_layer, tmp_path, SAMPLES=3, SPREAD=str(tmp_path / "s.tif"))
 
     assert flag_values(arguments, "--samples") == ["3"] and flag_values(arguments, "--spread") == [str(tmp_path / "s.tif")]
-    assert "--regression-only" in arguments
     beside = engine_arguments(monkeypatch, naip_layer, tmp_path, SAMPLES=2)
     assert flag_values(beside, "--spread") == [str(tmp_path / "sr_spread.tif")]
+
+
+def detail_sent(monkeypatch, layer: QgsRasterLayer, tmp_path: Path, **parameters: object) -> List[str]:
+    arguments = engine_arguments(monkeypatch, layer, tmp_path, **parameters)
+    assert "--regression-only" not in arguments
+    return [arguments[i + 1] for i, flag in enumerate(arguments) if flag == "--detail"]
+
+
+def test_detail_is_left_to_the_model_when_empty(monkeypatch, naip_layer, tmp_path):
+    assert detail_sent(monkeypatch, naip_layer, tmp_path) == []
+    assert detail_sent(monkeypatch, naip_layer, tmp_path, DETAIL=None) == []
+    assert detail_sent(monkeypatch, naip_layer, tmp_path, DETAIL="") == []
+
+
+@pytest.mark.parametrize(("detail", "sent"), [(0, "0"), (0.0, "0"), (0.5, "0.5"), ("0.25", "0.25"), (1.0, "1")])
+def test_detail_passes_through(monkeypatch, naip_layer, tmp_path, detail, sent):
+    assert detail_sent(monkeypatch, naip_layer, tmp_path, DETAIL=detail) == [sent]
+
+
+@pytest.mark.parametrize("detail", [-0.1, 1.5])
+def test_a_detail_outside_0_to_1_is_refused_before_the_engine(monkeypatch, naip_layer, tmp_path, detail):
+    with pytest.raises(QgsProcessingException):
+        engine_arguments(monkeypatch, naip_layer, tmp_path, DETAIL=detail)
+
+
+def test_detail_is_an_optional_advanced_number_from_0_to_1(provider):  # noqa: ARG001
+    algorithm = QgsApplication.processingRegistry().algorithmById("infscene:superresolve")
+    detail = algorithm.parameterDefinition("DETAIL")
+    assert detail.type() == "number" and detail.dataType() == QgsProcessingParameterNumber.Double
+    assert (detail.minimum(), detail.maximum(), detail.defaultValue()) == (0.0, 1.0, None)
+    assert detail.flags() & QgsProcessingParameterDefinition.FlagOptional
+    assert detail.flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert "faithful" in detail.description() and "detailed" in detail.description()
+    assert "e2diffsr" in detail.help() and "default" in detail.help()
+    old = algorithm.parameterDefinition("REGRESSION_ONLY")  # kept hidden for saved models and scripts
+    assert old.flags() & QgsProcessingParameterDefinition.FlagHidden
+
+
+def test_the_old_regression_only_parameter_is_detail_0(monkeypatch, naip_layer, tmp_path):
+    assert detail_sent(monkeypatch, naip_layer, tmp_path, REGRESSION_ONLY=True) == ["0"]
+    assert detail_sent(monkeypatch, naip_layer, tmp_path, REGRESSION_ONLY=True, DETAIL=0) == ["0"]
+    assert detail_sent(monkeypatch, naip_layer, tmp_path, REGRESSION_ONLY=False, DETAIL=0.5) == ["0.5"]
+    with pytest.raises(QgsProcessingException, match="REGRESSION_ONLY is DETAIL 0"):
+        engine_arguments(monkeypatch, naip_layer, tmp_path, REGRESSION_ONLY=True, DETAIL=0.5)
 
 
 def test_a_spread_output_with_one_sample_is_refused(naip_layer, tmp_path):
