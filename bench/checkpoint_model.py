@@ -12,7 +12,8 @@ import json
 import shutil
 from pathlib import Path
 
-from infscene.model import CONFIG_FILE, WEIGHTS_FILE, check_model
+from infscene.models.folder import CONFIG_FILE, WEIGHTS_FILE
+from infscene.models.registry import check_model
 
 
 def export(checkpoint: Path, out: Path, raw: bool) -> Path:
