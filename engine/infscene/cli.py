@@ -24,6 +24,7 @@ from .diffusion.fusion import FusionMode
 from .errors import Cancelled, InfSceneError
 from .execution import allocator
 from .execution.devices import resolve_devices
+from .models.precision import bf16_native, resolve_precision
 from .iceplant import cli as iceplant_cli
 from .iceplant.predict import check_iceplant_input, write_iceplant_probability
 from .models.registry import DEFAULT_MODEL_DIR, FAMILIES, check_model
@@ -86,6 +87,9 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="e2diffsr: 0 (faithful: the regression branch alone, fastest) to 1 (detailed: the latent diffusion "
                         "and the texture head's full drawing); values between scale the drawn texture (default: the model's)")
     p.add_argument("--regression-only", action="store_true", help="the old name of --detail 0")
+    p.add_argument("--precision", choices=list(protocol.PRECISIONS), default="auto",
+                   help="arithmetic of the model calls: bf16 (autocast, float32 weights and state; 2-3x faster on CPUs with "
+                        "native bf16, outputs within 0.01 dB), fp32, or auto: bf16 on such CPUs, else fp32 (default auto)")
     p.add_argument("--no-lr-consistency", action="store_true",
                    help="do not tie each step's low frequencies to the input (pure SR3 sampling; drifts in colour)")
     p.add_argument("--model", type=Path, help=f"model folder (default: {DEFAULT_MODEL_DIR})")
@@ -115,7 +119,7 @@ def sr_options(args: argparse.Namespace) -> SROptions:
         scale=args.scale, target_res=args.target_res, bounds=args.bounds, bands=args.bands, steps=args.steps,
         patch=args.patch, overlap=args.overlap, mode=FusionMode(args.mode), seed=args.seed, device=args.device,
         batch_size=args.batch_size, lr_consistency=not args.no_lr_consistency, model_dir=args.model,
-        work_dir=args.work_dir, samples=args.samples, spread_path=args.spread, detail=detail_option(args),
+        work_dir=args.work_dir, samples=args.samples, spread_path=args.spread, detail=detail_option(args), precision=args.precision,
         resume=args.resume, restart=args.restart, checkpoint=not args.no_checkpoint, dask=args.dask,
         threads_per_worker=args.threads_per_worker,
     )
@@ -187,6 +191,7 @@ def run_sr(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     """What the engine sees: versions, device, GPU and the model's status."""
     cuda = torch.cuda.is_available()
+    auto_devices = resolve_devices("auto")
     model_dir = args.model or DEFAULT_MODEL_DIR
     try:
         config = check_model(model_dir)
@@ -199,7 +204,10 @@ def run_info(args: argparse.Namespace) -> int:
         "version": __version__,
         "protocol": protocol.PROTOCOL_VERSION,
         "torch": torch.__version__,
-        "device_auto": ",".join(str(d) for d in resolve_devices("auto")),
+        "device_auto": ",".join(str(d) for d in auto_devices),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16_native": bf16_native(auto_devices[0]),  # without it, --precision auto keeps fp32 (bf16 would be emulated, slower)
+        "precision_auto": resolve_precision("auto", auto_devices),
         "cuda_available": cuda,
         "gpu_count": torch.cuda.device_count() if cuda else 0,
         "gpu_name": torch.cuda.get_device_name(0) if cuda else None,

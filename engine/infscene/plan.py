@@ -29,6 +29,7 @@ from .execution.devices import resolve_devices
 from .models.contract import ModelContract
 from .models.family import FamilyPlan, ModelFamily, SceneRequest
 from .models.folder import WEIGHTS_FILE
+from .models.precision import resolve_precision
 from .models.registry import DEFAULT_MODEL_DIR, check_model, family_of, load_model
 from .protocol import (
     MAX_BATCH,
@@ -67,6 +68,7 @@ class SROptions:
     work_dir: Optional[Path] = None
     memmap_above_bytes: int = DEFAULT_MEMMAP_ABOVE_BYTES
     detail: Optional[float] = None  # e2diffsr: 0 the regression branch alone (faithful) .. 1 the full model (detailed); None: the model's default
+    precision: str = "auto"  # fp32, bf16 (autocast), or auto: bf16 on CPUs with native bf16 (models/precision.py)
     samples: int = 1  # seeds seed..seed+samples-1; with more than one, the per-pixel spread is written too
     spread_path: Optional[Path] = None  # where the spread goes (default: OUTPUT_spread.tif)
     resume: bool = False  # continue the interrupted run of this output from its checkpoint (checkpoint.py)
@@ -93,6 +95,7 @@ class SRPlan:
     scale: float  # the mean of the two axes' factors: what the model is conditioned on
     family_plan: FamilyPlan  # the family's decisions: state grid and channels, reverse steps, finishing work
     devices: tuple[torch.device, ...]
+    precision: str  # fp32 or bf16, decided from --precision and the devices
     canvas_bytes: int
     canvases_on_disk: bool
     work_dir: Path
@@ -246,10 +249,11 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
         raise InfSceneError(f"work folder does not exist: {work_dir}")
     profile = output_profile(ds, layout, height, width, transform)
     checkpoint_dir = checkpoint_folder(output_path, work_dir) if output_path is not None else None
+    devices = tuple(resolve_devices(options.device))
     return SRPlan(
         input_path=Path(ds.name), output_path=output_path, options=options, config=config, family=config.family,
         layout=layout, window=window, height=height, width=width, transform=transform, scale=scale, family_plan=family_plan,
-        devices=tuple(resolve_devices(options.device)),
+        devices=devices, precision=resolve_precision(options.precision, devices),
         canvas_bytes=canvas_bytes, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
         checkpoint_dir=checkpoint_dir, profile=profile, warnings=tuple(notes),
     )
@@ -304,7 +308,7 @@ def estimate_seconds(plan: SRPlan) -> float:
     --batch-size and --patch say (ModelFamily.unit_seconds): divided by the number of devices the work is spread over."""
     model = load_model(plan.options.model_dir, plan.devices[0])
     batch = min(plan.options.batch_size, len(plan.grid), TIMING_BATCH)
-    per_patch, per_unit = plan.model_family.unit_seconds(model, plan.family_plan, plan.scale, batch)
+    per_patch, per_unit = plan.model_family.unit_seconds(model, plan.family_plan, plan.scale, batch, plan.precision)
     per_sample = per_patch * len(plan.grid) * plan.steps + per_unit * plan.decode_tiles
     return plan.options.samples * per_sample / len(plan.devices)
 
@@ -319,7 +323,7 @@ def run_fingerprint(plan: SRPlan) -> dict[str, object]:
         "bands": [*plan.layout.visible, *plan.layout.extra], "output": [plan.height, plan.width], "scale": repr(plan.scale),
         "grid": [plan.grid.height, plan.grid.width, plan.grid.patch, plan.grid.overlap], "steps": plan.steps,
         "mode": o.mode.value, "seed": o.seed, "samples": o.samples, "batch_size": o.batch_size,
-        "lr_consistency": o.lr_consistency, "detail": plan.family_plan.detail,
+        "lr_consistency": o.lr_consistency, "detail": plan.family_plan.detail, "precision": plan.precision,
     }
 
 

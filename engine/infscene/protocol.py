@@ -27,6 +27,7 @@ MAX_THREADS_PER_WORKER = 256  # --threads-per-worker of a local:N Dask cluster
 LOCAL_CLUSTER_PREFIX = "local:"  # --dask local:N: a cluster of N worker processes on this machine
 MAX_LOCAL_WORKERS = 256
 MODES: Tuple[str, ...] = ("vcf", "average", "independent")
+PRECISIONS: Tuple[str, ...] = ("auto", "fp32", "bf16")
 PROGRESS_KINDS: Tuple[str, ...] = ("bar", "json", "none")
 
 # Tags the engine writes on its outputs.

@@ -68,7 +68,8 @@ def provenance_tags(plan: SRPlan) -> dict[str, str]:
         "VERSION": __version__, "MODEL": plan.config.name, "MODEL_SHA256": plan.model_sha256,
         "FAMILY": plan.family, "MODE": o.mode.value, "STEPS": plan.steps, "SEED": o.seed,
         "SCALE": f"{plan.scale:.6g}", "PATCH": plan.grid.patch, "OVERLAP": plan.grid.overlap,
-        "LR_CONSISTENCY": o.lr_consistency, "INPUT": plan.input_path.name,
+        "LR_CONSISTENCY": o.lr_consistency, "DETAIL": f"{plan.family_plan.detail:g}", "PRECISION": plan.precision,
+        "INPUT": plan.input_path.name,
     }
     return {f"{PROVENANCE_PREFIX}{key}": str(value) for key, value in fields.items()}
 
@@ -136,7 +137,7 @@ def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling,
 @contextmanager
 def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Iterator[Executor]:
     """Where this run's model work goes: a Dask cluster (--dask), else this process's devices."""
-    spec = DenoiserSpec(plan.scale, plan.options.lr_consistency)
+    spec = DenoiserSpec(plan.scale, plan.options.lr_consistency, plan.precision)
     if plan.options.dask:
         from .execution.scaleout import DaskExecutor, connect  # imports dask.distributed: only for runs that use it
 

@@ -33,10 +33,11 @@ class DenoiserSpec:
 
     scale: float
     lr_consistency: bool
+    precision: str  # fp32 or bf16 (models/precision.py), decided by the plan
 
     def build(self, model: torch.nn.Module) -> Denoiser:
         """The denoiser of the loaded model's family (registry), on the model's device."""
-        return family_of(model.config).denoiser(model, self.scale, self.lr_consistency)
+        return family_of(model.config).denoiser(model, self.scale, self.lr_consistency, self.precision)
 
 
 class LocalExecutor:

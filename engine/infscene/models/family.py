@@ -73,8 +73,8 @@ class ModelFamily(Protocol):
         """The family's share of the run, or InfSceneError for a choice it cannot carry out."""
         ...
 
-    def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool) -> Denoiser:
-        """The step loop's denoiser for a loaded model of this family."""
+    def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool, precision: str) -> Denoiser:
+        """The step loop's denoiser for a loaded model of this family, its model calls in `precision` (precision.py)."""
         ...
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
@@ -83,8 +83,8 @@ class ModelFamily(Protocol):
         has no reverse step); `lr` is the window's visible bands as the executor shares them; `detail` the plan's."""
         ...
 
-    def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int) -> tuple[float, float]:
-        """Seconds of one patch-step and of one finishing unit on the model's device, for the run's estimate."""
+    def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:
+        """Seconds of one patch-step and of one finishing unit on the model's device in `precision`, for the run's estimate."""
         ...
 
     def objective(self, options: TrainOptions, config: ModelContract, device: torch.device) -> Objective:

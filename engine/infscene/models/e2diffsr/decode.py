@@ -180,7 +180,7 @@ def decode_tile(model: E2DiffSR, lr: np.ndarray, latent: Optional[ReadLatent], g
     # Only the core (and what upsampling its pixels reads) goes through the costly per-output-pixel upsampler.
     rows, cols = row.upsampled(), col.upsampled()
     near = Sampling(where.lr_rows_out[rows], where.lr_cols_out[cols], where.out_rows_lr - rows.start, where.out_cols_lr - cols.start)
-    output = model.upsample(lr_tile[..., rows, cols], features[..., rows, cols], near, scale)
+    output = model.upsample(lr_tile[..., rows, cols], features[..., rows, cols], near, scale).float()
     if detail and model.texture is not None:
         latent_rows = slice(row.region[0] // LATENT_FACTOR - row.latent[0], -(-row.region[1] // LATENT_FACTOR) - row.latent[0])
         latent_cols = slice(col.region[0] // LATENT_FACTOR - col.latent[0], -(-col.region[1] // LATENT_FACTOR) - col.latent[0])

@@ -13,15 +13,21 @@ import numpy as np
 import torch
 
 from ...diffusion.schedule import ReverseStep
+from ..precision import FP32, autocast
 from .network import E2DiffSR, fold_condition
+
+
+def estimate_z0(model: E2DiffSR, z_t: torch.Tensor, cond: torch.Tensor, direct: torch.Tensor,
+                scale: torch.Tensor, step: ReverseStep) -> torch.Tensor:
+    """The denoiser's z0 estimate at this step, in diffusion units (z / latent_scale)."""
+    sqrt_gamma = torch.full((z_t.shape[0],), float(np.sqrt(step.gamma)), device=z_t.device)
+    return model.denoiser(z_t, sqrt_gamma, scale, cond, direct)
 
 
 def latent_posterior_mean(model: E2DiffSR, z_t: torch.Tensor, cond: torch.Tensor, direct: torch.Tensor,
                           scale: torch.Tensor, step: ReverseStep) -> torch.Tensor:
     """mu of q(z_{t-1} | z_t, z0 = the denoiser's estimate), in diffusion units (z / latent_scale)."""
-    sqrt_gamma = torch.full((z_t.shape[0],), float(np.sqrt(step.gamma)), device=z_t.device)
-    z0 = model.denoiser(z_t, sqrt_gamma, scale, cond, direct)
-    return step.coef_x0 * z0 + step.coef_xt * z_t
+    return step.coef_x0 * estimate_z0(model, z_t, cond, direct, scale, step) + step.coef_xt * z_t
 
 
 def reverse_chain(model: E2DiffSR, cond: torch.Tensor, direct: torch.Tensor, scale: torch.Tensor,
@@ -41,15 +47,18 @@ class LatentPatchDenoiser:
     scene-sized map of its features, and a patch's features then depend only on the patch.
     """
 
-    def __init__(self, model: E2DiffSR, scale: float) -> None:
+    def __init__(self, model: E2DiffSR, scale: float, precision: str = FP32) -> None:
         self.model = model
         self.scale = scale
+        self.precision = precision
         self.device = next(model.parameters()).device
         self.state_channels = model.config.latent_channels
 
     @torch.no_grad()
     def posterior_mean(self, y_t: torch.Tensor, cond: torch.Tensor, step: ReverseStep) -> torch.Tensor:
         y_t, cond = y_t.to(self.device), cond.to(self.device)
-        features, direct = self.model.condition(fold_condition(cond))
         scale = torch.full((y_t.shape[0],), float(self.scale), device=self.device)
-        return latent_posterior_mean(self.model, y_t, features, direct, scale, step).cpu()
+        with autocast(self.device, self.precision):
+            features, direct = self.model.condition(fold_condition(cond))
+            z0 = estimate_z0(self.model, y_t, features, direct, scale, step)
+        return (step.coef_x0 * z0.float() + step.coef_xt * y_t).cpu()

@@ -16,6 +16,7 @@ from ...errors import InfSceneError
 from ...training.trainer import Objective, TrainOptions
 from ..contract import ModelContract
 from ..family import FamilyPlan, SceneRequest, seconds
+from ..precision import autocast
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 from .run import decode_scene, decode_tile_count, latent_grid, typical_tile
@@ -59,27 +60,28 @@ class E2DiffSRFamily:
         canvas_bytes = 4 * (out_px * 3 + grid.height * grid.width * state_bands)
         return FamilyPlan(grid, steps, tiles, canvas_bytes, config.latent_channels, LATENT_FACTOR, detail)
 
-    def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool) -> LatentPatchDenoiser:
+    def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool, precision: str) -> LatentPatchDenoiser:
         """The latent step; LR-consistency acts in the decode (finish), not on the latent."""
         assert isinstance(model, E2DiffSR)
-        return LatentPatchDenoiser(model, scale)
+        return LatentPatchDenoiser(model, scale, precision)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
                out_size: tuple[int, int], lr_consistency: bool, detail: float) -> Canvas:
         assert isinstance(config, E2DiffSRConfig)
         return decode_scene(job, config, state, lr, out_size, lr_consistency, detail)
 
-    def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int) -> tuple[float, float]:
+    def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:
         """One latent step on a small batch of patches, and one decode tile with margins on every side."""
         assert isinstance(model, E2DiffSR)
         device = next(model.parameters()).device
-        denoiser = LatentPatchDenoiser(model, scale)
+        denoiser = LatentPatchDenoiser(model, scale, precision)
         side = plan.grid.patch
         y = torch.zeros((batch, denoiser.state_channels, side, side))
         cond = torch.zeros((batch, model.config.channels, side * LATENT_FACTOR, side * LATENT_FACTOR))
         per_patch = (seconds(lambda: denoiser.posterior_mean(y, cond, plan.reverse_steps[0]), device) / batch
                      if plan.reverse_steps else 0.0)
-        per_tile = seconds(typical_tile(model, scale), device) if plan.finishing_units else 0.0
+        with autocast(device, precision):
+            per_tile = seconds(typical_tile(model, scale), device) if plan.finishing_units else 0.0
         return per_patch, per_tile
 
     def objective(self, options: TrainOptions, config: ModelContract, device: torch.device) -> Objective:

@@ -17,6 +17,7 @@ from ...diffusion.canvas import Canvas
 from ...diffusion.grid import PatchGrid
 from ...diffusion.loop import SamplingJob
 from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
+from ..precision import autocast
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 
@@ -63,7 +64,8 @@ class DecodeTile:
 
     def __call__(self, denoiser: LatentPatchDenoiser, tile: tuple[AxisSpan, AxisSpan]) -> np.ndarray:
         latent = None if self.latent is None else self._raw_latent
-        return decode_tile(denoiser.model, self.lr, latent, self.geometry, tile[0], tile[1], self.lr_consistency, self.detail)
+        with autocast(denoiser.device, denoiser.precision):
+            return decode_tile(denoiser.model, self.lr, latent, self.geometry, tile[0], tile[1], self.lr_consistency, self.detail)
 
 
 def decode_scene(job: SamplingJob, config: E2DiffSRConfig, latent: Optional[Canvas], lr: Any, out_size: tuple[int, int],

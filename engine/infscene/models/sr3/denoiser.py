@@ -6,6 +6,7 @@ import torch
 
 from ...diffusion.schedule import ReverseStep
 from ...raster.metrics import low_frequencies
+from ..precision import FP32, autocast
 from .network import SR3UNet
 
 
@@ -18,10 +19,11 @@ class PatchDenoiser:
     variance-corrected fusion of the means stays exact.
     """
 
-    def __init__(self, model: SR3UNet, scale: float, lr_consistency: bool = True) -> None:
+    def __init__(self, model: SR3UNet, scale: float, lr_consistency: bool = True, precision: str = FP32) -> None:
         self.model = model
         self.scale = scale
         self.lr_consistency = lr_consistency
+        self.precision = precision
         self.device = next(model.parameters()).device
         self.state_channels = model.config.channels
 
@@ -31,7 +33,8 @@ class PatchDenoiser:
         batch = y_t.shape[0]
         sqrt_gamma = torch.full((batch,), float(np.sqrt(step.gamma)), device=self.device)
         scale = torch.full((batch,), float(self.scale), device=self.device)
-        eps = self.model(cond, y_t, sqrt_gamma, scale).float()
+        with autocast(self.device, self.precision):
+            eps = self.model(cond, y_t, sqrt_gamma, scale).float()
         x0 = (y_t - np.sqrt(1.0 - step.gamma) * eps) / np.sqrt(step.gamma)
         x0 = x0.clamp(-1.0, 1.0)
         if self.lr_consistency:

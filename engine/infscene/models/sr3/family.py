@@ -17,6 +17,7 @@ from ...errors import InfSceneError
 from ...training.trainer import TrainOptions
 from ..contract import ModelContract
 from ..family import FamilyPlan, SceneRequest, seconds
+from ..precision import autocast
 from .denoiser import PatchDenoiser
 from .network import ModelConfig, SR3UNet
 from .training import SR3Objective
@@ -43,23 +44,23 @@ class SR3Family:
         steps = tuple(respaced_steps(request.steps or DEFAULT_STEPS))
         return FamilyPlan(grid, steps, 0, 4 * grid.height * grid.width * CANVAS_BANDS[request.mode], config.channels, 1)
 
-    def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool) -> PatchDenoiser:
+    def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool, precision: str) -> PatchDenoiser:
         assert isinstance(model, SR3UNet)
-        return PatchDenoiser(model, scale, lr_consistency)
+        return PatchDenoiser(model, scale, lr_consistency, precision)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
                out_size: tuple[int, int], lr_consistency: bool, detail: float) -> Canvas:
         assert state is not None  # an SR3 plan always has reverse steps
         return state
 
-    def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int) -> tuple[float, float]:
+    def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:
         """One U-Net call on patches no larger than the model's own, scaled by the patch area."""
         assert isinstance(model, SR3UNet)
         device = next(model.parameters()).device
         size = min(plan.grid.patch, model.config.patch_size)
         x = torch.zeros((batch, model.config.channels, size, size), device=device)
         level = torch.full((batch,), 0.5, device=device)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(device, precision):
             per_patch = seconds(lambda: model(x, x, level, level + 4), device) / batch * (plan.grid.patch / size) ** 2
         return per_patch, 0.0
 

@@ -1,0 +1,50 @@
+"""The numeric precision of model calls: float32, or bfloat16 under torch.autocast where the hardware runs it natively.
+
+On a CPU with AVX-512 BF16 (or AMX) the family networks run 2-3x faster under bf16 autocast, and the outputs stay
+within a few thousandths of a dB of float32 (docs/benchmarks.md): weights stay float32 and every step's state,
+the fusion and the LR projection stay float32; only the convolutions and matrix products run in bf16. On a CPU
+without native bf16, oneDNN emulates it (slower than float32), so `auto` keeps float32 there.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from ..errors import InfSceneError
+
+FP32, BF16 = "fp32", "bf16"
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether the device runs bf16 arithmetic in hardware (CUDA's own check; oneDNN's on a CPU)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch built without oneDNN
+        return False
+
+
+def resolve_precision(requested: str, devices: Sequence[torch.device]) -> str:
+    """--precision auto|fp32|bf16 -> fp32 or bf16 for these devices.
+
+    auto: bf16 where every device is a CPU with native bf16 (measured there), fp32 elsewhere (GPUs: not measured yet).
+    """
+    if requested == FP32:
+        return FP32
+    native = all(bf16_native(device) for device in devices)
+    if requested == BF16:
+        if not native:
+            names = ", ".join(str(d) for d in devices if not bf16_native(d))
+            raise InfSceneError(f"--precision bf16: {names} has no native bf16 arithmetic (it would be slower, not faster); "
+                                "use --precision fp32 or auto")
+        return BF16
+    if requested != "auto":
+        raise InfSceneError(f"precision must be auto, fp32 or bf16, got {requested!r}")
+    return BF16 if native and all(device.type == "cpu" for device in devices) else FP32
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """The context a model call runs in: bf16 autocast, or a disabled one (float32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == BF16)
