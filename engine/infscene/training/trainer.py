@@ -70,6 +70,7 @@ class TrainOptions:
     # e2diffsr stage 3 (texture head): truth crop side (0: from lr_crop), loss weights, head width, critic rate.
     hr_crop: int = 0
     perceptual_weight: float = 1.0
+    l1_weight: float = 1.0
     adversarial_factor: float = 0.5
     texture_channels: int = 64
     critic_lr: float = 1e-4

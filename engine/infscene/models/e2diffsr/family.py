@@ -93,6 +93,7 @@ class E2DiffSRFamily:
         parser.add_argument("--stage", type=int, choices=[1, 2, 3], default=defaults.stage, help="e2diffsr: 1 trains the prior autoencoder and the regression branch, 2 the latent diffusion on a stage-1 model given by --init, 3 the texture head on a stage-2 model given by --init (default %(default)s)")
         parser.add_argument("--hr-crop", type=int, default=defaults.hr_crop, help="e2diffsr stage 3: truth crop side, the LR side following the scale (default: from --lr-crop)")
         parser.add_argument("--perceptual-weight", type=float, default=defaults.perceptual_weight, help="e2diffsr stage 3: weight of the Inception-feature term beside L1 (default %(default)s)")
+        parser.add_argument("--l1-weight", type=float, default=defaults.l1_weight, help="e2diffsr stage 3: weight of the pixel L1 term: lower trades fidelity for texture (default %(default)s)")
         parser.add_argument("--adversarial-factor", type=float, default=defaults.adversarial_factor, help="e2diffsr stage 3: the adaptive adversarial weight's factor (default %(default)s)")
         parser.add_argument("--texture-channels", type=int, default=defaults.texture_channels, help="e2diffsr stage 3: width of a new texture head (default %(default)s)")
         parser.add_argument("--critic-lr", type=float, default=defaults.critic_lr, help="e2diffsr stage 3: the patch critic's Adam rate (default %(default)s)")

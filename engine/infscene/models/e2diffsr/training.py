@@ -324,7 +324,8 @@ class TextureObjective:
         critic_loss.backward()
         self.critic_optimizer.step()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            reconstruction = torch.mean(torch.abs(output - batch.hr)) + self.options.perceptual_weight * self.perceptual(output, batch.hr)
+            reconstruction = (self.options.l1_weight * torch.mean(torch.abs(output - batch.hr))
+                              + self.options.perceptual_weight * self.perceptual(output, batch.hr))
             adversarial = -torch.mean(self.critic(output).float())
         weight = adaptive_weight(reconstruction, adversarial, model.texture.out.weight, self.options.adversarial_factor)
         return reconstruction + weight * adversarial
@@ -343,11 +344,12 @@ class TextureObjective:
 
     @torch.no_grad()
     def validate(self, model: nn.Module) -> Optional[float]:
-        """L1 + perceptual distance of the full-detail output (fixed noise), the terms the checkpoint is chosen by."""
+        """L1 + perceptual distance of the full-detail output (fixed noise), at unit weights whatever the run's loss
+        weights, so that runs of different recipes are chosen and compared by one measure."""
         def distance(b: PairBatch) -> float:
             b = b.to(self.device)
             output = self.generate(model, b, torch.Generator().manual_seed(self.seed))
-            return float(torch.mean(torch.abs(output - b.hr)) + self.options.perceptual_weight * self.perceptual(output, b.hr))
+            return float(torch.mean(torch.abs(output - b.hr)) + self.perceptual(output, b.hr))
 
         if not self.data.validation:
             return None
