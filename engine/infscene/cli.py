@@ -105,7 +105,7 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="run the model work on a Dask cluster: a scheduler address (tcp://host:8786), a scheduler file "
                         "(.json), or local:N for N local worker processes; the output is the same as without")
     p.add_argument("--threads-per-worker", type=int, default=1, help="threads of each local:N worker (default 1)")
-    p.add_argument("--preview", type=Path, help="also write a side-by-side PNG of input and output")
+    p.add_argument("--preview", type=Path, help="also write a side-by-side PNG of the input, its bicubic enlargement and the output")
     p.add_argument("--iceplant", type=Path, metavar="PROB_OUTPUT",
                    help="also write the iceplant probability (0-1) of the super-resolved result to this GeoTIFF")
     p.add_argument("--progress", choices=list(protocol.PROGRESS_KINDS), default="bar",

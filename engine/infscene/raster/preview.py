@@ -1,8 +1,9 @@
-"""A side-by-side PNG of the input window (enlarged, nearest) and the super-resolved output.
+"""A side-by-side PNG: the input window (enlarged, nearest), its bicubic enlargement, and the super-resolved output.
 
-For a quick look without a GIS: both panels have the output's pixel size, so detail can be
-compared one to one. Both panels get the same per-band stretch (the input's 2-98 percentiles), so
-colours and brightness can be compared too. Like every output, the PNG appears only when complete.
+For a quick look without a GIS: every panel has the output's pixel size, so detail can be compared one to
+one, and bicubic beside the result shows what the model adds beyond interpolation. Every panel gets the same
+per-band stretch (the input's 2-98 percentiles), so colours and brightness can be compared too, and a label
+names it. Like every output, the PNG appears only when complete.
 """
 from __future__ import annotations
 
@@ -31,13 +32,28 @@ def _visible(path: Path, bounds: Optional[Sequence[float]]) -> WindowData:
         return read_window(ds, resolve_window(ds, bounds), layout.visible, None)
 
 
+def _labelled(panel: np.ndarray, label: str) -> np.ndarray:
+    """The panel with its name in the top-left corner, white on a dark band, readable on any image."""
+    panel = panel.copy()
+    scale = max(0.4, panel.shape[1] / 640)
+    (width, height), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    panel[: height + base + 6, : width + 8] //= 3
+    cv2.putText(panel, label, (4, height + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return panel
+
+
 def write_side_by_side(input_path: Path, output_path: Path, png_path: Path, bounds: Optional[Sequence[float]] = None) -> Path:
-    """Write `png_path`: input window (left) and output (right), at most MAX_PREVIEW_SIDE high."""
+    """Write `png_path`: input window (nearest), bicubic and output, left to right, at most MAX_PREVIEW_SIDE wide."""
     before, after = _visible(input_path, bounds), _visible(output_path, None)
     low, high = np.percentile(before.values[:, before.valid], (2, 98), axis=1)
-    right = _stretch(after.values, low, high)
-    left = cv2.resize(_stretch(before.values, low, high), (right.shape[1], right.shape[0]), interpolation=cv2.INTER_NEAREST)
-    pair = np.concatenate([left, np.full((right.shape[0], 8, 3), 255, np.uint8), right], axis=1)
+    result = _stretch(after.values, low, high)
+    size = (result.shape[1], result.shape[0])
+    source = before.values.astype(np.float32).transpose(1, 2, 0)
+    bicubic = cv2.resize(source, size, interpolation=cv2.INTER_CUBIC).reshape(size[1], size[0], -1).transpose(2, 0, 1)
+    panels = [_labelled(cv2.resize(_stretch(before.values, low, high), size, interpolation=cv2.INTER_NEAREST), "input"),
+              _labelled(_stretch(bicubic, low, high), "bicubic"), _labelled(result, "InfScene")]
+    gap = np.full((result.shape[0], 8, 3), 255, np.uint8)
+    pair = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
     factor = min(1.0, MAX_PREVIEW_SIDE / max(pair.shape[:2]))
     if factor < 1.0:
         pair = cv2.resize(pair, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
