@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("registry", ("infscene.models.registry",)),  # the one module that lists the families
     ("execution", ("infscene.execution",)),
     ("iceplant", ("infscene.iceplant",)),
-    ("plan and run", ("infscene.plan", "infscene.run")),
+    ("plan and run", ("infscene.plan", "infscene.run", "infscene.quick_plan")),  # quick_plan: the torch-free checks
     # The commands: `infscene` and its subcommands (their parsers live beside what they drive).
     ("cli", ("infscene.cli", "infscene.__main__", "infscene.training.cli", "infscene.iceplant.cli")),
 )
