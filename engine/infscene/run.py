@@ -31,7 +31,7 @@ from .plan import SROptions, SRPlan, plan_run, run_fingerprint
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .protocol import PROVENANCE_PREFIX
 from .raster.atomic import atomic_output
-from .raster.io import OutputBlock, geotiff_profile, open_raster, verified_geotiff, write_super_resolved
+from .raster.io import OutputBlock, geotiff_profile, open_raster, verified_geotiff, window_sha256, write_super_resolved
 from .raster.resample import Upsampled, bicubic_window, chunk_windows, covering, nearest_block, nearest_source
 from .raster.scaling import BandScaling
 from .raster.window_input import ModelBands, fill_lr, guided_bands, window_statistics
@@ -64,13 +64,14 @@ def _output_blocks(plan: SRPlan, result: Canvas, cond: Upsampled, visible: Model
 def provenance_tags(plan: SRPlan) -> dict[str, str]:
     """Dataset tags that say how the output was made (INFSCENE_*)."""
     o = plan.options
-    fields = {
+    fields: dict[str, object] = {
         "VERSION": __version__, "MODEL": plan.config.name, "MODEL_SHA256": plan.model_sha256,
         "FAMILY": plan.family, "MODE": o.mode.value, "STEPS": plan.steps, "SEED": o.seed,
         "SCALE": f"{plan.scale:.6g}", "PATCH": plan.grid.patch, "OVERLAP": plan.grid.overlap,
-        "LR_CONSISTENCY": o.lr_consistency, "DETAIL": f"{plan.family_plan.detail:g}", "PRECISION": plan.precision,
-        "INPUT": plan.input_path.name,
+        "LR_CONSISTENCY": o.lr_consistency, "PRECISION": plan.precision, "INPUT": plan.input_path.name,
     }
+    if plan.family_plan.detail is not None:
+        fields["DETAIL"] = f"{plan.family_plan.detail:g}"
     return {f"{PROVENANCE_PREFIX}{key}": str(value) for key, value in fields.items()}
 
 
@@ -155,6 +156,8 @@ def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, c
                tracker: ProgressTracker) -> None:
     """Read, sample, write: the run itself, inside its workspace and with its checkpoint open."""
     bands = (*plan.layout.visible, *plan.layout.extra)
+    if checkpoint.keep:  # a checkpoint knows its input by content: a resume of other pixels is refused here
+        checkpoint.check_input(window_sha256(ds, plan.window, bands, plan.layout.alpha))
     statistics = window_statistics(ds, plan.window, bands, plan.layout.alpha, np.dtype(plan.profile["dtype"]), plan.config)
     read_bands = partial(ModelBands, ds, plan.window, bands, plan.layout.alpha, statistics)
     visible = read_bands((0, 1, 2))

@@ -13,15 +13,24 @@ model weights, input file, window, bands, every option that changes the output) 
 another fingerprint is refused, naming what differs. A run without --resume that finds one refuses
 too, unless told to start over (--restart), so a long run is never thrown away by a rerun. A lock
 file held for the run's life keeps two runs from sharing one checkpoint.
+
+A checkpoint also proves itself, because a damaged one resumed into an output that differs from the
+uninterrupted run's by up to 244 DN, with exit 0: the manifest holds the sha256 of every file of the
+arrays a resume reads (their metadata and chunks; a chunk zarr left unwritten because it is all zeros
+is recorded as absent) and its own sha256; the position is checked against the run's steps and
+samples; and the input is known by the content of its window (a hash of the pixels the run reads), not
+only by path, size and time. A checkpoint that fails any check is refused in one line naming what is
+damaged, before any of it is read into the run, and kept for the user to look at or discard (--restart).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from ..diffusion.canvas import Canvas
 from ..errors import InfSceneError
@@ -32,8 +41,13 @@ from .store import RunStore, StoreCanvas
 CHECKPOINT_SUFFIX = ".infscene-checkpoint"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "lock"
-FORMAT = 1
+FORMAT = 2  # 2: checksums of the manifest and of the saved arrays' files, the input's content
 STORE_CHUNK = 512  # rows and columns of one chunk of the checkpoint's arrays
+STORE_METADATA = "zarr.json"  # the store's group metadata, at its root
+PARTIAL_SUFFIX = ".partial"  # zarr writes a chunk to NAME.<uuid>.partial and renames it: a kill may leave one
+STATE_PREFIX = "state"
+SAMPLE_ARRAYS = ("first", "mean", "squares")  # the running statistics of --samples (run._sample_with_spread)
+READ_BLOCK = 1 << 20
 
 
 def checkpoint_folder(output_path: Path, work_dir: Path) -> Path:
@@ -58,6 +72,77 @@ class Position:
         return f"sample {self.samples_done + 1} of {samples}, {done} of {steps} steps done"
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(READ_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def store_files(root: Path, arrays: Iterable[str]) -> dict[str, str]:
+    """sha256 of the store's group metadata and of every file of the named arrays (metadata and chunks), by path
+    under the store. A chunk that is all zeros is not written by zarr, so its absence is part of what is recorded."""
+    files = {}
+    if (root / STORE_METADATA).is_file():
+        files[STORE_METADATA] = file_sha256(root / STORE_METADATA)
+    for name in arrays:
+        for path in sorted((root / name).rglob("*")):
+            if path.is_file() and not path.name.endswith(PARTIAL_SUFFIX):
+                files[path.relative_to(root).as_posix()] = file_sha256(path)
+    return files
+
+
+def _damage(saved: dict[str, str], now: dict[str, str]) -> Optional[str]:
+    """What differs between the recorded files of a store and the files there now, as a few words (None: nothing)."""
+    missing = sorted(set(saved) - set(now))
+    if missing:
+        return f"{missing[0]} is missing"
+    changed = sorted(name for name in saved if saved[name] != now[name])
+    if changed:
+        return f"{changed[0]} does not match its checksum"
+    extra = sorted(set(now) - set(saved))
+    return f"{extra[0]} was not written by the run" if extra else None
+
+
+def _body_sha256(body: dict[str, Any]) -> str:
+    """The manifest's own checksum: sha256 of its other fields as canonical JSON."""
+    fields = {key: value for key, value in body.items() if key != "sha256"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def transitions_of(fingerprint: dict[str, Any]) -> int:
+    """How many transitions one sample of the run has: the initial noise and each reverse step, or one per tile's
+    whole chain (independent), or none (a family with no reverse steps)."""
+    steps = int(fingerprint.get("steps", 0))
+    if not steps:
+        return 0
+    return 1 if fingerprint.get("mode") == "independent" else steps + 1
+
+
+def _needed_arrays(position: Position, fingerprint: dict[str, Any]) -> list[str]:
+    """The arrays a resume from `position` reads: the state of the last finished transition, and the finished
+    samples' statistics."""
+    slots = 1 if fingerprint.get("mode") == "independent" else 2
+    needed = [f"{STATE_PREFIX}{position.transitions_done % slots}"] if position.transitions_done else []
+    if position.samples_done:
+        needed += [f"{name}{position.samples_done % 2}" for name in SAMPLE_ARRAYS]
+    return needed
+
+
+def _position_problem(saved: dict[str, Any], fingerprint: dict[str, Any]) -> Optional[str]:
+    """Why the saved position cannot be a position of this run (None when it can)."""
+    position = Position(saved["samples_done"], saved["transitions_done"])
+    samples, transitions = int(fingerprint.get("samples", 1)), transitions_of(fingerprint)
+    if not 0 <= position.samples_done <= samples:
+        return f"it says {position.samples_done} samples are done, of {samples}"
+    if not 0 <= position.transitions_done <= transitions or (position.samples_done == samples and position.transitions_done):
+        return f"it says {position.transitions_done} transitions are done, of {transitions} ({fingerprint.get('steps')} steps)"
+    absent = [name for name in _needed_arrays(position, fingerprint) if name not in saved["arrays"]]
+    return f"it records no {absent[0]}, which its position needs" if absent else None
+
+
 def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
     keys = sorted(set(saved) | set(now))
     return [f"{key}: {saved.get(key)!r} there, {now.get(key)!r} now" for key in keys if saved.get(key) != now.get(key)]
@@ -69,15 +154,40 @@ def _copy(source: Any, target: Any, height: int, width: int) -> None:
         target[:, r0:r1, :] = source[:, r0:r1, :]
 
 
+def _damaged(folder: Path, what: str) -> str:
+    """The one line for a checkpoint that failed a check: what is damaged, and what to do."""
+    return (f"the checkpoint in {folder} is damaged ({what}), so it is not used: rerun with --restart to discard it "
+            "and start over")
+
+
+MANIFEST_FIELDS: dict[str, Any] = {"fingerprint": dict, "samples_done": int, "transitions_done": int,
+                                   "input_content": (str, type(None)), "arrays": list, "files": dict, "sha256": str}
+
+
+def _check_fields(saved: dict[str, Any]) -> None:
+    """Every field of a manifest is there with its type (ValueError naming the first that is not)."""
+    for key, kind in MANIFEST_FIELDS.items():
+        if not isinstance(saved.get(key), kind) or isinstance(saved.get(key), bool):
+            raise ValueError(f"{key} is missing or of the wrong type")
+    if not all(isinstance(name, str) for name in saved["arrays"]) or \
+            not all(isinstance(v, str) for v in saved["files"].values()):
+        raise ValueError("arrays or files of the wrong type")
+
+
 def _read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest, its format and its own checksum checked."""
     try:
         saved = json.loads(path.read_text())
-        if saved.get("format") != FORMAT or not isinstance(saved.get("fingerprint"), dict):
-            raise ValueError("unknown format")
-        Position(int(saved["samples_done"]), int(saved["transitions_done"]))
-        return saved
-    except (OSError, ValueError, KeyError) as exc:
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+        if saved.get("format") != FORMAT:
+            raise ValueError(f"format {saved.get('format')!r}, this engine writes {FORMAT}")
+        _check_fields(saved)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InfSceneError(f"the checkpoint manifest {path} is unreadable ({exc}): use --restart to discard it") from exc
+    if saved.get("sha256") != _body_sha256(saved):
+        raise InfSceneError(_damaged(path.parent, f"{path.name} does not match its checksum"))
+    return saved
 
 
 def _problem(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: bool) -> Optional[str]:
@@ -94,6 +204,9 @@ def _problem(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: b
         if differences:
             return (f"the checkpoint in {folder} is of another run ({'; '.join(differences[:3])}): rerun with the same "
                     "input, model and options, or use --restart to discard it")
+        position = _position_problem(saved, fingerprint)
+        if position:
+            return _damaged(folder, f"{MANIFEST_FILE}: {position}")
         return None
     if not restart:
         where = Position(saved["samples_done"], saved["transitions_done"]).describe(saved["fingerprint"])
@@ -115,12 +228,15 @@ def check_checkpoint(folder: Path, fingerprint: dict[str, Any], resume: bool, re
 class Checkpoint:
     """One run's checkpoint folder, locked for the life of the run; `remove()` once the output is written."""
 
-    def __init__(self, folder: Path, fingerprint: dict[str, Any], position: Position, lock: Any, keep: bool = True) -> None:
+    def __init__(self, folder: Path, fingerprint: dict[str, Any], position: Position, lock: Any, keep: bool = True,
+                 arrays: Optional[dict[str, None]] = None, input_content: Optional[str] = None) -> None:
         self.folder = folder
         self.fingerprint = fingerprint
         self.position = position
         self.store = RunStore(folder / "store")
         self.keep = keep
+        self.arrays: dict[str, None] = dict(arrays or {})  # the saved arrays a resume reads (an ordered set)
+        self.input_content = input_content  # the input window's content hash (raster.io.window_sha256)
         self._lock = lock
 
     @classmethod
@@ -139,8 +255,13 @@ class Checkpoint:
                 lock.close()
                 raise InfSceneError(problem)
             if resume:
-                saved = _read_manifest(folder / MANIFEST_FILE)
-                return cls(folder, fingerprint, Position(saved["samples_done"], saved["transitions_done"]), lock)
+                try:
+                    saved = cls._verified(folder)
+                except BaseException:
+                    lock.close()
+                    raise
+                return cls(folder, fingerprint, Position(saved["samples_done"], saved["transitions_done"]), lock,
+                           arrays=dict.fromkeys(saved["arrays"]), input_content=saved["input_content"])
             lock.close()
             shutil.rmtree(folder)
         elif resume:
@@ -164,12 +285,36 @@ class Checkpoint:
             raise InfSceneError(f"another run is using the checkpoint {folder} (the same output): wait for it or stop it")
         return lock
 
+    @staticmethod
+    def _verified(folder: Path) -> dict[str, Any]:
+        """The manifest of a checkpoint to resume, after checking that the store's files are the ones it records
+        (before the store is opened: zarr would fail on damaged metadata, or read a damaged chunk as it is)."""
+        saved = _read_manifest(folder / MANIFEST_FILE)
+        damage = _damage(saved["files"], store_files(folder / "store", saved["arrays"]))
+        if damage:
+            raise InfSceneError(_damaged(folder, damage))
+        return saved
+
+    def check_input(self, content: str) -> None:
+        """Record the input window's content hash in a new checkpoint; refuse to resume a checkpoint made from other
+        pixels (a file rewritten with its size and time kept has the same fingerprint)."""
+        if self.input_content is None:
+            self.input_content = content
+            self._write_manifest()
+        elif self.input_content != content:
+            raise InfSceneError(f"the input is not the one the checkpoint in {self.folder} was made from (its pixels "
+                                "differ, though its path, size and time do not): rerun with that input, or use --restart "
+                                "to discard the checkpoint")
+
     def _write_manifest(self) -> None:
-        """Record the position atomically (a temporary file renamed over the manifest)."""
+        """Record the position, the checksums of the arrays it needs and its own checksum, atomically (a temporary
+        file renamed over the manifest)."""
         if not self.keep:
             return
         body = {"format": FORMAT, "fingerprint": self.fingerprint, "samples_done": self.position.samples_done,
-                "transitions_done": self.position.transitions_done}
+                "transitions_done": self.position.transitions_done, "input_content": self.input_content,
+                "arrays": list(self.arrays), "files": store_files(self.store.root, self.arrays)}
+        body["sha256"] = _body_sha256(body)
         tmp = self.folder / f"{MANIFEST_FILE}.tmp"
         with open(tmp, "w") as handle:
             json.dump(body, handle, indent=1)
@@ -199,9 +344,15 @@ class Checkpoint:
     def commit_sample(self, samples_done: int, canvases: dict[str, Canvas]) -> None:
         """Record a finished sample with the canvases that carry the samples so far (ping-pong, so a crash mid-save
         leaves the previous ones whole)."""
-        for name, canvas in canvases.items():
-            self.save(canvas, f"{name}{samples_done % 2}")
-        self.position = Position(samples_done, 0)
+        names = [f"{name}{samples_done % 2}" for name in canvases]
+        for name, canvas in zip(names, canvases.values()):
+            self.save(canvas, name)
+        self._commit(Position(samples_done, 0), names)
+
+    def _commit(self, position: Position, arrays: Iterable[str]) -> None:
+        """The run is at `position`, and `arrays` (saved whole) are what a resume from it reads."""
+        self.position = position
+        self.arrays = dict.fromkeys(arrays)
         self._write_manifest()
 
     def restore_sample(self, canvases: dict[str, Canvas]) -> int:
@@ -238,10 +389,11 @@ class SampleCheckpoint:
         self._slots = len(states)
         done = self.checkpoint.position.transitions_done if self._current() else 0
         if done:
-            self.checkpoint.load(states[done % self._slots], f"state{done % self._slots}")
+            self.checkpoint.load(states[done % self._slots], f"{STATE_PREFIX}{done % self._slots}")
         return done
 
     def commit(self, done: int, state: Canvas) -> None:
-        self.checkpoint.save(state, f"state{done % self._slots}")
-        self.checkpoint.position = Position(self.sample, done)
-        self.checkpoint._write_manifest()
+        name = f"{STATE_PREFIX}{done % self._slots}"
+        self.checkpoint.save(state, name)
+        samples = [array for array in self.checkpoint.arrays if not array.startswith(STATE_PREFIX)]
+        self.checkpoint._commit(Position(self.sample, done), [*samples, name])

@@ -11,6 +11,7 @@ renames it into place (atomic.py): a full disk is an error, never a corrupt file
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import warnings
@@ -33,6 +34,7 @@ VISIBLE = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 VISIBLE_NAMES = ("red", "green", "blue")
 OVERVIEW_MIN_SIDE = 256  # overviews are built down to about one block
 VERIFY_BLOCK_BYTES = 16 * 1024**2  # read-back verification works in row blocks of about this size
+DIGEST_BLOCK_BYTES = 16 * 1024**2  # window_sha256 reads row blocks of about this size
 WRITE_CACHE_MB = 64  # GDAL's block cache while writing, overviewing and verifying (its default is 5% of the RAM)
 
 
@@ -186,6 +188,24 @@ def read_window(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int]
     if not data.valid.any():
         raise InfSceneError("the extent has no valid pixels (all nodata or transparent)")
     return data
+
+
+def window_sha256(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int]) -> str:
+    """sha256 of the pixel values a run reads from the window (its bands and alpha, as stored), in row blocks.
+
+    What a checkpoint knows its input by, besides path, size and time: another raster written over the
+    input with its size and time kept gives another hash. It hashes what GDAL decodes, not the file, so it
+    costs one read of the window and no more whatever the file's layout or compression.
+    """
+    indexes = [*bands, *([alpha] if alpha else [])]
+    row_bytes = max(1, int(window.width) * len(indexes) * max(np.dtype(ds.dtypes[i - 1]).itemsize for i in indexes))
+    rows = max(1, DIGEST_BLOCK_BYTES // row_bytes)
+    digest = hashlib.sha256()
+    with reading(ds.name):
+        for r0 in range(0, int(window.height), rows):
+            block = Window(window.col_off, window.row_off + r0, window.width, min(rows, int(window.height) - r0))
+            digest.update(np.ascontiguousarray(ds.read(indexes, window=block)).data)
+    return digest.hexdigest()
 
 
 def output_grid(ds: rasterio.DatasetReader, window: Window, scale: Optional[float], target_res: Optional[float]) -> tuple[int, int, Affine]:

@@ -1,0 +1,146 @@
+"""A resumed run is the run it claims to be (issue 22): a damaged checkpoint or a swapped input is refused in one
+line, and the checkpoint is never used; a healthy one resumes to the uninterrupted run's bytes.
+
+Before the checksums, a state chunk garbled in place resumed to an output up to 244 DN off with exit 0, a
+deleted chunk to one 2 DN off, `transitions_done` 999 to one 241 DN off, and another raster written over the
+input with its time restored to the output of the old one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import rasterio
+
+from infscene.errors import Cancelled, InfSceneError
+from infscene.execution.checkpoint import CHECKPOINT_SUFFIX, MANIFEST_FILE, _body_sha256, file_sha256
+from infscene.plan import SROptions
+from infscene.progress import Progress
+from infscene.raster.io import window_sha256
+from infscene.run import super_resolve
+
+from scenes import FIXTURES
+
+NAIP = FIXTURES / "naip_nd_5m_64.tif"
+
+
+def _options(model: Path, **changes: object) -> SROptions:
+    base = SROptions(scale=2.0, steps=4, patch=32, overlap=8, batch_size=4, model_dir=model, device="cpu", bands=[1, 2, 3])
+    return replace(base, **changes)
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def _interrupt(source: Path, output: Path, options: SROptions) -> Path:
+    """A run cancelled once half its steps are finished; returns its checkpoint folder."""
+    seen: list[Progress] = []
+    with pytest.raises(Cancelled):
+        super_resolve(source, output, options, progress=seen.append,
+                      is_cancelled=lambda: bool(seen) and seen[-1].done >= seen[-1].total // 2)
+    folder = output.parent / f"{output.name}{CHECKPOINT_SUFFIX}"
+    assert json.loads((folder / MANIFEST_FILE).read_text())["transitions_done"] >= 2
+    return folder
+
+
+def _chunk(checkpoint: Path, name: str = "0/0/0") -> Path:
+    """A chunk of the state array the checkpoint's position needs (the whole state is one chunk here)."""
+    state = next(array for array in json.loads((checkpoint / MANIFEST_FILE).read_text())["arrays"])
+    return checkpoint / "store" / state / "c" / name
+
+
+@pytest.fixture(scope="module")
+def interrupted(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, Path]:
+    """The uninterrupted run's pixels, and a folder holding the checkpoint of the same run cancelled at step 3."""
+    folder = tmp_path_factory.mktemp("interrupted")
+    reference = _read(super_resolve(NAIP, folder / "reference.tif", _options(tiny_model_dir)))
+    _interrupt(NAIP, folder / "out.tif", _options(tiny_model_dir))
+    return reference, folder / f"out.tif{CHECKPOINT_SUFFIX}"
+
+
+def _garble(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = bytes(255 - b for b in data[len(data) // 2: len(data) // 2 + 64])
+    path.write_bytes(bytes(data))
+
+
+def _set_transitions(path: Path, recompute: bool) -> None:
+    manifest = json.loads(path.read_text())
+    manifest["transitions_done"] = 999
+    if recompute:  # as if the checksum were forged too: the position check still refuses it
+        manifest["sha256"] = _body_sha256(manifest)
+    path.write_text(json.dumps(manifest))
+
+
+DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
+    "state chunk garbled in place": (lambda c: _garble(_chunk(c)), r"state\d/c/0/0/0 does not match its checksum"),
+    "state chunk deleted": (lambda c: _chunk(c).unlink(), r"state\d/c/0/0/0 is missing"),
+    "state chunk truncated": (lambda c: _chunk(c).write_bytes(_chunk(c).read_bytes()[:1000]),
+                              r"state\d/c/0/0/0 does not match its checksum"),
+    "array metadata garbled": (lambda c: (_chunk(c).parents[3] / "zarr.json").write_text("{garbage"),
+                               r"state\d/zarr.json does not match its checksum"),
+    "store metadata garbled": (lambda c: (c / "store/zarr.json").write_text("{garbage"),
+                               r"zarr.json does not match its checksum"),
+    "transitions_done 999": (lambda c: _set_transitions(c / MANIFEST_FILE, False), r"manifest.json does not match its checksum"),
+    "transitions_done 999, checksum forged": (lambda c: _set_transitions(c / MANIFEST_FILE, True),
+                                              r"it says 999 transitions are done, of 5 \(4 steps\)"),
+    "a chunk the run did not write": (lambda c: shutil.copy(_chunk(c), _chunk(c, "0/0/1")),
+                                      r"state\d/c/0/0/1 was not written by the run"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_damaged_checkpoint_is_refused_in_one_line_and_never_used(case: str, interrupted: tuple[np.ndarray, Path],
+                                                                    tiny_model_dir: Path, tmp_path: Path) -> None:
+    reference, checkpoint = interrupted
+    copy = tmp_path / checkpoint.name
+    shutil.copytree(checkpoint, copy)
+    damage, message = DAMAGE[case]
+    damage(copy)
+    with pytest.raises(InfSceneError, match=rf"^the checkpoint in \S+ is damaged \((manifest\.json: )?{message}\), so it is not used: .*--restart") as error:
+        super_resolve(NAIP, tmp_path / "out.tif", _options(tiny_model_dir, resume=True))
+    assert "\n" not in str(error.value) and not (tmp_path / "out.tif").exists()
+    assert copy.is_dir()  # kept: the user decides (--restart)
+    restarted = super_resolve(NAIP, tmp_path / "out.tif", _options(tiny_model_dir, restart=True))
+    assert np.array_equal(_read(restarted), reference)
+
+
+def test_a_healthy_checkpoint_resumes_to_the_same_bytes(interrupted: tuple[np.ndarray, Path], tiny_model_dir: Path,
+                                                        tmp_path: Path) -> None:
+    reference, checkpoint = interrupted
+    shutil.copytree(checkpoint, tmp_path / checkpoint.name)
+    resumed = super_resolve(NAIP, tmp_path / "out.tif", _options(tiny_model_dir, resume=True))
+    assert np.array_equal(_read(resumed), reference)
+
+
+def test_a_swapped_input_with_its_time_restored_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.tif"
+    with rasterio.open(NAIP) as src, rasterio.open(source, "w", **{**src.profile, "compress": None}) as dst:
+        dst.write(src.read())  # uncompressed: other pixels written over it keep its size
+    options = _options(tiny_model_dir)
+    _interrupt(source, tmp_path / "out.tif", options)
+    stat = source.stat()
+    with rasterio.open(source, "r+") as ds:  # the same size, other pixels
+        ds.write(255 - ds.read())
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert source.stat().st_size == stat.st_size
+    with pytest.raises(InfSceneError, match=r"^the input is not the one the checkpoint in .* was made from .*--restart"):
+        super_resolve(source, tmp_path / "out.tif", replace(options, resume=True))
+    assert (tmp_path / f"out.tif{CHECKPOINT_SUFFIX}").is_dir()
+
+
+def test_the_window_hash_follows_the_pixels_and_the_window(tmp_path: Path) -> None:
+    with rasterio.open(NAIP) as ds:
+        whole = window_sha256(ds, rasterio.windows.Window(0, 0, 64, 64), [1, 2, 3], None)
+        part = window_sha256(ds, rasterio.windows.Window(0, 0, 32, 64), [1, 2, 3], None)
+        bands = window_sha256(ds, rasterio.windows.Window(0, 0, 64, 64), [3, 2, 1], None)
+    assert len({whole, part, bands}) == 3
+    assert file_sha256(NAIP) == file_sha256(NAIP)
