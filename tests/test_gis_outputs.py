@@ -6,10 +6,12 @@ import hashlib
 from pathlib import Path
 
 import rasterio
+import torch
 from rasterio.enums import ColorInterp
 
 from infscene import __version__
 from infscene.models.folder import WEIGHTS_FILE
+from infscene.models.precision import resolve_precision
 from infscene.plan import SROptions
 from infscene.run import super_resolve
 
@@ -29,6 +31,7 @@ def test_a_large_output_has_internal_overviews_and_provenance(naip: Path, tiny_m
         "INFSCENE_VERSION": __version__, "INFSCENE_MODEL": "tiny-test", "INFSCENE_MODEL_SHA256": sha,
         "INFSCENE_FAMILY": "sr3", "INFSCENE_MODE": "vcf", "INFSCENE_STEPS": "1", "INFSCENE_SEED": "7",
         "INFSCENE_SCALE": "8", "INFSCENE_PATCH": "64", "INFSCENE_OVERLAP": "16", "INFSCENE_LR_CONSISTENCY": "True",
+        "INFSCENE_PRECISION": resolve_precision("auto", [torch.device("cpu")]),
         "INFSCENE_INPUT": naip.name,
     }
     assert descriptions == ("red", "green", "blue", "band 4")

@@ -35,7 +35,7 @@ class FamilyPlan:
     canvas_bytes: int  # scene-sized float32 maps of the family's sampling and finishing, without --samples' ones
     state_channels: int  # channels of the state the step loop denoises
     cond_factor: int  # output pixels per state pixel along a side: the condition is read on the grid times this
-    detail: float = 0.0  # the share of invented detail the finishing step adds (0 where the family has no such choice)
+    detail: Optional[float] = None  # the share of invented detail the finishing step adds (None: a family without the choice)
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class ModelFamily(Protocol):
         ...
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: float) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float]) -> Canvas:
         """The output canvas (model units, on the job's condition grid) from the sampled state (None when the plan
         has no reverse step); `lr` is the window's visible bands as the executor shares them; `detail` the plan's."""
         ...

@@ -66,8 +66,8 @@ class E2DiffSRFamily:
         return LatentPatchDenoiser(model, scale, precision)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: float) -> Canvas:
-        assert isinstance(config, E2DiffSRConfig)
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float]) -> Canvas:
+        assert isinstance(config, E2DiffSRConfig) and detail is not None  # the plan always decides it
         return decode_scene(job, config, state, lr, out_size, lr_consistency, detail)
 
     def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:

@@ -49,7 +49,7 @@ class SR3Family:
         return PatchDenoiser(model, scale, lr_consistency, precision)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: float) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float]) -> Canvas:
         assert state is not None  # an SR3 plan always has reverse steps
         return state
 
