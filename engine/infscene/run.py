@@ -25,8 +25,9 @@ from .diffusion.loop import SamplingJob, StateCheckpoint, sample_canvas
 from .errors import InfSceneError, InfSceneWarning
 from .execution.checkpoint import Checkpoint, Position
 from .execution.local import DenoiserSpec, LocalExecutor
+from .execution.output_check import LastStepProbe, check_first_patches, non_finite_output
 from .execution.store import disk_full_is_an_error
-from .models.registry import load_model
+from .models.registry import DEFAULT_MODEL_DIR, load_model
 from .plan import SROptions, SRPlan, plan_run, run_fingerprint
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .protocol import PROVENANCE_PREFIX
@@ -50,6 +51,8 @@ def _output_blocks(plan: SRPlan, result: Canvas, cond: Upsampled, visible: Model
     in_h, in_w = visible.shape[1:]
     for rows, cols in chunk_windows(plan.height, plan.width, result.chunk, OUTPUT_BLOCK_PIXELS):
         visible_sr = result.data[:, rows, cols]
+        if not np.isfinite(visible_sr).all():  # a finishing step (a decode) that broke: never cast into the output
+            raise non_finite_output(_model_dir(plan))
         bands = [visible_sr]
         if guided is not None and extra is not None:
             extra_up = bicubic_window(extra, plan.height, plan.width, rows, cols)
@@ -59,6 +62,10 @@ def _output_blocks(plan: SRPlan, result: Canvas, cond: Upsampled, visible: Model
         enlarge = partial(nearest_block, under_rows, under_cols)
         yield OutputBlock(rows, cols, scaling.from_model(np.concatenate(bands)), enlarge(valid),
                           enlarge(alpha) if alpha is not None else None)
+
+
+def _model_dir(plan: SRPlan) -> Path:
+    return Path(plan.options.model_dir or DEFAULT_MODEL_DIR)
 
 
 def provenance_tags(plan: SRPlan) -> dict[str, str]:
@@ -82,13 +89,20 @@ def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, co
     options, family_plan = plan.options, plan.family_plan
     job = SamplingJob(cond, plan.grid, executor, list(plan.reverse_steps), seed, options.batch_size, tracker,
                       family_plan.cond_factor, checkpoint)
-    try:
+    with _gpu_memory_is_an_error(plan):
         state = sample_canvas(job, options.mode) if plan.reverse_steps else None
         return plan.model_family.finish(job, plan.config, state, visible, (plan.height, plan.width), options.lr_consistency,
                                         plan.family_plan.detail)
+
+
+@contextmanager
+def _gpu_memory_is_an_error(plan: SRPlan) -> Iterator[None]:
+    """A model call that ran out of GPU memory, as one line that says what to lower."""
+    try:
+        yield
     except torch.OutOfMemoryError as exc:
         raise InfSceneError(
-            f"the GPU ran out of memory with {options.batch_size} patches of {plan.grid.patch} px per batch: "
+            f"the GPU ran out of memory with {plan.options.batch_size} patches of {plan.grid.patch} px per batch: "
             f"lower --batch-size (or --patch)") from exc
 
 
@@ -138,13 +152,12 @@ def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling,
 @contextmanager
 def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Iterator[Executor]:
     """Where this run's model work goes: a Dask cluster (--dask), else this process's devices."""
-    spec = DenoiserSpec(plan.scale, plan.options.lr_consistency, plan.precision)
+    spec = DenoiserSpec(plan.scale, plan.options.lr_consistency, plan.precision, str(_model_dir(plan)))
     if plan.options.dask:
         from .execution.scaleout import DaskExecutor, connect  # imports dask.distributed: only for runs that use it
 
         with connect(plan.options.dask, plan.options.threads_per_worker) as client:
-            yield DaskExecutor(client, checkpoint.store, spec, plan.options.model_dir or DEFAULT_MODEL_DIR,
-                               plan.state_channels)
+            yield DaskExecutor(client, checkpoint.store, spec, _model_dir(plan), plan.state_channels)
         return
     models = [load_model(plan.options.model_dir, device) for device in plan.devices]  # once, for every sample
     canvases = CanvasFactory(workspace.folder_in(plan.work_dir) if plan.canvases_on_disk else None)
@@ -167,6 +180,10 @@ def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, c
         fill_lr(visible, lr.data)
         factor = plan.canvas_factor
         cond = Upsampled(lr.data, plan.height, plan.width, plan.grid.height * factor, plan.grid.width * factor)
+        if plan.reverse_steps:  # a broken model stops the run before its hours of work, not after
+            probe = LastStepProbe(cond, plan.grid, plan.reverse_steps[-1], plan.state_channels, factor)
+            with _gpu_memory_is_an_error(plan):
+                check_first_patches(executor, probe, plan.options.batch_size, _model_dir(plan))
         result, spread = _sample_with_spread(plan, executor, lr.data, cond, tracker, checkpoint)
         use_mask = ds.nodata is None and plan.layout.alpha is None and not statistics.all_valid
         tags = provenance_tags(plan)

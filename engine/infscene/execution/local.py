@@ -24,6 +24,7 @@ from ..diffusion.grid import Patch
 from ..diffusion.schedule import Denoiser
 from ..models.registry import family_of
 from ..progress import ProgressTracker
+from .output_check import CheckedDenoiser
 from .workers import DenoiserPool
 
 
@@ -34,10 +35,12 @@ class DenoiserSpec:
     scale: float
     lr_consistency: bool
     precision: str  # fp32 or bf16 (models/precision.py), decided by the plan
+    model_dir: str = ""  # the model folder, named when its output is not finite (output_check.py)
 
     def build(self, model: torch.nn.Module) -> Denoiser:
-        """The denoiser of the loaded model's family (registry), on the model's device."""
-        return family_of(model.config).denoiser(model, self.scale, self.lr_consistency, self.precision)
+        """The denoiser of the loaded model's family (registry), on the model's device, its output checked."""
+        return CheckedDenoiser(family_of(model.config).denoiser(model, self.scale, self.lr_consistency, self.precision),
+                               self.model_dir)
 
 
 class LocalExecutor:

@@ -9,8 +9,12 @@ Here, in order, each failure being one line:
 2. Every field has its declared type (from the family's config dataclass); ints are >= 1, floats
    finite; the data contract holds (value_min < value_max, 1 < scale_min <= scale_max, bands).
 3. The family's network is built on torch's `meta` device, which gives every tensor's shape and the
-   parameter count without allocating anything; a config the network rejects, or one over
-   MAX_PARAMETERS, is refused.
+   parameter count without allocating anything; a config the network rejects, or one over what this
+   machine can hold (MAX_PARAMETERS, or half its memory in float32 weights), is refused. Width alone is
+   not enough: `res_blocks` 1000000 asks for tiny blocks, but a million of them, and building them (even
+   on `meta`) ran for minutes. So the build is watched as it goes: every parameter or buffer a module
+   registers is counted, and the build stops as soon as the count passes MAX_TENSORS (a hundred times
+   the tensors of the engine's models) or the parameters pass the limit, in well under a second.
 4. The safetensors header alone (8-byte length + JSON, capped) is read and checked against the file
    size and against those shapes: a truncated file, a foreign or mismatched model is refused
    before a single weight is read.
@@ -20,10 +24,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import struct
 import typing
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import nn
@@ -35,6 +41,8 @@ from ..protocol import MAX_PATCH, SCALE_MAX, format_bytes
 MAX_CONFIG_BYTES = 1024**2
 MAX_HEADER_BYTES = 100 * 1024**2  # safetensors' own limit
 MAX_PARAMETERS = 2_000_000_000  # 8 GB of float32 weights
+MAX_TENSORS = 20_000  # the engine's models hold about 150 tensors: a config asking for 20,000 is not a model to run
+WEIGHT_COPIES = 2  # a load holds the file's tensors and the network's at once
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 
@@ -107,20 +115,62 @@ def check_contract(config: ModelContract, path: Path) -> None:
             raise InfSceneError(f"invalid model config {path}: {message}")
 
 
-def expected_tensors(network: type[nn.Module], config: ModelContract, folder: Path) -> dict[str, tuple[int, ...]]:
-    """The shape of every tensor the config's network holds, from a build on the meta device (no memory)."""
+def parameter_limit() -> tuple[int, str]:
+    """The most parameters a model may have here, and why: MAX_PARAMETERS, or fewer where the machine's memory cannot
+    hold WEIGHT_COPIES of them in float32."""
     try:
-        with torch.device("meta"):
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: the fixed limit alone
+        memory = 0
+    by_memory = memory // (4 * WEIGHT_COPIES)
+    if memory and by_memory < MAX_PARAMETERS:
+        return by_memory, f"this machine's {format_bytes(memory)} of memory holds"
+    return MAX_PARAMETERS, "the engine loads"
+
+
+class _TooLarge(Exception):
+    """Raised inside a watched build to stop it (caught by expected_tensors)."""
+
+
+@contextmanager
+def _watched_build(limit: int) -> Iterator[list[int]]:
+    """Count the tensors and parameters that modules register while the block runs, and stop the block (_TooLarge)
+    as soon as either passes its limit; yields [tensors, parameters] so far."""
+    counts = [0, 0]
+
+    def count(module: nn.Module, name: str, tensor: Optional[torch.Tensor]) -> None:
+        counts[0] += 1
+        counts[1] += 0 if tensor is None else tensor.numel()
+        if counts[0] > MAX_TENSORS or counts[1] > limit:
+            raise _TooLarge()
+
+    handles = [nn.modules.module.register_module_parameter_registration_hook(count),
+               nn.modules.module.register_module_buffer_registration_hook(count)]
+    try:
+        yield counts
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def expected_tensors(network: type[nn.Module], config: ModelContract, folder: Path) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor the config's network holds, from a build on the meta device (no memory), stopped
+    as soon as it passes what this machine can hold (depth or width)."""
+    limit, why = parameter_limit()
+    try:
+        with _watched_build(limit) as counts, torch.device("meta"):
             module = network(config)
+    except _TooLarge:
+        if counts[0] > MAX_TENSORS:
+            raise InfSceneError(f"the model in {folder} would have more than {MAX_TENSORS:,} tensors (the engine's models "
+                                "have about 150): its config asks for a far deeper network than any the engine runs; "
+                                "check its depth (blocks, levels)") from None
+        raise InfSceneError(f"the model in {folder} would have more than {limit:,} parameters ({format_bytes(4 * limit)}), "
+                            f"more than {why}; check its config") from None
     except Exception as exc:  # the network's own check of its arguments, whatever it raises
         raise InfSceneError(f"invalid model config in {folder}: the network cannot be built from it "
                             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
-    shapes = {name: tuple(t.shape) for name, t in module.state_dict().items()}
-    count = sum(math.prod(s) for s in shapes.values())
-    if count > MAX_PARAMETERS:
-        raise InfSceneError(f"the model in {folder} would have {count:,} parameters ({format_bytes(4 * count)}), "
-                            f"more than the engine loads ({MAX_PARAMETERS:,}); check its config")
-    return shapes
+    return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
 
 def read_safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:

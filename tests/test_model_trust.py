@@ -1,0 +1,90 @@
+"""No silent wrong output from a broken model (issue 22): garbage weights, a model that gives one constant, and a
+config too deep for the machine are each one line naming the model folder, and nothing is written.
+
+Before: a folder with a valid safetensors header and random tensor bytes ran to exit 0 with an output that was 1
+everywhere, and `res_blocks: 1000000` gave no answer in 120 s (the size guard covered width, not depth).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from infscene.errors import InfSceneError
+from infscene.models import model_check
+from infscene.models.folder import CONFIG_FILE, WEIGHTS_FILE
+from infscene.models.registry import DEFAULT_MODEL_DIR, check_model
+from infscene.plan import SROptions
+from infscene.run import super_resolve
+
+from scenes import FIXTURES
+
+NAIP = FIXTURES / "naip_nd_5m_64.tif"
+
+
+def _options(model: Path, **changes: object) -> SROptions:
+    return replace(SROptions(scale=2.0, steps=3, patch=32, overlap=8, model_dir=model, device="cpu", bands=[1, 2, 3]),
+                   **changes)
+
+
+def _copy(model: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(model, folder)
+    return folder
+
+
+def test_garbage_weights_stop_the_run_in_one_line(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_model_dir, tmp_path)
+    weights = bytearray((folder / WEIGHTS_FILE).read_bytes())
+    header = 8 + struct.unpack("<Q", weights[:8])[0]
+    weights[header:] = os.urandom(len(weights) - header)  # a valid header, random tensor bytes
+    (folder / WEIGHTS_FILE).write_bytes(bytes(weights))
+    check_model(folder)  # the folder's own checks cannot see it
+    with pytest.raises(InfSceneError, match=rf"^the model in {folder} gives non-finite values") as error:
+        super_resolve(NAIP, tmp_path / "out.tif", _options(folder))
+    assert "\n" not in str(error.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no output, no checkpoint
+
+
+def test_a_model_that_gives_one_constant_stops_the_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = _copy(tiny_model_dir, tmp_path)
+    state = load_file(str(folder / WEIGHTS_FILE))
+    last = max(name for name in state if name.startswith("out.") and name.endswith(".weight"))
+    state[last] = torch.zeros_like(state[last])
+    state[last.replace("weight", "bias")] = torch.full_like(state[last.replace("weight", "bias")], 1e6)
+    save_file(state, str(folder / WEIGHTS_FILE))
+    with pytest.raises(InfSceneError, match=rf"^the model in {folder} gives one constant value over patches whose input varies"):
+        super_resolve(NAIP, tmp_path / "out.tif", _options(folder, lr_consistency=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize("family, change", [("sr3", {"res_blocks": 1_000_000}), ("e2diffsr", {"denoiser_blocks": 1_000_000})])
+def test_a_config_too_deep_is_refused_before_anything_is_built(family: str, change: dict, tiny_model_dir: Path,
+                                                               tmp_path: Path) -> None:
+    folder = _copy(tiny_model_dir if family == "sr3" else DEFAULT_MODEL_DIR, tmp_path)
+    config = folder / CONFIG_FILE
+    config.write_text(json.dumps({**json.loads(config.read_text()), **change}))
+    start = time.perf_counter()
+    with pytest.raises(InfSceneError, match=r"would have more than 20,000 tensors .*check its depth"):
+        check_model(folder)
+    assert time.perf_counter() - start < 10  # it gave no answer in 120 s before
+
+
+def test_the_parameter_limit_follows_the_machines_memory(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path,
+                                                         tmp_path: Path) -> None:
+    pages = {"SC_PHYS_PAGES": 1024, "SC_PAGE_SIZE": 1024}  # a machine of 1 MB: 131,072 float32 weights, twice over
+    monkeypatch.setattr(model_check.os, "sysconf", pages.__getitem__)
+    assert model_check.parameter_limit()[0] == 1024**2 // 8
+    folder = _copy(tiny_model_dir, tmp_path)
+    config = folder / CONFIG_FILE
+    config.write_text(json.dumps({**json.loads(config.read_text()), "base_channels": 64}))
+    with pytest.raises(InfSceneError, match=r"more than 131,072 parameters .* more than this machine's 1.0 MB of memory holds"):
+        check_model(folder)
