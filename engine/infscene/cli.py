@@ -147,9 +147,9 @@ def _check_side_outputs(args: argparse.Namespace) -> None:
     """Before any work: no output over the input or over another output, and folders that exist."""
     side = {"preview": args.preview, "iceplant output": args.iceplant}
     refuse_overwriting_input(args.input, {"output": args.output, **side})
-    for path in side.values():
+    for path, kind in ((args.preview, "PNG"), (args.iceplant, "GeoTIFF")):
         if path is not None:
-            check_output_path(path)
+            check_output_path(path, kind)
     if args.iceplant:
         check_iceplant_input(args.input, args.bands)
 

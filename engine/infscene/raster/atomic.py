@@ -48,16 +48,35 @@ def refuse_overwriting_input(input_path: PathLike, outputs: Mapping[str, Optiona
         seen[role] = Path(path)
 
 
-def check_output_path(path: PathLike) -> Path:
-    """Refuse an output whose folder is missing or unwritable, or that is a folder."""
-    out = Path(path)
+# What each kind of output is written as, and the file name endings that say so: a name that promises another
+# format (out.png for the GeoTIFF, out.jpg) would otherwise hold a file its extension misnames.
+OUTPUT_SUFFIXES = {"GeoTIFF": (".tif", ".tiff"), "PNG": (".png",)}
+
+
+def check_output_path(path: PathLike, kind: str = "GeoTIFF") -> Path:
+    """Refuse, in one line, an output that could not be written as it is named: a name ending in a separator (a
+    folder), an extension of another format than `kind`, a missing or unwritable folder, a folder, a name longer
+    than the file system allows, or an existing path that is not a regular file (a device such as /dev/null, a FIFO,
+    a socket: replacing it by a renamed temporary file would destroy it)."""
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)):
+        raise InfSceneError(f"output path ends in a separator, so it names a folder: give a file name, e.g. {text}out{OUTPUT_SUFFIXES[kind][0]}")
+    out = Path(text)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES[kind]:
+        raise InfSceneError(f"output {out.name} must be a {kind} file named {' or '.join(OUTPUT_SUFFIXES[kind])}; "
+                            f"other formats are not written (convert with gdal_translate)")
     folder = out.parent
     if not folder.is_dir():
         raise InfSceneError(f"output folder does not exist: {folder}")
     if not os.access(folder, os.W_OK):
         raise InfSceneError(f"output folder is not writable: {folder}")
+    if len(os.fsencode(out.name)) > os.pathconf(folder, "PC_NAME_MAX"):
+        raise InfSceneError(f"output file name is longer than {folder}'s file system allows "
+                            f"({os.pathconf(folder, 'PC_NAME_MAX')} bytes): {out.name[:40]}...")
     if out.is_dir():
         raise InfSceneError(f"output path is a folder, not a file: {out}")
+    if out.exists() and not out.is_file():
+        raise InfSceneError(f"output {out} exists and is not a regular file (a device, FIFO or socket): refusing to replace it")
     return out
 
 
