@@ -217,6 +217,12 @@ def _scale_notes(ds: rasterio.DatasetReader, window: Window, height: int, width:
                  config: ModelContract, notes: list[str]) -> None:
     if ds.crs is None and ds.transform.is_identity:
         notes.append(f"{Path(ds.name).name} has no georeference (no CRS, no geotransform): the output has none either")
+    elif ds.crs is not None and not (ds.crs.is_geographic or ds.crs.is_projected):
+        wkt = ds.crs.to_wkt()
+        name = wkt.split('"')[1] if wkt.count('"') >= 2 else wkt[:40]
+        notes.append(f"the CRS of {Path(ds.name).name} is not one PROJ knows (a local system named {name!r}: an unknown "
+                     "EPSG code?): the output carries it as it is, and GIS software may not place it; check the input's "
+                     "georeference")
     if height == window.height or width == window.width:
         notes.append(f"scale {scale:.4g} adds no pixel on at least one axis ({window.width}x{window.height} -> "
                      f"{width}x{height}): the output keeps the input's pixel size there")

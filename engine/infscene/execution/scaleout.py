@@ -16,6 +16,8 @@ resources: when workers advertise `GPU`, model tasks ask for one.
 """
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from collections import deque
@@ -46,6 +48,7 @@ Result = TypeVar("Result")
 
 PLUGIN_NAME = "infscene-model"
 CONNECT_TIMEOUT_S = 20
+PROBE_TIMEOUT_S = 1.0  # a first TCP connection: a refused one fails here at once, not after CONNECT_TIMEOUT_S of retries
 WORKER_WAIT_S = 60
 POLL_S = 0.05  # how often a wait looks for finished tasks and at the cancel flag
 TASKS_IN_FLIGHT_PER_WORKER = 2
@@ -69,6 +72,37 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def read_scheduler_file(path: Path) -> str:
+    """The scheduler address a scheduler file holds (as `dask scheduler --scheduler-file` and dask-mpi write it); one
+    line for a file that is not one."""
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InfSceneError(f"--dask {path}: not a Dask scheduler file ({_first_line(exc)})") from exc
+    address = content.get("address") if isinstance(content, dict) else None
+    if not isinstance(address, str) or dask_address_problem(address):
+        raise InfSceneError(f"--dask {path}: not a Dask scheduler file (it holds no scheduler address)")
+    return address
+
+
+def probe_scheduler(address: str, shown: str) -> None:
+    """Refuse at once a tcp:// (or host:port) address where nothing listens: Dask's client retries a refused connection
+    until its timeout (23 s). A probe that only times out proves nothing (a slow network), so the client tries then."""
+    host_port = address.split("://", 1)[1] if "://" in address else address
+    if "://" in address and not address.startswith("tcp://"):
+        return  # tls://, ucx://, inproc://: Dask's own connection does the checking
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except ConnectionRefusedError as exc:
+        raise InfSceneError(f"cannot reach the Dask scheduler at {shown}: nothing listens at {host_port} (connection "
+                            "refused); start the scheduler, or check the address") from exc
+    except OSError:  # a timeout, a name that does not resolve yet: left to the client and its timeout
+        pass
+
+
 @contextmanager
 def connect(address: str, threads_per_worker: int = 1) -> Iterator[Any]:
     """A dask.distributed Client on the cluster `address` (a LocalCluster for local:N), closed on exit."""
@@ -83,8 +117,11 @@ def connect(address: str, threads_per_worker: int = 1) -> Iterator[Any]:
         elif scheduler.endswith(".json"):  # a scheduler file, as `dask scheduler --scheduler-file` and dask-mpi write
             if not Path(scheduler).is_file():
                 raise InfSceneError(f"--dask {address}: no such scheduler file")
-            client = Client(scheduler_file=scheduler, timeout=CONNECT_TIMEOUT_S)
+            target = read_scheduler_file(Path(scheduler))
+            probe_scheduler(target, address)
+            client = Client(target, timeout=CONNECT_TIMEOUT_S)
         else:
+            probe_scheduler(scheduler, address)
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as exc:
         if cluster is not None:

@@ -73,16 +73,21 @@ def load_model(variant: str, folder: Path | None = None) -> IceplantModel:
             f"iceplant model '{variant}' not found in {folder} (need {variant}.json and {variant}.safetensors); "
             "train it with: python -m infscene.iceplant.train --out DIR"
         )
-    config = json.loads(config_path.read_text())
-    tensors = load_file(str(weights_path))
-    layers = int(config.pop("layers"))
-    return IceplantModel(
-        variant=config.pop("variant"),
-        features=tuple(config.pop("features")),
-        mean=tensors["mean"],
-        scale=tensors["scale"],
-        weights=tuple(tensors[f"layer{i}.weight"] for i in range(layers)),
-        biases=tuple(tensors[f"layer{i}.bias"] for i in range(layers)),
-        threshold=float(config.pop("threshold")),
-        info={k: v for k, v in config.items() if k not in ("hidden_activation", "output_activation")},
-    )
+    try:
+        config = json.loads(config_path.read_text())
+        tensors = load_file(str(weights_path))
+        layers = int(config.pop("layers"))
+        return IceplantModel(
+            variant=config.pop("variant"),
+            features=tuple(config.pop("features")),
+            mean=tensors["mean"],
+            scale=tensors["scale"],
+            weights=tuple(tensors[f"layer{i}.weight"] for i in range(layers)),
+            biases=tuple(tensors[f"layer{i}.bias"] for i in range(layers)),
+            threshold=float(config.pop("threshold")),
+            info={k: v for k, v in config.items() if k not in ("hidden_activation", "output_activation")},
+        )
+    except Exception as exc:  # bad JSON, a missing key or tensor, a file that is not safetensors: whatever it raises
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InfSceneError(f"iceplant model '{variant}' in {folder} is unreadable ({type(exc).__name__}: {detail}); "
+                            "reinstall it or train it again with: python -m infscene.iceplant.train --out DIR") from exc

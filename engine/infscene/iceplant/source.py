@@ -69,18 +69,31 @@ def _read_raw(ds: rasterio.DatasetReader, indexes: list[int], window: Window) ->
     return values, valid
 
 
-def check_values(ds: rasterio.DatasetReader, bands: IceplantBands) -> None:
-    """Refuse non-8-bit data whose valid values leave 0..255 or look like 0-1 reflectance (one pass over the raster)."""
-    dtypes = {np.dtype(ds.dtypes[b - 1]) for b in bands.indexes}
-    if any(dt.kind == "c" for dt in dtypes):
-        raise InfSceneError("complex-valued bands are not supported by the iceplant model; it needs 8-bit R,G,B[,NIR]")
-    if dtypes == {np.dtype(np.uint8)}:
-        return
-    low, high = np.inf, -np.inf
+def _scan(ds: rasterio.DatasetReader, bands: IceplantBands, whole: bool) -> tuple[float, float, bool]:
+    """(lowest, highest) valid value and whether any pixel is valid, in row blocks; without `whole`, only until the first
+    valid pixel (all that 8-bit data needs: a pass over a valid raster stops in its first block)."""
+    low, high, seen = np.inf, -np.inf, False
     for row in range(0, ds.height, SCAN_ROWS):
         values, valid = _read_raw(ds, bands.indexes, Window(0, row, ds.width, min(SCAN_ROWS, ds.height - row)))
         if valid.any():
-            low, high = min(low, float(values[:, valid].min())), max(high, float(values[:, valid].max()))
+            low, high, seen = min(low, float(values[:, valid].min())), max(high, float(values[:, valid].max())), True
+            if not whole:
+                break
+    return low, high, seen
+
+
+def check_values(ds: rasterio.DatasetReader, bands: IceplantBands) -> None:
+    """Refuse a raster with no valid pixel (as `sr` does), and non-8-bit data whose valid values leave 0..255 or look
+    like 0-1 reflectance (one pass over the raster)."""
+    dtypes = {np.dtype(ds.dtypes[b - 1]) for b in bands.indexes}
+    if any(dt.kind == "c" for dt in dtypes):
+        raise InfSceneError("complex-valued bands are not supported by the iceplant model; it needs 8-bit R,G,B[,NIR]")
+    eight_bit = dtypes == {np.dtype(np.uint8)}
+    low, high, seen = _scan(ds, bands, whole=not eight_bit)
+    if not seen:
+        raise InfSceneError("the raster has no valid pixels (all nodata or transparent): there is nothing to classify")
+    if eight_bit:
+        return
     kind = ", ".join(sorted(str(dt) for dt in dtypes))
     if low < 0 or high > 255:
         raise InfSceneError(

@@ -51,7 +51,11 @@ def reading(path: str | Path) -> Iterator[None]:
     try:
         yield
     except RasterioError as exc:
-        raise InfSceneError(f"cannot read {path}: {_first_line(exc)} (is the file truncated or corrupt?)") from exc
+        message = _first_line(exc)
+        # GDAL runs out of its dataset pool when a VRT opens itself again and again
+        cause = "a VRT that refers to itself, or nests too deeply?" if "dataset pool size" in message else \
+            "is the file truncated or corrupt?"
+        raise InfSceneError(f"cannot read {path}: {message} ({cause})") from exc
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
@@ -64,12 +68,34 @@ def open_raster(path: str | Path) -> rasterio.DatasetReader:
             ds = rasterio.open(path)
     except RasterioError as exc:
         raise InfSceneError(f"not a readable raster: {path} ({_first_line(exc)})") from exc
-    if not ds.transform.is_rectilinear:
+    problem = _transform_problem(ds.transform, path)
+    if problem:
         ds.close()
-        raise InfSceneError(
-            f"rotated or sheared geotransform is not supported: {path}; warp it to a north-up grid first (gdalwarp)"
-        )
+        raise InfSceneError(problem)
     return ds
+
+
+def _transform_problem(transform: Affine, path: str | Path) -> Optional[str]:
+    """Why the engine cannot use a geotransform (None when it can): rotated or sheared, or degenerate (a pixel size of 0
+    or not finite), which would put every output pixel at one place."""
+    if transform.b != 0 or transform.d != 0:
+        return f"rotated or sheared geotransform is not supported: {path}; warp it to a north-up grid first (gdalwarp)"
+    if not all(math.isfinite(v) for v in transform[:6]) or transform.a == 0 or transform.e == 0:
+        return (f"the geotransform of {path} is degenerate (pixel size {transform.a:g} x {transform.e:g}): fix its "
+                "georeference (gdal_edit.py -a_ullr or -tr) or remove it (gdal_edit.py -unsetgt)")
+    return None
+
+
+def crs_units(crs: Optional[rasterio.crs.CRS]) -> str:
+    """The units of a raster's coordinates, in words: degrees, the projection's linear unit, or pixels."""
+    if crs is None:
+        return "pixels (the raster has no CRS)"
+    if crs.is_geographic:
+        return "degrees"
+    try:
+        return crs.linear_units or "unknown units"
+    except Exception:  # a CRS PROJ cannot describe
+        return "unknown units"
 
 
 @dataclass(frozen=True)
@@ -176,10 +202,22 @@ class WindowData:
 def read_block(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int]) -> WindowData:
     """Read `bands` in `window` (a window or a block of one); nodata, alpha, NaN and GDAL masks all mark pixels invalid."""
     with reading(ds.name):
-        values = ds.read(list(bands), window=window).astype(np.float32)
+        raw = ds.read(list(bands), window=window)
+        values = raw.astype(np.float32)
+        if raw.dtype == np.float64:
+            _refuse_beyond_float32(raw, values, ds.name)
         valid = np.all(ds.read_masks(list(bands), window=window) > 0, axis=0) & np.all(np.isfinite(values), axis=0)
         alpha_values = ds.read(alpha, window=window) if alpha else None
     return WindowData(values, valid, alpha_values)
+
+
+def _refuse_beyond_float32(raw: np.ndarray, values: np.ndarray, path: str) -> None:
+    """Finite values too large for the engine's float32 would become infinity and be taken for nodata: one line that
+    says so, rather than "no valid pixels"."""
+    overflow = np.isfinite(raw) & ~np.isfinite(values)
+    if overflow.any():
+        raise InfSceneError(f"{path} holds finite values beyond float32's range (e.g. {raw[overflow].flat[0]:.3g}), the "
+                            "precision the engine works in: rescale the raster or mark those pixels as nodata")
 
 
 def read_window(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int]) -> WindowData:
@@ -220,8 +258,13 @@ def output_grid(ds: rasterio.DatasetReader, window: Window, scale: Optional[floa
     else:
         sx = sy = float(scale)  # type: ignore[arg-type]
     if not all(math.isfinite(v) and SCALE_MIN_EXCLUSIVE < v <= SCALE_MAX for v in (sx, sy)):
-        raise InfSceneError(f"scale factor must be in ({SCALE_MIN_EXCLUSIVE:g}, {SCALE_MAX:g}], "
-                            f"got {sx:.3g} (pixel size {res_x:.4g} -> target)")
+        if target_res is not None:  # name the units: 0.6 means metres to the user, and may be degrees to the raster
+            units = crs_units(ds.crs)
+            raise InfSceneError(
+                f"--target-res {target_res:g} is in the raster's CRS units, {units}, where its pixels are {res_x:.4g} x "
+                f"{res_y:.4g}: that is a scale factor of {sx:.3g}, outside ({SCALE_MIN_EXCLUSIVE:g}, {SCALE_MAX:g}]; give "
+                f"a pixel size between {max(res_x, res_y) / SCALE_MAX:.4g} and {min(res_x, res_y):.4g} {units}, or use --scale")
+        raise InfSceneError(f"scale factor must be in ({SCALE_MIN_EXCLUSIVE:g}, {SCALE_MAX:g}], got {sx:.3g}")
     out_w, out_h = max(1, round(window.width * sx)), max(1, round(window.height * sy))
     transform = ds.window_transform(window) @ Affine.scale(window.width / out_w, window.height / out_h)
     return out_h, out_w, transform
