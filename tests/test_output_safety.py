@@ -202,6 +202,6 @@ def test_sigterm_and_sigint_remove_the_run_folder(sig: signal.Signals, started_i
     assert list(tmp_path.glob(f"{RUN_PREFIX}*"))  # the run's folder exists while it runs
     process.send_signal(sig)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == cli.EXIT_CANCELLED, err
+    assert process.returncode == (cli.EXIT_TERMINATED if sig == signal.SIGTERM else cli.EXIT_CANCELLED), err
     assert json.loads(out.splitlines()[-1])["event"] == "cancelled"
     assert list(tmp_path.iterdir()) == []

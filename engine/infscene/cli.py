@@ -35,7 +35,8 @@ from .training import cli as train_cli
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
-EXIT_CANCELLED = 130
+EXIT_CANCELLED = 130  # 128 + SIGINT: Ctrl-C, or a cancel
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: what a shell, a scheduler (SLURM, Kubernetes) or `timeout` expect after SIGTERM
 DEBUG_VARIABLE = "INFSCENE_DEBUG"
 
 
@@ -240,8 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_cancelled(signum: int, frame: object) -> None:
-    raise Cancelled()
+class Terminated(Cancelled):
+    """SIGTERM stopped the run: cleaned up as a cancel, but exits 143, as a terminated process does."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped by SIGTERM; no output was written")
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _wants_json(argv: Sequence[str]) -> bool:
@@ -259,7 +267,7 @@ def _fail(message: str, json_events: bool, cancelled: bool = False) -> None:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     json_events = _wants_json(argv)
-    signal.signal(signal.SIGTERM, _raise_cancelled)
+    signal.signal(signal.SIGTERM, _raise_terminated)
     # A process started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
     # installs no KeyboardInterrupt handler: Ctrl-C or `kill -INT` would be ignored and the run go on.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -273,6 +281,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as exc:
         _fail(str(exc), json_events)
         return EXIT_USAGE
+    except Terminated as exc:
+        _fail(str(exc), json_events, cancelled=True)
+        return EXIT_TERMINATED
     except (Cancelled, KeyboardInterrupt):
         _fail(str(Cancelled()), json_events, cancelled=True)
         return EXIT_CANCELLED
