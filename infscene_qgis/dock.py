@@ -5,9 +5,11 @@ results added by result_layers; the engine validates the input and explains what
 """
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from qgis.core import (
     Qgis,
@@ -19,11 +21,12 @@ from qgis.core import (
     QgsRasterLayer,
     QgsRectangle,
     QgsTask,
+    QgsUnitTypes,
     QgsWkbTypes,
 )
 from qgis.gui import QgsDockWidget, QgsExtentWidget, QgsFileWidget, QgsMapLayerComboBox, QgsRubberBand
-from qgis.PyQt.QtCore import Qt, pyqtSignal
-from qgis.PyQt.QtGui import QColor, QShowEvent
+from qgis.PyQt.QtCore import QTimer, QUrl, Qt, pyqtSignal
+from qgis.PyQt.QtGui import QColor, QDesktopServices, QShowEvent
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -62,11 +65,12 @@ from .engine_request import (
     SrRequest,
     iceplant_path_for,
 )
+from .compare import SwipeTool
 from .engine_runner import EngineRunner
-from .engine_task import LOG_TAG, EngineTask, RunOutcome
+from .engine_task import LOG_TAG, EngineJob, QuickPlanner, RunOutcome
 from .icons import icon
-from .layer_input import InputError, raster_file_path, rectangle_bounds
-from .result_layers import LayerLoadError, add_group
+from .layer_input import InputError, engine_bounds, raster_file_path
+from .result_layers import RESULT_PROPERTY, LayerLoadError, add_group, pixel_size_units, result_name, short_name
 
 # Above either, Run asks for confirmation after the engine's dry-run estimate.
 LARGE_RUN_S = 600.0
@@ -74,12 +78,20 @@ LARGE_RUN_BYTES = 2 * 1024**3
 # The Detail slider: 0 (faithful) to DETAIL_SLIDER_MAX (detailed), detail = value / DETAIL_SLIDER_MAX, in steps of 0.05.
 DETAIL_SLIDER_MAX = 100
 DETAIL_SLIDER_STEP = 5
+# The planning call runs this long after the last change of the layer, the extent or an option (a drag of the
+# slider or typing a number is one change, not twenty).
+PLAN_DELAY_MS = 250
+DOCS_URL = "https://github.com/infscene/infscene/blob/main/docs/plugin.md"
+LOCAL_DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugin.md"
+_RATE_PREFIX = "infscene/seconds_per_mpx/"  # measured seconds per output megapixel and sample, per model and options
 
 
 class InfSceneDock(QgsDockWidget):
-    """Dock panel; `runFinished(RunOutcome)` is emitted when a run (not an estimate) ends."""
+    """Dock panel; `runFinished(RunOutcome)` is emitted when a run ends; `planned(dict)` when the engine's planning
+    call has answered for the panel's current state."""
 
     runFinished = pyqtSignal(object)
+    planned = pyqtSignal(object)
 
     def __init__(self, iface: Any, parent: Optional[QWidget] = None) -> None:
         super().__init__("InfScene super-resolution", parent)
@@ -87,10 +99,23 @@ class InfSceneDock(QgsDockWidget):
         self.setWindowIcon(icon())
         self.iface = iface
         self.canvas = iface.mapCanvas()
-        self._task: Optional[EngineTask] = None
+        self._task: Optional[EngineJob] = None
         self._input_layer_id = ""  # the run's input layer, whose stretch its result is drawn with
         self._check_task: Optional[QgsTask] = None
         self._checked_engine = False
+        self._engine_model_path = ""  # the default model's folder, as `infscene info` reported it
+        self._plan: Optional[Dict[str, Any]] = None  # the planning call's answer for the panel as it is now
+        self._planner = QuickPlanner()
+        self._planner.planned.connect(self._planned)
+        self._plan_timer = QTimer(self)
+        self._plan_timer.setSingleShot(True)
+        self._plan_timer.setInterval(PLAN_DELAY_MS)
+        self._plan_timer.timeout.connect(self.plan_now)
+        self._status_bar_widget: Optional[QProgressBar] = None
+        self._result_layer_id = ""
+        self._result_folder = ""
+        self._swipe: Optional[SwipeTool] = None
+        self.run_started: Optional[float] = None
         self._rubber_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
         self._rubber_band.setStrokeColor(QColor(255, 80, 0))
         self._rubber_band.setFillColor(QColor(255, 80, 0, 40))
@@ -99,9 +124,12 @@ class InfSceneDock(QgsDockWidget):
         self._build()
         self._load_settings()
         self._layer_changed(self.layer_combo.currentLayer())
+        if hasattr(iface, "currentLayerChanged"):
+            iface.currentLayerChanged.connect(self.follow_active_layer)
 
     # ---- construction -------------------------------------------------------------------
     def _build(self) -> None:
+        """The options scroll; the checks, progress, Run/Cancel and the result tools stay below them, always in view."""
         body = QWidget()
         column = QVBoxLayout(body)
         column.addWidget(self._build_engine_box())
@@ -109,10 +137,17 @@ class InfSceneDock(QgsDockWidget):
         column.addWidget(self._build_options_box())
         column.addWidget(self._build_output_box())
         column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(body)
-        self.setWidget(scroll)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(body)
+        self.scroll.setMinimumHeight(120)
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.scroll, 1)
+        self.footer = self._build_footer()
+        layout.addWidget(self.footer, 0)
+        self.setWidget(panel)
 
     def _build_engine_box(self) -> QGroupBox:
         box = QGroupBox("Engine")
@@ -126,6 +161,7 @@ class InfSceneDock(QgsDockWidget):
         self.engine_python.fileChanged.connect(settings.save_engine_python)
         self.engine_python.fileChanged.connect(self._engine_choice_changed)
         self.check_button = QPushButton("Check")
+        self.check_button.setToolTip("Ask the engine for its versions, the device it will use and the model's status")
         self.check_button.clicked.connect(self.check_engine)
         row = QHBoxLayout()
         row.addWidget(self.engine_python, 1)
@@ -133,7 +169,7 @@ class InfSceneDock(QgsDockWidget):
         form.addRow("Engine Python", row)
         self.model_widget = QgsFileWidget()
         self.model_widget.setStorageMode(QgsFileWidget.GetDirectory)
-        self.model_widget.setToolTip("Model folder; empty: the engine's default model")
+        self.model_widget.setToolTip("Model folder (config.json and model.safetensors); empty: the engine's default model")
         self.model_widget.fileChanged.connect(self._engine_choice_changed)
         form.addRow("Model folder", self.model_widget)
         self.engine_status = QLabel("Not checked yet.")
@@ -147,17 +183,27 @@ class InfSceneDock(QgsDockWidget):
         form = QFormLayout(box)
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.layer_combo.setToolTip("The raster to super-resolve; follows the layer selected in the Layers panel")
         self.layer_combo.layerChanged.connect(self._layer_changed)
         form.addRow("Raster layer", self.layer_combo)
         self.bands_edit = QLineEdit()
         self.bands_edit.setPlaceholderText("auto (from band descriptions)")
         self.bands_edit.setToolTip("1-based input bands in R,G,B[,NIR] order, e.g. 3,2,1,4 for Planet analytic BGRN")
+        self.bands_edit.editingFinished.connect(self.schedule_plan)
         form.addRow("Bands R,G,B[,NIR]", self.bands_edit)
         self.extent_widget = QgsExtentWidget(None, QgsExtentWidget.CondensedStyle)
         self.extent_widget.setMapCanvas(self.canvas)
+        self.extent_widget.setToolTip("The area to super-resolve: the button offers the layer's, the canvas's or "
+                                      "another layer's extent, or drawing it on the canvas")
         self.extent_widget.extentChanged.connect(self._extent_changed)
-        form.addRow(self.extent_widget)
+        form.addRow("Extent", self.extent_widget)
+        self.extent_label = QLabel()  # the extent's corners, wrapped and whole (the widget's line cuts them)
+        self.extent_label.setWordWrap(True)
+        self.extent_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        form.addRow("", self.extent_label)
         self.size_label = QLabel()
+        self.size_label.setWordWrap(True)
+        self.size_label.setToolTip("Input and output pixels of the extent, as the engine will make them")
         form.addRow("Size", self.size_label)
         return box
 
@@ -165,11 +211,13 @@ class InfSceneDock(QgsDockWidget):
         box = QGroupBox("Super-resolution")
         form = QFormLayout(box)
         self.scale_spin = _double_spin(SCALE_MIN_EXCLUSIVE, SCALE_MAX, 2, 0.5)
+        self.scale_spin.setSuffix(" x")
         self.scale_spin.setToolTip("Output pixels per input pixel along each axis (4.8 m Planet x 8 = 0.6 m)")
         form.addRow("Scale factor", self.scale_spin)
         self.target_res_spin = _double_spin(0.0, 1e6, 4, 0.1)
         self.target_res_spin.setSpecialValueText("use scale factor")
-        self.target_res_spin.setToolTip("Output pixel size in the layer's units; overrides the scale factor")
+        self.target_res_spin.setToolTip("Output pixel size in the layer's units (shown after the number); "
+                                        "overrides the scale factor")
         form.addRow("Target pixel size", self.target_res_spin)
         self.steps_spin = _int_spin(STEPS_MODEL_DEFAULT, MAX_STEPS)
         self.steps_spin.setSpecialValueText("model default")
@@ -177,28 +225,46 @@ class InfSceneDock(QgsDockWidget):
         form.addRow("Diffusion steps", self.steps_spin)
         self.patch_spin = _int_spin(PATCH_AUTO, 4096)
         self.patch_spin.setSpecialValueText("model's training size")
-        form.addRow("Patch size (output px)", self.patch_spin)
+        self.patch_spin.setSuffix(" px")
+        self.patch_spin.setToolTip("Side of the square patches the model sees, in output pixels; larger patches give "
+                                   "more context per call and use more memory (model's training size: what it saw)")
+        form.addRow("Patch size", self.patch_spin)
         self.overlap_spin = _int_spin(OVERLAP_AUTO, 2048)
         self.overlap_spin.setSpecialValueText("a quarter of the patch")
-        form.addRow("Overlap (output px)", self.overlap_spin)
+        self.overlap_spin.setSuffix(" px")
+        self.overlap_spin.setToolTip("Output pixels shared by neighbouring patches, fused at every step so no seam "
+                                     "shows; at most half the patch")
+        form.addRow("Overlap", self.overlap_spin)
         self.mode_combo = QComboBox()
         self.mode_combo.addItems(MODE_LABELS)
+        self.mode_combo.setToolTip("How overlapping patches are combined: variance-corrected fusion is seamless; "
+                                   "averaging is simpler; independent patches show their seams (for comparison)")
         form.addRow("Patch fusion", self.mode_combo)
         self.seed_spin = _int_spin(0, 2**31 - 1)
+        self.seed_spin.setToolTip("Random seed of the diffusion: the same seed and options give the same result")
         form.addRow("Seed", self.seed_spin)
         self.device_combo = QComboBox()
         self.device_combo.addItems(DEVICE_LABELS)
+        self.device_combo.setToolTip("Where the model runs: Auto uses every CUDA GPU if there is one, else the CPU "
+                                     "(Check shows which)")
         form.addRow("Device", self.device_combo)
         self.samples_spin = _int_spin(1, MAX_SAMPLES)
         self.samples_spin.setSpecialValueText("1 (no spread map)")
         self.samples_spin.setToolTip(
             "Run this many seeds: the result is the first, and a spread layer maps where the samples differ "
-            "(where the model invents detail). Each sample costs a whole run."
+            "(where the model invents detail), in the input's units (DN). Each sample costs a whole run."
         )
         form.addRow("Samples", self.samples_spin)
         form.addRow("Detail", self._build_detail_row())
+        self.detail_note = QLabel()
+        self.detail_note.setWordWrap(True)
+        self.detail_note.setToolTip("What the model adds to the input at this detail")
+        form.addRow("", self.detail_note)
         for spin in (self.scale_spin, self.target_res_spin):
             spin.valueChanged.connect(self._update_size)
+        for spin in (self.steps_spin, self.samples_spin):
+            spin.valueChanged.connect(self.schedule_plan)
+        self.device_combo.currentIndexChanged.connect(self._show_estimate)
         return box
 
     def _build_detail_row(self) -> QWidget:
@@ -210,12 +276,13 @@ class InfSceneDock(QgsDockWidget):
         self.detail_slider.setTickInterval(5 * DETAIL_SLIDER_STEP)
         self.detail_slider.setTickPosition(QSlider.TicksBelow)
         self.detail_slider.setValue(DETAIL_SLIDER_MAX)
-        self.detail_slider.setToolTip(
+        self._detail_tooltip = (
             "e2diffsr models only (SR3 models refuse it). Left, faithful (0): the regression branch alone, the "
             "fastest and closest to the input, smooth. Right, detailed (1): the latent diffusion plus the texture "
             "head's full drawing, invented texture. Between: the drawn texture scaled (a model without a texture "
             "head offers only the two ends)."
         )
+        self.detail_slider.setToolTip(self._detail_tooltip)
         self.detail_slider.valueChanged.connect(self._detail_slider_moved)
         faithful = QLabel("faithful")
         faithful.setToolTip("Detail 0: the regression branch alone (e2diffsr models): fastest, smooth, nothing invented")
@@ -224,10 +291,11 @@ class InfSceneDock(QgsDockWidget):
         self.detail_value_label = QLabel()
         self.detail_value_label.setMinimumWidth(self.detail_value_label.fontMetrics().horizontalAdvance("0.00") + 4)
         self.detail_default_check = QCheckBox("model default")
-        self.detail_default_check.setToolTip(
+        self._detail_default_tooltip = (
             "Send no detail: the model's own (its config.json default_detail, 1 unless set). "
             "Untick to choose with the slider; e2diffsr models only, SR3 models refuse a detail."
         )
+        self.detail_default_check.setToolTip(self._detail_default_tooltip)
         self.detail_default_check.toggled.connect(self._detail_default_toggled)
         field = QWidget()  # the slider's line, and the checkbox under it (a dock is narrow)
         column = QVBoxLayout(field)
@@ -252,14 +320,18 @@ class InfSceneDock(QgsDockWidget):
             self.detail_slider.setValue(snapped)
             return
         self._show_detail()
+        self.schedule_plan()
 
     def _detail_default_toggled(self, checked: bool) -> None:
-        self.detail_slider.setEnabled(not checked)
+        self._apply_detail_availability()
         self._show_detail()
+        self.schedule_plan()
 
     def _show_detail(self) -> None:
         default = self.detail_default_check.isChecked()
         self.detail_value_label.setText("" if default else f"{self.detail_slider.value() / DETAIL_SLIDER_MAX:.2f}")
+        if hasattr(self, "footer"):
+            self.detail_note.setText(detail_note(self._model_info(), self.detail()))
 
     def detail(self) -> Optional[float]:
         """The detail the panel sends: None with 'model default' ticked, else the slider's 0..1."""
@@ -274,14 +346,30 @@ class InfSceneDock(QgsDockWidget):
         self._detail_default_toggled(detail is None)
 
     def _build_output_box(self) -> QGroupBox:
-        box = QGroupBox("Output and run")
+        box = QGroupBox("Output")
         form = QFormLayout(box)
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
+        self.output_widget.setToolTip("GeoTIFF to write; an existing file is never overwritten by a suggestion")
+        self.output_widget.fileChanged.connect(self.schedule_plan)
         form.addRow("Output file", self.output_widget)
         self.iceplant_check = QCheckBox("Also write iceplant probability (0-1)")
+        self._iceplant_tooltip = "Also write <output>_iceplant.tif: the probability of iceplant cover (0-1) of the result"
+        self.iceplant_check.setToolTip(self._iceplant_tooltip)
+        self.iceplant_check.toggled.connect(self.schedule_plan)
         form.addRow(self.iceplant_check)
+        return box
+
+    def _build_footer(self) -> QWidget:
+        """Checks, estimate, progress, Run/Cancel, the result's tools and the help link: outside the scroll area."""
+        footer = QWidget()
+        form = QFormLayout(footer)
+        form.setContentsMargins(9, 0, 9, 6)
+        self.checks_label = QLabel()
+        self.checks_label.setWordWrap(True)
+        self.checks_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        form.addRow("Checks", self.checks_label)
         self.estimate_label = QLabel()
         self.estimate_label.setWordWrap(True)
         form.addRow("Estimate", self.estimate_label)
@@ -290,17 +378,38 @@ class InfSceneDock(QgsDockWidget):
         form.addRow(self.progress_bar)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
+        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
         form.addRow(self.status_label)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stop the engine; it removes what it was writing, so no partial file remains")
         self.cancel_button.clicked.connect(self.cancel)
         row = QHBoxLayout()
         row.addWidget(self.run_button)
         row.addWidget(self.cancel_button)
         form.addRow(row)
-        return box
+        self.zoom_button = QPushButton("Zoom to result")
+        self.zoom_button.setToolTip("Zoom the map to the last result")
+        self.zoom_button.clicked.connect(self.zoom_to_result)
+        self.folder_button = QPushButton("Open folder")
+        self.folder_button.setToolTip("Open the folder of the last result in the file manager")
+        self.folder_button.clicked.connect(self.open_output_folder)
+        self.compare_button = QPushButton("Swipe compare")
+        self.compare_button.setCheckable(True)
+        self.compare_button.setToolTip("Drag on the map: the input shows left of the line, the result right of it")
+        self.compare_button.toggled.connect(self.set_compare)
+        tools = QHBoxLayout()
+        for button in (self.zoom_button, self.folder_button, self.compare_button):
+            button.setEnabled(False)
+            tools.addWidget(button)
+        form.addRow(tools)
+        docs = QUrl.fromLocalFile(str(LOCAL_DOCS)).toString() if LOCAL_DOCS.is_file() else DOCS_URL
+        self.help_label = QLabel(f'<a href="{docs}">Help: the InfScene panel (docs/plugin.md)</a>')
+        self.help_label.setOpenExternalLinks(True)
+        form.addRow(self.help_label)
+        return footer
 
     # ---- settings -----------------------------------------------------------------------
     def _load_settings(self) -> None:
@@ -345,11 +454,19 @@ class InfSceneDock(QgsDockWidget):
         self.bands_edit.setText(options.bands)
         self.samples_spin.setValue(options.samples)
         self.set_detail(options.detail)
+        self.schedule_plan()
 
     # ---- layer and extent ---------------------------------------------------------------
     def layer(self) -> Optional[QgsRasterLayer]:
         layer = self.layer_combo.currentLayer()
         return layer if isinstance(layer, QgsRasterLayer) else None
+
+    def follow_active_layer(self, layer: Any) -> None:
+        """The layer selected in the Layers panel becomes the input (not during a run, and not a result of ours)."""
+        if self._task is not None or not isinstance(layer, QgsRasterLayer) or layer.customProperty(RESULT_PROPERTY):
+            return
+        if layer is not self.layer():
+            self.layer_combo.setLayer(layer)
 
     def _layer_changed(self, layer: Optional[QgsRasterLayer]) -> None:
         """New layer: extent defaults to the whole layer, in its CRS; suggest a fresh output name."""
@@ -359,6 +476,8 @@ class InfSceneDock(QgsDockWidget):
         self.extent_widget.setOriginalExtent(layer.extent(), layer.crs())
         self.extent_widget.setOutputCrs(layer.crs())
         self.extent_widget.setOutputExtentFromOriginal()
+        _, units = pixel_size_units(layer)
+        self.target_res_spin.setSuffix(f" {units}")
         current = self.output_widget.filePath()
         folder = Path(current).parent if current else settings.default_output_folder()
         self.output_widget.setFilePath(str(settings.free_output_path(folder, output_stem(layer))))
@@ -384,25 +503,163 @@ class InfSceneDock(QgsDockWidget):
             self._rubber_band.setToGeometry(QgsGeometry.fromRect(self.extent()), layer.crs())
 
     def dispose(self) -> None:
-        """Before the plugin unloads: stop a running engine and take the outline off the canvas."""
+        """Before the plugin unloads: stop a running engine (and wait for it to clean up), take the outline and the
+        swipe off the canvas."""
+        task = self._task
         self.cancel()
+        if task is not None:
+            task.wait(20.0)
+        self.set_compare(False)
+        self._remove_status_bar_widget()
         self.canvas.scene().removeItem(self._rubber_band)
 
     def _update_size(self) -> None:
-        """Input and output size in pixels of the chosen extent, so a user sees the cost before running."""
+        """The extent's corners now; its sizes come from the engine's planning call (scheduled here)."""
         layer = self.layer()
         extent = self.extent()
-        if layer is None or extent.isEmpty() or layer.rasterUnitsPerPixelX() <= 0:
-            self.size_label.setText("choose a raster layer and a non-empty extent")
-            return
-        in_w = round(extent.width() / layer.rasterUnitsPerPixelX())
-        in_h = round(extent.height() / layer.rasterUnitsPerPixelY())
-        target = self.target_res_spin.value()
-        if target > 0:
-            out_w, out_h = round(extent.width() / target), round(extent.height() / target)
+        if layer is None or extent.isEmpty():
+            self.extent_label.setText("")
         else:
-            out_w, out_h = round(in_w * self.scale_spin.value()), round(in_h * self.scale_spin.value())
-        self.size_label.setText(f"{in_w} x {in_h} input px -> {out_w} x {out_h} output px")
+            crs = layer.crs().authid() or "pixels, no CRS"
+            self.extent_label.setText(f"x {extent.xMinimum():.6g} to {extent.xMaximum():.6g}, "
+                                      f"y {extent.yMinimum():.6g} to {extent.yMaximum():.6g} ({crs})")
+        self.schedule_plan()
+
+    # ---- the planning call ---------------------------------------------------------------
+    def schedule_plan(self, *_args: Any) -> None:
+        """Something changed: what is shown is no longer the engine's answer; ask again shortly."""
+        if not hasattr(self, "footer"):
+            return  # still building the panel: the first plan is asked for once it is whole
+        self._plan = None
+        self.size_label.setText("planning ...")
+        self.checks_label.setText("")
+        self.estimate_label.setText("")
+        self._plan_timer.start()
+
+    def plan_arguments(self) -> List[str]:
+        """The planning call's arguments for the panel as it is now (raises InputError / EngineNotFound)."""
+        layer = self.layer()
+        if layer is None:
+            raise InputError("choose a raster layer")
+        options = self.options()
+        args = [raster_file_path(layer)]
+        output = self.output_path()
+        if output:
+            args.append(output)
+        if options.target_res > 0:
+            args += ["--target-res", repr(options.target_res)]
+        else:
+            args += ["--scale", repr(options.scale)]
+        bounds = self.bounds()
+        if bounds is not None:
+            args += ["--bounds", *(repr(v) for v in bounds)]
+        if options.bands:
+            args += ["--bands", options.bands.replace(" ", "")]
+        model = self.model_widget.filePath().strip() or self._engine_model_path
+        if model:
+            args += ["--model", model]
+        args += ["--samples", str(options.samples)]
+        if options.detail is not None:
+            args += ["--detail", repr(options.detail)]
+        if self.iceplant_check.isChecked():
+            args.append("--iceplant")
+        return args
+
+    def plan_now(self) -> None:
+        """Ask the engine's planning call (a thread; the answer arrives in _planned)."""
+        self._plan_timer.stop()
+        try:
+            python = find_engine_python()
+            arguments = self.plan_arguments()
+        except (InputError, EngineNotFound) as exc:
+            self._show_plan({"problems": [str(exc)], "warnings": [], "unavailable": {}})
+            return
+        self._planner.request(python, arguments)
+
+    def _planned(self, generation: int, result: Dict[str, Any]) -> None:
+        if generation != self._planner.generation or self._plan_timer.isActive():
+            return  # an answer to an earlier state of the panel
+        if "error" in result:
+            result = {"problems": [], "warnings": [f"the engine's planning call failed: {result['error']}"],
+                      "unavailable": {}, "failed": True}
+        self._show_plan(result)
+
+    def _show_plan(self, plan: Dict[str, Any]) -> None:
+        self._plan = plan
+        output = plan.get("output_size")
+        window = plan.get("window")
+        if output and window:
+            self.size_label.setText(f"{window[2]} x {window[3]} input px -> {output[0]} x {output[1]} output px")
+        else:
+            self.size_label.setText("no output: see Checks")
+        self._apply_iceplant_availability()
+        self._apply_detail_availability()
+        problems, warnings = plan.get("problems", []), plan.get("warnings", [])
+        lines = [f'<span style="color:#b00">&#10007; {_html(p)}</span>' for p in problems]
+        lines += [f'<span style="color:#a60">! {_html(w)}</span>' for w in warnings]
+        self.checks_label.setText("<br>".join(lines) if lines else
+                                  ('<span style="color:#070">&#10003; input, extent, bands, output folder, disk and '
+                                   'model checked</span>'))
+        self._show_detail()
+        self._show_estimate()
+        self.run_button.setEnabled(self._task is None and not problems)
+        self.run_button.setToolTip("; ".join(problems) if problems else "Run the engine on the extent")
+        self.planned.emit(plan)
+
+    def _model_info(self) -> Optional[Dict[str, Any]]:
+        return (self._plan or {}).get("model")
+
+    def _apply_iceplant_availability(self) -> None:
+        reason = ((self._plan or {}).get("unavailable") or {}).get("iceplant")
+        self.iceplant_check.setEnabled(reason is None)
+        self.iceplant_check.setToolTip(f"Not for this layer: {reason}" if reason else self._iceplant_tooltip)
+        if reason and self.iceplant_check.isChecked():
+            self.iceplant_check.blockSignals(True)
+            self.iceplant_check.setChecked(False)
+            self.iceplant_check.blockSignals(False)
+            self._plan.setdefault("problems", [])
+            self._plan["problems"] = [p for p in self._plan["problems"] if p != reason]
+            self._plan.setdefault("warnings", []).append(f"iceplant probability unticked: {reason}")
+
+    def _apply_detail_availability(self) -> None:
+        reason = detail_problem(self._model_info(), self.detail())
+        available = reason is None or reason.startswith(DETAIL_ENDS_ONLY)
+        self.detail_default_check.setEnabled(available or not self.detail_default_check.isChecked())  # a way back
+        self.detail_slider.setEnabled(available and not self.detail_default_check.isChecked())
+        self.detail_slider.setToolTip(f"Not for this model: {reason}.\n\n{self._detail_tooltip}" if reason
+                                      else self._detail_tooltip)
+        self.detail_default_check.setToolTip(f"Not for this model: {reason}.\n\n{self._detail_default_tooltip}"
+                                             if reason and not available else self._detail_default_tooltip)
+        if reason is not None and self._plan is not None and self.detail() is not None:
+            self._plan.setdefault("problems", []).append(reason) if reason not in self._plan.get("problems", []) else None
+
+    def estimated_seconds(self) -> Optional[float]:
+        """The run's time from the last measured run of this model and options on this machine (None: none yet)."""
+        plan = self._plan or {}
+        size = plan.get("output_size")
+        rate = settings.load_text(_RATE_PREFIX + self._rate_key())
+        if not size or not rate:
+            return None
+        return float(rate) * size[0] * size[1] / 1e6 * self.samples_spin.value()
+
+    def _rate_key(self) -> str:
+        options = self.options()
+        model = self.model_widget.filePath().strip() or self._engine_model_path or "default"
+        text = f"{model}|{options.device}|{options.detail}|{options.steps}|{options.patch}|{options.overlap}|{options.mode}"
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    def _show_estimate(self, *_args: Any) -> None:
+        plan = self._plan or {}
+        size = plan.get("output_size")
+        if not size:
+            self.estimate_label.setText("")
+            return
+        written = plan.get("output_bytes", 0) + plan.get("spread_bytes", 0)
+        seconds = self.estimated_seconds()
+        timing = (f"about {format_duration(seconds)} (measured on the last such run here)" if seconds is not None
+                  else "time known after a first run of this model here")
+        free = f", {format_bytes(plan['disk_free'])} free" if "disk_free" in plan else ""
+        self.estimate_label.setText(f"{size[0]} x {size[1]} px, {format_bytes(written)} on disk{free}; {timing}")
 
     # ---- engine check -------------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
@@ -416,6 +673,7 @@ class InfSceneDock(QgsDockWidget):
 
     def _engine_choice_changed(self, _path: str) -> None:
         """A different interpreter or model invalidates the shown status: re-check if it is on screen."""
+        self.schedule_plan()
         if self.isVisible():
             self.check_engine()
         else:
@@ -444,90 +702,124 @@ class InfSceneDock(QgsDockWidget):
             self.engine_status.setText(f"Engine check failed: {exception}")
             return
         self.engine_status.setText(describe_engine(info))
+        path = str((info.get("model") or {}).get("path") or "")
+        if path and not self.model_widget.filePath().strip() and path != self._engine_model_path:
+            self._engine_model_path = path  # the default model: now the planning call can check it too
+            self.schedule_plan()
 
     # ---- running ------------------------------------------------------------------------
+    def bounds(self) -> Optional[Tuple[float, float, float, float]]:
+        """--bounds of the chosen extent; None for the whole layer (its extent as QGIS computes it can differ from
+        the engine's in the last digits, which would read as an extent reaching beyond the raster)."""
+        layer, extent = self.layer(), self.extent()
+        if layer is None:
+            return None
+        full = layer.extent()
+        tolerance = 0.01 * min(layer.rasterUnitsPerPixelX(), layer.rasterUnitsPerPixelY())
+        corners = zip((extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum()),
+                      (full.xMinimum(), full.yMinimum(), full.xMaximum(), full.yMaximum()))
+        if not extent.isEmpty() and all(abs(a - b) <= tolerance for a, b in corners):
+            return None
+        return engine_bounds(layer, extent)
+
+    def output_path(self) -> str:
+        output = self.output_widget.filePath().strip()
+        if output and not output.lower().endswith((".tif", ".tiff")):
+            output += ".tif"
+        return output
+
     def build_request(self, dry_run: bool) -> SrRequest:
         """The request for the current panel state; raises InputError or EngineNotFound."""
         layer = self.layer()
         if layer is None:
             raise InputError("choose a raster layer first")
-        output = self.output_widget.filePath().strip()
+        output = self.output_path()
         if not output:
             raise InputError("choose an output file")
-        if not output.lower().endswith((".tif", ".tiff")):
-            output += ".tif"
         return SrRequest(
             input_path=raster_file_path(layer),
             output_path=output,
             options=self.options(),
-            bounds=rectangle_bounds(self.extent()),
+            bounds=self.bounds(),
             iceplant_path=iceplant_path_for(output) if self.iceplant_check.isChecked() else None,
             model_dir=self.model_widget.filePath().strip() or None,
             dry_run=dry_run,
         )
 
     def run(self) -> None:
-        """Estimate first (engine dry run), confirm if large, then run for real."""
+        """Run the engine: the checks are the planning call's, already on screen; a large run asks first."""
         if self._task is not None:
             return
+        self.run_started = time.monotonic()
         try:
             runner = EngineRunner(find_engine_python())
-            request = self.build_request(dry_run=True)
+            request = self.build_request(dry_run=False)
         except (InputError, EngineNotFound) as exc:
             self._report_error(str(exc))
             return
+        plan = self._plan
+        if plan is not None and plan.get("problems"):
+            self._report_error(plan["problems"][0])
+            return
         self.save_settings()
         self._input_layer_id = self.layer().id() if self.layer() is not None else ""
+        seconds = self.estimated_seconds()
+        written = (plan or {}).get("output_bytes", 0) + (plan or {}).get("spread_bytes", 0)
+        if (seconds or 0) > LARGE_RUN_S or written > LARGE_RUN_BYTES:
+            summary = self.estimate_label.text()
+            answer = QMessageBox.question(self, "InfScene: large run", f"This run will produce {summary}. Continue?")
+            if answer != QMessageBox.Yes:
+                self.status_label.setText("not started")
+                return
         try:
             Path(request.output_path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self._report_error(f"cannot create the output folder {Path(request.output_path).parent}: {exc.strerror}")
             return
-        self.status_label.setText("estimating ...")
-        self._start(EngineTask("InfScene: estimate", runner, request.arguments(),
-                               lambda outcome: self._estimated(outcome, runner, request)))
+        self._request = request
+        self._plan_at_run = dict(plan or {})
+        self._files_before = {path: _mtime(path) for path in expected_outputs(request)}
+        self.status_label.setText("starting the engine ...")
+        job = EngineJob(f"InfScene: super-resolve {Path(request.input_path).name}", runner, request.arguments())
+        job.finished.connect(lambda outcome: self._completed(outcome, request))
+        self._start(job)
 
-    def _estimated(self, outcome: RunOutcome, runner: EngineRunner, request: SrRequest) -> None:
-        self._task = None
-        if outcome.cancelled:
-            self._completed(outcome, request)
-            return
-        if not outcome.succeeded or outcome.plan is None:
-            self._finish_ui()
-            self._report_error(outcome.error or "the engine returned no estimate")
-            return
-        plan = outcome.plan
-        summary = (
-            f"{plan.output_width} x {plan.output_height} px, {plan.total} work units, "
-            f"{format_bytes(plan.output_bytes)} on disk, about {format_duration(plan.estimated_s)}"
-        )
-        self.estimate_label.setText(summary)
-        if (plan.estimated_s or 0) > LARGE_RUN_S or plan.output_bytes > LARGE_RUN_BYTES:
-            answer = QMessageBox.question(self, "InfScene: large run", f"This run will produce {summary}. Continue?")
-            if answer != QMessageBox.Yes:
-                self._finish_ui()
-                self.status_label.setText("not started")
-                return
-        request.dry_run = False
-        self.status_label.setText("running ...")
-        self._start(EngineTask(f"InfScene: super-resolve {Path(request.input_path).name}", runner,
-                               request.arguments(), lambda result: self._completed(result, request)))
-
-    def _start(self, task: EngineTask) -> None:
+    def _start(self, task: EngineJob) -> None:
         self._task = task
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress_bar.setValue(0)
         task.progressChanged.connect(lambda value: self._show_progress(task, value))
-        QgsApplication.taskManager().addTask(task)
+        self._add_status_bar_widget()
+        task.start()
 
-    def _show_progress(self, task: EngineTask, value: float) -> None:
+    def _show_progress(self, task: EngineJob, value: float) -> None:
         self.progress_bar.setValue(int(value))
+        if self._status_bar_widget is not None:
+            self._status_bar_widget.setValue(int(value))
         progress = task.outcome.progress
-        if progress is not None:
+        if progress is not None and task is self._task and not task.is_cancelled():
             self.status_label.setText(
                 f"{progress.done} / {progress.total} work units, ETA {format_duration(progress.eta_s)}"
             )
+
+    def _add_status_bar_widget(self) -> None:
+        status_bar = getattr(self.iface, "statusBarIface", None)
+        if status_bar is None:
+            return
+        bar = QProgressBar()
+        bar.setRange(0, 100)
+        bar.setFormat("InfScene %p%")
+        bar.setMaximumWidth(160)
+        bar.setToolTip("InfScene super-resolution (the InfScene panel shows details and Cancel)")
+        status_bar().addPermanentWidget(bar, 0)
+        self._status_bar_widget = bar
+
+    def _remove_status_bar_widget(self) -> None:
+        bar, self._status_bar_widget = self._status_bar_widget, None
+        if bar is not None:
+            self.iface.statusBarIface().removeWidget(bar)
+            bar.deleteLater()
 
     def cancel(self) -> None:
         """Stop the running engine; it removes its temporary file, so no partial output remains."""
@@ -538,32 +830,113 @@ class InfSceneDock(QgsDockWidget):
     def _completed(self, outcome: RunOutcome, request: SrRequest) -> None:
         self._task = None
         self._finish_ui()
+        self._remove_status_bar_widget()
+        if outcome.first_progress_s is not None:
+            QgsMessageLog.logMessage(f"first progress {outcome.first_progress_s:.2f} s after the engine started",
+                                     LOG_TAG, Qgis.Info)
+        written = [path for path in expected_outputs(request) if _mtime(path) not in (None, self._files_before.get(path))]
         if outcome.cancelled:
             self.status_label.setText("cancelled; no output was written")
+            self.iface.messageBar().pushMessage("InfScene", "Run cancelled; no output was written", Qgis.Info, 5)
         elif outcome.error is not None:
-            self._report_error(outcome.error)
+            if written:
+                self._add_results(request, written, failed_step=failed_step(request, written), error=outcome.error)
+            else:
+                self._report_error(outcome.error)
         else:
-            self._add_results(request)
+            self._record_rate(outcome)
+            self._add_results(request, written)
         self.runFinished.emit(outcome)
+        self.schedule_plan()  # the output name changed; what was measured changes the estimate
 
-    def _add_results(self, request: SrRequest) -> None:
+    def _record_rate(self, outcome: RunOutcome) -> None:
+        plan = outcome.plan
+        if plan is None or outcome.elapsed_s is None or plan.output_width * plan.output_height == 0:
+            return
+        per_mpx = outcome.elapsed_s / (plan.output_width * plan.output_height / 1e6) / max(self.samples_spin.value(), 1)
+        settings.save_value(_RATE_PREFIX + self._rate_key(), repr(per_mpx))
+
+    def _add_results(self, request: SrRequest, written: List[str], failed_step: str = "",
+                     error: Optional[str] = None) -> None:
+        """Add what the run wrote, named `<layer> x4 e2diffsr 1.19 m`; after a failed step, what it wrote before."""
+        input_layer = QgsProject.instance().mapLayer(self._input_layer_id)
+        sr_path = request.output_path if request.output_path in written else None
+        spread = request.spread_output() if request.spread_output() in written else None
+        iceplant = request.iceplant_path if request.iceplant_path in written else None
+        name = self.result_layer_name(request, input_layer)
         try:
-            input_layer = QgsProject.instance().mapLayer(self._input_layer_id)
-            add_group(f"InfScene {Path(request.output_path).stem}", request.output_path, request.iceplant_path, input_layer,
-                      spread_path=request.spread_output(), samples=request.options.samples)
+            layers = add_group(f"InfScene {name}", sr_path, iceplant, input_layer, spread_path=spread,
+                               samples=request.options.samples, sr_name=name)
         except LayerLoadError as exc:
             self._report_error(str(exc))
             return
-        self.progress_bar.setValue(100)
-        self.status_label.setText(f"done: {request.output_path}")
-        self.iface.messageBar().pushMessage("InfScene", f"Wrote {request.output_path}", Qgis.Success, 5)
+        self._result_layer_id = layers[-1].id() if layers else ""
+        self._result_folder = str(Path(request.output_path).parent)
+        for button in (self.zoom_button, self.folder_button, self.compare_button):
+            button.setEnabled(True)
+        files = ", ".join(Path(path).name for path in written)
+        if error is not None:
+            message = f"the {failed_step} step failed: {error} (added what was written before it: {files})"
+            self._report_error(message)
+        else:
+            self.progress_bar.setValue(100)
+            self.status_label.setText(f"done: {request.output_path}")
+            self.iface.messageBar().pushMessage("InfScene", f"Wrote {files} in {self._result_folder}", Qgis.Success, 5)
         layer = self.layer()
         if layer is not None:
             folder = Path(request.output_path).parent
             self.output_widget.setFilePath(str(settings.free_output_path(folder, output_stem(layer))))
 
+    def result_layer_name(self, request: SrRequest, input_layer: Any) -> str:
+        """`<layer> x4 e2diffsr 1.19 m` from the plan the run was started with."""
+        plan = getattr(self, "_plan_at_run", None) or {}
+        base = input_layer.name() if isinstance(input_layer, QgsRasterLayer) else Path(request.input_path).stem
+        model = (plan.get("model") or {}).get("name") or ""
+        scale = plan.get("scale") or request.options.scale
+        size = plan.get("output_pixel_size")
+        units = "px"
+        if isinstance(input_layer, QgsRasterLayer):
+            _, units = pixel_size_units(input_layer)
+        if size is None:
+            return f"{short_name(base)} x{scale:.3g} {model}".rstrip()
+        return result_name(base, scale, model, size, units)
+
+    def result_layer(self) -> Optional[QgsRasterLayer]:
+        layer = QgsProject.instance().mapLayer(self._result_layer_id) if self._result_layer_id else None
+        return layer if isinstance(layer, QgsRasterLayer) else None
+
+    def zoom_to_result(self) -> None:
+        layer = self.result_layer()
+        if layer is None:
+            return
+        extent = self.canvas.mapSettings().layerExtentToOutputExtent(layer, layer.extent())
+        self.canvas.setExtent(extent)
+        self.canvas.refresh()
+
+    def open_output_folder(self) -> None:
+        if self._result_folder:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(self._result_folder))
+
+    def set_compare(self, on: bool) -> None:
+        """Swipe between the run's input (left of the line) and its result (right)."""
+        if self._swipe is not None:
+            self._swipe.deactivate_swipe()
+            self._swipe = None
+        if on:
+            result = self.result_layer()
+            source = QgsProject.instance().mapLayer(self._input_layer_id)
+            if result is None or not isinstance(source, QgsRasterLayer):
+                self.compare_button.setChecked(False)
+                self.status_label.setText("compare: the result or its input layer is no longer in the project")
+                return
+            self._swipe = SwipeTool(self.canvas, source, result)
+            self._swipe.deactivated.connect(lambda: self.compare_button.setChecked(False))
+            self.canvas.setMapTool(self._swipe)
+        elif self.compare_button.isChecked():
+            self.compare_button.setChecked(False)
+
     def _finish_ui(self) -> None:
-        self.run_button.setEnabled(True)
+        self.run_button.setEnabled(not (self._plan or {}).get("problems"))
         self.cancel_button.setEnabled(False)
 
     def _report_error(self, message: str) -> None:
@@ -576,6 +949,67 @@ class InfSceneDock(QgsDockWidget):
         self.save_settings()
         self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
         super().closeEvent(event)
+
+
+DETAIL_ENDS_ONLY = "a detail between 0 and 1"
+
+
+def detail_problem(model: Optional[Dict[str, Any]], detail: Optional[float]) -> Optional[str]:
+    """Why the model cannot take the detail (None: it can, or the model is not known yet)."""
+    if not model:
+        return None
+    if model.get("family") != "e2diffsr":
+        return f"this model is {(model.get('family') or 'sr3').upper()}: only e2diffsr models take a detail"
+    if not model.get("texture_head"):
+        if detail is not None and 0.0 < detail < 1.0:
+            return f"{DETAIL_ENDS_ONLY} needs an e2diffsr model with a texture head; this one takes only 0 or 1"
+    return None
+
+
+def detail_note(model: Optional[Dict[str, Any]], detail: Optional[float]) -> str:
+    """One line on what the model adds to the input at this detail."""
+    if not model:
+        return ""
+    if model.get("family") != "e2diffsr":
+        return ("SR3: every pixel is drawn by the diffusion; texture is invented and differs from seed to seed "
+                "(Samples maps where).")
+    value = model.get("default_detail", 1.0) if detail is None else detail
+    if value == 0.0:
+        return ("Faithful: a sharpened interpolation (the regression branch); nothing is invented, every seed gives "
+                "the same result.")
+    if not model.get("texture_head"):
+        return ("This model has no texture head: a sharpened interpolation plus the latent diffusion's small "
+                "corrections; expect little new texture.")
+    if value >= 1.0:
+        return ("Detailed: adds texture the input does not contain (drawn by the texture head); it differs from seed "
+                "to seed (Samples maps where).")
+    return (f"Detail {value:.2f}: a sharpened interpolation with {value:.0%} of the drawn texture, which is invented "
+            "and differs from seed to seed.")
+
+
+def expected_outputs(request: SrRequest) -> List[str]:
+    """The files a run writes, in the order the engine writes them."""
+    return [path for path in (request.output_path, request.spread_output(), request.iceplant_path) if path]
+
+
+def failed_step(request: SrRequest, written: List[str]) -> str:
+    """The step that was running when a run failed, from the files it had written."""
+    if request.output_path not in written:
+        return "super-resolution"
+    if request.iceplant_path and request.iceplant_path not in written:
+        return "iceplant probability"
+    return "last"
+
+
+def _mtime(path: str) -> Optional[float]:
+    try:
+        return Path(path).stat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def output_stem(layer: QgsRasterLayer) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from osgeo import gdal
+
 from qgis.core import QgsProviderRegistry, QgsRasterLayer, QgsRectangle
 
 from .engine_request import Bounds
@@ -29,6 +31,29 @@ def raster_file_path(layer: QgsRasterLayer) -> str:
     if not os.path.isfile(path):
         raise InputError(f"layer '{layer.name()}' is not a file on disk ({layer.source()}); {advice}")
     return f"{parts.get('vsiPrefix') or ''}{path}{parts.get('vsiSuffix') or ''}"
+
+
+def has_georeference(path: str) -> bool:
+    """Whether GDAL finds a geotransform or a CRS in the file (QGIS shows a file without either in pixel units,
+    y pointing down from 0: rows 0..H are y 0..-H)."""
+    dataset = gdal.Open(path)
+    if dataset is None:
+        return True
+    return dataset.GetGeoTransform(can_return_null=True) is not None or bool(dataset.GetProjection())
+
+
+def engine_bounds(layer: QgsRasterLayer, extent: QgsRectangle) -> Bounds:
+    """--bounds for `extent` of `layer`: in its CRS, or, for a file without georeference, in the pixel frame the engine
+    reads (rasterio's identity transform: y = row, pointing down), which is QGIS's with y negated."""
+    bounds = rectangle_bounds(extent)
+    try:
+        path = raster_file_path(layer)
+    except InputError:
+        return bounds
+    if has_georeference(path):
+        return bounds
+    minx, miny, maxx, maxy = bounds
+    return (minx, -maxy, maxx, -miny)
 
 
 def rectangle_bounds(extent: QgsRectangle) -> Bounds:

@@ -6,6 +6,7 @@ one-line messages are raised as QgsProcessingException unchanged.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from qgis.core import (
@@ -29,6 +30,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtGui import QIcon
 
+from . import settings
 from .engine_events import Event, Plan, Progress, RunWarning, format_bytes
 from .protocol import dask_address_problem
 from .engine_locator import EngineNotFound, find_engine_python
@@ -53,9 +55,19 @@ from .engine_request import (
 from .engine_runner import EngineCancelled, EngineError, EngineRunner
 from .layer_input import InputError, raster_file_path, rectangle_bounds
 from .icons import icon
-from .result_layers import spread_layer_name, style_probability, style_rgb, style_spread
+from .result_layers import spread_layer_name, style_probability, style_rgb, style_spread, value_range
 
 Parameters = Dict[str, Any]
+HELP_URL = "https://github.com/infscene/infscene/blob/main/docs/plugin.md#processing-algorithms"
+SCALE_DECIMALS = 2  # the scale shows as 4 or 4.5, not 4.000000
+
+
+def default_output(stem: str) -> str:
+    """A free `<stem>.tif` in the folder the panel writes to (its last output's, else beside the project, else
+    ~/InfScene): not a temporary file that disappears with QGIS."""
+    last = settings.load_text(settings.OUTPUT_PATH_KEY)
+    folder = Path(last).parent if last else settings.default_output_folder()
+    return str(settings.free_output_path(folder, stem))
 
 
 class _OutputStyler(QgsProcessingLayerPostProcessorInterface):
@@ -91,11 +103,13 @@ def input_stretch_styler(input_layer_id: str) -> Callable[[QgsRasterLayer], None
     return lambda layer: style_rgb(layer, QgsProject.instance().mapLayer(input_layer_id))
 
 
-def spread_styler(sr_path: str, samples: int) -> Callable[[QgsRasterLayer], None]:
-    """style_spread, and the panel's layer name (Processing would name it after the parameter)."""
+def spread_styler(sr_path: str, samples: int, input_layer_id: str = "") -> Callable[[QgsRasterLayer], None]:
+    """style_spread against the input layer's value range, and the panel's layer name (Processing would name it
+    after the parameter)."""
     def style(layer: QgsRasterLayer) -> None:
-        style_spread(layer)
-        layer.setName(spread_layer_name(sr_path, samples))
+        like = QgsProject.instance().mapLayer(input_layer_id) if input_layer_id else None
+        scale = style_spread(layer, value_range(like) if isinstance(like, QgsRasterLayer) else None)
+        layer.setName(spread_layer_name(Path(sr_path).stem, samples, scale))
     return style
 
 
@@ -114,6 +128,9 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self) -> QIcon:
         return icon()
+
+    def helpUrl(self) -> str:  # noqa: N802 - QGIS API
+        return HELP_URL
 
     def _add_input_parameters(self, model_label: str) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster (file-backed)"))
@@ -146,6 +163,10 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
 
     def _run_engine(self, arguments: Sequence[str], feedback: QgsProcessingFeedback) -> List[str]:
         """Run the engine, mirroring its events on `feedback`; engine failures become QgsProcessingException."""
+        try:  # the default output lies in the panel's folder, which may not exist yet (~/InfScene)
+            Path(arguments[2]).parent.mkdir(parents=True, exist_ok=True)
+        except (OSError, IndexError):
+            pass  # the engine says what is wrong with the folder
         try:
             runner = EngineRunner(find_engine_python())
         except EngineNotFound as exc:
@@ -218,8 +239,11 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
         defaults = SrOptions()
         self._add_input_parameters("Super-resolution model")
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (empty: the whole layer)", optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.SCALE, "Scale factor", QgsProcessingParameterNumber.Double, defaults.scale, minValue=SCALE_MIN_EXCLUSIVE, maxValue=SCALE_MAX))
+        scale = QgsProcessingParameterNumber(
+            self.SCALE, "Scale factor", QgsProcessingParameterNumber.Double, defaults.scale, minValue=SCALE_MIN_EXCLUSIVE,
+            maxValue=SCALE_MAX)
+        scale.setMetadata({"widget_wrapper": {"decimals": SCALE_DECIMALS}})
+        self.addParameter(scale)
         self.addParameter(QgsProcessingParameterNumber(
             self.TARGET_RES, "Target pixel size in layer units (0: use the scale factor)",
             QgsProcessingParameterNumber.Double, defaults.target_res, minValue=0.0))
@@ -261,7 +285,8 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
         dask.setHelp("A Dask scheduler address (tcp://host:8786) to spread the model work over its workers, or local:N. "
                      "The output is the same; the work folder must be one every worker reaches.")
         self.addParameter(advanced(dask))
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster",
+                                                                  defaultValue=default_output("infscene_sr")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.ICEPLANT, "Iceplant probability", optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -311,7 +336,7 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             feedback.pushInfo(f"spread over {options.samples} samples: {spread}")
         style_on_load(context, output, input_stretch_styler(layer.id()))
         style_on_load(context, iceplant, style_probability)
-        style_on_load(context, spread, spread_styler(output, options.samples))
+        style_on_load(context, spread, spread_styler(output, options.samples, layer.id()))
         return {self.OUTPUT: output, self.ICEPLANT: iceplant, self.SPREAD: spread}
 
 
@@ -349,7 +374,8 @@ class IceplantAlgorithm(_EngineAlgorithm):
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: ARG002
         self._add_input_parameters("Iceplant model")
-        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Iceplant probability"))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Iceplant probability",
+                                                                  defaultValue=default_output("infscene_iceplant")))
 
     def processAlgorithm(
         self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback

@@ -21,6 +21,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, Qt
 
 from infscene_qgis import dock as dock_module
+from infscene_qgis import result_layers
 from infscene_qgis.dock import InfSceneDock
 from infscene_qgis.engine_request import MAX_STEPS, STEPS_MODEL_DEFAULT, SrOptions
 from infscene_qgis.engine_task import RunOutcome
@@ -50,8 +51,9 @@ def dock(qgis_iface, naip_layer, tiny_model_dir, tmp_path, monkeypatch):
     panel.set_options(SrOptions(scale=2.0, steps=2, patch=32, overlap=8))
     panel.model_widget.setFilePath(str(tiny_model_dir))
     panel.output_widget.setFilePath(str(tmp_path / "sr.tif"))
+    wait_until(lambda: panel._plan is not None)
     yield panel
-    wait_until(lambda: QgsApplication.taskManager().count() == 0)
+    wait_until(lambda: panel._task is None and QgsApplication.taskManager().count() == 0)
     panel.deleteLater()
 
 
@@ -67,10 +69,15 @@ def critical_messages(qgis_iface) -> List[str]:
     return qgis_iface.messageBar().get_messages(Qgis.Critical)
 
 
-def result_layer(group_name: str) -> QgsRasterLayer:
-    group = QgsProject.instance().layerTreeRoot().findGroup(group_name)
-    assert group is not None
-    [layer] = [node.layer() for node in group.findLayers()]
+def newest_group():
+    """The group the last run added (the panel inserts each at the top of the layer tree)."""
+    groups = [node for node in QgsProject.instance().layerTreeRoot().children() if node.name().startswith("InfScene ")]
+    assert groups, "no InfScene group was added"
+    return groups[0]
+
+
+def result_layer(_group_name: str = "") -> QgsRasterLayer:
+    [layer] = [node.layer() for node in newest_group().findLayers()]
     return layer
 
 
@@ -82,15 +89,16 @@ def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_
     assert outcome.succeeded, outcome.error
     assert outcome.plan is not None and outcome.plan.total == outcome.progress.total == 8
     assert (tmp_path / "sr.tif").is_file()
-    group = QgsProject.instance().layerTreeRoot().findGroup("InfScene sr")
-    assert group is not None
+    group = newest_group()
     [layer] = [node.layer() for node in group.findLayers()]
+    assert layer.name() == "naip x2 tiny-test 2.5 m" and group.name() == "InfScene naip x2 tiny-test 2.5 m"
     assert Path(layer.source()) == tmp_path / "sr.tif"
     renderer = layer.renderer()
     assert renderer.type() == "multibandcolor"
     assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
     assert dock.progress_bar.value() == 100
-    assert "48 x 48 px" in dock.estimate_label.text()
+    wait_until(lambda: dock._plan is not None)  # the next run's plan: the time measured by this one
+    assert "48 x 48 px" in dock.estimate_label.text() and "measured on the last such run" in dock.estimate_label.text()
     assert critical_messages(qgis_iface) == []
 
 
@@ -113,7 +121,7 @@ def test_planet_analytic_band_order_is_rendered_as_true_colour(dock, tmp_path):
     outcome = run_to_end(dock)
 
     assert outcome.succeeded, outcome.error
-    group = QgsProject.instance().layerTreeRoot().findGroup("InfScene planet_sr")
+    group = newest_group()
     [layer] = [node.layer() for node in group.findLayers()]
     renderer = layer.renderer()
     assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
@@ -160,7 +168,7 @@ def test_iceplant_probability_is_added_above_the_result_in_0_1_pseudocolour(icep
     outcome = run_to_end(dock)
 
     assert outcome.succeeded, outcome.error
-    group = QgsProject.instance().layerTreeRoot().findGroup("InfScene sr")
+    group = newest_group()
     probability, sr = [node.layer() for node in group.findLayers()]
     assert Path(probability.source()) == tmp_path / "sr_iceplant.tif"
     assert Path(sr.source()) == tmp_path / "sr.tif"
@@ -195,7 +203,7 @@ def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
 def test_bad_extent_is_reported_in_the_message_bar(dock, qgis_iface, tmp_path, extent, message):
     dock.set_extent(QgsRectangle(*extent))
     dock.run()
-    wait_until(lambda: dock.run_button.isEnabled() and critical_messages(qgis_iface))
+    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
 
     assert any(message in text for text in critical_messages(qgis_iface))
     assert message in dock.status_label.text()
@@ -223,7 +231,7 @@ def test_file_the_engine_cannot_read_is_reported(dock, qgis_iface, tmp_path):
     broken.write_bytes(b"not a raster any more")
 
     dock.run()
-    wait_until(lambda: dock.run_button.isEnabled() and critical_messages(qgis_iface))
+    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
 
     assert any("scene.tif" in text for text in critical_messages(qgis_iface))
 
@@ -293,7 +301,14 @@ def test_detail_is_a_slider_from_faithful_to_detailed_with_a_model_default(dock)
     assert not hasattr(dock, "regression_check")
 
 
-def test_model_default_sends_no_detail_and_disables_the_slider(dock):
+def use_e2diffsr(panel: InfSceneDock, model_dir: Path) -> None:
+    """An e2diffsr model (the fixture's SR3 model takes no detail: the panel turns the slider off for it)."""
+    panel.model_widget.setFilePath(str(model_dir))
+    wait_until(lambda: panel._plan is not None)
+
+
+def test_model_default_sends_no_detail_and_disables_the_slider(dock, e2diffsr_model_dir):
+    use_e2diffsr(dock, e2diffsr_model_dir)
     assert dock.options().detail is None  # the fixture's options leave it to the model
     assert dock.detail_default_check.isChecked() and not dock.detail_slider.isEnabled()
     assert detail_sent(dock) == []
@@ -324,7 +339,8 @@ def test_the_slider_keeps_to_steps_of_5(dock):
 
 
 @pytest.mark.parametrize("detail", [None, 0.0, 0.5, 1.0])
-def test_set_options_shows_the_detail(dock, detail):
+def test_set_options_shows_the_detail(dock, e2diffsr_model_dir, detail):
+    use_e2diffsr(dock, e2diffsr_model_dir)
     dock.set_options(SrOptions(detail=0.5))  # from another state, so each case changes something
     dock.set_options(SrOptions(detail=detail))
 
@@ -366,7 +382,7 @@ def test_a_detail_the_model_cannot_take_gets_the_engines_message(dock, qgis_ifac
     dock.set_options(SrOptions(scale=2.0, detail=0.5))
 
     dock.run()
-    wait_until(lambda: dock.run_button.isEnabled() and critical_messages(qgis_iface))
+    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
 
     assert any(message in text for text in critical_messages(qgis_iface))
     assert leftovers(tmp_path) == []
@@ -380,15 +396,20 @@ def test_an_e2diffsr_run_adds_its_spread_unticked_in_pseudocolour(dock, e2diffsr
 
     assert outcome.succeeded, outcome.error
     assert outcome.plan.steps == 4  # e2diffsr's T: no number was sent
-    assert "work units" in dock.estimate_label.text() and "patch" not in dock.estimate_label.text()
-    group = QgsProject.instance().layerTreeRoot().findGroup("InfScene sr")
+    wait_until(lambda: dock._plan is not None)
+    assert "48 x 48 px" in dock.estimate_label.text()
+    group = newest_group()
     spread_node, sr_node = group.findLayers()
     spread = spread_node.layer()
     assert Path(spread.source()) == tmp_path / "sr_spread.tif" and Path(sr_node.layer().source()) == tmp_path / "sr.tif"
-    assert spread.name() == "sr spread (2 samples)"
+    assert spread.name().startswith(f"{sr_node.layer().name()} spread (2 samples, p98 ")
     assert not spread_node.itemVisibilityChecked() and sr_node.itemVisibilityChecked()
     renderer = spread.renderer()
     assert renderer.type() == "singlebandpseudocolor" and renderer.classificationMin() == 0.0
     values = gdal.Open(spread.source()).ReadAsArray()
-    assert 0.0 < renderer.classificationMax() <= values.max()
-    assert renderer.classificationMax() == pytest.approx(np.quantile(values, 0.98), rel=0.05)
+    low, high = result_layers.value_range(QgsProject.instance().mapLayersByName("naip")[0])
+    # from 0 to the spread's p98, but to no less than 2 % of the input's range (a tiny spread stays dark)
+    expected_top = max(np.quantile(values, 0.98), 0.02 * (high - low))
+    assert renderer.classificationMax() == pytest.approx(expected_top, rel=0.05)
+    labels = [item.label for item in renderer.shader().rasterShaderFunction().colorRampItemList()]
+    assert labels[0].startswith("0 DN") and f"input's {low:g}-{high:g}" in labels[-1] and "DN" in labels[2]

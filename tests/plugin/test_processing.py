@@ -258,5 +258,5 @@ def test_the_spread_output_of_an_e2diffsr_run_is_written_and_styled_when_loaded(
     assert (spread.RasterXSize, spread.RasterYSize, spread.RasterCount) == (48, 48, 1)
     assert spread.GetRasterBand(1).DataType == gdal.GDT_Float32
     layer = loaded_layer(tmp_path / "spread.tif")
-    assert layer.name() == "sr spread (2 samples)"
+    assert layer.name().startswith("sr spread (2 samples, p98 ") and layer.name().endswith(" DN)")
     assert layer.renderer().type() == "singlebandpseudocolor" and layer.renderer().classificationMax() > 0.0

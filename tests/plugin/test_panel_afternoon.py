@@ -1,0 +1,211 @@
+"""Issue 23, the analyst's afternoon: the checks come before Run, the size is the engine's, a cancel reads as a
+cancel, the panel fits a small screen, results are named and compared. Against the real engine, as test_dock."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import List
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
+from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QLabel, QWidget
+
+from infscene.models.registry import DEFAULT_MODEL_DIR
+from infscene_qgis import dock as dock_module
+from infscene_qgis.compare import SwipeTool
+from infscene_qgis.engine_request import MAX_STEPS, SrOptions
+from infscene_qgis.engine_task import RunOutcome, quick_plan
+from infscene_qgis.processing_algorithms import SuperResolveAlgorithm
+from infscene_qgis.result_layers import RESULT_PROPERTY, result_name, short_name
+from plugin_helpers import NAIP, NAIP_WINDOW, leftovers
+from test_dock import critical_messages, dock, newest_group, run_to_end, wait_until  # noqa: F401 - fixture
+
+PLANET = NAIP.with_name("planet_sn7_48.tif")  # int16, EPSG:3857
+SMALL_SCREEN_DOCK_HEIGHT = 560  # 768 px less QGIS's title, menu, two toolbar rows and status bar
+
+
+def replan(panel) -> dict:
+    panel.schedule_plan()
+    wait_until(lambda: panel._plan is not None)
+    return panel._plan
+
+
+def add_layer(path: Path, name: str) -> QgsRasterLayer:
+    layer = QgsRasterLayer(str(path), name, "gdal")
+    assert layer.isValid()
+    QgsProject.instance().addMapLayer(layer)
+    return layer
+
+
+# ---- 2: one fast planning call, the engine's own sizes --------------------------------------------------------
+def test_the_planning_call_imports_no_torch_and_answers_fast(engine_python):
+    result = quick_plan(engine_python, [str(NAIP), "--scale", "4", "--model", str(DEFAULT_MODEL_DIR)])
+    assert result["problems"] == [] and result["output_size"] == [256, 256]
+    assert result["seconds"] < 0.5  # the engine's own work; wall_s adds Python's start (reported, machine-bound)
+    probe = shutil.which("true")
+    assert probe is not None
+
+
+def test_size_and_run_agree_and_the_size_follows_the_scale(dock):
+    dock.scale_spin.setValue(2.5)  # 24 px x 2.5 = 60: the engine's rounding, not the panel's
+    plan = replan(dock)
+    assert dock.size_label.text() == f"24 x 24 input px -> {plan['output_size'][0]} x {plan['output_size'][1]} output px"
+    outcome = run_to_end(dock)
+    assert outcome.succeeded, outcome.error
+    assert [outcome.plan.output_width, outcome.plan.output_height] == plan["output_size"]
+
+
+def test_a_changed_option_clears_the_shown_figures_until_the_engine_answers(dock):
+    assert "48 x 48" in dock.size_label.text() and dock.estimate_label.text()
+    dock.scale_spin.setValue(3.0)
+    assert dock.size_label.text() == "planning ..." and dock.estimate_label.text() == ""
+    replan(dock)
+    assert "72 x 72" in dock.size_label.text()
+
+
+# ---- 1: every check before Run -------------------------------------------------------------------------------
+def test_an_extent_outside_the_raster_shows_no_size_and_disables_run(dock, qgis_iface):
+    dock.set_extent(QgsRectangle(0.0, 0.0, 10.0, 10.0))
+    plan = replan(dock)
+    assert any("outside the raster" in p for p in plan["problems"])
+    assert dock.size_label.text() == "no output: see Checks"
+    assert not dock.run_button.isEnabled() and "outside the raster" in dock.run_button.toolTip()
+    assert "outside the raster" in dock.checks_label.text()
+
+
+def test_iceplant_is_off_for_an_int16_layer_with_the_reason(dock):
+    dock.iceplant_check.setChecked(True)
+    dock.layer_combo.setLayer(add_layer(PLANET, "planet"))
+    replan(dock)
+    assert not dock.iceplant_check.isEnabled() and not dock.iceplant_check.isChecked()
+    assert "8-bit" in dock.iceplant_check.toolTip() and "int16" in dock.iceplant_check.toolTip()
+    assert dock.run_button.isEnabled()  # the run itself can go on, without the probability
+    dock.layer_combo.setLayer(QgsProject.instance().mapLayersByName("naip")[0])
+    replan(dock)
+    assert dock.iceplant_check.isEnabled()
+
+
+def test_a_tiff_without_georeference_plans_and_runs_on_its_pixels(dock, tmp_path):
+    plain = tmp_path / "plain.tif"
+    source = gdal.Open(str(NAIP))
+    driver = gdal.GetDriverByName("GTiff")
+    out = driver.Create(str(plain), 40, 30, 3, gdal.GDT_Byte)
+    for band in range(1, 4):
+        out.GetRasterBand(band).WriteArray(source.GetRasterBand(band).ReadAsArray()[:30, :40])
+    out = None
+    layer = add_layer(plain, "plain")
+    dock.layer_combo.setLayer(layer)
+    dock.set_extent(QgsRectangle(0.0, -20.0, 16.0, 0.0))  # QGIS's frame: y from 0 down to -rows
+    plan = replan(dock)
+    assert plan["problems"] == [] and plan["window"] == [0, 0, 16, 20]
+    assert any("no georeference" in w for w in plan["warnings"])
+    assert dock.size_label.text() == "16 x 20 input px -> 32 x 40 output px"
+    outcome = run_to_end(dock)
+    assert outcome.succeeded, outcome.error
+
+
+def test_a_detail_an_sr3_model_cannot_take_is_off_with_the_reason(dock):
+    replan(dock)  # the fixture's model is SR3
+    assert not dock.detail_slider.isEnabled() and "SR3" in dock.detail_slider.toolTip()
+    assert "SR3" in dock.detail_note.text()
+
+
+def test_a_failed_step_adds_what_was_written_and_names_the_step(dock, qgis_iface, tmp_path):
+    dock.iceplant_check.setChecked(True)
+    replan(dock)
+    request = dock.build_request(dry_run=False)
+    dock._files_before = {}
+    dock._input_layer_id = QgsProject.instance().mapLayersByName("naip")[0].id()
+    shutil.copy(NAIP, request.output_path)  # the super-resolution was written; the iceplant step then failed
+
+    dock._completed(RunOutcome(error="values out of range"), request)
+
+    assert Path(result_layer_path := newest_group().findLayers()[0].layer().source()) == Path(request.output_path)
+    [message] = critical_messages(qgis_iface)
+    assert "iceplant probability step failed: values out of range" in message and "sr.tif" in message
+    assert result_layer_path
+
+
+# ---- 3: a cancel reads as a cancel ----------------------------------------------------------------------------
+def test_a_cancel_is_reported_as_a_cancel_and_no_task_reports_it(dock, qgis_iface, tmp_path):
+    dock.set_options(SrOptions(scale=2.0, steps=MAX_STEPS, patch=32, overlap=8))
+    outcomes: List[RunOutcome] = []
+    dock.runFinished.connect(outcomes.append)
+    dock.run()
+    assert QgsApplication.taskManager().count() == 0  # no QgsTask: QGIS would call a cancelled one "Task failed"
+    wait_until(lambda: dock.progress_bar.value() > 0)
+    assert outcomes == [] and dock._task.outcome.first_progress_s is not None
+    dock.cancel()
+    wait_until(lambda: bool(outcomes))
+    assert outcomes[0].cancelled and leftovers(tmp_path) == []
+    assert critical_messages(qgis_iface) == []
+    assert any("cancelled" in text for text in qgis_iface.messageBar().get_messages(Qgis.Info))
+
+
+# ---- 4: layout, labels, tooltips, units, help ------------------------------------------------------------------
+def test_run_and_cancel_stay_outside_the_scroll_area_and_fit_a_small_screen(dock):
+    for button in (dock.run_button, dock.cancel_button):
+        assert not dock.scroll.isAncestorOf(button) and dock.footer.isAncestorOf(button)
+    assert dock.footer.sizeHint().height() + dock.scroll.minimumHeight() <= SMALL_SCREEN_DOCK_HEIGHT
+
+
+def test_every_option_has_a_label_a_tooltip_and_units(dock):
+    form = dock.extent_widget.parentWidget().layout()
+    assert form.labelForField(dock.extent_widget).text() == "Extent"
+    assert "487400" in dock.extent_label.text() and "EPSG:26914" in dock.extent_label.text()
+    options = dock.scale_spin.parentWidget()
+    for widget in options.findChildren(QWidget):
+        if isinstance(widget, (QAbstractSpinBox, QComboBox)) and widget.parentWidget() is options:
+            assert widget.toolTip(), options.layout().labelForField(widget).text()
+    assert dock.target_res_spin.suffix() == " m" and dock.patch_spin.suffix() == " px"
+    assert dock.overlap_spin.suffix() == " px"
+    assert "plugin.md" in dock.help_label.text() and dock.help_label.openExternalLinks()
+
+
+def test_the_layer_list_follows_the_active_layer_but_not_to_a_result(dock, qgis_iface):
+    planet = add_layer(PLANET, "planet")
+    qgis_iface.currentLayerChanged.emit(planet)
+    assert dock.layer() is planet
+    result = add_layer(NAIP, "a result")
+    result.setCustomProperty(RESULT_PROPERTY, True)
+    qgis_iface.currentLayerChanged.emit(result)
+    assert dock.layer() is planet
+
+
+def test_processing_has_help_a_short_scale_and_a_lasting_default_output(provider, tmp_path):
+    algorithm = SuperResolveAlgorithm()
+    algorithm.initAlgorithm()
+    assert algorithm.helpUrl().endswith("plugin.md#processing-algorithms")
+    assert algorithm.parameterDefinition("SCALE").metadata()["widget_wrapper"]["decimals"] == 2
+    default = Path(algorithm.parameterDefinition("OUTPUT").defaultValue())
+    assert default.parent == Path.home() / "InfScene" and "tmp" not in default.parts
+
+
+# ---- 5 and 6: names, spread, compare ----------------------------------------------------------------------------
+def test_result_names_are_short_with_scale_model_and_resolution():
+    long_stem = "SN7_global_monthly_2020_01_mosaic_L15-0331E-1257N_1327_3160_13_clipped"
+    assert len(short_name(long_stem)) == 24 and short_name(long_stem).endswith("clipped")
+    assert result_name("planet", 4.0, "e2diffsr", 1.1934, "m") == "planet x4 e2diffsr 1.19 m"
+
+
+def test_zoom_and_swipe_compare_after_a_run(dock, qgis_iface):
+    assert not dock.compare_button.isEnabled()
+    outcome = run_to_end(dock)
+    assert outcome.succeeded, outcome.error
+    result = dock.result_layer()
+    assert result is not None and result.customProperty(RESULT_PROPERTY)
+    canvas = qgis_iface.mapCanvas()
+    canvas.setLayers([result, QgsProject.instance().mapLayersByName("naip")[0]])
+    dock.zoom_to_result()
+    assert canvas.extent().contains(result.extent()) or canvas.extent().intersects(result.extent())
+    dock.compare_button.setChecked(True)
+    tool = canvas.mapTool()
+    assert isinstance(tool, SwipeTool) and tool.source.name() == "naip"
+    wait_until(lambda: tool.item is not None and tool.item.image is not None)
+    tool.set_position(10)
+    assert tool.item.position == 10
+    dock.compare_button.setChecked(False)
+    assert canvas.mapTool() is not tool
