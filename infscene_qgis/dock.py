@@ -6,6 +6,7 @@ results added by result_layers; the engine validates the input and explains what
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import time
 from pathlib import Path
@@ -521,8 +522,11 @@ class InfSceneDock(QgsDockWidget):
             self.extent_label.setText("")
         else:
             crs = layer.crs().authid() or "pixels, no CRS"
-            self.extent_label.setText(f"x {extent.xMinimum():.6g} to {extent.xMaximum():.6g}, "
-                                      f"y {extent.yMinimum():.6g} to {extent.yMaximum():.6g} ({crs})")
+            pixel = layer.rasterUnitsPerPixelX()
+            decimals = max(0, min(8, 2 - int(math.floor(math.log10(pixel))))) if pixel > 0 else 2
+            x0, x1, y0, y1 = (f"{v:,.{decimals}f}" for v in (extent.xMinimum(), extent.xMaximum(),
+                                                              extent.yMinimum(), extent.yMaximum()))
+            self.extent_label.setText(f"x {x0} to {x1}\ny {y0} to {y1} ({crs})")
         self.schedule_plan()
 
     # ---- the planning call ---------------------------------------------------------------

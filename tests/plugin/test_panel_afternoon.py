@@ -155,7 +155,7 @@ def test_run_and_cancel_stay_outside_the_scroll_area_and_fit_a_small_screen(dock
 def test_every_option_has_a_label_a_tooltip_and_units(dock):
     form = dock.extent_widget.parentWidget().layout()
     assert form.labelForField(dock.extent_widget).text() == "Extent"
-    assert "487400" in dock.extent_label.text() and "EPSG:26914" in dock.extent_label.text()
+    assert "487,400.00" in dock.extent_label.text() and "EPSG:26914" in dock.extent_label.text()
     options = dock.scale_spin.parentWidget()
     for widget in options.findChildren(QWidget):
         if isinstance(widget, (QAbstractSpinBox, QComboBox)) and widget.parentWidget() is options:
