@@ -16,6 +16,8 @@ import pytest
 import rasterio
 
 from infscene.models.e2diffsr.decode import owner
+from infscene.models.e2diffsr.network import E2DiffSR, E2DiffSRConfig
+from infscene.models.folder import save_model
 from infscene.models.registry import DEFAULT_MODEL_DIR
 
 from scenes import FIXTURES
@@ -57,13 +59,15 @@ def test_bicubic_proj_is_8_bit_and_closer_to_its_input_than_bicubic(low: np.ndar
     assert np.abs(block_means(projected, 64) - low).mean() < 0.5 * np.abs(block_means(plain, 64) - low).mean()
 
 
-def test_a_detail_the_model_cannot_take_is_skipped_with_a_note(capsys: pytest.CaptureFixture) -> None:
-    """The shipped e2diffsr has no texture head: 0 and 1 run, 0.5 is named on stderr and dropped."""
-    args = argparse.Namespace(model=None, modes=["bicubic", "vcf"], details=[0.0, 0.5, 1.0])
+def test_a_detail_the_model_cannot_take_is_skipped_with_a_note(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A model without a texture head: 0 and 1 run, 0.5 is named on stderr and dropped; the shipped one takes all three."""
+    plain = save_model(E2DiffSR(E2DiffSRConfig(name="no-head")), tmp_path / "no-head")
+    args = argparse.Namespace(model=[plain, None], modes=["bicubic", "vcf"], details=[0.0, 0.5, 1.0])
     labels = [m.label for m in quality.methods(args)]
-    name = DEFAULT_MODEL_DIR.resolve().name
-    assert labels == ["bicubic", "bicubic+proj", f"{name}/vcf", f"{name}/detail=0", f"{name}/detail=1"]
-    assert f"{name}/detail=0.5 skipped" in capsys.readouterr().err
+    shipped = DEFAULT_MODEL_DIR.resolve().name
+    assert labels == ["bicubic", "bicubic+proj", "no-head/vcf", "no-head/detail=0", "no-head/detail=1",
+                      f"{shipped}/vcf", f"{shipped}/detail=0", f"{shipped}/detail=0.5", f"{shipped}/detail=1"]
+    assert "no-head/detail=0.5 skipped" in capsys.readouterr().err
 
 
 def test_details_outside_0_to_1_are_refused() -> None:
