@@ -17,17 +17,15 @@ from ..precision import FP32, autocast
 from .network import E2DiffSR, fold_condition
 
 
-def estimate_z0(model: E2DiffSR, z_t: torch.Tensor, cond: torch.Tensor, direct: torch.Tensor,
-                scale: torch.Tensor, step: ReverseStep) -> torch.Tensor:
-    """The denoiser's z0 estimate at this step, in diffusion units (z / latent_scale)."""
-    sqrt_gamma = torch.full((z_t.shape[0],), float(np.sqrt(step.gamma)), device=z_t.device)
-    return model.denoiser(z_t, sqrt_gamma, scale, cond, direct)
-
-
 def latent_posterior_mean(model: E2DiffSR, z_t: torch.Tensor, cond: torch.Tensor, direct: torch.Tensor,
                           scale: torch.Tensor, step: ReverseStep) -> torch.Tensor:
-    """mu of q(z_{t-1} | z_t, z0 = the denoiser's estimate), in diffusion units (z / latent_scale)."""
-    return step.coef_x0 * estimate_z0(model, z_t, cond, direct, scale, step) + step.coef_xt * z_t
+    """mu of q(z_{t-1} | z_t, z0 = the denoiser's estimate), in diffusion units (z / latent_scale).
+
+    The estimate is taken to float32 before the mean is formed, so under bf16 autocast only the network runs in bf16.
+    """
+    sqrt_gamma = torch.full((z_t.shape[0],), float(np.sqrt(step.gamma)), device=z_t.device)
+    z0 = model.denoiser(z_t, sqrt_gamma, scale, cond, direct).float()
+    return step.coef_x0 * z0 + step.coef_xt * z_t
 
 
 def reverse_chain(model: E2DiffSR, cond: torch.Tensor, direct: torch.Tensor, scale: torch.Tensor,
@@ -60,5 +58,4 @@ class LatentPatchDenoiser:
         scale = torch.full((y_t.shape[0],), float(self.scale), device=self.device)
         with autocast(self.device, self.precision):
             features, direct = self.model.condition(fold_condition(cond))
-            z0 = estimate_z0(self.model, y_t, features, direct, scale, step)
-        return (step.coef_x0 * z0.float() + step.coef_xt * y_t).cpu()
+            return latent_posterior_mean(self.model, y_t, features, direct, scale, step).cpu()

@@ -30,6 +30,7 @@ from ...training.checkpoints import optimizer_tensors, restore_optimizer
 from ...training.data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
 from ...training.images import write_image_rows
 from ...training.trainer import TrainOptions
+from ..precision import autocast
 from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition
@@ -301,14 +302,13 @@ class TextureObjective:
         self.perceptual = PerceptualLoss().to(device)
         self.critic = PatchDiscriminator(config.channels).to(device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=options.critic_lr, betas=(0.5, 0.9))
-        self.autocast = options.precision == "bf16"
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.model.texture.parameters()
 
     def generate(self, model: E2DiffSR, batch: PairBatch, generator: torch.Generator, detail: float = 1.0) -> torch.Tensor:
         """The projected output at this detail: regression output decoded from the chain's sample, plus texture."""
-        with torch.autocast(batch.lr.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with autocast(batch.lr.device, self.options.precision):
             with torch.no_grad():
                 z0, _ = sample_latent(model, batch, self.steps, generator)
                 base = model.decode(batch.lr, z0 * model.config.latent_scale, batch.where, batch.scale).float()
@@ -318,12 +318,12 @@ class TextureObjective:
     def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         batch = self.data.batches.draw(rng, generator).to(self.device)
         output = self.generate(model, batch, generator)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with autocast(self.device, self.options.precision):
             critic_loss = hinge_critic_loss(self.critic(batch.hr), self.critic(output.detach()))
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        with autocast(self.device, self.options.precision):
             reconstruction = (self.options.l1_weight * torch.mean(torch.abs(output - batch.hr))
                               + self.options.perceptual_weight * self.perceptual(output, batch.hr))
             adversarial = -torch.mean(self.critic(output).float())
