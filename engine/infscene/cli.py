@@ -89,8 +89,9 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
                         "and the texture head's full drawing); values between scale the drawn texture (default: the model's)")
     p.add_argument("--regression-only", action="store_true", help="the old name of --detail 0")
     p.add_argument("--precision", choices=list(protocol.PRECISIONS), default="auto",
-                   help="arithmetic of the model calls: bf16 (autocast, float32 weights and state; 2-3x faster on CPUs with "
-                        "native bf16, outputs within 0.01 dB), fp32, or auto: bf16 on such CPUs, else fp32 (default auto)")
+                   help="arithmetic of the model calls: bf16 (autocast, float32 weights and state; convolutions 2-3x faster on "
+                        "CPUs with native bf16, a whole run at most 1.2x; outputs within 0.01 dB), fp32, or auto: bf16 on such "
+                        "CPUs, else fp32 (default auto)")
     p.add_argument("--no-lr-consistency", action="store_true",
                    help="do not tie each step's low frequencies to the input (pure SR3 sampling; drifts in colour)")
     p.add_argument("--model", type=Path, help=f"model folder (default: {DEFAULT_MODEL_DIR})")

@@ -1,7 +1,8 @@
 """The numeric precision of model calls: float32, or bfloat16 under torch.autocast where the hardware runs it natively.
 
-On a CPU with AVX-512 BF16 (or AMX) the family networks run 2-3x faster under bf16 autocast, and the outputs stay
-within a few thousandths of a dB of float32 (docs/benchmarks.md): weights stay float32 and every step's state,
+On a CPU with AVX-512 BF16 (or AMX) a conv stack runs 2-3x faster under bf16 autocast (a whole run, where reading,
+resampling, projection and writing stay float32, at most 1.2x), and the outputs stay within a few thousandths of a dB
+of float32 (docs/benchmarks.md, "Detail"): weights stay float32 and every step's state,
 the fusion and the LR projection stay float32; only the convolutions and matrix products run in bf16. On a CPU
 without native bf16, oneDNN emulates it (slower than float32), so `auto` keeps float32 there.
 """
