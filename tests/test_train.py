@@ -20,7 +20,7 @@ from infscene.models.sr3.network import ModelConfig, SR3UNet
 from infscene.models.sr3.training import NoiseLevels
 from infscene.training.checkpoints import complete_checkpoints, load_checkpoint, optimizer_tensors
 from infscene.training.cli import register, train
-from infscene.training.trainer import EMA, TrainOptions
+from infscene.training.trainer import EMA, TrainOptions, architecture
 from infscene.training.data import (
     TrainingBatches,
     degrade,
@@ -192,6 +192,15 @@ def test_init_starts_from_a_models_weights(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), tuned_model.state_dict().values()))
     assert not all(torch.equal(a, b) for a, b in zip(base.state_dict().values(), fresh_model.state_dict().values()))
     assert tuned.step == 1 and "from the weights of base" in tuned_model.config.notes
+
+
+def test_a_run_setting_in_the_config_does_not_block_a_resume() -> None:
+    """A run resumed with --init pointing at a shipped model (whose config.json carries default_detail, chosen by the
+    benchmark after training) is the same architecture as its checkpoint; a width is not."""
+    saved = {"family": "e2diffsr", "features": 48, "notes": "stage 2", "trained": True}
+    shipped = {**saved, "notes": "stage 3", "default_detail": 0.5, "train_pixel_size_m": 0.3}
+    assert architecture(saved) == architecture(shipped)
+    assert architecture(saved) != architecture({**shipped, "features": 64})
 
 
 def test_out_of_gpu_memory_says_what_to_lower(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple, Type, Union
 
 # Raised whenever an event, a limit or a tag changes meaning; the plugin compares it with the plan's.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 # Limits and choices of `infscene sr`.
 MAX_STEPS = 2000  # the paper's full chain, T = 2000 (sampler.PAPER_T)
@@ -89,9 +89,31 @@ class Cancelled:
     message: str
 
 
-Event = Union[Plan, Progress, RunWarning, Done, Failure, Cancelled]
+@dataclass(frozen=True)
+class Serving:
+    """`infscene serve` is ready: the XYZ URL template QGIS adds as a layer, and the zoom levels it serves."""
+
+    url: str  # http://127.0.0.1:PORT/{z}/{x}/{y}.png
+    port: int
+    min_zoom: int  # coarser levels are not served (the layer's zmin)
+    max_zoom: int  # the zoom whose pixels are the target resolution: the layer's zmax
+    native_zoom: int  # the finest zoom served from the source alone (coarser than the model's useful range)
+
+
+@dataclass(frozen=True)
+class TileActivity:
+    """`infscene serve` at work: tiles waiting, being super-resolved, and finished since it started (for a status bar)."""
+
+    queued: int
+    rendering: int
+    done: int
+    cached: int  # of `done`, served from the disk cache
+
+
+Event = Union[Plan, Progress, RunWarning, Done, Failure, Cancelled, Serving, TileActivity]
 EVENT_NAMES: Dict[Type[Any], str] = {
     Plan: "plan", Progress: "progress", RunWarning: "warning", Done: "done", Failure: "error", Cancelled: "cancelled",
+    Serving: "serving", TileActivity: "tiles",
 }
 _EVENT_TYPES = {name: kind for kind, name in EVENT_NAMES.items()}
 

@@ -31,6 +31,8 @@ SAMPLES = [
     plugin_protocol.Done(("/a/sr.tif", "/a/p.png")),
     plugin_protocol.Failure("input file not found: x.tif"),
     plugin_protocol.Cancelled("cancelled by the user; no output was written"),
+    plugin_protocol.Serving(url="http://127.0.0.1:8765/{z}/{x}/{y}.png", port=8765, min_zoom=12, max_zoom=19, native_zoom=16),
+    plugin_protocol.TileActivity(queued=6, rendering=2, done=40, cached=12),
 ]
 
 

@@ -160,8 +160,10 @@ def describe_run(options: TrainOptions, objective_text: str, device: torch.devic
 
 
 def architecture(config: dict) -> dict:
-    """The fields of a config that the weights depend on (not the provenance fields)."""
-    return {k: v for k, v in config.items() if k not in ("train_pixel_size_m", "trained", "notes", "latent_scale")}
+    """The fields of a config that the weights depend on: not the provenance fields, nor `default_detail`, a run
+    setting the benchmark picks after training (a run resumed from a shipped model must not be refused for it)."""
+    return {k: v for k, v in config.items()
+            if k not in ("train_pixel_size_m", "trained", "notes", "latent_scale", "default_detail")}
 
 
 def last_value(history: Sequence[dict], key: str) -> Optional[float]:
