@@ -45,15 +45,6 @@ def cluster() -> Iterator[Client]:
         yield client
 
 
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """The single-process reference runs its model calls on one thread, as each worker does."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _read(path: Path) -> np.ndarray:
     with rasterio.open(path) as ds:
         return ds.read()
@@ -73,7 +64,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", list(FusionMode))
-def test_two_worker_processes_give_the_single_process_output_sr3(cluster: Client, one_thread: None, tiny_model_dir: Path,
+def test_two_worker_processes_give_the_single_process_output_sr3(cluster: Client, tiny_model_dir: Path,
                                                                   naip: Path, tmp_path: Path, mode: FusionMode) -> None:
     options = _sr3(tiny_model_dir, mode=mode)
     alone = super_resolve(naip, tmp_path / "alone.tif", options)
@@ -83,7 +74,7 @@ def test_two_worker_processes_give_the_single_process_output_sr3(cluster: Client
 
 
 @pytest.mark.parametrize("mode", list(FusionMode))
-def test_two_worker_processes_give_the_single_process_output_e2diffsr(cluster: Client, one_thread: None, naip: Path,
+def test_two_worker_processes_give_the_single_process_output_e2diffsr(cluster: Client, naip: Path,
                                                                       tmp_path: Path, mode: FusionMode) -> None:
     options = _e2diffsr(mode=mode, samples=2 if mode is FusionMode.VCF else 1)
     alone = super_resolve(naip, tmp_path / "alone.tif", options)
@@ -95,7 +86,7 @@ def test_two_worker_processes_give_the_single_process_output_e2diffsr(cluster: C
 
 
 def test_fusing_regions_are_as_large_as_leave_enough_tasks_and_do_not_change_the_output(
-        cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path, tmp_path: Path,
+        cluster: Client, tiny_model_dir: Path, naip: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     canvas = RunStore(tmp_path / "store").canvas("state", 3, 256, 288, chunk=32)  # 8 x 9 chunks
     for workers, side in ((1, 4), (2, 2), (5, 2), (20, 1), (100, 1)):
@@ -133,7 +124,7 @@ def test_workers_keep_large_blocks_for_the_next_model_call(tiny_model_dir: Path)
         assert max(client.run(_page_faults_of_reused_blocks).values()) < 1_000  # measured 482
 
 
-def test_a_local_cluster_of_its_own(one_thread: None, tiny_model_dir: Path, naip: Path, tmp_path: Path) -> None:
+def test_a_local_cluster_of_its_own(tiny_model_dir: Path, naip: Path, tmp_path: Path) -> None:
     """--dask local:2 starts (and stops) a LocalCluster of two worker processes itself."""
     options = _sr3(tiny_model_dir)
     alone = super_resolve(naip, tmp_path / "alone.tif", options)
@@ -141,7 +132,7 @@ def test_a_local_cluster_of_its_own(one_thread: None, tiny_model_dir: Path, naip
     assert np.array_equal(_read(alone), _read(spread))
 
 
-def test_a_scheduler_file_reaches_the_cluster(cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path,
+def test_a_scheduler_file_reaches_the_cluster(cluster: Client, tiny_model_dir: Path, naip: Path,
                                              tmp_path: Path) -> None:
     """As on HPC, where `dask scheduler --scheduler-file` or dask-mpi leave the address in a file."""
     cluster.write_scheduler_file(str(tmp_path / "scheduler.json"))
@@ -153,7 +144,7 @@ def test_a_scheduler_file_reaches_the_cluster(cluster: Client, one_thread: None,
         super_resolve(naip, tmp_path / "x.tif", replace(options, dask=str(tmp_path / "missing.json")))
 
 
-def test_a_worker_killed_mid_run_changes_nothing(cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path,
+def test_a_worker_killed_mid_run_changes_nothing(cluster: Client, tiny_model_dir: Path, naip: Path,
                                                  tmp_path: Path) -> None:
     options = _sr3(tiny_model_dir, steps=6)
     alone = super_resolve(naip, tmp_path / "alone.tif", options)
@@ -193,7 +184,7 @@ def _cli(naip: Path, output: Path, options: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize("where", ["single-process", "dask"])
-def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, one_thread: None, tiny_model_dir: Path,
+def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, tiny_model_dir: Path,
                                                                naip: Path, tmp_path: Path, where: str) -> None:
     options = _sr3(tiny_model_dir, steps=30)
     reference = super_resolve(naip, tmp_path / "reference.tif", options)
@@ -220,7 +211,7 @@ def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, o
     assert _leftovers(tmp_path) == []  # the checkpoint went with the success
 
 
-def test_progress_and_cancel_work_through_the_cluster(cluster: Client, one_thread: None, tiny_model_dir: Path, naip: Path,
+def test_progress_and_cancel_work_through_the_cluster(cluster: Client, tiny_model_dir: Path, naip: Path,
                                                       tmp_path: Path) -> None:
     options = _sr3(tiny_model_dir, steps=4, dask=cluster.scheduler.address)
     seen: list[Progress] = []

@@ -206,7 +206,8 @@ def run_info(args: argparse.Namespace) -> int:
         "version": __version__,
         "protocol": protocol.PROTOCOL_VERSION,
         "torch": torch.__version__,
-        "device_auto": ",".join(str(d) for d in auto_devices),
+        "device_auto": ",".join(dict.fromkeys(str(d) for d in auto_devices)),
+        "cpu_lanes": sum(d.type == "cpu" for d in auto_devices),  # one-thread model calls side by side (determinism.py)
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "bf16_native": bf16_native(auto_devices[0]),  # without it, --precision auto keeps fp32 (bf16 would be emulated, slower)
         "precision_auto": resolve_precision("auto", auto_devices),

@@ -25,6 +25,7 @@ from .diffusion.grid import PatchGrid
 from .diffusion.schedule import ReverseStep
 from .errors import InfSceneError
 from .execution.checkpoint import check_checkpoint, checkpoint_folder
+from .execution.determinism import one_thread_per_call
 from .execution.devices import resolve_devices
 from .models.contract import ModelContract
 from .models.family import FamilyPlan, ModelFamily, SceneRequest
@@ -41,9 +42,11 @@ from .protocol import (
     Plan,
     dask_address_problem,
 )
+from .raster.anchor import Anchor, anchor_window, unanchored
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input, same_file
 from .raster.io import BandLayout, open_raster, output_grid, output_profile, resolve_bands, resolve_window
 
+MAX_MARGIN = 4096  # input pixels of context on each side (the exact margin of a default e2diffsr run is ~80 at 4x)
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
 TIMING_BATCH = 4  # patches per timed call: enough to amortise overheads, bounded whatever --batch-size says
 
@@ -76,6 +79,7 @@ class SROptions:
     checkpoint: bool = True  # keep the state of the last finished step on disk until the output is written
     dask: Optional[str] = None  # run the model work on this Dask scheduler, or on local:N worker processes (scaleout.py)
     threads_per_worker: int = 1  # threads of each local:N worker (and of each of its model calls)
+    margin: Optional[int] = None  # input pixels of context sampled around the extent (raster/anchor.py); None: default_margin
 
 
 @dataclass(frozen=True)
@@ -88,8 +92,9 @@ class SRPlan:
     config: ModelContract
     family: str
     layout: BandLayout
-    window: Window
-    height: int
+    extent: Window  # the input pixels whose output is written
+    anchor: Anchor  # the context sampled around them: anchor.context is what the run reads
+    height: int  # the output: the extent's pixels, `scale` times smaller
     width: int
     transform: Affine
     scale: float  # the mean of the two axes' factors: what the model is conditioned on
@@ -103,6 +108,16 @@ class SRPlan:
     profile: dict = field(repr=False)
     warnings: tuple[str, ...] = ()
     model_sha256: str = ""  # of the weights, for the checkpoint and the outputs' tags (set by plan_run with an output)
+
+    @property
+    def window(self) -> Window:
+        """The input pixels the run reads and samples: the extent with its context margin (raster/anchor.py)."""
+        return self.anchor.context
+
+    @property
+    def context_size(self) -> tuple[int, int]:
+        """(rows, cols) of the context's output: the canvas the step loop and the finishing step fill."""
+        return context_output(self.anchor.context, self.extent, (self.height, self.width))
 
     @property
     def model_family(self) -> ModelFamily:
@@ -192,6 +207,8 @@ def _check_options(options: SROptions) -> None:
         raise InfSceneError(f"threads per worker must be between 1 and {MAX_THREADS_PER_WORKER}, got {options.threads_per_worker}")
     if options.detail is not None and not (isinstance(options.detail, (int, float)) and 0.0 <= options.detail <= 1.0):
         raise InfSceneError(f"detail must be a number from 0 (faithful) to 1 (detailed), got {options.detail}")
+    if options.margin is not None and not 0 <= options.margin <= MAX_MARGIN:
+        raise InfSceneError(f"margin must be between 0 and {MAX_MARGIN} input pixels, got {options.margin}")
     if options.dask is not None and dask_address_problem(options.dask):
         raise InfSceneError(dask_address_problem(options.dask))
 
@@ -238,13 +255,15 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
         raise InfSceneError(f"the model expects {config.channels} bands; this engine drives RGB models")
     notes: list[str] = []
     layout = resolve_bands(ds, options.bands)
-    window = resolve_window(ds, options.bounds, notes)
-    height, width, transform = output_grid(ds, window, options.scale, options.target_res)
-    scale = (width / window.width + height / window.height) / 2.0
-    _scale_notes(ds, window, height, width, scale, config, notes)
+    extent = resolve_window(ds, options.bounds, notes)
+    height, width, transform = output_grid(ds, extent, options.scale, options.target_res)
+    scale = (width / extent.width + height / extent.height) / 2.0
+    _scale_notes(ds, extent, height, width, scale, config, notes)
     patch, overlap = _patch_geometry(options, config, notes)
+    anchor = _anchor(ds, extent, (height, width), patch - overlap, options, config, notes)
+    window = anchor.context
     request = SceneRequest(options.steps, options.mode, options.detail, (int(window.height), int(window.width)),
-                           (height, width), patch, overlap)
+                           context_output(window, extent, (height, width)), patch, overlap, anchor.key_origin)
     family_plan = family_of(config).plan(config, request)
     grid, factor = family_plan.grid, family_plan.cond_factor
     spread_bands = 2 * 3 if options.samples > 1 else 0  # the running mean and squares of --samples, on the output grid
@@ -258,11 +277,35 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     devices = tuple(resolve_devices(options.device))
     return SRPlan(
         input_path=Path(ds.name), output_path=output_path, options=options, config=config, family=config.family,
-        layout=layout, window=window, height=height, width=width, transform=transform, scale=scale, family_plan=family_plan,
-        devices=devices, precision=resolve_precision(options.precision, devices),
+        layout=layout, extent=extent, anchor=anchor, height=height, width=width, transform=transform, scale=scale,
+        family_plan=family_plan, devices=devices, precision=resolve_precision(options.precision, devices),
         canvas_bytes=canvas_bytes, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
         checkpoint_dir=checkpoint_dir, profile=profile, warnings=tuple(notes),
     )
+
+
+def context_output(context: Window, extent: Window, out_size: tuple[int, int]) -> tuple[int, int]:
+    """(rows, cols) of the context's output at the extent's scale (an integer scale wherever they differ: exact)."""
+    return (round(context.height * out_size[0] / extent.height), round(context.width * out_size[1] / extent.width))
+
+
+def default_margin(patch: int, height: int, extent: Window) -> int:
+    """Input pixels of context on each side when --margin is not given: one patch's side, in input pixels."""
+    return -(-patch * int(extent.height) // height)
+
+
+def _anchor(ds: rasterio.DatasetReader, extent: Window, out_size: tuple[int, int], period: int, options: SROptions,
+            config: ModelContract, notes: list[str]) -> Anchor:
+    """The extent's map-anchored context (raster/anchor.py), or the extent alone at a non-integer scale."""
+    patch = options.patch or config.patch_size
+    margin = default_margin(patch, out_size[0], extent) if options.margin is None else options.margin
+    anchor = anchor_window((ds.height, ds.width), extent, out_size, period, margin)
+    if anchor is not None:
+        return anchor
+    notes.append(f"scale {out_size[1] / extent.width:.4g} x {out_size[0] / extent.height:.4g} is not a whole number: the run "
+                 "keeps its own patch grid, so a run of a neighbouring extent will not join it without a seam (use an "
+                 "integer --scale, or a --target-res that divides the input's pixel size)")
+    return unanchored(extent)
 
 
 def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[str | Path] = None) -> SRPlan:
@@ -314,7 +357,8 @@ def estimate_seconds(plan: SRPlan) -> float:
     --batch-size and --patch say (ModelFamily.unit_seconds): divided by the number of devices the work is spread over."""
     model = load_model(plan.options.model_dir, plan.devices[0])
     batch = min(plan.options.batch_size, len(plan.grid), TIMING_BATCH)
-    per_patch, per_unit = plan.model_family.unit_seconds(model, plan.family_plan, plan.scale, batch, plan.precision)
+    with one_thread_per_call():  # as the run makes its calls: one thread each, the lanes side by side
+        per_patch, per_unit = plan.model_family.unit_seconds(model, plan.family_plan, plan.scale, batch, plan.precision)
     per_sample = per_patch * len(plan.grid) * plan.steps + per_unit * plan.decode_tiles
     return plan.options.samples * per_sample / len(plan.devices)
 
@@ -325,7 +369,8 @@ def run_fingerprint(plan: SRPlan) -> dict[str, object]:
     return {
         "engine": __version__, "model_sha256": plan.model_sha256, "family": plan.family,
         "input": str(plan.input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
-        "window": [int(w.col_off), int(w.row_off), int(w.width), int(w.height)],
+        "window": [int(w.col_off), int(w.row_off), int(w.width), int(w.height)], "crop": list(plan.anchor.crop),
+        "key_origin": list(plan.anchor.key_origin),
         "bands": [*plan.layout.visible, *plan.layout.extra], "output": [plan.height, plan.width], "scale": repr(plan.scale),
         "grid": [plan.grid.height, plan.grid.width, plan.grid.patch, plan.grid.overlap], "steps": plan.steps,
         "mode": o.mode.value, "seed": o.seed, "samples": o.samples, "batch_size": o.batch_size,

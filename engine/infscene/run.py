@@ -24,6 +24,7 @@ from .diffusion.executor import Executor
 from .diffusion.loop import SamplingJob, StateCheckpoint, sample_canvas
 from .errors import InfSceneError, InfSceneWarning
 from .execution.checkpoint import Checkpoint, Position
+from .execution.determinism import one_thread_per_call
 from .execution.local import DenoiserSpec, LocalExecutor
 from .execution.output_check import LastStepProbe, check_first_patches, non_finite_output
 from .execution.store import disk_full_is_an_error
@@ -42,22 +43,30 @@ OUTPUT_BLOCK_PIXELS = 500_000  # output pixels converted at a time: a block cost
 LR_CHUNK = 64  # the low-resolution window is read in small windows (the LR under a patch or a decode tile)
 
 
+def _in_context(plan: SRPlan, rows: slice, cols: slice) -> tuple[slice, slice]:
+    """Output rows and columns of the extent, as rows and columns of the context's canvases (plan.anchor.crop)."""
+    top, left = plan.anchor.crop
+    return slice(rows.start + top, rows.stop + top), slice(cols.start + left, cols.stop + left)
+
+
 def _output_blocks(plan: SRPlan, result: Canvas, cond: Upsampled, visible: ModelBands, extra: Optional[ModelBands],
                    scaling: BandScaling) -> Iterator[OutputBlock]:
-    """The output in windows that read the result's chunks once: super-resolved visible bands and guided extra bands
-    in input units, with the input's validity and alpha enlarged; the input is read again under each window, never
-    whole."""
+    """The extent's output in windows that read the result's chunks once: super-resolved visible bands and guided
+    extra bands in input units, with the input's validity and alpha enlarged; the input is read again under each
+    window, never whole."""
     guided = guided_bands(visible, extra) if extra is not None else None
     in_h, in_w = visible.shape[1:]
+    context_h, context_w = plan.context_size
     for rows, cols in chunk_windows(plan.height, plan.width, result.chunk, OUTPUT_BLOCK_PIXELS):
-        visible_sr = result.data[:, rows, cols]
+        at_rows, at_cols = _in_context(plan, rows, cols)
+        visible_sr = result.data[:, at_rows, at_cols]
         if not np.isfinite(visible_sr).all():  # a finishing step (a decode) that broke: never cast into the output
             raise non_finite_output(_model_dir(plan))
         bands = [visible_sr]
         if guided is not None and extra is not None:
-            extra_up = bicubic_window(extra, plan.height, plan.width, rows, cols)
-            bands.append(guided.apply(extra_up, visible_sr, cond.window(rows, cols)))
-        under_rows, under_cols = nearest_source(in_h, plan.height, rows), nearest_source(in_w, plan.width, cols)
+            extra_up = bicubic_window(extra, context_h, context_w, at_rows, at_cols)
+            bands.append(guided.apply(extra_up, visible_sr, cond.window(at_rows, at_cols)))
+        under_rows, under_cols = nearest_source(in_h, context_h, at_rows), nearest_source(in_w, context_w, at_cols)
         _, valid, alpha = visible.read(covering(under_rows), covering(under_cols))
         enlarge = partial(nearest_block, under_rows, under_cols)
         yield OutputBlock(rows, cols, scaling.from_model(np.concatenate(bands)), enlarge(valid),
@@ -91,7 +100,7 @@ def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, co
                       family_plan.cond_factor, checkpoint)
     with _gpu_memory_is_an_error(plan):
         state = sample_canvas(job, options.mode) if plan.reverse_steps else None
-        return plan.model_family.finish(job, plan.config, state, visible, (plan.height, plan.width), options.lr_consistency,
+        return plan.model_family.finish(job, plan.config, state, visible, plan.context_size, options.lr_consistency,
                                         plan.family_plan.detail)
 
 
@@ -145,21 +154,23 @@ def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling,
         dst.set_band_description(1, f"spread over {plan.options.samples} samples (std, input units)")
         dst.update_tags(**tags)
         for rows, cols in chunk_windows(plan.height, plan.width, spread.chunk):
-            block = spread.data[:, rows, cols] * units[:, None, None]
+            block = spread.data[(slice(None), *_in_context(plan, rows, cols))] * units[:, None, None]
             dst.write(block.mean(axis=0).astype(np.float32)[None], window=Window.from_slices(rows, cols))
 
 
 @contextmanager
 def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Iterator[Executor]:
     """Where this run's model work goes: a Dask cluster (--dask), else this process's devices."""
-    spec = DenoiserSpec(plan.scale, plan.options.lr_consistency, plan.precision, str(_model_dir(plan)))
+    spec = DenoiserSpec(plan.scale, plan.options.lr_consistency, plan.precision, plan.options.batch_size,
+                        str(_model_dir(plan)))
     if plan.options.dask:
         from .execution.scaleout import DaskExecutor, connect  # imports dask.distributed: only for runs that use it
 
         with connect(plan.options.dask, plan.options.threads_per_worker) as client:
             yield DaskExecutor(client, checkpoint.store, spec, _model_dir(plan), plan.state_channels)
         return
-    models = [load_model(plan.options.model_dir, device) for device in plan.devices]  # once, for every sample
+    loaded = {device: load_model(plan.options.model_dir, device) for device in set(plan.devices)}  # shared by a CPU's lanes
+    models = [loaded[device] for device in plan.devices]
     canvases = CanvasFactory(workspace.folder_in(plan.work_dir) if plan.canvases_on_disk else None)
     with LocalExecutor([spec.build(model) for model in models], canvases) as executor:
         yield executor
@@ -179,7 +190,7 @@ def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, c
         lr = executor.make_canvas(3, int(plan.window.height), int(plan.window.width), "lr", chunk=LR_CHUNK)
         fill_lr(visible, lr.data)
         factor = plan.canvas_factor
-        cond = Upsampled(lr.data, plan.height, plan.width, plan.grid.height * factor, plan.grid.width * factor)
+        cond = Upsampled(lr.data, *plan.context_size, plan.grid.height * factor, plan.grid.width * factor)
         if plan.reverse_steps:  # a broken model stops the run before its hours of work, not after
             probe = LastStepProbe(cond, plan.grid, plan.reverse_steps[-1], plan.state_channels, factor)
             with _gpu_memory_is_an_error(plan):
@@ -209,7 +220,8 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
         raise ValueError("this plan was made without an output path; pass one to plan_run")
     tracker = ProgressTracker(plan.total_work, progress, is_cancelled)
     tracker.check_cancel()
-    with open_raster(plan.input_path) as ds, Workspace() as workspace, disk_full_is_an_error(plan.work_dir):
+    with (open_raster(plan.input_path) as ds, Workspace() as workspace, disk_full_is_an_error(plan.work_dir),
+          one_thread_per_call()):
         workspace.folder_in(plan.output_path.parent)  # the run's folder exists (and is owned) from the start
         if plan.options.checkpoint:
             checkpoint = Checkpoint.open(plan.checkpoint_dir, run_fingerprint(plan), plan.options.resume, plan.options.restart)

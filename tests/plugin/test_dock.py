@@ -87,7 +87,7 @@ def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_
     outcome = run_to_end(dock)
 
     assert outcome.succeeded, outcome.error
-    assert outcome.plan is not None and outcome.plan.total == outcome.progress.total == 8
+    assert outcome.plan is not None and outcome.plan.total == outcome.progress.total == 18  # with the context margin
     assert (tmp_path / "sr.tif").is_file()
     group = newest_group()
     [layer] = [node.layer() for node in group.findLayers()]

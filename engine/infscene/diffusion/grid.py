@@ -2,7 +2,9 @@
 
 Patches start every `patch - overlap` pixels; the last row and column are moved flush with the
 border so that every pixel is covered and no patch leaves the canvas. Each patch keeps its
-(row, col) place in the grid, which keys its noise (see schedule.patch_noise).
+(row, col) place in the grid; its noise is keyed by that place counted from `key_origin`, the lattice index of
+the canvas's first patch, so that a canvas that is part of a larger map-anchored lattice (raster/anchor.py)
+draws the noise the larger canvas would draw there (see schedule.patch_noise).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class PatchGrid:
     width: int
     patch: int
     overlap: int
+    key_origin: tuple[int, int] = (0, 0)  # lattice (row, col) of the first patch: added to each patch's noise key
 
     def __post_init__(self) -> None:
         if self.patch <= 0:
@@ -62,6 +65,10 @@ class PatchGrid:
         for r, y0 in enumerate(self.rows):
             for c, x0 in enumerate(self.cols):
                 yield Patch(r, c, y0, x0, self.patch)
+
+    def noise_keys(self, batch: list[Patch]) -> tuple[list[int], list[int]]:
+        """The lattice rows and columns that key the batch's noise."""
+        return [p.row + self.key_origin[0] for p in batch], [p.col + self.key_origin[1] for p in batch]
 
     def index(self, patch: Patch) -> int:
         """The patch's place in grid order (row-major): its slot in per-patch stores."""

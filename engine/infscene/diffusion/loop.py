@@ -29,9 +29,9 @@ from .grid import Patch, PatchGrid
 from .schedule import Denoiser, ReverseStep, patch_noise
 
 
-def _noise(seed: int, step: int, batch: list[Patch], channels: int) -> torch.Tensor:
+def _noise(grid: PatchGrid, seed: int, step: int, batch: list[Patch], channels: int) -> torch.Tensor:
     size = batch[0].size
-    return patch_noise(seed, step, [p.row for p in batch], [p.col for p in batch], (channels, size, size))
+    return patch_noise(seed, step, *grid.noise_keys(batch), (channels, size, size))
 
 
 class PatchSource(Protocol):
@@ -59,7 +59,7 @@ class InitialNoise:
     def __call__(self, denoiser: Denoiser, batch: list[Patch]) -> np.ndarray:
         w = torch.from_numpy(patch_weight(self.grid.patch))
         _, root_sq = weight_windows(self.grid, batch)
-        return ((w / torch.from_numpy(root_sq)) * _noise(self.seed, self.index, batch, self.channels)).numpy()
+        return ((w / torch.from_numpy(root_sq)) * _noise(self.grid, self.seed, self.index, batch, self.channels)).numpy()
 
     def units(self, batch: list[Patch]) -> int:
         return 0
@@ -81,7 +81,7 @@ class FusedStep:
     def __call__(self, denoiser: Denoiser, batch: list[Patch]) -> np.ndarray:
         y_t = torch.from_numpy(self.state.read_batch(batch))
         mu = denoiser.posterior_mean(y_t, read_cond(self.cond, batch, self.cond_factor), self.step)
-        y = mu + self.step.sigma * _noise(self.seed, self.step.index, batch, y_t.shape[1])
+        y = mu + self.step.sigma * _noise(self.grid, self.seed, self.step.index, batch, y_t.shape[1])
         totals, root_sq = (torch.from_numpy(a) for a in weight_windows(self.grid, batch))
         w = torch.from_numpy(patch_weight(self.grid.patch))
         if self.mode is FusionMode.VCF:
@@ -106,9 +106,9 @@ class IndependentChain:
 
     def __call__(self, denoiser: Denoiser, batch: list[Patch]) -> np.ndarray:
         cond = read_cond(self.cond, batch, self.cond_factor)
-        y = _noise(self.seed, len(self.steps), batch, self.channels)
+        y = _noise(self.grid, self.seed, len(self.steps), batch, self.channels)
         for step in self.steps:
-            y = denoiser.posterior_mean(y, cond, step) + step.sigma * _noise(self.seed, step.index, batch, self.channels)
+            y = denoiser.posterior_mean(y, cond, step) + step.sigma * _noise(self.grid, self.seed, step.index, batch, self.channels)
         return y.numpy()
 
     def units(self, batch: list[Patch]) -> int:

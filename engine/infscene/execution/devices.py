@@ -4,19 +4,22 @@ from __future__ import annotations
 import torch
 
 from ..errors import InfSceneError
+from .determinism import cpu_lanes
 
 
 def resolve_devices(spec: str) -> list[torch.device]:
     """Where the model runs, one model copy per entry.
 
-    `auto`: every CUDA GPU torch sees, else the CPU. `cuda`: every GPU. `cpu`. Or a comma-separated
-    list such as `cuda:0,cuda:2` (`cpu,cpu` runs two CPU workers). Patch batches are spread over
-    the entries (workers.DenoiserPool); the result does not depend on how many there are.
+    `auto`: every CUDA GPU torch sees, else the CPU. `cuda`: every GPU. `cpu`: the CPU as one lane per thread torch
+    would use (determinism.py: each lane a one-thread model call). Or a comma-separated list such as `cuda:0,cuda:2`
+    (`cpu,cpu`: two CPU lanes). Patch batches are spread over the entries (workers.DenoiserPool); the result does
+    not depend on how many there are.
     """
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     every_gpu = [torch.device(f"cuda:{i}") for i in range(gpus)]
-    if spec == "auto":
-        return every_gpu or [torch.device("cpu")]
+    every_lane = [torch.device("cpu")] * cpu_lanes()
+    if spec in ("auto", "cpu"):
+        return every_gpu or every_lane if spec == "auto" else every_lane
     devices: list[torch.device] = []
     for name in (part.strip() for part in spec.split(",")):
         if name == "cpu":

@@ -24,6 +24,7 @@ from ..diffusion.grid import Patch
 from ..diffusion.schedule import Denoiser
 from ..models.registry import family_of
 from ..progress import ProgressTracker
+from .determinism import FixedBatchDenoiser
 from .output_check import CheckedDenoiser
 from .workers import DenoiserPool
 
@@ -35,12 +36,14 @@ class DenoiserSpec:
     scale: float
     lr_consistency: bool
     precision: str  # fp32 or bf16 (models/precision.py), decided by the plan
+    batch_size: int  # every step-loop model call is made at this size (determinism.py)
     model_dir: str = ""  # the model folder, named when its output is not finite (output_check.py)
 
     def build(self, model: torch.nn.Module) -> Denoiser:
-        """The denoiser of the loaded model's family (registry), on the model's device, its output checked."""
-        return CheckedDenoiser(family_of(model.config).denoiser(model, self.scale, self.lr_consistency, self.precision),
-                               self.model_dir)
+        """The denoiser of the loaded model's family (registry), on the model's device, at the run's fixed batch size,
+        its output checked."""
+        family = family_of(model.config).denoiser(model, self.scale, self.lr_consistency, self.precision)
+        return CheckedDenoiser(FixedBatchDenoiser(family, self.batch_size), self.model_dir)
 
 
 class LocalExecutor:

@@ -69,7 +69,7 @@ class LastStepProbe:
     def __call__(self, denoiser: Denoiser, batch: list) -> tuple[np.ndarray, np.ndarray]:
         cond = read_cond(self.cond, batch, self.cond_factor)
         size = batch[0].size
-        y = patch_noise(PROBE_KEY, self.step.index, [p.row for p in batch], [p.col for p in batch], (self.channels, size, size))
+        y = patch_noise(PROBE_KEY, self.step.index, *self.grid.noise_keys(batch), (self.channels, size, size))
         return denoiser.posterior_mean(y, cond, self.step).numpy(), cond.numpy()
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -141,10 +140,10 @@ def connect(address: str, threads_per_worker: int = 1) -> Iterator[Any]:
 
 
 class ModelPlugin(WorkerPlugin):
-    """A worker plugin: the model loaded once per worker, and a lock so model calls run one at a time there.
+    """A worker plugin: the model loaded once per worker, shared by its threads.
 
-    Torch uses the worker's threads for each call, so a worker with N threads runs one batch on N
-    threads, as the single-process engine does with N threads (see docs/scale-out.md on bitwise equality).
+    A worker with N threads runs N tasks side by side, each model call on one thread, as the single-process
+    engine runs its CPU lanes (determinism.py): the bytes do not depend on how many threads or workers there are.
     """
 
     name = PLUGIN_NAME
@@ -154,9 +153,8 @@ class ModelPlugin(WorkerPlugin):
         self.model: Optional[torch.nn.Module] = None
 
     def setup(self, worker: Any) -> None:
-        self.lock = threading.Lock()  # made on the worker: a lock does not travel
         allocator.for_model_work()  # Dask's nanny started the worker with the opposite (allocator.py)
-        torch.set_num_threads(max(1, int(worker.state.nthreads)))
+        torch.set_num_threads(1)  # one thread per model call, the worker's threads side by side (determinism.py)
         self.model = load_model(self.model_dir, _worker_device(worker))
 
     def teardown(self, worker: Any) -> None:
@@ -177,9 +175,7 @@ def _plugin() -> ModelPlugin:
 
 def run_on_worker(spec: DenoiserSpec, work: Callable[[Denoiser, Item], Result], item: Item) -> Result:
     """A task: work(denoiser, item) with this worker's model."""
-    plugin = _plugin()
-    with plugin.lock:
-        return work(spec.build(plugin.model), item)
+    return work(spec.build(_plugin().model), item)
 
 
 def write_pieces(spec: DenoiserSpec, work: PatchWork, slots: SlotArray, batch: list[Patch]) -> None:

@@ -49,6 +49,7 @@ class SceneRequest:
     out_size: tuple[int, int]  # (rows, cols) of the output
     patch: int  # output pixels
     overlap: int  # output pixels
+    key_origin: tuple[int, int] = (0, 0)  # lattice index of the first patch (raster/anchor.py): the grid's noise keys
 
 
 def seconds(call: Callable[[], object], device: torch.device) -> float:

@@ -52,7 +52,7 @@ class E2DiffSRFamily:
         if request.steps is not None and request.steps > config.diffusion_steps:
             raise InfSceneError(f"this e2diffsr model runs at most its T = {config.diffusion_steps} steps, got --steps {request.steps}")
         detail = resolve_detail(request.detail, config)
-        grid = latent_grid(*request.out_size, request.patch, request.overlap)
+        grid = latent_grid(*request.out_size, request.patch, request.overlap, request.key_origin)
         steps = tuple(respaced_steps(request.steps or config.diffusion_steps, config.gammas())) if detail else ()
         tiles = decode_tile_count(config, request.lr_size, request.out_size, grid)
         out_px = grid.height * grid.width * LATENT_FACTOR**2

@@ -22,11 +22,11 @@ from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 
 
-def latent_grid(height: int, width: int, patch: int, overlap: int) -> PatchGrid:
+def latent_grid(height: int, width: int, patch: int, overlap: int, key_origin: tuple[int, int] = (0, 0)) -> PatchGrid:
     """The grid of latent patches for an output of height x width and output-pixel patch and overlap."""
     side, lap = patch // LATENT_FACTOR, overlap // LATENT_FACTOR
     rows, cols = -(-height // LATENT_FACTOR), -(-width // LATENT_FACTOR)
-    return PatchGrid(max(rows, side), max(cols, side), side, lap)
+    return PatchGrid(max(rows, side), max(cols, side), side, lap, key_origin)
 
 
 def decode_tile_count(config: E2DiffSRConfig, lr_size: tuple[int, int], out_size: tuple[int, int], grid: PatchGrid) -> int:

@@ -40,7 +40,8 @@ class SR3Family:
         if request.detail is not None:
             raise InfSceneError("--detail is for e2diffsr models, which have a regression branch and a texture head; this model is SR3")
         height, width = request.out_size
-        grid = PatchGrid(max(height, request.patch), max(width, request.patch), request.patch, request.overlap)
+        grid = PatchGrid(max(height, request.patch), max(width, request.patch), request.patch, request.overlap,
+                         request.key_origin)
         steps = tuple(respaced_steps(request.steps or DEFAULT_STEPS))
         return FamilyPlan(grid, steps, 0, 4 * grid.height * grid.width * CANVAS_BANDS[request.mode], config.channels, 1)
 

@@ -1,0 +1,110 @@
+"""Runs that join (issue 20): the map-anchored context of a run, exact; adjacent extents equal to their union's run
+where the margin covers the joint process's dependency cone; the same bytes at 1, 2 and 4 threads, both families."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.windows import Window
+
+from infscene.diffusion.grid import PatchGrid
+from infscene.plan import SROptions, plan_run
+from infscene.raster.anchor import anchor_window, integer_factor
+from infscene.run import super_resolve
+
+E2DIFFSR = Path(__file__).resolve().parents[1] / "resources" / "models" / "e2diffsr"
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def test_the_context_starts_on_the_lattice_and_crops_back_to_the_extent() -> None:
+    # 4x, a patch lattice every 192 output px: lattice lines every 48 input px from the raster's origin.
+    anchor = anchor_window((500, 400), Window(130, 100, 50, 60), (240, 200), 192, 20)
+    assert anchor is not None
+    context = anchor.context
+    assert (context.col_off, context.row_off) == (96, 48)  # the last lines at or before 110 and 80
+    assert (context.col_off + context.width, context.row_off + context.height) == (200, 180)  # stop + margin
+    assert anchor.crop == ((100 - 48) * 4, (130 - 96) * 4)
+    assert anchor.key_origin == (48 * 4 // 192, 96 * 4 // 192) == (1, 2)
+
+
+def test_the_context_is_clipped_by_the_raster_and_its_first_pixel_is_lattice_line_0() -> None:
+    anchor = anchor_window((100, 100), Window(5, 90, 95, 10), (20, 190), 48, 64)
+    assert anchor is not None
+    assert (anchor.context.col_off, anchor.context.row_off, anchor.context.width, anchor.context.height) == (0, 24, 100, 76)
+    assert anchor.key_origin == (24 * 2 // 48, 0) and anchor.crop == ((90 - 24) * 2, 5 * 2)
+
+
+def test_a_non_integer_scale_has_no_lattice() -> None:
+    assert integer_factor(100, 400) == 4 and integer_factor(100, 370) is None
+    assert integer_factor(3, 15) == 5 and integer_factor(7, 35) == 5
+    assert anchor_window((100, 100), Window(0, 0, 100, 100), (370, 370), 48, 8) is None
+
+
+def test_noise_keys_count_from_the_key_origin() -> None:
+    grid = PatchGrid(64, 64, 16, 4, key_origin=(3, 7))
+    patches = list(grid)
+    rows, cols = grid.noise_keys(patches[:2])
+    assert rows == [3, 3] and cols == [7, 8]
+
+
+def _options(model: Path, **changes: object) -> SROptions:
+    base = SROptions(scale=4, bands=[1, 2, 3], model_dir=model, checkpoint=False)
+    return replace(base, **changes)
+
+
+def _halves(path: Path) -> tuple[tuple[float, ...], tuple[float, ...], int]:
+    with rasterio.open(path) as ds:
+        left, bottom, right, top = ds.bounds
+        middle = left + (ds.width // 2) * ds.transform.a
+        return (left, bottom, middle, top), (middle, bottom, right, top), ds.width // 2
+
+
+def test_an_extent_run_with_a_margin_over_the_dependency_cone_is_its_unions_run(tiny_model_dir: Path, naip: Path,
+                                                                               tmp_path: Path) -> None:
+    """SR3, 2 steps, patches of 16 px: the cone is (2 + 1) x 15 = 45 output px, 12 input px at 4x. The right half's
+    context (margin 16) starts 16 px left of it, not at the raster's edge, so its output equals the union's there only
+    because the lattice, the keyed noise and the margin agree; with no margin it does not."""
+    sr3 = _options(tiny_model_dir, steps=2, patch=16, overlap=4)
+    union = _read(super_resolve(naip, tmp_path / "union.tif", sr3))
+    _, right, middle = _halves(naip)
+    plan = plan_run(naip, replace(sr3, bounds=right, margin=16))
+    assert plan.window.col_off > 0  # a context of its own, not the whole raster
+    joined = _read(super_resolve(naip, tmp_path / "right.tif", replace(sr3, bounds=right, margin=16)))
+    assert np.array_equal(joined, union[:, :, middle * 4 :])
+    alone = _read(super_resolve(naip, tmp_path / "alone.tif", replace(sr3, bounds=right, margin=0)))
+    assert not np.array_equal(alone, union[:, :, middle * 4 :])
+
+
+def test_e2diffsr_halves_join_their_union_at_the_default_margin(naip: Path, tmp_path: Path) -> None:
+    e2 = _options(E2DIFFSR, patch=64, overlap=16)
+    union = _read(super_resolve(naip, tmp_path / "union.tif", e2)).astype(int)
+    left, right, middle = _halves(naip)
+    mosaic = np.concatenate([_read(super_resolve(naip, tmp_path / f"{name}.tif", replace(e2, bounds=bounds)))
+                             for name, bounds in (("left", left), ("right", right))], axis=2).astype(int)
+    difference = np.abs(mosaic - union)
+    # measured: 98% of values bitwise equal, mean 0.02 DN, largest 3 DN (bench/joins.py: the margin's effect)
+    assert (difference == 0).mean() > 0.9 and difference.mean() < 0.1 and difference.max() <= 4
+
+
+@pytest.mark.parametrize("family", ["sr3", "e2diffsr"])
+def test_the_same_bytes_at_1_2_and_4_threads(family: str, tiny_model_dir: Path, naip: Path, tmp_path: Path) -> None:
+    options = (_options(tiny_model_dir, steps=3, patch=32, overlap=8, batch_size=3, precision="fp32") if family == "sr3"
+               else _options(E2DIFFSR, patch=64, overlap=16, batch_size=3, precision="fp32"))
+    before = torch.get_num_threads()
+    outputs = []
+    try:
+        for threads in (1, 2, 4):
+            torch.set_num_threads(threads)
+            outputs.append(_read(super_resolve(naip, tmp_path / f"t{threads}.tif", options)))
+            assert torch.get_num_threads() == threads  # a run leaves the caller's threads as they were
+    finally:
+        torch.set_num_threads(before)
+    assert all(np.array_equal(outputs[0], other) for other in outputs[1:])
