@@ -10,6 +10,7 @@ the run folders are removed, and the command exits 0.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import tempfile
@@ -125,7 +126,8 @@ async def serve(source: Source, settings: Settings) -> None:
             try:
                 await web.TCPSite(runner, settings.host, settings.port).start()
             except OSError as exc:
-                raise InfSceneError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc} "
+                reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+                raise InfSceneError(f"cannot listen on {settings.host}:{settings.port}: {reason} "
                                     "(choose another --port, or --port 0 for a free one)") from exc
             port = runner.addresses[0][1]
             for signum in (signal.SIGINT, signal.SIGTERM):
