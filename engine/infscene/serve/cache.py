@@ -115,10 +115,6 @@ class DiskCache:
             self._index[path] = size
         self._evict()
 
-    @property
-    def total_bytes(self) -> int:
-        return self._total
-
     def _write_atomically(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._workspace.folder_in(self.folder) / f"{path.name}.{threading.get_ident()}.tmp"

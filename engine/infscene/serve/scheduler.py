@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Generic, Hashable, Optional, TypeVar
 
 Key = TypeVar("Key", bound=Hashable)
@@ -28,10 +28,8 @@ class _Job(Generic[Result]):
 
 @dataclass
 class Counts:
-    queued: int = 0
-    running: int = 0
     made: int = 0
-    dropped: int = 0
+    dropped: int = 0  # queued, then no longer wanted by anyone before they started
 
 
 class Scheduler(Generic[Key, Result]):
@@ -52,7 +50,6 @@ class Scheduler(Generic[Key, Result]):
             job.future.add_done_callback(_retrieve)
             self._jobs[key] = job
             self._queue.append(key)
-            self.counts.queued += 1
             self._wake.set()
         job.askers += 1
         try:
@@ -75,15 +72,12 @@ class Scheduler(Generic[Key, Result]):
                 key = self._queue.popleft()
                 job = self._jobs[key]
                 job.started = True
-                self.counts.queued -= 1
-                self.counts.running += 1
                 try:
                     job.future.set_result(await loop.run_in_executor(self._pool, self._make, key))
                     self.counts.made += 1
                 except Exception as exc:  # the askers get it (one log line and an HTTP error each)
                     job.future.set_exception(exc)
                 finally:
-                    self.counts.running -= 1
                     del self._jobs[key]
 
     def close(self) -> None:
@@ -94,7 +88,6 @@ class Scheduler(Generic[Key, Result]):
         self._queue.remove(key)
         del self._jobs[key]
         job.future.cancel()
-        self.counts.queued -= 1
         self.counts.dropped += 1
 
 

@@ -15,7 +15,7 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar
 
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
@@ -30,6 +30,7 @@ from .scheduler import Scheduler
 from .source import Source
 from .zooms import WEB_MERCATOR, pixel_size, tile_bounds
 
+T = TypeVar("T")
 MEMORY_BLOCKS = 64  # decoded blocks kept in memory (about 1 MB each at 64 px and 4x)
 RENDER_THREADS = 2  # warping and encoding beside the model's thread
 MARGIN = 2  # tile pixels read around a tile: the bilinear kernel's reach (GDAL widens it when it reduces)
@@ -161,6 +162,6 @@ class Tiles:
     def _from_source(self, window: Window, step: int, bounds: tuple[float, float, float, float]) -> bytes:
         return encode_png(warp_to_tile(self.source.read(window, step), self.source.crs, bounds))
 
-    async def _in_pool(self, function: Callable[..., object], *args: object):  # type: ignore[no-untyped-def]
+    async def _in_pool(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
