@@ -30,6 +30,8 @@ from rasterio.transform import from_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
+from infscene.raster.workspace import Workspace
+from infscene.serve.cache import DiskCache
 from infscene.serve.scheduler import Scheduler
 from infscene.serve.zooms import WEB_MERCATOR, parse_tile, zoom_levels
 
@@ -346,6 +348,26 @@ def test_many_askers_make_a_block_once_and_a_block_nobody_wants_is_dropped() -> 
 
     asyncio.run(scenario())
     assert made == ["first", "later"]
+
+
+def test_a_cache_whose_disk_fills_up_is_left_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+    with Workspace() as workspace:
+        cache = DiskCache(tmp_path / "cache", "key", 1024**2, workspace, lines.append)
+        first = cache.tile_path(1, 0, 0)
+        cache.write(first, b"tile")
+        assert cache.read(first) == b"tile"
+
+        def full(*args: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(Path, "write_bytes", full)
+        for y in range(3):
+            cache.write(cache.tile_path(2, 0, y), b"tile")
+    assert not cache.enabled and cache.read(first) is None
+    assert lines == [f"cache folder {tmp_path / 'cache' / 'key'} cannot be written (No space left on device): "
+                     "serving without a disk cache"]
+    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == ["0.png"], "no partial entry"
 
 
 def test_zoom_levels_and_tile_parsing() -> None:

@@ -130,15 +130,12 @@ async def serve(source: Source, settings: Settings) -> None:
                 raise InfSceneError(f"cannot listen on {settings.host}:{settings.port}: {reason} "
                                     "(choose another --port, or --port 0 for a free one)") from exc
             port = runner.addresses[0][1]
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(signum, stop.set)
+            _stop_on_signals(loop, stop)
             tasks = [asyncio.create_task(tiles.scheduler.run()), asyncio.create_task(_report(tiles.activity, settings.progress))]
             _announce(serving(), settings.progress, cache)
             await stop.wait()
         finally:
             stopping.set()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -146,6 +143,15 @@ async def serve(source: Source, settings: Settings) -> None:
             await loop.run_in_executor(None, tiles.close)
     if tasks:
         log("stopped")
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """SIGINT and SIGTERM set `stop` (the loop's own handlers; plain handlers where it has none, as on Windows)."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except NotImplementedError:
+            signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
 
 
 def _announce(serving: Serving, kind: str, cache: DiskCache) -> None:
