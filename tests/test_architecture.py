@@ -28,7 +28,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("iceplant", ("infscene.iceplant",)),
     ("plan and run", ("infscene.plan", "infscene.run", "infscene.quick_plan")),  # quick_plan: the torch-free checks
     # The commands: `infscene` and its subcommands (their parsers live beside what they drive).
-    ("cli", ("infscene.cli", "infscene.__main__", "infscene.training.cli", "infscene.iceplant.cli")),
+    ("serve", ("infscene.serve",)),  # the live tile layer: runs blocks through run.py, serves them over HTTP
+    ("cli", ("infscene.cli", "infscene.__main__", "infscene.training.cli", "infscene.iceplant.cli", "infscene.serve.cli")),
 )
 
 

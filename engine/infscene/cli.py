@@ -31,6 +31,7 @@ from .models.registry import DEFAULT_MODEL_DIR, FAMILIES, check_model
 from .plan import SROptions, estimate_seconds, plan_run
 from .raster.atomic import check_output_path, refuse_overwriting_input
 from .run import run_plan
+from .serve import cli as serve_cli
 from .training import cli as train_cli
 
 EXIT_ERROR = 1
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sr_parser(subparsers)
     iceplant_cli.register(subparsers)
     train_cli.register(subparsers)
+    serve_cli.add_serve_parser(subparsers)
     add_info_parser(subparsers)
     return parser
 
