@@ -266,6 +266,7 @@ def test_the_real_engine_serves_a_live_layer(qgis_iface, naip_layer, engine_pyth
         source = xyz_source(layer)
         png = fetch(source["url"], *tile_of(naip_layer, int(source["zmax"])))
         assert png.startswith(b"\x89PNG") and png[16:24] == (256).to_bytes(4, "big") * 2  # IHDR: 256 x 256
+        wait_until(lambda: server.activity is not None and server.activity.done >= 1, START_TIMEOUT_S)
 
         QgsProject.instance().removeMapLayer(layer.id())
 
