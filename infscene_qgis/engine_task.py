@@ -1,4 +1,5 @@
-"""Runs one engine command in the background for the dock, and the fast planning call.
+"""Runs one engine command in the background for the dock and the live layers (a run, a tile server), and the fast
+planning call.
 
 Neither is a QgsTask: QGIS 3.22 reports every task that ends after a cancel as "Task failed" in its message
 bar (and one that returns True as "Task complete"), and it cannot silence a task before 3.26. So a cancelled
