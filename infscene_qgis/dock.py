@@ -69,7 +69,7 @@ from .engine_request import (
 from .compare import SwipeTool
 from .engine_runner import EngineRunner
 from .engine_task import LOG_TAG, EngineJob, QuickPlanner, RunOutcome
-from .icons import icon
+from .icons import icon, live_icon
 from .layer_input import InputError, engine_bounds, raster_file_path
 from .result_layers import RESULT_PROPERTY, LayerLoadError, add_group, pixel_size_units, result_name, short_name
 
@@ -89,10 +89,12 @@ _RATE_PREFIX = "infscene/seconds_per_mpx/"  # measured seconds per output megapi
 
 class InfSceneDock(QgsDockWidget):
     """Dock panel; `runFinished(RunOutcome)` is emitted when a run ends; `planned(dict)` when the engine's planning
-    call has answered for the panel's current state."""
+    call has answered for the panel's current state; `liveLayerRequested(layer)` when Live layer is pressed (the
+    plugin owns the live layers: they outlive the panel's runs)."""
 
     runFinished = pyqtSignal(object)
     planned = pyqtSignal(object)
+    liveLayerRequested = pyqtSignal(object)
 
     def __init__(self, iface: Any, parent: Optional[QWidget] = None) -> None:
         super().__init__("InfScene super-resolution", parent)
@@ -387,9 +389,16 @@ class InfSceneDock(QgsDockWidget):
         self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the engine; it removes what it was writing, so no partial file remains")
         self.cancel_button.clicked.connect(self.cancel)
+        self.live_button = QPushButton("Live layer")
+        self.live_button.setIcon(live_icon())
+        self.live_button.setToolTip("Add a live super-resolved layer of this raster above it: the engine super-resolves "
+                                    "the tiles the map shows as you pan and zoom (this panel's scale or pixel size, "
+                                    "seed, detail and model)")
+        self.live_button.clicked.connect(lambda: self.liveLayerRequested.emit(self.layer()))
         row = QHBoxLayout()
         row.addWidget(self.run_button)
         row.addWidget(self.cancel_button)
+        row.addWidget(self.live_button)
         form.addRow(row)
         self.zoom_button = QPushButton("Zoom to result")
         self.zoom_button.setToolTip("Zoom the map to the last result")

@@ -84,11 +84,7 @@ class SrRequest:
     def arguments(self) -> List[str]:
         """Arguments after `python -m infscene`."""
         opts = self.options
-        args = ["sr", self.input_path, self.output_path]
-        if opts.target_res > 0:
-            args += ["--target-res", _num(opts.target_res)]
-        else:
-            args += ["--scale", _num(opts.scale)]
+        args = ["sr", self.input_path, self.output_path, *_size_flags(opts)]
         if self.bounds is not None:
             args += ["--bounds", *(_num(v) for v in self.bounds)]
         if opts.steps != STEPS_MODEL_DEFAULT:
@@ -130,6 +126,39 @@ class IceplantRequest:
     def arguments(self) -> List[str]:
         """Arguments after `python -m infscene`."""
         return ["iceplant", self.input_path, self.output_path, *_common_flags(self.bands, self.model_dir)]
+
+
+@dataclass
+class ServeRequest:
+    """One `infscene serve` tile server: XYZ tiles of `input_path`, super-resolved on demand, on a free local port.
+
+    It takes the run options that decide what a tile looks like (scale or target pixel size, seed, detail) and the
+    model; the others (patch, fusion, device, samples) are the server's own business. `cache_dir` keeps rendered tiles.
+    """
+
+    input_path: str
+    options: SrOptions = field(default_factory=SrOptions)
+    model_dir: Optional[str] = None
+    cache_dir: Optional[str] = None
+
+    def arguments(self) -> List[str]:
+        """Arguments after `python -m infscene`."""
+        opts = self.options
+        args = ["serve", self.input_path, "--port", "0", *_size_flags(opts), "--seed", str(opts.seed)]
+        if opts.detail is not None:
+            args += ["--detail", _num(opts.detail)]
+        if self.model_dir:
+            args += ["--model", self.model_dir]
+        if self.cache_dir:
+            args += ["--cache", self.cache_dir]
+        return args + ["--progress", "json"]
+
+
+def _size_flags(opts: SrOptions) -> List[str]:
+    """--target-res when a pixel size is asked for (it overrides the scale), else --scale."""
+    if opts.target_res > 0:
+        return ["--target-res", _num(opts.target_res)]
+    return ["--scale", _num(opts.scale)]
 
 
 def _common_flags(bands: str, model_dir: Optional[str]) -> List[str]:

@@ -18,6 +18,7 @@ from .engine_events import PROTOCOL_VERSION, Cancelled, Done, Event, Failure, Pl
 
 EventCallback = Callable[[Event], None]
 CancelCheck = Callable[[], bool]
+StartCallback = Callable[[int], None]
 
 # Variables QGIS sets for its own Python, PROJ and GDAL; inherited, they make the engine's
 # interpreter import QGIS's packages or make rasterio read another PROJ database.
@@ -64,10 +65,15 @@ def _popen(command: Sequence[str]) -> "subprocess.Popen[str]":
 
 
 class EngineRunner:
-    """Runs `<python> -m infscene ...` for one interpreter."""
+    """Runs `<python> -m infscene ...` for one interpreter.
 
-    def __init__(self, python: str) -> None:
+    `terminate_grace_s` is how long a cancelled engine may take to exit after SIGTERM before it is killed: a run
+    needs time to delete its partial files, a tile server (`infscene serve`) has nothing to clean up.
+    """
+
+    def __init__(self, python: str, terminate_grace_s: float = _TERMINATE_GRACE_S) -> None:
         self.python = python
+        self.terminate_grace_s = terminate_grace_s
 
     def command(self, arguments: Sequence[str]) -> List[str]:
         """The full command line, for running and for the log."""
@@ -78,13 +84,17 @@ class EngineRunner:
         arguments: Sequence[str],
         on_event: EventCallback,
         is_cancelled: CancelCheck,
+        on_started: Optional[StartCallback] = None,
     ) -> List[str]:
         """Run to the end and return the output paths from the `done` event.
 
         Raises EngineCancelled when `is_cancelled()` turned true (checked every 0.1 s, so a
         cancel is honoured within one engine step), EngineError with the engine's message otherwise.
+        `on_started(pid)` is called once the process exists, before its first event.
         """
         process = _popen(self.command(arguments))
+        if on_started is not None:
+            on_started(process.pid)
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
         stderr_tail: "collections.deque[str]" = collections.deque(maxlen=20)
         readers = [
@@ -97,7 +107,7 @@ class EngineRunner:
         stdout_open = True
         while stdout_open:
             if is_cancelled():
-                _terminate(process)
+                _terminate(process, self.terminate_grace_s)
                 raise EngineCancelled()
             try:
                 line = lines.get(timeout=_POLL_S)
@@ -164,11 +174,11 @@ def _pump(stream: Optional[IO[str]], sink: Callable[[Optional[str]], None]) -> N
     sink(None)
 
 
-def _terminate(process: "subprocess.Popen[str]") -> None:
-    """SIGTERM so the engine can delete its temporary file; SIGKILL if it does not exit in time."""
+def _terminate(process: "subprocess.Popen[str]", grace_s: float) -> None:
+    """SIGTERM so the engine can delete its temporary file; SIGKILL if it does not exit within `grace_s`."""
     process.terminate()
     try:
-        process.wait(timeout=_TERMINATE_GRACE_S)
+        process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

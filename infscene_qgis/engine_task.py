@@ -1,4 +1,5 @@
-"""Runs one engine command in the background for the dock, and the fast planning call.
+"""Runs one engine command in the background for the dock and the live layers (a run, a tile server), and the fast
+planning call.
 
 Neither is a QgsTask: QGIS 3.22 reports every task that ends after a cancel as "Task failed" in its message
 bar (and one that returns True as "Task complete"), and it cannot silence a task before 3.26. So a cancelled
@@ -45,10 +46,13 @@ class RunOutcome:
 
 
 class EngineJob(QObject):
-    """Runs `python -m infscene <arguments>` on a thread; `progressChanged(percent)` and `finished(RunOutcome)`
-    arrive on the main thread. `cancel()` stops the engine (SIGTERM: it removes its partial files)."""
+    """Runs `python -m infscene <arguments>` on a thread; `progressChanged(percent)`, `eventReceived(event)` (every
+    protocol event, for commands such as `serve` whose events are not a run's) and `finished(RunOutcome)` arrive on
+    the main thread. `cancel()` stops the engine (SIGTERM: it removes its partial files). `pid` is the engine's
+    process id once it has started."""
 
     progressChanged = pyqtSignal(float)
+    eventReceived = pyqtSignal(object)
     finished = pyqtSignal(object)
 
     def __init__(self, description: str, runner: EngineRunner, arguments: Sequence[str]) -> None:
@@ -58,6 +62,7 @@ class EngineJob(QObject):
         self._runner = runner
         self._arguments = list(arguments)
         self._cancel = threading.Event()
+        self.pid: Optional[int] = None
         self._thread = threading.Thread(target=self._run, name="InfScene engine", daemon=True)
 
     def start(self) -> None:
@@ -78,7 +83,8 @@ class EngineJob(QObject):
     def _run(self) -> None:
         QgsMessageLog.logMessage("running: " + " ".join(self._runner.command(self._arguments)), LOG_TAG, Qgis.Info)
         try:
-            self.outcome.outputs = self._runner.run(self._arguments, self._record, self._cancel.is_set)
+            self.outcome.outputs = self._runner.run(self._arguments, self._record, self._cancel.is_set,
+                                                    self._started)
         except EngineCancelled:
             self.outcome.cancelled = True
         except EngineError as exc:
@@ -88,7 +94,11 @@ class EngineJob(QObject):
         self.outcome.elapsed_s = time.monotonic() - self.outcome.started
         self.finished.emit(self.outcome)
 
+    def _started(self, pid: int) -> None:
+        self.pid = pid
+
     def _record(self, event: Event) -> None:
+        self.eventReceived.emit(event)
         if isinstance(event, Plan):
             self.outcome.plan = event
         elif isinstance(event, Progress):
