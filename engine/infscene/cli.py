@@ -76,10 +76,14 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=list(protocol.MODES), default=FusionMode.VCF.value,
                    help="vcf: variance-corrected joint denoising (seamless, sharp); average: naive weighted mean "
                         "(seamless, blurred); independent: separate tiles (seams, the SR3 baseline)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same output")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed; the same seed gives the same bytes on any number of threads, devices or Dask workers")
+    p.add_argument("--margin", type=int,
+                   help="input pixels of context sampled around the extent, so that runs of neighbouring extents of one "
+                        "raster join without a seam (default: one patch; 0 samples the extent alone)")
     p.add_argument("--device", default="auto",
-                   help="where the model runs: auto (every GPU, else the CPU), cpu, cuda (every GPU) or a list such as "
-                        "cuda:0,cuda:1; patch batches are spread over the devices, the result is the same (default auto)")
+                   help="where the model runs: auto (every GPU, else the CPU), cpu (one lane per thread), cuda (every GPU) "
+                        "or a list such as cuda:0,cuda:1; patch batches are spread over them, the result is the same")
     p.add_argument("--batch-size", type=int, default=4, help="patches per model call (GPU memory ~ batch x patch)")
     p.add_argument("--samples", type=int, default=1,
                    help="run this many seeds (seed, seed+1, ...): the output is the first, and a raster of the per-pixel "
@@ -124,7 +128,7 @@ def sr_options(args: argparse.Namespace) -> SROptions:
         batch_size=args.batch_size, lr_consistency=not args.no_lr_consistency, model_dir=args.model,
         work_dir=args.work_dir, samples=args.samples, spread_path=args.spread, detail=detail_option(args), precision=args.precision,
         resume=args.resume, restart=args.restart, checkpoint=not args.no_checkpoint, dask=args.dask,
-        threads_per_worker=args.threads_per_worker,
+        threads_per_worker=args.threads_per_worker, margin=args.margin,
     )
 
 
