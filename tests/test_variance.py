@@ -72,7 +72,7 @@ def test_average_erodes_variance_where_patches_overlap() -> None:
 def test_variance_test_detects_noise_shared_between_overlapping_patches(monkeypatch: pytest.MonkeyPatch) -> None:
     """If overlapping patches shared noise (crops of one scene-wide noise map), vcf variance would exceed sigma^2."""
 
-    def scene_noise_crops(seed: int, step: int, batch: list, channels: int) -> torch.Tensor:
+    def scene_noise_crops(grid: PatchGrid, seed: int, step: int, batch: list, channels: int) -> torch.Tensor:
         scene = patch_noise(seed, step, [0], [0], (channels, GRID.height, GRID.width))[0]
         return torch.stack([scene[:, p.slices[0], p.slices[1]] for p in batch])
 
