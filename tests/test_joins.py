@@ -67,20 +67,25 @@ def _halves(path: Path) -> tuple[tuple[float, ...], tuple[float, ...], int]:
         return (left, bottom, middle, top), (middle, bottom, right, top), ds.width // 2
 
 
-def test_an_extent_run_with_a_margin_over_the_dependency_cone_is_its_unions_run(tiny_model_dir: Path, naip: Path,
+@pytest.mark.parametrize("scene", ["naip", "planet"])
+def test_an_extent_run_with_a_margin_over_the_dependency_cone_is_its_unions_run(scene: str, tiny_model_dir: Path,
+                                                                               request: pytest.FixtureRequest,
                                                                                tmp_path: Path) -> None:
     """SR3, 2 steps, patches of 16 px: the cone is (2 + 1) x 15 = 45 output px, 12 input px at 4x. The right half's
     context (margin 16) starts 16 px left of it, not at the raster's edge, so its output equals the union's there only
-    because the lattice, the keyed noise and the margin agree; with no margin it does not."""
+    because the lattice, the keyed noise, the margin and (int16 Planet) the whole raster's stretch agree; with no
+    margin it does not."""
+    source: Path = request.getfixturevalue(scene)
+    scale = 4
     sr3 = _options(tiny_model_dir, steps=2, patch=16, overlap=4)
-    union = _read(super_resolve(naip, tmp_path / "union.tif", sr3))
-    _, right, middle = _halves(naip)
-    plan = plan_run(naip, replace(sr3, bounds=right, margin=16))
+    union = _read(super_resolve(source, tmp_path / "union.tif", sr3))
+    _, right, middle = _halves(source)
+    plan = plan_run(source, replace(sr3, bounds=right, margin=16))
     assert plan.window.col_off > 0  # a context of its own, not the whole raster
-    joined = _read(super_resolve(naip, tmp_path / "right.tif", replace(sr3, bounds=right, margin=16)))
-    assert np.array_equal(joined, union[:, :, middle * 4 :])
-    alone = _read(super_resolve(naip, tmp_path / "alone.tif", replace(sr3, bounds=right, margin=0)))
-    assert not np.array_equal(alone, union[:, :, middle * 4 :])
+    joined = _read(super_resolve(source, tmp_path / "right.tif", replace(sr3, bounds=right, margin=16)))
+    assert np.array_equal(joined, union[:, :, middle * scale :])
+    alone = _read(super_resolve(source, tmp_path / "alone.tif", replace(sr3, bounds=right, margin=0)))
+    assert not np.array_equal(alone, union[:, :, middle * scale :])
 
 
 def test_e2diffsr_halves_join_their_union_at_the_default_margin(naip: Path, tmp_path: Path) -> None:

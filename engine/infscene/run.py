@@ -182,7 +182,8 @@ def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, c
     bands = (*plan.layout.visible, *plan.layout.extra)
     if checkpoint.keep:  # a checkpoint knows its input by content: a resume of other pixels is refused here
         checkpoint.check_input(window_sha256(ds, plan.window, bands, plan.layout.alpha))
-    statistics = window_statistics(ds, plan.window, bands, plan.layout.alpha, np.dtype(plan.profile["dtype"]), plan.config)
+    statistics = window_statistics(ds, plan.window, bands, plan.layout.alpha, np.dtype(plan.profile["dtype"]), plan.config,
+                                   whole_raster=plan.anchor.on_lattice)
     read_bands = partial(ModelBands, ds, plan.window, bands, plan.layout.alpha, statistics)
     visible = read_bands((0, 1, 2))
     extra = read_bands(tuple(range(3, len(bands)))) if plan.layout.extra else None

@@ -32,6 +32,7 @@ class Anchor:
     crop: tuple[int, int]  # (row, col) of the extent's first output pixel in the context's output
     key_origin: tuple[int, int]  # (row, col) lattice index of the context's first patch: its noise key
     margin: int  # input pixels of context asked for on each side (less where the raster ends)
+    on_lattice: bool = True  # False: a run at a non-integer scale, on its own grid (and its own window's stretch)
 
 
 def integer_factor(window_len: int, out_len: int) -> Optional[int]:
@@ -69,4 +70,4 @@ def anchor_window(raster_size: tuple[int, int], extent: Window, out_size: tuple[
 
 def unanchored(extent: Window) -> Anchor:
     """A run on its own grid: the context is the extent, keys from its corner (a non-integer scale)."""
-    return Anchor(extent, (0, 0), (0, 0), 0)
+    return Anchor(extent, (0, 0), (0, 0), 0, on_lattice=False)

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from ..models.contract import ModelContract
 from ..errors import InfSceneError
 from .guided import GuidedBands
-from .io import read_block, value_range
+from .io import read_block, reading, value_range
 from .resample import row_blocks
 from .scaling import MAX_SAMPLE_PIXELS, BandScaling, stretch_from_sample
 
@@ -43,8 +43,12 @@ def _blocks(window: Window) -> Iterator[Window]:
 
 
 def window_statistics(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int],
-                      dtype: np.dtype, config: ModelContract) -> WindowStatistics:
-    """Valid count, means and extremes in one pass; for bands that are not 8-bit, the stretch's sample in a second."""
+                      dtype: np.dtype, config: ModelContract, whole_raster: bool = False) -> WindowStatistics:
+    """Valid count, means and extremes in one pass; for bands that are not 8-bit, the stretch's sample in a second.
+
+    With `whole_raster` (a map-anchored run, raster/anchor.py) the stretch and the fill of invalid pixels come from
+    a reduced read of the whole raster instead (`raster_sample`): every run of the raster then gives a pixel the same
+    model units, so runs of neighbouring extents of a 16-bit Planet scene join as 8-bit ones do."""
     count, sums = 0, np.zeros(len(bands))
     low, high = np.full(len(bands), np.inf), np.full(len(bands), -np.inf)
     all_valid = True
@@ -59,9 +63,27 @@ def window_statistics(ds: rasterio.DatasetReader, window: Window, bands: Sequenc
     if count == 0:
         raise InfSceneError("the extent has no valid pixels (all nodata or transparent)")
     ranges = tuple(value_range(ds, band, lo, hi) for band, lo, hi in zip(bands, low, high))
-    sample = None if np.dtype(dtype) == np.uint8 else _stretch_sample(ds, window, bands, alpha, count)
-    scaling = stretch_from_sample(sample, len(bands), dtype, config)
-    return WindowStatistics(scaling, (sums / count).astype(np.float32), ranges, all_valid)
+    fill = (sums / count).astype(np.float32)
+    if whole_raster:
+        sample = raster_sample(ds, bands)
+        if sample.shape[1]:
+            fill = sample.mean(axis=1, dtype=np.float64).astype(np.float32)
+    else:
+        sample = None if np.dtype(dtype) == np.uint8 else _stretch_sample(ds, window, bands, alpha, count)
+    scaling = stretch_from_sample(None if np.dtype(dtype) == np.uint8 else sample, len(bands), dtype, config)
+    return WindowStatistics(scaling, fill, ranges, all_valid)
+
+
+def raster_sample(ds: rasterio.DatasetReader, bands: Sequence[int]) -> np.ndarray:
+    """The valid pixels (bands, n) of the whole raster read at most MAX_SAMPLE_PIXELS large (GDAL's nearest
+    decimation, from overviews where the file has them): the same for every run of the raster."""
+    shrink = max(1.0, (ds.height * ds.width / MAX_SAMPLE_PIXELS) ** 0.5)
+    shape = (max(1, int(ds.height / shrink)), max(1, int(ds.width / shrink)))
+    with reading(ds.name):
+        values = ds.read(list(bands), out_shape=(len(bands), *shape)).astype(np.float32)
+        valid = np.all(ds.read_masks(list(bands), out_shape=(len(bands), *shape)) > 0, axis=0)  # as read_block
+    valid &= np.all(np.isfinite(values), axis=0)
+    return values[:, valid]
 
 
 def _stretch_sample(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int],
