@@ -49,7 +49,9 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (and a JSON error event) like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        # main() prefixes every error with "infscene: ", so only a subcommand's name ("sr") goes before the message.
+        command = self.prog.partition(" ")[2]
+        raise UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
 
 def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
