@@ -7,6 +7,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from osgeo import gdal
 from qgis.core import (
+    QgsColorRampLegendNodeSettings,
     QgsColorRampShader,
     QgsRasterBandStats,
     QgsRectangle,
@@ -136,7 +137,10 @@ def style_rgb(layer: QgsRasterLayer, like: Optional[QgsRasterLayer] = None) -> N
 def style_pseudocolor(layer: QgsRasterLayer, ramp_name: str, low: float, high: float,
                       labels: Optional[Callable[[List[float]], List[str]]] = None) -> None:
     """Band 1 drawn with a named colour ramp from `low` to `high` (fixed: never recomputed by QGIS); `labels` turns
-    the legend's values into its labels."""
+    the legend's values into its labels.
+
+    The layer tree draws an interpolated ramp as one continuous bar labelled with its two ends' bare numbers (the
+    items' labels only show in the layer's properties), so the first and last labels go on the bar's ends too."""
     ramp = QgsStyle.defaultStyle().colorRamp(ramp_name)
     shader_function = QgsColorRampShader(low, high, ramp, QgsColorRampShader.Interpolated)
     shader_function.classifyColorRamp(5, -1)
@@ -145,6 +149,10 @@ def style_pseudocolor(layer: QgsRasterLayer, ramp_name: str, low: float, high: f
         for item, label in zip(items, labels([item.value for item in items])):
             item.label = label
         shader_function.setColorRampItemList(items)
+        legend = QgsColorRampLegendNodeSettings()
+        legend.setMinimumLabel(items[0].label)
+        legend.setMaximumLabel(items[-1].label)
+        shader_function.setLegendSettings(legend)
     shader = QgsRasterShader(low, high)
     shader.setRasterShaderFunction(shader_function)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
