@@ -193,8 +193,7 @@ class SpreadScale:
         labels = [f"{v:.3g} DN" for v in values]
         labels[0] = "0 DN: every sample agrees"
         labels[-1] = (f"{self.top:.3g} DN and more ({100 * self.top / max(self.input_high - self.input_low, 1e-9):.2g} % "
-                      f"of the input's {self.input_low:g}-{self.input_high:g}); this layer: p98 {self.p98:.2g}, "
-                      f"max {self.maximum:.2g} DN")
+                      f"of the input's {self.input_low:g}-{self.input_high:g})")  # the layer's name says its p98 and max
         return labels
 
 
@@ -216,8 +215,9 @@ def style_spread(layer: QgsRasterLayer, input_range: Optional[Tuple[float, float
 
 
 def spread_layer_name(sr_name: str, samples: int, scale: Optional[SpreadScale] = None) -> str:
-    """`<result> spread (N samples, p98 0.08 DN)`: the size on the name, so an unticked layer already says it."""
-    size = f", p98 {scale.p98:.2g} DN" if scale is not None else ""
+    """`<result> spread (N samples, p98 0.08, max 0.9 DN)`: the size on the name, so an unticked layer already says
+    it (and the legend's bar, which QGIS sizes a little short for a long label, keeps to the ramp's ends)."""
+    size = f", p98 {scale.p98:.2g}, max {scale.maximum:.2g} DN" if scale is not None else ""
     return f"{sr_name} spread ({samples} samples{size})"
 
 
