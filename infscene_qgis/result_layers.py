@@ -7,6 +7,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from osgeo import gdal
 from qgis.core import (
+    QgsColorRampLegendNodeSettings,
     QgsColorRampShader,
     QgsRasterBandStats,
     QgsRectangle,
@@ -136,7 +137,10 @@ def style_rgb(layer: QgsRasterLayer, like: Optional[QgsRasterLayer] = None) -> N
 def style_pseudocolor(layer: QgsRasterLayer, ramp_name: str, low: float, high: float,
                       labels: Optional[Callable[[List[float]], List[str]]] = None) -> None:
     """Band 1 drawn with a named colour ramp from `low` to `high` (fixed: never recomputed by QGIS); `labels` turns
-    the legend's values into its labels."""
+    the legend's values into its labels.
+
+    The layer tree draws an interpolated ramp as one continuous bar labelled with its two ends' bare numbers (the
+    items' labels only show in the layer's properties), so the first and last labels go on the bar's ends too."""
     ramp = QgsStyle.defaultStyle().colorRamp(ramp_name)
     shader_function = QgsColorRampShader(low, high, ramp, QgsColorRampShader.Interpolated)
     shader_function.classifyColorRamp(5, -1)
@@ -145,6 +149,10 @@ def style_pseudocolor(layer: QgsRasterLayer, ramp_name: str, low: float, high: f
         for item, label in zip(items, labels([item.value for item in items])):
             item.label = label
         shader_function.setColorRampItemList(items)
+        legend = QgsColorRampLegendNodeSettings()
+        legend.setMinimumLabel(items[0].label)
+        legend.setMaximumLabel(items[-1].label)
+        shader_function.setLegendSettings(legend)
     shader = QgsRasterShader(low, high)
     shader.setRasterShaderFunction(shader_function)
     renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
@@ -185,8 +193,7 @@ class SpreadScale:
         labels = [f"{v:.3g} DN" for v in values]
         labels[0] = "0 DN: every sample agrees"
         labels[-1] = (f"{self.top:.3g} DN and more ({100 * self.top / max(self.input_high - self.input_low, 1e-9):.2g} % "
-                      f"of the input's {self.input_low:g}-{self.input_high:g}); this layer: p98 {self.p98:.2g}, "
-                      f"max {self.maximum:.2g} DN")
+                      f"of the input's {self.input_low:g}-{self.input_high:g})")  # the layer's name says its p98 and max
         return labels
 
 
@@ -208,8 +215,9 @@ def style_spread(layer: QgsRasterLayer, input_range: Optional[Tuple[float, float
 
 
 def spread_layer_name(sr_name: str, samples: int, scale: Optional[SpreadScale] = None) -> str:
-    """`<result> spread (N samples, p98 0.08 DN)`: the size on the name, so an unticked layer already says it."""
-    size = f", p98 {scale.p98:.2g} DN" if scale is not None else ""
+    """`<result> spread (N samples, p98 0.08, max 0.9 DN)`: the size on the name, so an unticked layer already says
+    it (and the legend's bar, which QGIS sizes a little short for a long label, keeps to the ramp's ends)."""
+    size = f", p98 {scale.p98:.2g}, max {scale.maximum:.2g} DN" if scale is not None else ""
     return f"{sr_name} spread ({samples} samples{size})"
 
 

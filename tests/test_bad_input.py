@@ -196,3 +196,13 @@ def test_cli_dry_run_with_the_largest_batch_and_patch_times_a_small_batch(tmp_pa
                      "--patch", "512", "--batch-size", "4096", "--model", str(tiny_model_dir), "--dry-run"])
     plan = json.loads(capsys.readouterr().out)
     assert code == 0 and plan["patches"] == 1 and plan["estimated_s"] > 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bogus"], "infscene: argument command: invalid choice: 'bogus'"),
+    (["sr", "in.tif"], "infscene: sr: the following arguments are required: output (see infscene sr --help)"),
+])
+def test_cli_usage_errors_carry_one_prefix(argv: list, message: str, capsys: pytest.CaptureFixture) -> None:
+    code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and err.startswith(message) and err.count("infscene:") == 1

@@ -29,7 +29,9 @@ from .iceplant import cli as iceplant_cli
 from .iceplant.predict import check_iceplant_input, write_iceplant_probability
 from .models.registry import DEFAULT_MODEL_DIR, FAMILIES, check_model
 from .plan import SROptions, estimate_seconds, plan_run
+from .quick_plan import iceplant_problem
 from .raster.atomic import check_output_path, refuse_overwriting_input
+from .raster.io import open_raster
 from .run import run_plan
 from .serve import cli as serve_cli
 from .training import cli as train_cli
@@ -49,7 +51,9 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line (and a JSON error event) like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        # main() prefixes every error with "infscene: ", so only a subcommand's name ("sr") goes before the message.
+        command = self.prog.partition(" ")[2]
+        raise UsageError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
 
 def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -159,6 +163,12 @@ def _check_side_outputs(args: argparse.Namespace) -> None:
             check_output_path(path, kind)
     if args.iceplant:
         check_iceplant_input(args.input, args.bands)
+        # The planning call's rule (the plugin's dry run): the result keeps the input's type, and a non-8-bit result
+        # can leave 0-255 where the model adds detail, which the iceplant step would refuse after the whole run.
+        with open_raster(args.input) as ds:
+            problem = iceplant_problem(ds, args.bands)
+        if problem is not None:
+            raise InfSceneError(problem)
 
 
 def run_sr(args: argparse.Namespace) -> int:

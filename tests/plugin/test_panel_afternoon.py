@@ -19,7 +19,8 @@ from infscene_qgis.compare import SwipeTool
 from infscene_qgis.engine_request import MAX_STEPS, SrOptions
 from infscene_qgis.engine_task import RunOutcome, quick_plan
 from infscene_qgis.processing_algorithms import SuperResolveAlgorithm
-from infscene_qgis.result_layers import RESULT_PROPERTY, result_name, short_name
+from infscene_qgis.result_layers import (RESULT_PROPERTY, result_name, short_name, spread_layer_name,
+                                         style_spread)
 from plugin_helpers import NAIP, NAIP_WINDOW, leftovers
 from test_dock import critical_messages, dock, newest_group, run_to_end, wait_until  # noqa: F401 - fixture
 
@@ -189,6 +190,20 @@ def test_result_names_are_short_with_scale_model_and_resolution():
     long_stem = "SN7_global_monthly_2020_01_mosaic_L15-0331E-1257N_1327_3160_13_clipped"
     assert len(short_name(long_stem)) == 24 and short_name(long_stem).endswith("clipped")
     assert result_name("planet", 4.0, "e2diffsr", 1.1934, "m") == "planet x4 e2diffsr 1.19 m"
+
+
+def test_the_spread_legend_bar_and_name_say_dn_the_input_range_and_the_layer_range(tmp_path):
+    # QGIS draws an interpolated ramp in the layer tree as one bar with its ends' numbers, not the items' labels
+    path = tmp_path / "sr_spread.tif"
+    spread = gdal.GetDriverByName("GTiff").Create(str(path), 32, 32, 1, gdal.GDT_Float32)
+    spread.GetRasterBand(1).WriteArray(np.linspace(0.0, 0.3, 32 * 32, dtype=np.float32).reshape(32, 32))
+    spread = None
+    layer = QgsRasterLayer(str(path), "spread", "gdal")
+    scale = style_spread(layer, (0.0, 250.0))
+    legend = layer.renderer().shader().rasterShaderFunction().legendSettings()
+    assert legend.useContinuousLegend() and legend.minimumLabel() == "0 DN: every sample agrees"
+    assert legend.maximumLabel() == f"{scale.top:.3g} DN and more (2 % of the input's 0-250)"
+    assert spread_layer_name("sr", 2, scale) == f"sr spread (2 samples, p98 {scale.p98:.2g}, max 0.3 DN)"
 
 
 def test_zoom_and_swipe_compare_after_a_run(dock, qgis_iface):
