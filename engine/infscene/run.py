@@ -23,6 +23,7 @@ from .diffusion.canvas import Canvas, CanvasFactory
 from .diffusion.executor import Executor
 from .diffusion.loop import SamplingJob, StateCheckpoint, sample_canvas
 from .errors import InfSceneError, InfSceneWarning
+from .execution.backend import DaskBackend
 from .execution.checkpoint import Checkpoint, Position
 from .execution.determinism import one_thread_per_call
 from .execution.local import DenoiserSpec, LocalExecutor
@@ -160,17 +161,18 @@ def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling,
 
 @contextmanager
 def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Iterator[Executor]:
-    """Where this run's model work goes: a Dask cluster (--dask), else this process's devices."""
+    """The executor of the plan's backend: a Dask cluster, or this process's devices."""
     spec = DenoiserSpec(plan.scale, plan.options.lr_consistency, plan.precision, plan.options.batch_size,
                         str(_model_dir(plan)))
-    if plan.options.dask:
+    backend = plan.backend
+    if isinstance(backend, DaskBackend):
         from .execution.scaleout import DaskExecutor, connect  # imports dask.distributed: only for runs that use it
 
-        with connect(plan.options.dask, plan.options.threads_per_worker) as client:
+        with connect(backend.address, backend.threads_per_worker) as client:
             yield DaskExecutor(client, checkpoint.store, spec, _model_dir(plan), plan.state_channels)
         return
-    loaded = {device: load_model(plan.options.model_dir, device) for device in set(plan.devices)}  # shared by a CPU's lanes
-    models = [loaded[device] for device in plan.devices]
+    loaded = {device: load_model(plan.options.model_dir, device) for device in set(backend.devices)}  # shared by a CPU's lanes
+    models = [loaded[device] for device in backend.devices]
     canvases = CanvasFactory(workspace.folder_in(plan.work_dir) if plan.canvases_on_disk else None)
     with LocalExecutor([spec.build(model) for model in models], canvases) as executor:
         yield executor
@@ -225,7 +227,7 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
           one_thread_per_call()):
         workspace.folder_in(plan.output_path.parent)  # the run's folder exists (and is owned) from the start
         if plan.options.checkpoint:
-            checkpoint = Checkpoint.open(plan.checkpoint_dir, run_fingerprint(plan), plan.options.resume, plan.options.restart)
+            checkpoint = Checkpoint.open(plan.checkpoint_dir, run_fingerprint(plan), plan.resume_at, plan.options.restart)
         else:
             checkpoint = Checkpoint.scratch(workspace.folder_in(plan.work_dir))
         try:
