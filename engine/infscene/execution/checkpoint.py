@@ -34,7 +34,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from ..diffusion.canvas import Canvas
 from ..errors import InfSceneError
-from ..raster.resample import row_blocks
+from ..raster.blocks import blocks
 from ..raster.workspace import try_lock
 from .store import RunStore, StoreCanvas
 
@@ -158,8 +158,8 @@ def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def _copy(source: Any, target: Any, height: int, width: int) -> None:
     """Copy a (C, H, W) array into another of that shape in row blocks (bounded memory)."""
-    for r0, r1 in row_blocks(height, width):
-        target[:, r0:r1, :] = source[:, r0:r1, :]
+    for rows, cols in blocks(height, width):
+        target[:, rows, cols] = source[:, rows, cols]
 
 
 def _damaged(folder: Path, what: str) -> str:
