@@ -2,8 +2,9 @@
 
 `plan_run` checks the file, the outputs, the extent, the bands, the scale, the patch size, the steps,
 the devices and the disks, and decides the whole run: the family's share (registry -> ModelFamily.plan:
-state grid, reverse steps, finishing work, canvas bytes), the devices, the checkpoint. The returned
-SRPlan is what run.py carries out and what the CLI's `plan` event reports, so nothing is decided twice.
+state grid, reverse steps, finishing work, canvas bytes), the devices, the backend (those devices or a Dask
+cluster), the checkpoint and, with --resume, the position the run goes on from. The returned SRPlan is what
+run.py carries out and what the CLI's `plan` event reports, so nothing is decided twice.
 """
 from __future__ import annotations
 
