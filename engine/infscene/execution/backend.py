@@ -25,7 +25,7 @@ class LocalBackend:
     devices: tuple[torch.device, ...]
 
     @property
-    def workers(self) -> Optional[int]:
+    def workers(self) -> int:
         """Model calls that run side by side: one per lane or GPU."""
         return len(self.devices)
 
