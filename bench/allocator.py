@@ -26,13 +26,13 @@ def measure(setting: str) -> list[dict]:
     from infscene.execution import allocator
     from infscene.models.e2diffsr.run import typical_tile
     from infscene.models.registry import load_model
-    from infscene.diffusion.schedule import respaced_steps
+    from infscene.diffusion.schedule import Schedule
     from infscene.models.sr3.denoiser import PatchDenoiser
 
     {"streaming": allocator.for_streaming, "model-work": allocator.for_model_work}.get(setting, lambda: None)()
     torch.set_num_threads(1)
     sr3, e2 = load_model(MODELS / "sr3"), load_model(MODELS / "e2diffsr")
-    x, cond, step = torch.randn(4, 3, 128, 128), torch.randn(4, 3, 128, 128), respaced_steps(50)[10]
+    x, cond, step = torch.randn(4, 3, 128, 128), torch.randn(4, 3, 128, 128), Schedule.paper().respaced(50)[10]
     calls = {"sr3 batch of 4 x 128 px": (10, lambda: PatchDenoiser(sr3, 4.0).posterior_mean(x, cond, step)),
              "e2diffsr decode tile 1024 px at 4x": (3, typical_tile(e2, 4.0))}
     rows = []

@@ -32,12 +32,12 @@ MODELS = {"e2diffsr": ROOT / "resources" / "models" / "e2diffsr", "sr3": ROOT / 
 def facts() -> dict:
     import torch
 
-    from infscene.diffusion.schedule import respaced_steps
+    from infscene.diffusion.schedule import Schedule
     from infscene.models.e2diffsr.denoiser import LatentPatchDenoiser
     from infscene.models.registry import load_model
 
     model = load_model(MODELS["e2diffsr"], torch.device("cpu"))
-    step = respaced_steps(4, model.config.gammas())[0]
+    step = Schedule(model.config.gammas()).respaced(4)[0]
     generator = torch.Generator().manual_seed(0)
     y, cond = torch.randn(8, 4, 32, 32, generator=generator), torch.randn(8, 3, 256, 256, generator=generator)
     report = {}

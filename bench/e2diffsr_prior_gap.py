@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infscene.diffusion.schedule import respaced_steps
+from infscene.diffusion.schedule import Schedule
 from infscene.models.e2diffsr.network import E2DiffSR
 from infscene.models.e2diffsr.training import PairBatch, crop_sides, fixed_pairs, regression_alone, sample_latent
 from infscene.models.registry import load_model
@@ -50,7 +50,7 @@ def decodings(model: E2DiffSR, batch: PairBatch, seed: int) -> tuple[dict[str, t
     """The outputs of the docstring and, for `full` and `direct`, how their latent compares with the truth's."""
     config = model.config
     target = model.encoder(batch.hr, batch.up)[0] / config.latent_scale
-    z0, direct = sample_latent(model, batch, respaced_steps(config.diffusion_steps, config.gammas()), torch.Generator().manual_seed(seed))
+    z0, direct = sample_latent(model, batch, Schedule(config.gammas()).respaced(config.diffusion_steps), torch.Generator().manual_seed(seed))
     outputs = {
         "bicubic": batch.up,
         "regression": regression_alone(model, batch),

@@ -238,16 +238,16 @@ def costs() -> list[dict]:
     from infscene.models.e2diffsr.denoiser import LatentPatchDenoiser
     from infscene.models.e2diffsr.run import typical_tile
     from infscene.models.registry import load_model
-    from infscene.diffusion.schedule import respaced_steps
+    from infscene.diffusion.schedule import Schedule
     from infscene.models.sr3.denoiser import PatchDenoiser
 
     torch.set_num_threads(1)
     sr3, e2 = load_model(MODELS / "sr3"), load_model(MODELS / "e2diffsr")
     units = {  # name: (family, kind, output pixels per side, calls per timing, call)
         "sr3 patch 256 px": ("sr3", "patch", 256, 4, lambda: PatchDenoiser(sr3, 4.0).posterior_mean(
-            torch.randn(4, 3, 256, 256), torch.randn(4, 3, 256, 256), respaced_steps(50)[10])),
+            torch.randn(4, 3, 256, 256), torch.randn(4, 3, 256, 256), Schedule.paper().respaced(50)[10])),
         "e2diffsr latent patch 32 px": ("e2diffsr", "patch", 256, 4, lambda: LatentPatchDenoiser(e2, 4.0).posterior_mean(
-            torch.randn(4, 4, 32, 32), torch.randn(4, 3, 256, 256), respaced_steps(4, e2.config.gammas())[1])),
+            torch.randn(4, 4, 32, 32), torch.randn(4, 3, 256, 256), Schedule(e2.config.gammas()).respaced(4)[1])),
         "e2diffsr decode tile 1024 px at 4x": ("e2diffsr", "tile", 1024, 1, typical_tile(e2, PLAN_SCALE)),
     }
     rows = []

@@ -17,13 +17,17 @@ from typing import Callable
 import numpy as np
 import pytest
 import rasterio
+import torch
 
+from infscene.console import plan_line
 from infscene.errors import Cancelled, InfSceneError
-from infscene.execution.checkpoint import CHECKPOINT_SUFFIX, MANIFEST_FILE, _body_sha256, file_sha256
-from infscene.plan import SROptions
+from infscene.execution.backend import DaskBackend, LocalBackend
+from infscene.execution.checkpoint import CHECKPOINT_SUFFIX, MANIFEST_FILE, Position, _body_sha256, file_sha256
+from infscene.plan import SROptions, plan_run
 from infscene.progress import Progress
+from infscene.protocol import event_line, parse_event
 from infscene.raster.io import window_sha256
-from infscene.run import super_resolve
+from infscene.run import run_plan, super_resolve
 
 from scenes import FIXTURES
 
@@ -119,6 +123,27 @@ def test_a_healthy_checkpoint_resumes_to_the_same_bytes(interrupted: tuple[np.nd
     shutil.copytree(checkpoint, tmp_path / checkpoint.name)
     resumed = super_resolve(NAIP, tmp_path / "out.tif", _options(tiny_model_dir, resume=True))
     assert np.array_equal(_read(resumed), reference)
+
+
+def test_the_plan_carries_the_resume_position_and_the_backend_and_the_run_holds_to_them(
+        interrupted: tuple[np.ndarray, Path], tiny_model_dir: Path, tmp_path: Path) -> None:
+    reference, checkpoint = interrupted
+    shutil.copytree(checkpoint, tmp_path / checkpoint.name)
+    done = json.loads((tmp_path / checkpoint.name / MANIFEST_FILE).read_text())["transitions_done"]
+    plan = plan_run(NAIP, _options(tiny_model_dir, resume=True, device="cpu,cpu"), tmp_path / "out.tif")
+    assert plan.resume_at == Position(0, done) and plan.backend == LocalBackend((torch.device("cpu"),) * 2)
+    event = plan.event()
+    assert (event.resume_sample, event.resume_steps_done, event.backend, event.workers) == (1, done - 1, "cpu x2", 2)
+    assert plan_line(event).endswith(f"resuming at sample 1, step {done} of 4, on cpu x2")
+    assert parse_event(event_line(event)) == event
+
+    dask = plan_run(NAIP, _options(tiny_model_dir, dask="local:3", threads_per_worker=2))  # nothing is started
+    assert dask.backend == DaskBackend("local:3", 2, 3) and dask.resume_at is None
+    assert plan_line(dask.event()).endswith("patches x 4 steps, on Dask local:3")
+
+    with pytest.raises(InfSceneError, match="moved on since the run was planned"):
+        run_plan(replace(plan, resume_at=Position(0, done - 1)))  # the checkpoint is not where the plan found it
+    assert np.array_equal(_read(run_plan(plan)), reference)
 
 
 def test_a_swapped_input_with_its_time_restored_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:

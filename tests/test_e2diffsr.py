@@ -26,7 +26,7 @@ from infscene.models.folder import save_model
 from infscene.models.registry import load_model
 from infscene.plan import plan_run, SROptions
 from infscene.run import super_resolve
-from infscene.diffusion.schedule import respaced_steps
+from infscene.diffusion.schedule import Schedule
 from infscene.training.checkpoints import AUXILIARY_FILE, complete_checkpoints
 from infscene.training.cli import train
 from infscene.training.trainer import TrainOptions
@@ -66,7 +66,7 @@ def test_the_schedule_is_the_papers_four_linear_betas_and_the_last_step_returns_
     config = E2DiffSRConfig()
     betas = np.linspace(0.1, 0.99, 4)
     np.testing.assert_allclose(config.gammas(), np.cumprod(1.0 - betas), rtol=1e-12)
-    steps = respaced_steps(config.diffusion_steps, config.gammas())
+    steps = Schedule(config.gammas()).respaced(config.diffusion_steps)
     assert [s.index for s in steps] == [3, 2, 1, 0]
     last = steps[-1]
     assert last.coef_x0 == pytest.approx(1.0) and last.coef_xt == pytest.approx(0.0, abs=1e-12) and last.sigma == 0.0
@@ -80,7 +80,7 @@ def test_the_schedule_is_the_papers_four_linear_betas_and_the_last_step_returns_
 def test_a_chain_whose_denoiser_knows_z0_ends_exactly_at_z0_whatever_the_noise() -> None:
     z0 = torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(1))
     exact = SimpleNamespace(denoiser=lambda z_t, level, scale, cond, direct: z0)
-    steps = respaced_steps(4, E2DiffSRConfig().gammas())
+    steps = Schedule(E2DiffSRConfig().gammas()).respaced(4)
     noises = [torch.randn(z0.shape, generator=torch.Generator().manual_seed(k)) for k in range(5)]
     out = reverse_chain(exact, None, None, torch.full((2,), 4.0), steps, noises)
     assert torch.allclose(out, z0, atol=1e-6)

@@ -8,7 +8,8 @@ import rasterio
 import torch
 import torch.nn.functional as F
 
-from infscene.raster.resample import bicubic_window, chunk_windows, covering, nearest_block, nearest_source
+from infscene.raster.blocks import blocks, tiles
+from infscene.raster.resample import bicubic_window, covering, nearest_block, nearest_source
 from scenes import FIXTURES
 
 
@@ -52,11 +53,11 @@ def test_nearest_block_is_the_whole_nearest_upsampling_cut_to_the_window(lr: np.
     (700, 900, (700, 900), 100_000),  # an array in memory (one chunk): full-width row blocks
     (300, 50, (512, 512), 1_000),  # chunks larger than the budget and the array
 ])
-def test_chunk_windows_tile_the_array_once_and_never_split_a_chunk_between_windows(
+def test_blocks_tile_the_array_once_and_never_split_a_chunk_between_windows(
         height: int, width: int, chunk: tuple[int, int], pixels: int) -> None:
     seen = np.zeros((height, width), dtype=np.int32)
     owner = {}
-    for index, (rows, cols) in enumerate(chunk_windows(height, width, chunk, pixels)):
+    for index, (rows, cols) in enumerate(blocks(height, width, pixels, chunk)):
         seen[rows, cols] += 1
         assert (rows.stop - rows.start) * (cols.stop - cols.start) <= max(pixels, min(chunk[1], width))
         if chunk[0] * chunk[1] <= pixels:
@@ -64,3 +65,11 @@ def test_chunk_windows_tile_the_array_once_and_never_split_a_chunk_between_windo
                 for c in range(cols.start // chunk[1], -(-cols.stop // chunk[1])):
                     assert owner.setdefault((r, c), index) == index  # a chunk is read by one window only
     assert (seen == 1).all()
+
+
+@pytest.mark.parametrize("height, width, pixels", [(700, 900, 100_000), (5, 3, 1), (40, 1000, 2_000_000), (0, 8, 10)])
+def test_blocks_without_chunks_are_full_width_rows_of_about_the_budget(height: int, width: int, pixels: int) -> None:
+    rows = max(1, pixels // width)
+    expected = [(slice(r, min(height, r + rows)), slice(0, width)) for r in range(0, height, rows)]
+    assert list(blocks(height, width, pixels)) == expected
+    assert list(tiles(height, width, (rows, width))) == expected

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from infscene.diffusion.schedule import linear_gammas, patch_noise, respaced_steps
+from infscene.diffusion.schedule import Schedule, linear_gammas, patch_noise
 from infscene.raster.metrics import low_frequencies
 
 
@@ -20,7 +20,7 @@ def test_linear_schedule_matches_the_paper() -> None:
 def test_full_chain_posterior_mean_equals_eq3_and_variance_the_posterior() -> None:
     gammas = linear_gammas()
     betas = np.linspace(1e-6, 1e-2, 2000)
-    steps = respaced_steps(2000)
+    steps = Schedule.paper().respaced(2000)
     rng = np.random.default_rng(0)
     for step in (steps[0], steps[700], steps[-2]):
         t = step.index  # 0-based timestep when K = T
@@ -34,15 +34,15 @@ def test_full_chain_posterior_mean_equals_eq3_and_variance_the_posterior() -> No
 
 
 def test_respaced_chain_runs_from_noisiest_to_clean() -> None:
-    steps = respaced_steps(50)
+    steps = Schedule.paper().respaced(50)
     assert len(steps) == 50 and [s.index for s in steps] == list(range(49, -1, -1))
     assert steps[0].gamma == linear_gammas()[-1]
     assert all(a.gamma < b.gamma for a, b in zip(steps, steps[1:]))
     assert all(s.gamma_prev == n.gamma for s, n in zip(steps, steps[1:]))
     with pytest.raises(ValueError):
-        respaced_steps(0)
+        Schedule.paper().respaced(0)
     with pytest.raises(ValueError):
-        respaced_steps(2001)
+        Schedule.paper().respaced(2001)
 
 
 def test_patch_noise_is_keyed_by_position_not_by_batch() -> None:

@@ -204,6 +204,9 @@ def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, t
     resumed = subprocess.run(_cli(naip, output, [*flags, "--resume", "--progress", "json"]), env=env,
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
+    planned = next(json.loads(line) for line in resumed.stdout.splitlines() if '"plan"' in line)
+    assert (planned["resume_sample"], planned["resume_steps_done"]) == (1, done - 1)  # the plan says where it goes on
+    assert (planned["backend"] == f"Dask {cluster.scheduler.address}") == (where == "dask")
     first_progress = next(json.loads(line) for line in resumed.stdout.splitlines() if '"progress"' in line)
     patches = len(plan_run(naip, options).grid)
     assert first_progress["done"] > (done - 1) * patches  # it went on from the checkpoint (the initial noise counts 0)

@@ -15,9 +15,9 @@ from safetensors.torch import load_file
 
 from infscene.models.sr3 import training as train_module
 from infscene.errors import InfSceneError
+from infscene.diffusion.schedule import Schedule
 from infscene.models.registry import load_model
 from infscene.models.sr3.network import ModelConfig, SR3UNet
-from infscene.models.sr3.training import NoiseLevels
 from infscene.training.checkpoints import complete_checkpoints, load_checkpoint, optimizer_tensors
 from infscene.training.cli import register, train
 from infscene.training.trainer import EMA, TrainOptions, architecture
@@ -115,7 +115,7 @@ def test_scale_is_drawn_per_batch_within_the_range() -> None:
 
 
 def test_noise_levels_lie_in_the_schedule() -> None:
-    sqrt_gamma = NoiseLevels().sample(10000, torch.Generator().manual_seed(0))
+    sqrt_gamma = Schedule.paper().training_level(10000, torch.Generator().manual_seed(0))
     assert sqrt_gamma.max() <= 1.0 and sqrt_gamma.min() > 0.0
     assert sqrt_gamma.min() < 0.01 and sqrt_gamma.max() > 0.99
 

@@ -19,10 +19,11 @@ from typing import NoReturn, Optional, Sequence
 import torch
 
 from . import __version__, protocol
-from .console import band_list, emit, progress_reporter, warn
+from .console import band_list, emit, plan_line, progress_reporter, warn
 from .diffusion.fusion import FusionMode
 from .errors import Cancelled, InfSceneError
 from .execution import allocator
+from .execution.backend import DaskBackend
 from .execution.devices import resolve_devices
 from .models.precision import bf16_native, resolve_precision
 from .iceplant import cli as iceplant_cli
@@ -175,13 +176,16 @@ def run_sr(args: argparse.Namespace) -> int:
     options = sr_options(args)
     _check_side_outputs(args)
     plan = plan_run(args.input, options, args.output)
+    if isinstance(plan.backend, DaskBackend):  # this process only streams blocks: the workers run the models
+        allocator.for_streaming()
     json_events = args.progress == "json"
-    if json_events or args.dry_run:
-        event = plan.event(estimate_seconds(plan) if args.dry_run else None)
-        if json_events:
-            emit(event)
-        else:
-            print(json.dumps(dataclasses.asdict(event), indent=2))
+    event = plan.event(estimate_seconds(plan) if args.dry_run else None)
+    if json_events:
+        emit(event)
+    elif args.dry_run:
+        print(json.dumps(dataclasses.asdict(event), indent=2))
+    elif args.progress == "bar":
+        print(f"infscene: {plan_line(event)}", file=sys.stderr)
     warn(plan.warnings, json_events)
     if args.dry_run:
         return 0
@@ -291,10 +295,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         args = build_parser().parse_args(argv)
-        if getattr(args, "dask", None):  # this process only streams blocks: the workers run the models
-            allocator.for_streaming()
-        else:
-            allocator.for_model_work()
+        allocator.for_model_work()  # until a plan sends the model work elsewhere (run_sr)
         return args.func(args)
     except UsageError as exc:
         _fail(str(exc), json_events)

@@ -22,6 +22,17 @@ def warn(messages: Sequence[str], json_events: bool) -> None:
         print(f"infscene: warning: {message}", file=sys.stderr)
 
 
+def plan_line(plan: protocol.Plan) -> str:
+    """The `plan` event as the CLI's one line, e.g. `512x384 output, 25 patches x 4 steps, resuming at sample 2, step 3
+    of 4, on Dask local:4`: made from the event alone, so the line and the plugin say the same."""
+    line = f"{plan.output_width}x{plan.output_height} output, {plan.patches} patches x {plan.steps} steps"
+    if plan.resume_sample:
+        step = (f"step {plan.resume_steps_done + 1} of {plan.steps}" if plan.resume_steps_done < plan.steps
+                else f"after its {plan.steps} steps")
+        line += f", resuming at sample {plan.resume_sample}, {step}"
+    return f"{line}, on {plan.backend}" if plan.backend else line
+
+
 def band_list(text: str) -> list[int]:
     try:
         return [int(b) for b in text.split(",")]

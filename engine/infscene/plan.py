@@ -2,8 +2,9 @@
 
 `plan_run` checks the file, the outputs, the extent, the bands, the scale, the patch size, the steps,
 the devices and the disks, and decides the whole run: the family's share (registry -> ModelFamily.plan:
-state grid, reverse steps, finishing work, canvas bytes), the devices, the checkpoint. The returned
-SRPlan is what run.py carries out and what the CLI's `plan` event reports, so nothing is decided twice.
+state grid, reverse steps, finishing work, canvas bytes), the devices, the backend (those devices or a Dask
+cluster), the checkpoint and, with --resume, the position the run goes on from. The returned SRPlan is what
+run.py carries out and what the CLI's `plan` event reports, so nothing is decided twice.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from .diffusion.fusion import FusionMode
 from .diffusion.grid import PatchGrid
 from .diffusion.schedule import ReverseStep
 from .errors import InfSceneError
-from .execution.checkpoint import check_checkpoint, checkpoint_folder
+from .execution.backend import Backend, DaskBackend, LocalBackend, plan_backend
+from .execution.checkpoint import Position, check_checkpoint, checkpoint_folder
 from .execution.determinism import one_thread_per_call
 from .execution.devices import resolve_devices
 from .models.contract import ModelContract
@@ -99,7 +101,8 @@ class SRPlan:
     transform: Affine
     scale: float  # the mean of the two axes' factors: what the model is conditioned on
     family_plan: FamilyPlan  # the family's decisions: state grid and channels, reverse steps, finishing work
-    devices: tuple[torch.device, ...]
+    devices: tuple[torch.device, ...]  # this process's: where the estimate times the model, and a local run's lanes
+    backend: Backend  # where the model work goes: these devices, or a Dask cluster (execution/backend.py)
     precision: str  # fp32 or bf16, decided from --precision and the devices
     canvas_bytes: int
     canvases_on_disk: bool
@@ -108,6 +111,7 @@ class SRPlan:
     profile: dict = field(repr=False)
     warnings: tuple[str, ...] = ()
     model_sha256: str = ""  # of the weights, for the checkpoint and the outputs' tags (set by plan_run with an output)
+    resume_at: Optional[Position] = None  # --resume: the checkpoint's position, found by plan_run (None: from the start)
 
     @property
     def window(self) -> Window:
@@ -162,7 +166,7 @@ class SRPlan:
         state = 4 * self.state_channels * self.grid.height * self.grid.width
         out = 4 * 3 * self.grid.height * self.grid.width * self.canvas_factor**2
         total = 2 * state + (5 * out if self.options.samples > 1 else 0)
-        if self.options.dask:
+        if isinstance(self.backend, DaskBackend):
             slots = 4 * self.state_channels * self.grid.patch**2 * len(self.grid)
             total += 2 * out + slots + 4 * 3 * self.window.height * self.window.width
         return total
@@ -180,11 +184,21 @@ class SRPlan:
     def output_bytes(self) -> int:
         return self.height * self.width * self.profile["count"] * np.dtype(self.profile["dtype"]).itemsize
 
+    @property
+    def resume_steps_done(self) -> int:
+        """Reverse steps already done in the sample a resumed run goes on in (0 when it starts afresh)."""
+        if self.resume_at is None:
+            return 0
+        return self.resume_at.steps_done(self.steps, self.options.mode is FusionMode.INDEPENDENT)
+
     def event(self, estimated_s: Optional[float] = None) -> Plan:
         """The protocol's `plan` event for this plan."""
         return Plan(output_width=self.width, output_height=self.height, patches=len(self.grid), steps=self.steps,
                     total=self.total_work, output_bytes=self.output_bytes, canvas_bytes=self.canvas_bytes,
-                    estimated_s=None if estimated_s is None else round(estimated_s, 1), protocol=PROTOCOL_VERSION)
+                    estimated_s=None if estimated_s is None else round(estimated_s, 1), protocol=PROTOCOL_VERSION,
+                    backend=self.backend.describe(), workers=self.backend.workers or 0,
+                    resume_sample=0 if self.resume_at is None else self.resume_at.samples_done + 1,
+                    resume_steps_done=self.resume_steps_done)
 
 
 def _check_options(options: SROptions) -> None:
@@ -275,10 +289,11 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     profile = output_profile(ds, layout, height, width, transform)
     checkpoint_dir = checkpoint_folder(output_path, work_dir) if output_path is not None else None
     devices = tuple(resolve_devices(options.device))
+    backend = plan_backend(options.dask, options.threads_per_worker, devices)
     return SRPlan(
         input_path=Path(ds.name), output_path=output_path, options=options, config=config, family=config.family,
         layout=layout, extent=extent, anchor=anchor, height=height, width=width, transform=transform, scale=scale,
-        family_plan=family_plan, devices=devices, precision=resolve_precision(options.precision, devices),
+        family_plan=family_plan, devices=devices, backend=backend, precision=resolve_precision(options.precision, devices),
         canvas_bytes=canvas_bytes, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
         checkpoint_dir=checkpoint_dir, profile=profile, warnings=tuple(notes),
     )
@@ -329,9 +344,11 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
     if out is not None and plan.checkpoint_dir is not None:
         plan = replace(plan, model_sha256=model_checksum(options.model_dir))
     if out is not None and plan.checkpoint_dir is not None and options.checkpoint:
-        check_checkpoint(plan.checkpoint_dir, run_fingerprint(plan), options.resume, options.restart)
+        resume_at = check_checkpoint(plan.checkpoint_dir, run_fingerprint(plan), options.resume, options.restart)
+        plan = replace(plan, resume_at=resume_at)
         spread_bytes = plan.height * plan.width * 4 if plan.spread_path is not None else 0
-        work_bytes = plan.checkpoint_bytes + (plan.canvas_bytes if plan.canvases_on_disk and not options.dask else 0)
+        local_canvases = plan.canvases_on_disk and isinstance(plan.backend, LocalBackend)
+        work_bytes = plan.checkpoint_bytes + (plan.canvas_bytes if local_canvases else 0)
         check_free_space([(out.parent, plan.output_bytes + spread_bytes), (plan.work_dir, work_bytes)])
     return plan
 

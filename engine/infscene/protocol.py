@@ -48,6 +48,10 @@ class Plan:
     canvas_bytes: int
     estimated_s: Optional[float]
     protocol: int = 1  # engines before this module sent no version; this one sends PROTOCOL_VERSION
+    backend: str = ""  # where the model work runs, e.g. "cpu x4", "cuda:0, cuda:1", "Dask local:4" ("": not said)
+    workers: int = 0  # model calls side by side: devices, CPU lanes or local:N's workers (0: not known before it runs)
+    resume_sample: int = 0  # a resumed run: the sample it goes on in, from 1 (0: the run starts afresh)
+    resume_steps_done: int = 0  # a resumed run: the reverse steps of that sample already done
 
 
 @dataclass(frozen=True)

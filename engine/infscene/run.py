@@ -23,6 +23,7 @@ from .diffusion.canvas import Canvas, CanvasFactory
 from .diffusion.executor import Executor
 from .diffusion.loop import SamplingJob, StateCheckpoint, sample_canvas
 from .errors import InfSceneError, InfSceneWarning
+from .execution.backend import DaskBackend
 from .execution.checkpoint import Checkpoint, Position
 from .execution.determinism import one_thread_per_call
 from .execution.local import DenoiserSpec, LocalExecutor
@@ -34,7 +35,8 @@ from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .protocol import PROVENANCE_PREFIX
 from .raster.atomic import atomic_output
 from .raster.io import OutputBlock, geotiff_profile, open_raster, verified_geotiff, window_sha256, write_super_resolved
-from .raster.resample import Upsampled, bicubic_window, chunk_windows, covering, nearest_block, nearest_source
+from .raster.blocks import blocks
+from .raster.resample import Upsampled, bicubic_window, covering, nearest_block, nearest_source
 from .raster.scaling import BandScaling
 from .raster.window_input import ModelBands, fill_lr, guided_bands, window_statistics
 from .raster.workspace import Workspace
@@ -57,7 +59,7 @@ def _output_blocks(plan: SRPlan, result: Canvas, cond: Upsampled, visible: Model
     guided = guided_bands(visible, extra) if extra is not None else None
     in_h, in_w = visible.shape[1:]
     context_h, context_w = plan.context_size
-    for rows, cols in chunk_windows(plan.height, plan.width, result.chunk, OUTPUT_BLOCK_PIXELS):
+    for rows, cols in blocks(plan.height, plan.width, OUTPUT_BLOCK_PIXELS, result.chunk):
         at_rows, at_cols = _in_context(plan, rows, cols)
         visible_sr = result.data[:, at_rows, at_cols]
         if not np.isfinite(visible_sr).all():  # a finishing step (a decode) that broke: never cast into the output
@@ -131,7 +133,7 @@ def _sample_with_spread(plan: SRPlan, executor: Executor, visible: np.ndarray, c
     tracker.skip(done * plan.work_per_sample)
     for k in range(done, samples):
         sample = _sample(plan, executor, seed + k, visible, cond, tracker, checkpoint.for_sample(k))
-        for rows, cols in chunk_windows(*cond.shape[1:], sample.chunk):
+        for rows, cols in blocks(*cond.shape[1:], chunk=sample.chunk):
             values = sample.data[:, rows, cols]
             if k == 0:
                 first.data[:, rows, cols] = values
@@ -141,7 +143,7 @@ def _sample_with_spread(plan: SRPlan, executor: Executor, visible: np.ndarray, c
             mean.data[:, rows, cols] += delta / (k + 1)
             squares.data[:, rows, cols] += delta * (values - mean.data[:, rows, cols])
         checkpoint.commit_sample(k + 1, kept)
-    for rows, cols in chunk_windows(*cond.shape[1:], squares.chunk):
+    for rows, cols in blocks(*cond.shape[1:], chunk=squares.chunk):
         squares.data[:, rows, cols] = np.sqrt(squares.data[:, rows, cols] / samples)
     return first, squares
 
@@ -153,24 +155,25 @@ def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling,
     with verified_geotiff(tmp, profile, plan.spread_path) as dst:
         dst.set_band_description(1, f"spread over {plan.options.samples} samples (std, input units)")
         dst.update_tags(**tags)
-        for rows, cols in chunk_windows(plan.height, plan.width, spread.chunk):
+        for rows, cols in blocks(plan.height, plan.width, chunk=spread.chunk):
             block = spread.data[(slice(None), *_in_context(plan, rows, cols))] * units[:, None, None]
             dst.write(block.mean(axis=0).astype(np.float32)[None], window=Window.from_slices(rows, cols))
 
 
 @contextmanager
 def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Iterator[Executor]:
-    """Where this run's model work goes: a Dask cluster (--dask), else this process's devices."""
+    """The executor of the plan's backend: a Dask cluster, or this process's devices."""
     spec = DenoiserSpec(plan.scale, plan.options.lr_consistency, plan.precision, plan.options.batch_size,
                         str(_model_dir(plan)))
-    if plan.options.dask:
+    backend = plan.backend
+    if isinstance(backend, DaskBackend):
         from .execution.scaleout import DaskExecutor, connect  # imports dask.distributed: only for runs that use it
 
-        with connect(plan.options.dask, plan.options.threads_per_worker) as client:
+        with connect(backend.address, backend.threads_per_worker) as client:
             yield DaskExecutor(client, checkpoint.store, spec, _model_dir(plan), plan.state_channels)
         return
-    loaded = {device: load_model(plan.options.model_dir, device) for device in set(plan.devices)}  # shared by a CPU's lanes
-    models = [loaded[device] for device in plan.devices]
+    loaded = {device: load_model(plan.options.model_dir, device) for device in set(backend.devices)}  # shared by a CPU's lanes
+    models = [loaded[device] for device in backend.devices]
     canvases = CanvasFactory(workspace.folder_in(plan.work_dir) if plan.canvases_on_disk else None)
     with LocalExecutor([spec.build(model) for model in models], canvases) as executor:
         yield executor
@@ -225,7 +228,7 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
           one_thread_per_call()):
         workspace.folder_in(plan.output_path.parent)  # the run's folder exists (and is owned) from the start
         if plan.options.checkpoint:
-            checkpoint = Checkpoint.open(plan.checkpoint_dir, run_fingerprint(plan), plan.options.resume, plan.options.restart)
+            checkpoint = Checkpoint.open(plan.checkpoint_dir, run_fingerprint(plan), plan.resume_at, plan.options.restart)
         else:
             checkpoint = Checkpoint.scratch(workspace.folder_in(plan.work_dir))
         try:

@@ -26,7 +26,7 @@ from .canvas import Canvas
 from .executor import Combine, Executor, PatchWork
 from .fusion import FusionMode, average_contribution, patch_weight, vcf_contribution, weight_windows
 from .grid import Patch, PatchGrid
-from .schedule import Denoiser, ReverseStep, patch_noise
+from .schedule import Denoiser, ReverseStep, Schedule, patch_noise
 
 
 def _noise(grid: PatchGrid, seed: int, step: int, batch: list[Patch], channels: int) -> torch.Tensor:
@@ -106,9 +106,9 @@ class IndependentChain:
 
     def __call__(self, denoiser: Denoiser, batch: list[Patch]) -> np.ndarray:
         cond = read_cond(self.cond, batch, self.cond_factor)
-        y = _noise(self.grid, self.seed, len(self.steps), batch, self.channels)
-        for step in self.steps:
-            y = denoiser.posterior_mean(y, cond, step) + step.sigma * _noise(self.grid, self.seed, step.index, batch, self.channels)
+        y = Schedule.run_chain(lambda y_t, step: denoiser.posterior_mean(y_t, cond, step),
+                               _noise(self.grid, self.seed, len(self.steps), batch, self.channels), self.steps,
+                               lambda step: _noise(self.grid, self.seed, step.index, batch, self.channels))
         return y.numpy()
 
     def units(self, batch: list[Patch]) -> int:

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from ..diffusion.canvas import Canvas
 from ..errors import InfSceneError
-from ..raster.resample import row_blocks
+from ..raster.blocks import blocks
 from ..raster.workspace import try_lock
 from .store import RunStore, StoreCanvas
 
@@ -62,14 +62,22 @@ class Position:
     samples_done: int = 0
     transitions_done: int = 0  # the initial noise, then each reverse step (an independent run's tiles: one)
 
+    def steps_done(self, steps: int, independent: bool) -> int:
+        """Reverse steps finished in the sample under way, of `steps`."""
+        if independent:  # its one transition is every tile's whole chain
+            return steps * min(1, self.transitions_done)
+        return max(0, self.transitions_done - 1)  # the initial noise is the first transition
+
     def describe(self, fingerprint: dict[str, Any]) -> str:
         """Where the run stopped, in the user's terms: its sample and reverse steps."""
         steps, samples = fingerprint.get("steps", 0), fingerprint.get("samples", 1)
-        if fingerprint.get("mode") == "independent":  # its one transition is every tile's whole chain
-            done = steps * min(1, self.transitions_done)
-        else:  # the initial noise is the first transition
-            done = max(0, self.transitions_done - 1)
+        done = self.steps_done(steps, fingerprint.get("mode") == "independent")
         return f"sample {self.samples_done + 1} of {samples}, {done} of {steps} steps done"
+
+
+def _saved_position(saved: dict[str, Any]) -> Position:
+    """The position a manifest records."""
+    return Position(saved["samples_done"], saved["transitions_done"])
 
 
 def file_sha256(path: Path) -> str:
@@ -133,7 +141,7 @@ def _needed_arrays(position: Position, fingerprint: dict[str, Any]) -> list[str]
 
 def _position_problem(saved: dict[str, Any], fingerprint: dict[str, Any]) -> Optional[str]:
     """Why the saved position cannot be a position of this run (None when it can)."""
-    position = Position(saved["samples_done"], saved["transitions_done"])
+    position = _saved_position(saved)
     samples, transitions = int(fingerprint.get("samples", 1)), transitions_of(fingerprint)
     if not 0 <= position.samples_done <= samples:
         return f"it says {position.samples_done} samples are done, of {samples}"
@@ -150,8 +158,8 @@ def _differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:
 
 def _copy(source: Any, target: Any, height: int, width: int) -> None:
     """Copy a (C, H, W) array into another of that shape in row blocks (bounded memory)."""
-    for r0, r1 in row_blocks(height, width):
-        target[:, r0:r1, :] = source[:, r0:r1, :]
+    for rows, cols in blocks(height, width):
+        target[:, rows, cols] = source[:, rows, cols]
 
 
 def _damaged(folder: Path, what: str) -> str:
@@ -209,20 +217,23 @@ def _problem(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: b
             return _damaged(folder, f"{MANIFEST_FILE}: {position}")
         return None
     if not restart:
-        where = Position(saved["samples_done"], saved["transitions_done"]).describe(saved["fingerprint"])
+        where = _saved_position(saved).describe(saved["fingerprint"])
         return (f"an interrupted run of this output left a checkpoint in {folder} ({where}): add --resume to continue it, "
                 "or --restart to discard it")
     return None
 
 
-def check_checkpoint(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: bool) -> None:
-    """Before any work: refuse, in one line, a run that the checkpoint folder would stop (run_plan opens it later)."""
+def check_checkpoint(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: bool) -> Optional[Position]:
+    """Before any work: refuse, in one line, a run that the checkpoint folder would stop; with `resume`, the position
+    the run will go on from (the plan carries it, and Checkpoint.open checks that it still holds)."""
     if folder.exists():
         lock = Checkpoint._take_lock(folder)
         lock.close()
     problem = _problem(folder, fingerprint, resume, restart)
     if problem:
         raise InfSceneError(problem)
+    return _saved_position(_read_manifest(folder / MANIFEST_FILE)) if resume else None
+
 
 
 class Checkpoint:
@@ -246,8 +257,10 @@ class Checkpoint:
         return cls(folder, {}, Position(), None, keep=False)
 
     @classmethod
-    def open(cls, folder: Path, fingerprint: dict[str, Any], resume: bool, restart: bool) -> Checkpoint:
-        """The run's checkpoint, locked: resumed (`resume`), or new (an old one is removed only with `restart`)."""
+    def open(cls, folder: Path, fingerprint: dict[str, Any], resume_at: Optional[Position], restart: bool) -> Checkpoint:
+        """The run's checkpoint, locked: resumed from the planned position `resume_at` (refused if the checkpoint is no
+        longer there), or new (an old one is removed only with `restart`)."""
+        resume = resume_at is not None
         if folder.exists():
             lock = cls._take_lock(folder)
             problem = _problem(folder, fingerprint, resume, restart)
@@ -257,10 +270,13 @@ class Checkpoint:
             if resume:
                 try:
                     saved = cls._verified(folder)
+                    if _saved_position(saved) != resume_at:
+                        raise InfSceneError(f"the checkpoint in {folder} moved on since the run was planned (another run "
+                                            f"resumed it: {_saved_position(saved).describe(fingerprint)}): rerun to plan again")
                 except BaseException:
                     lock.close()
                     raise
-                return cls(folder, fingerprint, Position(saved["samples_done"], saved["transitions_done"]), lock,
+                return cls(folder, fingerprint, _saved_position(saved), lock,
                            arrays=dict.fromkeys(saved["arrays"]), input_content=saved["input_content"])
             lock.close()
             shutil.rmtree(folder)

@@ -36,8 +36,9 @@ from ..diffusion.schedule import Denoiser
 from ..errors import InfSceneError
 from ..models.registry import load_model
 from ..progress import ProgressTracker
-from ..protocol import LOCAL_CLUSTER_PREFIX, dask_address_problem
+from ..protocol import dask_address_problem
 from . import allocator
+from .backend import parse_address
 from .checkpoint import STORE_CHUNK
 from .local import DenoiserSpec
 from .store import RunStore, SlotArray, StoreCanvas
@@ -54,17 +55,6 @@ TASKS_IN_FLIGHT_PER_WORKER = 2
 GPU_RESOURCE = "GPU"
 FUSE_TASKS_PER_WORKER = 4  # fusing tasks per worker at least, so that the wave spreads evenly
 FUSE_REGION_SIDES = (8, 4, 2, 1)  # a fusing task writes k x k state chunks, the largest k that leaves enough tasks
-
-
-def parse_address(address: str) -> tuple[Optional[int], Optional[str]]:
-    """(N, None) for `local:N`, (None, address) for a scheduler address; one line for anything else."""
-    problem = dask_address_problem(address)
-    if problem:
-        raise InfSceneError(problem)
-    text = address.strip()
-    if text.startswith(LOCAL_CLUSTER_PREFIX):
-        return int(text[len(LOCAL_CLUSTER_PREFIX):]), None
-    return None, text
 
 
 def _first_line(exc: BaseException) -> str:

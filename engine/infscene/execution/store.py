@@ -20,6 +20,7 @@ import zarr
 
 from ..diffusion.canvas import Canvas
 from ..errors import InfSceneError
+from ..raster.blocks import tiles
 
 DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
@@ -56,9 +57,7 @@ class StoreCanvas(Canvas):
     def regions(self, chunks: int = 1) -> list[tuple[slice, slice]]:
         """The canvas cut into blocks of chunks x chunks whole chunks, as (rows, cols) slices, row-major."""
         (_, height, width), (ch, cw) = self.shape, self.chunk
-        ch, cw = ch * chunks, cw * chunks
-        return [(slice(r, min(height, r + ch)), slice(c, min(width, c + cw)))
-                for r in range(0, height, ch) for c in range(0, width, cw)]
+        return list(tiles(height, width, (ch * chunks, cw * chunks)))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_open_canvas, (str(self.root), self.name))

@@ -105,6 +105,11 @@ def _predict_into(
     ds: rasterio.DatasetReader, dst: rasterio.io.DatasetWriter, bands: IceplantBands, model: IceplantModel,
     layout: PatchLayout, tracker: ProgressTracker,
 ) -> None:
+    """Classify every patch and write the blended probability, one strip of patch rows at a time.
+
+    Not raster.blocks' walk: patches overlap (stride < patch), and a strip's rows are written only once the
+    next strip's patches have been blended into them (RowBlender), so the walk follows the patch layout.
+    """
     blender = RowBlender(layout)
     rows, cols = layout.rows, layout.cols
     for k, y0 in enumerate(rows):

@@ -15,6 +15,7 @@ import rasterio
 from rasterio.windows import Window
 
 from ..errors import InfSceneError
+from ..raster.blocks import tiles
 from ..raster.io import resolve_bands
 
 SCAN_ROWS = 512
@@ -73,8 +74,8 @@ def _scan(ds: rasterio.DatasetReader, bands: IceplantBands, whole: bool) -> tupl
     """(lowest, highest) valid value and whether any pixel is valid, in row blocks; without `whole`, only until the first
     valid pixel (all that 8-bit data needs: a pass over a valid raster stops in its first block)."""
     low, high, seen = np.inf, -np.inf, False
-    for row in range(0, ds.height, SCAN_ROWS):
-        values, valid = _read_raw(ds, bands.indexes, Window(0, row, ds.width, min(SCAN_ROWS, ds.height - row)))
+    for rows, cols in tiles(ds.height, ds.width, (SCAN_ROWS, ds.width)):
+        values, valid = _read_raw(ds, bands.indexes, Window.from_slices(rows, cols))
         if valid.any():
             low, high, seen = min(low, float(values[:, valid].min())), max(high, float(values[:, valid].max())), True
             if not whole:

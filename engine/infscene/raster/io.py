@@ -29,6 +29,7 @@ from rasterio.windows import Window
 
 from ..errors import InfSceneError
 from ..protocol import SCALE_MAX, SCALE_MIN_EXCLUSIVE, SOURCE_BAND_TAG
+from .blocks import blocks, pixels_in, window_of
 
 VISIBLE = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
 VISIBLE_NAMES = ("red", "green", "blue")
@@ -236,13 +237,11 @@ def window_sha256(ds: rasterio.DatasetReader, window: Window, bands: Sequence[in
     costs one read of the window and no more whatever the file's layout or compression.
     """
     indexes = [*bands, *([alpha] if alpha else [])]
-    row_bytes = max(1, int(window.width) * len(indexes) * max(np.dtype(ds.dtypes[i - 1]).itemsize for i in indexes))
-    rows = max(1, DIGEST_BLOCK_BYTES // row_bytes)
+    pixel_bytes = len(indexes) * max(np.dtype(ds.dtypes[i - 1]).itemsize for i in indexes)
     digest = hashlib.sha256()
-    with reading(ds.name):
-        for r0 in range(0, int(window.height), rows):
-            block = Window(window.col_off, window.row_off + r0, window.width, min(rows, int(window.height) - r0))
-            digest.update(np.ascontiguousarray(ds.read(indexes, window=block)).data)
+    with reading(ds.name):  # the blocks' rows are part of the hash (each block is read band by band)
+        for rows, cols in blocks(int(window.height), int(window.width), pixels_in(DIGEST_BLOCK_BYTES, pixel_bytes)):
+            digest.update(np.ascontiguousarray(ds.read(indexes, window=window_of(window, rows, cols))).data)
     return digest.hexdigest()
 
 
@@ -340,9 +339,9 @@ def _verify(path: Path, profile: dict) -> None:
     with rasterio.open(path) as ds:
         if (ds.width, ds.height, ds.count, ds.dtypes[0]) != (profile["width"], profile["height"], profile["count"], profile["dtype"]):
             raise RasterioError(f"read back as {ds.width}x{ds.height}x{ds.count} {ds.dtypes[0]}")
-        rows = max(1, VERIFY_BLOCK_BYTES // max(1, ds.width * ds.count * np.dtype(ds.dtypes[0]).itemsize))
-        for r0 in range(0, ds.height, rows):
-            ds.read(window=Window(0, r0, ds.width, min(rows, ds.height - r0)))
+        pixels = pixels_in(VERIFY_BLOCK_BYTES, ds.count * np.dtype(ds.dtypes[0]).itemsize)
+        for rows, cols in blocks(ds.height, ds.width, pixels):
+            ds.read(window=Window.from_slices(rows, cols))
 
 
 @contextmanager

@@ -8,34 +8,11 @@ memory stays bounded by the window and no process needs the upsampled scene.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..diffusion.grid import Patch
-
-BLOCK_PIXELS = 2_000_000
-
-
-def row_blocks(height: int, width: int, pixels: int = BLOCK_PIXELS) -> Iterator[tuple[int, int]]:
-    """Row ranges [r0, r1) of about `pixels` pixels each."""
-    rows = max(1, pixels // max(1, width))
-    for r0 in range(0, height, rows):
-        yield r0, min(height, r0 + rows)
-
-
-def chunk_windows(height: int, width: int, chunk: tuple[int, int], pixels: int = BLOCK_PIXELS) -> Iterator[tuple[slice, slice]]:
-    """(rows, cols) windows of at most about `pixels` pixels, row-major, that cover whole chunks of an array stored in
-    chunks of `chunk` (rows, cols): each stored chunk is read once, however wide the array. Row blocks of the whole
-    width would read every chunk of a band once per block: 16 times over for a 1-gigapixel output in 512-px chunks.
-    A chunk larger than `pixels` (an array in memory is one chunk) is cut into full-width row blocks."""
-    chunk_rows, chunk_cols = min(chunk[0], height), min(chunk[1], width)
-    rows = min(chunk_rows, max(1, pixels // chunk_cols))
-    cols = max(chunk_cols, pixels // rows // chunk_cols * chunk_cols)
-    for r0 in range(0, height, rows):
-        for c0 in range(0, width, cols):
-            yield slice(r0, min(height, r0 + rows)), slice(c0, min(width, c0 + cols))
-
 
 CUBIC_A = -0.75  # the cubic convolution kernel of PyTorch's and OpenCV's bicubic
 

@@ -20,7 +20,7 @@ from ..models.contract import ModelContract
 from ..errors import InfSceneError
 from .guided import GuidedBands
 from .io import read_block, reading, value_range
-from .resample import row_blocks
+from .blocks import blocks, window_of
 from .scaling import MAX_SAMPLE_PIXELS, BandScaling, stretch_from_sample
 
 
@@ -38,8 +38,9 @@ INPUT_BLOCK_PIXELS = 250_000  # input pixels read at a time (about 30 bytes a pi
 
 
 def _blocks(window: Window) -> Iterator[Window]:
-    for r0, r1 in row_blocks(int(window.height), int(window.width), INPUT_BLOCK_PIXELS):
-        yield Window(window.col_off, window.row_off + r0, window.width, r1 - r0)
+    """The window's row blocks, as windows of the raster."""
+    for rows, cols in blocks(int(window.height), int(window.width), INPUT_BLOCK_PIXELS):
+        yield window_of(window, rows, cols)
 
 
 def window_statistics(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int], alpha: Optional[int],
@@ -120,9 +121,7 @@ class ModelBands:
 
     def read(self, rows: slice, cols: slice) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
         """(model values, valid, alpha) of rows x cols of the window."""
-        block = Window(self.window.col_off + cols.start, self.window.row_off + rows.start,
-                       cols.stop - cols.start, rows.stop - rows.start)
-        data = read_block(self.ds, block, [self.bands[i] for i in self.indices], self.alpha)
+        data = read_block(self.ds, window_of(self.window, rows, cols), [self.bands[i] for i in self.indices], self.alpha)
         fill = self.statistics.fill[list(self.indices)]
         filled = np.where(data.valid[None], data.values, fill[:, None, None])
         return self.statistics.scaling.subset(self.indices).to_model(filled), data.valid, data.alpha
@@ -135,17 +134,14 @@ class ModelBands:
 
 def fill_lr(source: ModelBands, target: np.ndarray) -> None:
     """Write the whole window of `source` into `target` (a canvas's array) in row blocks."""
-    height, width = source.shape[1:]
-    for r0, r1 in row_blocks(height, width, INPUT_BLOCK_PIXELS):
-        target[:, r0:r1, :] = source.read(slice(r0, r1), slice(0, width))[0]
+    for rows, cols in blocks(*source.shape[1:], INPUT_BLOCK_PIXELS):
+        target[:, rows, cols] = source.read(rows, cols)[0]
 
 
 def guided_bands(visible: ModelBands, extra: ModelBands) -> GuidedBands:
     """The extra bands' slopes on the visible guide, summed over row blocks of the window."""
-    height, width = visible.shape[1:]
     moments = GuidedBands.moments(len(extra.indices))
-    for r0, r1 in row_blocks(height, width, INPUT_BLOCK_PIXELS):
-        rows, cols = slice(r0, r1), slice(0, width)
+    for rows, cols in blocks(*visible.shape[1:], INPUT_BLOCK_PIXELS):
         seen, valid, _ = visible.read(rows, cols)
         moments.add(seen, extra.read(rows, cols)[0], valid)
     return moments.fit()

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 
-from ...diffusion.schedule import ReverseStep
+from ...diffusion.schedule import ReverseStep, Schedule
 from ..precision import FP32, autocast
 from .network import E2DiffSR, fold_condition
 
@@ -23,18 +22,17 @@ def latent_posterior_mean(model: E2DiffSR, z_t: torch.Tensor, cond: torch.Tensor
 
     The estimate is taken to float32 before the mean is formed, so under bf16 autocast only the network runs in bf16.
     """
-    sqrt_gamma = torch.full((z_t.shape[0],), float(np.sqrt(step.gamma)), device=z_t.device)
+    sqrt_gamma = step.level(z_t.shape[0], z_t.device)
     z0 = model.denoiser(z_t, sqrt_gamma, scale, cond, direct).float()
-    return step.coef_x0 * z0 + step.coef_xt * z_t
+    return step.posterior_mean(z0, z_t)
 
 
 def reverse_chain(model: E2DiffSR, cond: torch.Tensor, direct: torch.Tensor, scale: torch.Tensor,
                   steps: Sequence[ReverseStep], noises: Sequence[torch.Tensor]) -> torch.Tensor:
     """z0 from z_T = noises[0], adding sigma * noises[k + 1] after step k (the last step's sigma is 0)."""
-    z = noises[0]
-    for step, noise in zip(steps, noises[1:]):
-        z = latent_posterior_mean(model, z, cond, direct, scale, step) + step.sigma * noise
-    return z
+    later = iter(noises[1:])
+    return Schedule.run_chain(lambda z_t, step: latent_posterior_mean(model, z_t, cond, direct, scale, step), noises[0],
+                              steps, lambda step: next(later))
 
 
 class LatentPatchDenoiser:

@@ -11,7 +11,7 @@ from torch import nn
 from ...diffusion.canvas import Canvas
 from ...diffusion.fusion import FusionMode
 from ...diffusion.loop import SamplingJob
-from ...diffusion.schedule import respaced_steps
+from ...diffusion.schedule import Schedule
 from ...errors import InfSceneError
 from ...training.trainer import Objective, TrainOptions
 from ..contract import ModelContract
@@ -53,7 +53,7 @@ class E2DiffSRFamily:
             raise InfSceneError(f"this e2diffsr model runs at most its T = {config.diffusion_steps} steps, got --steps {request.steps}")
         detail = resolve_detail(request.detail, config)
         grid = latent_grid(*request.out_size, request.patch, request.overlap, request.key_origin)
-        steps = tuple(respaced_steps(request.steps or config.diffusion_steps, config.gammas())) if detail else ()
+        steps = tuple(Schedule(config.gammas()).respaced(request.steps or config.diffusion_steps)) if detail else ()
         tiles = decode_tile_count(config, request.lr_size, request.out_size, grid)
         out_px = grid.height * grid.width * LATENT_FACTOR**2
         state_bands = LATENT_CANVAS_BANDS[request.mode] if detail else 0

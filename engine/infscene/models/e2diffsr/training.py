@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...diffusion.schedule import ReverseStep, respaced_steps
+from ...diffusion.schedule import ReverseStep, Schedule
 from ...errors import InfSceneError
 from ...training.checkpoints import optimizer_tensors, restore_optimizer
 from ...training.data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
@@ -230,7 +230,7 @@ class LatentObjective:
         for part in (self.model.encoder, self.model.prior_decoder, self.model.regression):
             part.requires_grad_(False)
         self.device = device
-        self.steps: list[ReverseStep] = respaced_steps(config.diffusion_steps, config.gammas())
+        self.steps: list[ReverseStep] = Schedule(config.gammas()).respaced(config.diffusion_steps)
         self.seed = options.seed
         # Deterministic (fixed draws, frozen encoder), so a resumed run measures the same value again.
         config.latent_scale = self.measure_latent_scale(options.seed)
@@ -298,7 +298,7 @@ class TextureObjective:
         for name, part in self.model.named_children():
             part.requires_grad_(name == "texture")
         self.device, self.seed, self.options = device, options.seed, options
-        self.steps: list[ReverseStep] = respaced_steps(config.diffusion_steps, config.gammas())
+        self.steps: list[ReverseStep] = Schedule(config.gammas()).respaced(config.diffusion_steps)
         self.perceptual = PerceptualLoss().to(device)
         self.critic = PatchDiscriminator(config.channels).to(device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=options.critic_lr, betas=(0.5, 0.9))

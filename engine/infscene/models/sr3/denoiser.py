@@ -1,7 +1,6 @@
 """SR3's reverse step for the step loop: the U-Net's noise estimate turned into the step's posterior mean."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ...diffusion.schedule import ReverseStep
@@ -31,12 +30,11 @@ class PatchDenoiser:
     def posterior_mean(self, y_t: torch.Tensor, cond: torch.Tensor, step: ReverseStep) -> torch.Tensor:
         y_t, cond = y_t.to(self.device), cond.to(self.device)
         batch = y_t.shape[0]
-        sqrt_gamma = torch.full((batch,), float(np.sqrt(step.gamma)), device=self.device)
+        sqrt_gamma = step.level(batch, self.device)
         scale = torch.full((batch,), float(self.scale), device=self.device)
         with autocast(self.device, self.precision):
             eps = self.model(cond, y_t, sqrt_gamma, scale).float()
-        x0 = (y_t - np.sqrt(1.0 - step.gamma) * eps) / np.sqrt(step.gamma)
-        x0 = x0.clamp(-1.0, 1.0)
+        x0 = step.x0_from_eps(y_t, eps).clamp(-1.0, 1.0)
         if self.lr_consistency:
             x0 = x0 - low_frequencies(x0, self.scale) + low_frequencies(cond, self.scale)
-        return (step.coef_x0 * x0 + step.coef_xt * y_t).cpu()
+        return step.posterior_mean(x0, y_t).cpu()

@@ -12,7 +12,7 @@ from ...diffusion.canvas import Canvas
 from ...diffusion.fusion import FusionMode
 from ...diffusion.grid import PatchGrid
 from ...diffusion.loop import SamplingJob
-from ...diffusion.schedule import respaced_steps
+from ...diffusion.schedule import Schedule
 from ...errors import InfSceneError
 from ...training.trainer import TrainOptions
 from ..contract import ModelContract
@@ -42,7 +42,7 @@ class SR3Family:
         height, width = request.out_size
         grid = PatchGrid(max(height, request.patch), max(width, request.patch), request.patch, request.overlap,
                          request.key_origin)
-        steps = tuple(respaced_steps(request.steps or DEFAULT_STEPS))
+        steps = tuple(Schedule.paper().respaced(request.steps or DEFAULT_STEPS))
         return FamilyPlan(grid, steps, 0, 4 * grid.height * grid.width * CANVAS_BANDS[request.mode], config.channels, 1)
 
     def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool, precision: str) -> PatchDenoiser:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...diffusion.schedule import linear_gammas, respaced_steps
+from ...diffusion.schedule import Schedule
 from ...training.data import Batch, Degradation, TrainingBatches, fixed_batches, load_hr_images, median_pixel_size
 from ...training.images import write_image_rows
 from ...training.trainer import TrainOptions
@@ -28,26 +28,12 @@ PREVIEW_SCALE = 4.0
 PREVIEW_IMAGES = 3
 
 
-class NoiseLevels:
-    """SR3's continuous noise levels on the paper's schedule (T = 2000, linear beta 1e-6..1e-2)."""
-
-    def __init__(self) -> None:
-        self.sqrt_gammas = torch.from_numpy(np.sqrt(np.concatenate([[1.0], linear_gammas()]))).float()
-
-    def sample(self, batch: int, generator: torch.Generator) -> torch.Tensor:
-        """sqrt(gamma) uniform between sqrt(gamma_{t-1}) and sqrt(gamma_t) for t uniform in 1..T."""
-        t = torch.randint(1, len(self.sqrt_gammas), (batch,), generator=generator)
-        low, high = self.sqrt_gammas[t], self.sqrt_gammas[t - 1]
-        return low + (high - low) * torch.rand(batch, generator=generator)
-
-
 def diffusion_loss(model: SR3UNet, batch: Batch, sqrt_gamma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Eq. 2: mean |eps - f(x, sqrt(gamma) y0 + sqrt(1 - gamma) eps, sqrt(gamma))|."""
     device = next(model.parameters()).device
     hr, cond, scale = batch.hr.to(device), batch.cond.to(device), batch.scale.to(device)
     sqrt_gamma, noise = sqrt_gamma.to(device), noise.to(device)
-    sg = sqrt_gamma[:, None, None, None]
-    noisy = sg * hr + torch.sqrt(1.0 - sg**2) * noise
+    noisy = Schedule.q_sample(hr, sqrt_gamma, noise)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         predicted = model(cond, noisy, sqrt_gamma, scale)
     return torch.mean(torch.abs(predicted.float() - noise))
@@ -59,8 +45,8 @@ class Validation:
     def __init__(self, batches: list[Batch], seed: int) -> None:
         self.batches = batches
         generator = torch.Generator().manual_seed(seed)
-        levels = NoiseLevels()
-        self.draws = [(levels.sample(b.hr.shape[0], generator), torch.randn(b.hr.shape, generator=generator)) for b in batches]
+        schedule = Schedule.paper()
+        self.draws = [(schedule.training_level(b.hr.shape[0], generator), torch.randn(b.hr.shape, generator=generator)) for b in batches]
 
     @torch.no_grad()
     def loss(self, model: SR3UNet) -> float:
@@ -81,9 +67,9 @@ def preview_samples(model: SR3UNet, batch: Batch, steps: int, seed: int) -> torc
     denoiser = PatchDenoiser(model, float(batch.scale[0]), lr_consistency=True)
     generator = torch.Generator().manual_seed(seed)
     y = torch.randn(batch.hr.shape, generator=generator)
-    for step in respaced_steps(steps):
-        mean = denoiser.posterior_mean(y.to(device), batch.cond, step)
-        y = mean + step.sigma * torch.randn(mean.shape, generator=generator) if step.index > 0 else mean
+    y = Schedule.run_chain(lambda y_t, step: denoiser.posterior_mean(y_t.to(device), batch.cond, step), y,
+                           Schedule.paper().respaced(steps),
+                           lambda step: torch.randn(batch.hr.shape, generator=generator) if step.index > 0 else None)
     return y.clamp(-1.0, 1.0)
 
 
@@ -101,7 +87,7 @@ class SR3Objective:
         images = load_hr_images(options.hr, config, options.crop)
         config.train_pixel_size_m = median_pixel_size(images)
         self.batches = TrainingBatches(images, config, options.crop, options.batch, Degradation(options.blur_sigma, options.noise_std))
-        self.levels = NoiseLevels()
+        self.schedule = Schedule.paper()
         self.preview_steps, self.seed = options.preview_steps, options.seed
         self.model = SR3UNet(config)
         if options.init:
@@ -120,7 +106,7 @@ class SR3Objective:
     def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         batch = self.batches.draw(rng, generator)
         noise = torch.randn(batch.hr.shape, generator=generator)
-        return diffusion_loss(model, batch, self.levels.sample(batch.hr.shape[0], generator), noise)
+        return diffusion_loss(model, batch, self.schedule.training_level(batch.hr.shape[0], generator), noise)
 
     def validate(self, model: nn.Module) -> Optional[float]:
         return None if self.validation is None else self.validation.loss(model)
