@@ -113,3 +113,21 @@ def test_the_same_bytes_at_1_2_and_4_threads(family: str, tiny_model_dir: Path, 
     finally:
         torch.set_num_threads(before)
     assert all(np.array_equal(outputs[0], other) for other in outputs[1:])
+
+
+def test_only_the_decode_tiles_under_the_kept_pixels_are_made() -> None:
+    """The context around an extent is sampled but not decoded: the kept tiles cover the kept pixels, and no more."""
+    from infscene.models.e2diffsr.decode import SceneGeometry, tiles
+    from infscene.models.e2diffsr.network import E2DiffSRConfig
+
+    config = E2DiffSRConfig()
+    geometry = SceneGeometry((400, 400), (1600, 1600), (200, 200))
+    every = list(tiles(config, geometry, core=64))
+    kept = ((700, 900), (100, 300))
+    some = list(tiles(config, geometry, core=64, kept=kept))
+    assert 0 < len(some) < len(every) and all(tile in every for tile in some)
+    covered = np.zeros((1600, 1600), bool)
+    for row, col in some:
+        covered[slice(*row.out), slice(*col.out)] = True
+    assert covered[700:900, 100:300].all()
+    assert all(row.out[0] < 900 and 700 < row.out[1] and col.out[0] < 300 and 100 < col.out[1] for row, col in some)

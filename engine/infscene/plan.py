@@ -30,7 +30,7 @@ from .execution.checkpoint import Position, check_checkpoint, checkpoint_folder
 from .execution.determinism import one_thread_per_call
 from .execution.devices import resolve_devices
 from .models.contract import ModelContract
-from .models.family import FamilyPlan, ModelFamily, SceneRequest
+from .models.family import FamilyPlan, ModelFamily, Region, SceneRequest
 from .models.folder import WEIGHTS_FILE
 from .models.precision import resolve_precision
 from .models.registry import DEFAULT_MODEL_DIR, check_model, family_of, load_model
@@ -122,6 +122,11 @@ class SRPlan:
     def context_size(self) -> tuple[int, int]:
         """(rows, cols) of the context's output: the canvas the step loop and the finishing step fill."""
         return context_output(self.anchor.context, self.extent, (self.height, self.width))
+
+    @property
+    def kept(self) -> Region:
+        """The output pixels written, in the context's output (what the finishing step must make)."""
+        return kept_region(self.anchor, (self.height, self.width))
 
     @property
     def model_family(self) -> ModelFamily:
@@ -277,7 +282,8 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     anchor = _anchor(ds, extent, (height, width), patch - overlap, options, config, notes)
     window = anchor.context
     request = SceneRequest(options.steps, options.mode, options.detail, (int(window.height), int(window.width)),
-                           context_output(window, extent, (height, width)), patch, overlap, anchor.key_origin)
+                           context_output(window, extent, (height, width)), patch, overlap, anchor.key_origin,
+                           kept_region(anchor, (height, width)))
     family_plan = family_of(config).plan(config, request)
     grid, factor = family_plan.grid, family_plan.cond_factor
     spread_bands = 2 * 3 if options.samples > 1 else 0  # the running mean and squares of --samples, on the output grid
@@ -302,6 +308,12 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
 def context_output(context: Window, extent: Window, out_size: tuple[int, int]) -> tuple[int, int]:
     """(rows, cols) of the context's output at the extent's scale (an integer scale wherever they differ: exact)."""
     return (round(context.height * out_size[0] / extent.height), round(context.width * out_size[1] / extent.width))
+
+
+def kept_region(anchor: Anchor, out_size: tuple[int, int]) -> Region:
+    """The output pixels a run writes, as rows and columns of its context's output."""
+    (top, left), (height, width) = anchor.crop, out_size
+    return (top, top + height), (left, left + width)
 
 
 def default_margin(patch: int, height: int, extent: Window) -> int:

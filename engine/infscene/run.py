@@ -103,7 +103,7 @@ def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, co
     with _gpu_memory_is_an_error(plan):
         state = sample_canvas(job, options.mode) if plan.reverse_steps else None
         return plan.model_family.finish(job, plan.config, state, visible, plan.context_size, options.lr_consistency,
-                                        plan.family_plan.detail)
+                                        plan.family_plan.detail, plan.kept)
 
 
 @contextmanager

@@ -38,6 +38,9 @@ class FamilyPlan:
     detail: Optional[float] = None  # the share of invented detail the finishing step adds (None: a family without the choice)
 
 
+Region = tuple[tuple[int, int], tuple[int, int]]  # ((row start, stop), (col start, stop)) of output pixels
+
+
 @dataclass(frozen=True)
 class SceneRequest:
     """What the planner hands a family: the user's sampling choices and the scene's geometry."""
@@ -45,11 +48,12 @@ class SceneRequest:
     steps: Optional[int]  # None: the family's default
     mode: FusionMode
     detail: Optional[float]  # --detail: 0 faithful .. 1 detailed, None the model's default (families with the choice)
-    lr_size: tuple[int, int]  # (rows, cols) of the input window
-    out_size: tuple[int, int]  # (rows, cols) of the output
+    lr_size: tuple[int, int]  # (rows, cols) of the input window the run samples (the extent and its context)
+    out_size: tuple[int, int]  # (rows, cols) of that window's output
     patch: int  # output pixels
     overlap: int  # output pixels
     key_origin: tuple[int, int] = (0, 0)  # lattice index of the first patch (raster/anchor.py): the grid's noise keys
+    kept: Optional[Region] = None  # the output pixels the run writes (the extent in its context); None: all of them
 
 
 def seconds(call: Callable[[], object], device: torch.device) -> float:
@@ -79,9 +83,10 @@ class ModelFamily(Protocol):
         ...
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float]) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region]) -> Canvas:
         """The output canvas (model units, on the job's condition grid) from the sampled state (None when the plan
-        has no reverse step); `lr` is the window's visible bands as the executor shares them; `detail` the plan's."""
+        has no reverse step); `lr` is the window's visible bands as the executor shares them; `detail` the plan's;
+        only the `kept` pixels are written out, so a finishing step may leave the rest of its context unmade."""
         ...
 
     def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:

@@ -10,6 +10,8 @@ block when the output is written. Bitwise the same whichever blocks it is read i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -77,7 +79,24 @@ def window_statistics(ds: rasterio.DatasetReader, window: Window, bands: Sequenc
 
 def raster_sample(ds: rasterio.DatasetReader, bands: Sequence[int]) -> np.ndarray:
     """The valid pixels (bands, n) of the whole raster read at most MAX_SAMPLE_PIXELS large (GDAL's nearest
-    decimation, from overviews where the file has them): the same for every run of the raster."""
+    decimation, from overviews where the file has them): the same for every run of the raster. Kept for the last
+    few files (by path, size and modification time): a live layer runs the same raster block after block."""
+    path = Path(ds.name)
+    if not path.is_file():
+        return _read_sample(ds, tuple(bands))
+    stat = path.stat()
+    return _file_sample(str(path.resolve()), stat.st_size, stat.st_mtime_ns, tuple(bands))
+
+
+@lru_cache(maxsize=4)
+def _file_sample(path: str, size: int, mtime_ns: int, bands: tuple[int, ...]) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        sample = _read_sample(ds, bands)
+    sample.setflags(write=False)  # shared by every run that asks again
+    return sample
+
+
+def _read_sample(ds: rasterio.DatasetReader, bands: tuple[int, ...]) -> np.ndarray:
     shrink = max(1.0, (ds.height * ds.width / MAX_SAMPLE_PIXELS) ** 0.5)
     shape = (max(1, int(ds.height / shrink)), max(1, int(ds.width / shrink)))
     with reading(ds.name):

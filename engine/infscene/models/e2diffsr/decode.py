@@ -139,8 +139,10 @@ def core_side(scale: float) -> int:
     return max(MIN_CORE_LR_PX, int(DECODE_TILE_OUTPUT_PX / scale))
 
 
-def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] = None) -> Iterator[tuple[AxisSpan, AxisSpan]]:
-    """Every (row span, column span) tile of the scene, row-major."""
+def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] = None,
+          kept: Optional[tuple[tuple[int, int], tuple[int, int]]] = None) -> Iterator[tuple[AxisSpan, AxisSpan]]:
+    """Every (row span, column span) tile of the scene, row-major; with `kept` ((rows), (cols) of output pixels), only
+    the tiles whose output meets it."""
     scale = geometry.scale
     core = core or core_side(scale)
     texture = texture_margin_out(config)
@@ -150,7 +152,8 @@ def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] =
             for lr, out, lat in zip(geometry.lr_size, geometry.out_size, geometry.latent_size)]
     for row in axes[0]:
         for col in axes[1]:
-            yield row, col
+            if kept is None or all(span.out[0] < stop and start < span.out[1] for span, (start, stop) in zip((row, col), kept)):
+                yield row, col
 
 
 ReadLatent = Callable[[slice, slice], np.ndarray]

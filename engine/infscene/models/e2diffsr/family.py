@@ -15,7 +15,7 @@ from ...diffusion.schedule import Schedule
 from ...errors import InfSceneError
 from ...training.trainer import Objective, TrainOptions
 from ..contract import ModelContract
-from ..family import FamilyPlan, SceneRequest, seconds
+from ..family import FamilyPlan, Region, SceneRequest, seconds
 from ..precision import autocast
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
@@ -54,7 +54,7 @@ class E2DiffSRFamily:
         detail = resolve_detail(request.detail, config)
         grid = latent_grid(*request.out_size, request.patch, request.overlap, request.key_origin)
         steps = tuple(Schedule(config.gammas()).respaced(request.steps or config.diffusion_steps)) if detail else ()
-        tiles = decode_tile_count(config, request.lr_size, request.out_size, grid)
+        tiles = decode_tile_count(config, request.lr_size, request.out_size, grid, request.kept)
         out_px = grid.height * grid.width * LATENT_FACTOR**2
         state_bands = LATENT_CANVAS_BANDS[request.mode] if detail else 0
         canvas_bytes = 4 * (out_px * 3 + grid.height * grid.width * state_bands)
@@ -66,9 +66,11 @@ class E2DiffSRFamily:
         return LatentPatchDenoiser(model, scale, precision)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float]) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region]) -> Canvas:
+        """The decode of the tiles under the kept pixels: the context around an extent is sampled (the joint
+        process needs it) but not decoded (a 64-pixel block with its default margin decodes 9 times less)."""
         assert isinstance(config, E2DiffSRConfig) and detail is not None  # the plan always decides it
-        return decode_scene(job, config, state, lr, out_size, lr_consistency, detail)
+        return decode_scene(job, config, state, lr, out_size, lr_consistency, detail, kept)
 
     def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:
         """One latent step on a small batch of patches, and one decode tile with margins on every side."""

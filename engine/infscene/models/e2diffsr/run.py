@@ -19,6 +19,7 @@ from ...diffusion.loop import SamplingJob
 from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
 from ..precision import autocast
 from .denoiser import LatentPatchDenoiser
+from ..family import Region
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 
 
@@ -29,9 +30,10 @@ def latent_grid(height: int, width: int, patch: int, overlap: int, key_origin: t
     return PatchGrid(max(rows, side), max(cols, side), side, lap, key_origin)
 
 
-def decode_tile_count(config: E2DiffSRConfig, lr_size: tuple[int, int], out_size: tuple[int, int], grid: PatchGrid) -> int:
+def decode_tile_count(config: E2DiffSRConfig, lr_size: tuple[int, int], out_size: tuple[int, int], grid: PatchGrid,
+                      kept: Optional[Region] = None) -> int:
     """How many decode tiles a run has (known at planning time, so progress counts them)."""
-    return sum(1 for _ in tiles(config, SceneGeometry(lr_size, out_size, (grid.height, grid.width))))
+    return sum(1 for _ in tiles(config, SceneGeometry(lr_size, out_size, (grid.height, grid.width)), kept=kept))
 
 
 def typical_tile(model: E2DiffSR, scale: float) -> Callable[[], np.ndarray]:
@@ -69,18 +71,19 @@ class DecodeTile:
 
 
 def decode_scene(job: SamplingJob, config: E2DiffSRConfig, latent: Optional[Canvas], lr: Any, out_size: tuple[int, int],
-                 lr_consistency: bool, detail: float) -> Canvas:
+                 lr_consistency: bool, detail: float, kept: Optional[Region] = None) -> Canvas:
     """The output canvas (C, 8 grid.height, 8 grid.width), model units, of one seed, decoded tile by tile through
     the job's executor from the sampled latent (None: z = 0, the prior's mean, the regression branch alone), with
     that share (`detail`) of the texture head's drawing added.
 
-    lr: the visible bands of the window, model units, as the executor shares them.
+    lr: the visible bands of the window, model units, as the executor shares them. kept: decode only the tiles
+    under these output pixels (the rest of the canvas stays zero).
     """
     grid, executor, tracker = job.grid, job.executor, job.tracker
     geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
     result = executor.make_canvas(config.channels, grid.height * LATENT_FACTOR, grid.width * LATENT_FACTOR, "result")
     work = DecodeTile(lr, latent, config.latent_scale, geometry, lr_consistency, detail)
-    spans = list(tiles(config, geometry))
+    spans = list(tiles(config, geometry, kept=kept))
     for (row, col), values in zip(spans, executor.map(work, spans)):
         tracker.check_cancel()
         result.data[:, slice(*row.out), slice(*col.out)] = values

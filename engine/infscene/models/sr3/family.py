@@ -16,7 +16,7 @@ from ...diffusion.schedule import Schedule
 from ...errors import InfSceneError
 from ...training.trainer import TrainOptions
 from ..contract import ModelContract
-from ..family import FamilyPlan, SceneRequest, seconds
+from ..family import FamilyPlan, Region, SceneRequest, seconds
 from ..precision import autocast
 from .denoiser import PatchDenoiser
 from .network import ModelConfig, SR3UNet
@@ -50,7 +50,7 @@ class SR3Family:
         return PatchDenoiser(model, scale, lr_consistency, precision)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float]) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region]) -> Canvas:
         assert state is not None  # an SR3 plan always has reverse steps
         return state
 
