@@ -228,6 +228,8 @@ def run(args: argparse.Namespace) -> dict:
         command += ["--model", str(args.model)]
     if args.detail is not None:
         command += ["--detail", str(args.detail)]
+    if args.margin is not None:
+        command += ["--margin", str(args.margin)]
     started = time.perf_counter()
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
@@ -249,7 +251,7 @@ def run(args: argparse.Namespace) -> dict:
         valid = (image[..., 3] == 255) & (reference[..., 3] >= 254.5)
         borders = list(range(TILE_SIZE, max(image.shape[:2]), TILE_SIZE))
         result = {
-            "scene": str(args.scene), "crop": args.crop, "scale": args.scale, "block": args.block,
+            "scene": str(args.scene), "crop": args.crop, "scale": args.scale, "block": args.block, "margin": args.margin, "detail": args.detail,
             "view": f"{args.width}x{args.height}", "max_zoom": zoom, "view_tiles": len(view),
             "machine_cpus": psutil.cpu_count(), "ready_s": round(ready_s, 2),
             "first_tile_s": round(arrivals[0], 3), "fill_view_s": round(arrivals[-1], 3),
@@ -277,6 +279,7 @@ def main() -> None:
     p.add_argument("--block", type=int, default=64, help="the server's --block")
     p.add_argument("--width", type=int, default=1920, help="view width in screen pixels")
     p.add_argument("--height", type=int, default=1080)
+    p.add_argument("--margin", type=int, help="the server's --margin (default: the engine's)")
     p.add_argument("--model", type=Path)
     p.add_argument("--detail", type=float)
     p.add_argument("--out", type=Path, help="also write the JSON here")

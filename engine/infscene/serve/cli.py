@@ -56,6 +56,9 @@ def add_serve_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--detail", type=float, help="e2diffsr: 0 (faithful) to 1 (detailed) (default: the model's)")
     p.add_argument("--block", type=int, default=DEFAULT_BLOCK,
                    help="input pixels a side of the blocks the model runs over, anchored to the raster's origin")
+    p.add_argument("--margin", type=int,
+                   help="input pixels of context sampled around each block, so that blocks join without a seam "
+                        "(default: one patch, as `infscene sr`; smaller is faster, 0 shows the blocks' borders)")
     p.add_argument("--progress", choices=list(protocol.PROGRESS_KINDS), default="bar",
                    help="json: the `serving` event, then `tiles` events on stdout; bar: one ready line and a status "
                         "line on a terminal; none: the ready line only")
@@ -71,7 +74,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if not MIN_BLOCK <= args.block <= MAX_BLOCK:
         raise InfSceneError(f"--block must be between {MIN_BLOCK} and {MAX_BLOCK} input pixels, got {args.block}")
     scale = DEFAULT_SCALE if args.scale is None and args.target_res is None else args.scale
-    options = SROptions(scale=scale, target_res=args.target_res, model_dir=args.model, seed=args.seed, detail=args.detail)
+    options = SROptions(scale=scale, target_res=args.target_res, model_dir=args.model, seed=args.seed, detail=args.detail,
+                        margin=args.margin)
     source = open_source(args.source, options, args.block)
     warn(source.warnings, args.progress == "json")
     settings = Settings(args.host, args.port, args.cache, int(args.cache_size * 1024**2), args.progress)

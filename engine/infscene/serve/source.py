@@ -107,5 +107,6 @@ def _cache_key(path: Path, options: SROptions, family: str, detail: object, bloc
         "head_sha256": head, "model_sha256": model_checksum(options.model_dir), "family": family,
         "scale": options.scale, "target_res": options.target_res, "bands": list(options.bands or ()),
         "detail": detail, "seed": options.seed, "precision": options.precision, "block": block_size,
+        "margin": options.margin,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
