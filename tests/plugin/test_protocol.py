@@ -1,6 +1,7 @@
-"""The engine-plugin contract is written once (issue 11): the plugin's protocol.py is the engine's, byte for
-byte; every event kind survives the trip from the engine's JSON line through the plugin's parser; what the
-engine really prints (sr and iceplant, success, warning, error, cancel) parses; and the limits agree."""
+"""The engine-plugin contract is written once (issue 11): the plugin's protocol.py and sr_options.py (the option
+table) are the engine's, byte for byte; every event kind survives the trip from the engine's JSON line through the
+plugin's parser; what the engine really prints (sr and iceplant, success, warning, error, cancel) parses; and the
+limits agree."""
 from __future__ import annotations
 
 import dataclasses
@@ -36,10 +37,11 @@ SAMPLES = [
 ]
 
 
-def test_the_plugin_ships_the_engines_protocol_byte_for_byte() -> None:
-    engine = (ROOT / "engine" / "infscene" / "protocol.py").read_bytes()
-    assert (ROOT / "infscene_qgis" / "protocol.py").read_bytes() == engine, \
-        "copy engine/infscene/protocol.py to infscene_qgis/protocol.py"
+@pytest.mark.parametrize("contract", ["protocol.py", "sr_options.py"])
+def test_the_plugin_ships_the_engines_contract_byte_for_byte(contract: str) -> None:
+    engine = (ROOT / "engine" / "infscene" / contract).read_bytes()
+    assert (ROOT / "infscene_qgis" / contract).read_bytes() == engine, \
+        f"copy engine/infscene/{contract} to infscene_qgis/{contract}"
 
 
 def test_every_event_kind_goes_through_the_plugins_parser() -> None:
