@@ -30,19 +30,15 @@ from qgis.PyQt.QtCore import QTimer, QUrl, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QDesktopServices, QShowEvent
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
     QSlider,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -50,40 +46,30 @@ from qgis.PyQt.QtWidgets import (
 from . import settings
 from .engine_events import format_bytes, format_duration
 from .engine_locator import EngineNotFound, configured_python, find_engine_python
-from .engine_request import (
-    DEVICE_LABELS,
-    DEVICES,
-    MODE_LABELS,
-    MAX_SAMPLES,
-    MAX_STEPS,
-    MODES,
-    SCALE_MAX,
-    SCALE_MIN_EXCLUSIVE,
-    OVERLAP_AUTO,
-    PATCH_AUTO,
-    STEPS_MODEL_DEFAULT,
-    SrOptions,
-    SrRequest,
-    iceplant_path_for,
-)
+from .engine_request import SrOptions, SrRequest, iceplant_path_for, option_flags, size_flags
 from .compare import SwipeTool
 from .engine_runner import EngineRunner
 from .engine_task import LOG_TAG, EngineJob, QuickPlanner, RunOutcome
 from .icons import icon, live_icon
 from .layer_input import InputError, engine_bounds, raster_file_path
+from .option_widgets import option_widget
 from .result_layers import RESULT_PROPERTY, LayerLoadError, add_group, pixel_size_units, result_name, short_name
+from .sr_options import DOCK, OPTION, help_text, options_in
 
 # Above either, Run asks for confirmation after the engine's dry-run estimate.
 LARGE_RUN_S = 600.0
 LARGE_RUN_BYTES = 2 * 1024**3
-# The Detail slider: 0 (faithful) to DETAIL_SLIDER_MAX (detailed), detail = value / DETAIL_SLIDER_MAX, in steps of 0.05.
+# The Detail slider: the option's ends (0 faithful, 1 detailed) as 0..DETAIL_SLIDER_MAX, in the option's steps (0.05).
+DETAIL = OPTION["detail"]
 DETAIL_SLIDER_MAX = 100
-DETAIL_SLIDER_STEP = 5
+DETAIL_SLIDER_STEP = round(DETAIL.step * DETAIL_SLIDER_MAX / (DETAIL.maximum - DETAIL.minimum))
 # The planning call runs this long after the last change of the layer, the extent or an option (a drag of the
 # slider or typing a number is one change, not twenty).
 PLAN_DELAY_MS = 250
 DOCS_URL = "https://github.com/infscene/infscene/blob/main/docs/plugin.md"
 LOCAL_DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugin.md"
+# The options the planning call (quick_plan) takes besides the size, the extent and the model.
+PLAN_OPTIONS = ("bands", "samples", "detail")
 _RATE_PREFIX = "infscene/seconds_per_mpx/"  # measured seconds per output megapixel and sample, per model and options
 
 
@@ -133,6 +119,10 @@ class InfSceneDock(QgsDockWidget):
     # ---- construction -------------------------------------------------------------------
     def _build(self) -> None:
         """The options scroll; the checks, progress, Run/Cancel and the result tools stay below them, always in view."""
+        # One widget per option the table gives the panel (the detail has a slider of its own, below).
+        self.fields = {option.name: option_widget(option) for option in options_in(DOCK) if option is not DETAIL}
+        for widget in self.fields.values():
+            widget.changed.connect(self.schedule_plan)
         body = QWidget()
         column = QVBoxLayout(body)
         column.addWidget(self._build_engine_box())
@@ -189,11 +179,8 @@ class InfSceneDock(QgsDockWidget):
         self.layer_combo.setToolTip("The raster to super-resolve; follows the layer selected in the Layers panel")
         self.layer_combo.layerChanged.connect(self._layer_changed)
         form.addRow("Raster layer", self.layer_combo)
-        self.bands_edit = QLineEdit()
-        self.bands_edit.setPlaceholderText("auto (from band descriptions)")
-        self.bands_edit.setToolTip("1-based input bands in R,G,B[,NIR] order, e.g. 3,2,1,4 for Planet analytic BGRN")
-        self.bands_edit.editingFinished.connect(self.schedule_plan)
-        form.addRow("Bands R,G,B[,NIR]", self.bands_edit)
+        bands = self.fields["bands"]
+        form.addRow(bands.option.label, bands)
         self.extent_widget = QgsExtentWidget(None, QgsExtentWidget.CondensedStyle)
         self.extent_widget.setMapCanvas(self.canvas)
         self.extent_widget.setToolTip("The area to super-resolve: the button offers the layer's, the canvas's or "
@@ -213,61 +200,14 @@ class InfSceneDock(QgsDockWidget):
     def _build_options_box(self) -> QGroupBox:
         box = QGroupBox("Super-resolution")
         form = QFormLayout(box)
-        self.scale_spin = _double_spin(SCALE_MIN_EXCLUSIVE, SCALE_MAX, 2, 0.5)
-        self.scale_spin.setSuffix(" x")
-        self.scale_spin.setToolTip("Output pixels per input pixel along each axis (4.8 m Planet x 8 = 0.6 m)")
-        form.addRow("Scale factor", self.scale_spin)
-        self.target_res_spin = _double_spin(0.0, 1e6, 4, 0.1)
-        self.target_res_spin.setSpecialValueText("use scale factor")
-        self.target_res_spin.setToolTip("Output pixel size in the layer's units (shown after the number); "
-                                        "overrides the scale factor")
-        form.addRow("Target pixel size", self.target_res_spin)
-        self.steps_spin = _int_spin(STEPS_MODEL_DEFAULT, MAX_STEPS)
-        self.steps_spin.setSpecialValueText("model default")
-        self.steps_spin.setToolTip("Reverse diffusion steps; model default: SR3 50, e2diffsr 4 (its most)")
-        form.addRow("Diffusion steps", self.steps_spin)
-        self.patch_spin = _int_spin(PATCH_AUTO, 4096)
-        self.patch_spin.setSpecialValueText("model's training size")
-        self.patch_spin.setSuffix(" px")
-        self.patch_spin.setToolTip("Side of the square patches the model sees, in output pixels; larger patches give "
-                                   "more context per call and use more memory (model's training size: what it saw)")
-        form.addRow("Patch size", self.patch_spin)
-        self.overlap_spin = _int_spin(OVERLAP_AUTO, 2048)
-        self.overlap_spin.setSpecialValueText("a quarter of the patch")
-        self.overlap_spin.setSuffix(" px")
-        self.overlap_spin.setToolTip("Output pixels shared by neighbouring patches, fused at every step so no seam "
-                                     "shows; at most half the patch")
-        form.addRow("Overlap", self.overlap_spin)
-        self.mode_combo = QComboBox()
-        self.mode_combo.addItems(MODE_LABELS)
-        self.mode_combo.setToolTip("How overlapping patches are combined: variance-corrected fusion is seamless; "
-                                   "averaging is simpler; independent patches show their seams (for comparison)")
-        form.addRow("Patch fusion", self.mode_combo)
-        self.seed_spin = _int_spin(0, 2**31 - 1)
-        self.seed_spin.setToolTip("Random seed of the diffusion: the same seed and options give the same result")
-        form.addRow("Seed", self.seed_spin)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICE_LABELS)
-        self.device_combo.setToolTip("Where the model runs: Auto uses every CUDA GPU if there is one, else the CPU "
-                                     "(Check shows which)")
-        form.addRow("Device", self.device_combo)
-        self.samples_spin = _int_spin(1, MAX_SAMPLES)
-        self.samples_spin.setSpecialValueText("1 (no spread map)")
-        self.samples_spin.setToolTip(
-            "Run this many seeds: the result is the first, and a spread layer maps where the samples differ "
-            "(where the model invents detail), in the input's units (DN). Each sample costs a whole run."
-        )
-        form.addRow("Samples", self.samples_spin)
-        form.addRow("Detail", self._build_detail_row())
+        for name, widget in self.fields.items():
+            if name != "bands":  # in the Input box
+                form.addRow(widget.option.label, widget)
+        form.addRow(DETAIL.label, self._build_detail_row())
         self.detail_note = QLabel()
         self.detail_note.setWordWrap(True)
         self.detail_note.setToolTip("What the model adds to the input at this detail")
         form.addRow("", self.detail_note)
-        for spin in (self.scale_spin, self.target_res_spin):
-            spin.valueChanged.connect(self._update_size)
-        for spin in (self.steps_spin, self.samples_spin):
-            spin.valueChanged.connect(self.schedule_plan)
-        self.device_combo.currentIndexChanged.connect(self._show_estimate)
         return box
 
     def _build_detail_row(self) -> QWidget:
@@ -279,21 +219,15 @@ class InfSceneDock(QgsDockWidget):
         self.detail_slider.setTickInterval(5 * DETAIL_SLIDER_STEP)
         self.detail_slider.setTickPosition(QSlider.TicksBelow)
         self.detail_slider.setValue(DETAIL_SLIDER_MAX)
-        self._detail_tooltip = (
-            "e2diffsr models only (SR3 models refuse it). Left, faithful (0): the regression branch alone, the "
-            "fastest and closest to the input, smooth. Right, detailed (1): the latent diffusion plus the texture "
-            "head's full drawing, invented texture. Between: the drawn texture scaled (a model without a texture "
-            "head offers only the two ends)."
-        )
+        self._detail_tooltip = help_text(DETAIL)
         self.detail_slider.setToolTip(self._detail_tooltip)
         self.detail_slider.valueChanged.connect(self._detail_slider_moved)
-        faithful = QLabel("faithful")
-        faithful.setToolTip("Detail 0: the regression branch alone (e2diffsr models): fastest, smooth, nothing invented")
-        detailed = QLabel("detailed")
-        detailed.setToolTip("Detail 1: the latent diffusion and the texture head's full drawing (e2diffsr models)")
+        faithful, detailed = (QLabel(end) for end in DETAIL.ends)
+        for end in (faithful, detailed):
+            end.setToolTip(self._detail_tooltip)
         self.detail_value_label = QLabel()
         self.detail_value_label.setMinimumWidth(self.detail_value_label.fontMetrics().horizontalAdvance("0.00") + 4)
-        self.detail_default_check = QCheckBox("model default")
+        self.detail_default_check = QCheckBox(DETAIL.auto)
         self._detail_default_tooltip = (
             "Send no detail: the model's own (its config.json default_detail, 1 unless set). "
             "Untick to choose with the slider; e2diffsr models only, SR3 models refuse a detail."
@@ -344,7 +278,7 @@ class InfSceneDock(QgsDockWidget):
 
     def set_detail(self, detail: Optional[float]) -> None:
         if detail is not None:
-            self.detail_slider.setValue(round(min(max(detail, 0.0), 1.0) * DETAIL_SLIDER_MAX))
+            self.detail_slider.setValue(round(min(max(detail, DETAIL.minimum), DETAIL.maximum) * DETAIL_SLIDER_MAX))
         self.detail_default_check.setChecked(detail is None)
         self._detail_default_toggled(detail is None)
 
@@ -437,32 +371,13 @@ class InfSceneDock(QgsDockWidget):
         settings.save_value(settings.MODEL_DIR_KEY, self.model_widget.filePath())
 
     def options(self) -> SrOptions:
-        """The options as shown in the panel."""
-        return SrOptions(
-            scale=self.scale_spin.value(),
-            target_res=self.target_res_spin.value(),
-            steps=self.steps_spin.value(),
-            patch=self.patch_spin.value(),
-            overlap=self.overlap_spin.value(),
-            mode=MODES[self.mode_combo.currentIndex()],
-            seed=self.seed_spin.value(),
-            device=DEVICES[self.device_combo.currentIndex()],
-            bands=self.bands_edit.text().strip(),
-            samples=self.samples_spin.value(),
-            detail=self.detail(),
-        )
+        """The options as shown in the panel (those it has no widget for at their defaults)."""
+        values = {name: widget.option_value() for name, widget in self.fields.items()}
+        return SrOptions(**values, detail=self.detail())
 
     def set_options(self, options: SrOptions) -> None:
-        self.scale_spin.setValue(options.scale)
-        self.target_res_spin.setValue(options.target_res)
-        self.steps_spin.setValue(options.steps)
-        self.patch_spin.setValue(options.patch)
-        self.overlap_spin.setValue(options.overlap)
-        self.mode_combo.setCurrentIndex(MODES.index(options.mode) if options.mode in MODES else 0)
-        self.seed_spin.setValue(options.seed)
-        self.device_combo.setCurrentIndex(DEVICES.index(options.device) if options.device in DEVICES else 0)
-        self.bands_edit.setText(options.bands)
-        self.samples_spin.setValue(options.samples)
+        for name, widget in self.fields.items():
+            widget.set_option_value(getattr(options, name))
         self.set_detail(options.detail)
         self.schedule_plan()
 
@@ -487,7 +402,7 @@ class InfSceneDock(QgsDockWidget):
         self.extent_widget.setOutputCrs(layer.crs())
         self.extent_widget.setOutputExtentFromOriginal()
         _, units = pixel_size_units(layer)
-        self.target_res_spin.setSuffix(f" {units}")
+        self.fields["target_res"].setSuffix(f" {units}")
         current = self.output_widget.filePath()
         folder = Path(current).parent if current else settings.default_output_folder()
         self.output_widget.setFilePath(str(settings.free_output_path(folder, output_stem(layer))))
@@ -559,21 +474,14 @@ class InfSceneDock(QgsDockWidget):
         output = self.output_path()
         if output:
             args.append(output)
-        if options.target_res > 0:
-            args += ["--target-res", repr(options.target_res)]
-        else:
-            args += ["--scale", repr(options.scale)]
+        args += size_flags(options)
         bounds = self.bounds()
         if bounds is not None:
             args += ["--bounds", *(repr(v) for v in bounds)]
-        if options.bands:
-            args += ["--bands", options.bands.replace(" ", "")]
+        args += option_flags(options, PLAN_OPTIONS)
         model = self.model_widget.filePath().strip() or self._engine_model_path
         if model:
             args += ["--model", model]
-        args += ["--samples", str(options.samples)]
-        if options.detail is not None:
-            args += ["--detail", repr(options.detail)]
         if self.iceplant_check.isChecked():
             args.append("--iceplant")
         return args
@@ -653,7 +561,7 @@ class InfSceneDock(QgsDockWidget):
         rate = settings.load_text(_RATE_PREFIX + self._rate_key())
         if not size or not rate:
             return None
-        return float(rate) * size[0] * size[1] / 1e6 * self.samples_spin.value()
+        return float(rate) * size[0] * size[1] / 1e6 * self.fields["samples"].option_value()
 
     def _rate_key(self) -> str:
         options = self.options()
@@ -866,7 +774,7 @@ class InfSceneDock(QgsDockWidget):
         plan = outcome.plan
         if plan is None or outcome.elapsed_s is None or plan.output_width * plan.output_height == 0:
             return
-        per_mpx = outcome.elapsed_s / (plan.output_width * plan.output_height / 1e6) / max(self.samples_spin.value(), 1)
+        per_mpx = outcome.elapsed_s / (plan.output_width * plan.output_height / 1e6) / max(self.fields["samples"].option_value(), 1)
         settings.save_value(_RATE_PREFIX + self._rate_key(), repr(per_mpx))
 
     def _add_results(self, request: SrRequest, written: List[str], failed_step: str = "",
@@ -1052,17 +960,3 @@ def describe_engine(info: Dict[str, Any]) -> str:
         f"InfScene {info.get('version')}, torch {info.get('torch')}; auto device: {info.get('device_auto')}; "
         f"{gpu_text}; {model_text}"
     )
-
-
-def _int_spin(minimum: int, maximum: int) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(minimum, maximum)
-    return spin
-
-
-def _double_spin(minimum: float, maximum: float, decimals: int, step: float) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(minimum, maximum)
-    spin.setDecimals(decimals)
-    spin.setSingleStep(step)
-    return spin

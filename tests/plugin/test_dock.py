@@ -23,7 +23,8 @@ from qgis.PyQt.QtCore import QCoreApplication, Qt
 from infscene_qgis import dock as dock_module
 from infscene_qgis import result_layers
 from infscene_qgis.dock import InfSceneDock
-from infscene_qgis.engine_request import MAX_STEPS, STEPS_MODEL_DEFAULT, SrOptions
+from infscene_qgis.engine_request import SrOptions
+from infscene_qgis.protocol import MAX_STEPS
 from infscene_qgis.engine_task import RunOutcome
 from plugin_helpers import NAIP, NAIP_WINDOW, flag_values, leftovers, stretches
 
@@ -115,7 +116,7 @@ def use_planet_corner(panel: InfSceneDock) -> QgsRasterLayer:
 
 def test_planet_analytic_band_order_is_rendered_as_true_colour(dock, tmp_path):
     use_planet_corner(dock)
-    dock.bands_edit.setText("3,2,1,4")  # B,G,R,NIR as in Planet analytic products
+    dock.fields["bands"].setText("3,2,1,4")  # B,G,R,NIR as in Planet analytic products
     dock.output_widget.setFilePath(str(tmp_path / "planet_sr.tif"))
 
     outcome = run_to_end(dock)
@@ -141,7 +142,7 @@ def test_the_result_is_drawn_with_the_input_layers_stretch_fixed(dock, naip_laye
 
 def test_a_reordered_result_takes_each_source_bands_stretch(dock, tmp_path):
     planet = use_planet_corner(dock)
-    dock.bands_edit.setText("3,2,1")  # B,G,R drawn by QGIS as bands 1,2,3; NIR left out
+    dock.fields["bands"].setText("3,2,1")  # B,G,R drawn by QGIS as bands 1,2,3; NIR left out
     dock.output_widget.setFilePath(str(tmp_path / "planet_sr.tif"))
     drawn = {band: (low, high) for band, low, high in stretches(planet).values()}
 
@@ -260,16 +261,16 @@ def test_output_defaults_to_a_persistent_folder(qgis_iface, naip_layer):
 
 
 def test_steps_are_the_models_unless_a_number_is_chosen(dock):
-    dock.steps_spin.setValue(STEPS_MODEL_DEFAULT)
-    assert dock.steps_spin.text() == "model default"
+    dock.fields["steps"].set_option_value(None)
+    assert dock.fields["steps"].text() == "model default"
     assert "--steps" not in dock.build_request(dry_run=False).arguments()
-    dock.steps_spin.setValue(3)
+    dock.fields["steps"].setValue(3)
     assert flag_values(dock.build_request(dry_run=False).arguments(), "--steps") == ["3"]
 
 
 def test_samples_are_sent_with_the_spread_beside_the_output(dock, tmp_path):
     assert not {"--samples", "--spread"} & set(dock.build_request(dry_run=False).arguments())
-    dock.samples_spin.setValue(3)
+    dock.fields["samples"].setValue(3)
 
     arguments = dock.build_request(dry_run=False).arguments()
 

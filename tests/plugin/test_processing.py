@@ -18,7 +18,7 @@ from qgis.core import (
 )
 
 import processing
-from infscene_qgis.engine_request import MAX_STEPS
+from infscene_qgis.protocol import MAX_STEPS
 from infscene_qgis.processing_algorithms import SuperResolveAlgorithm
 from plugin_helpers import NAIP, NAIP_WINDOW, TINY_RUN, RecordingFeedback, extent_parameter, flag_values, leftovers, stretches
 

@@ -17,7 +17,7 @@ from infscene import cli
 from infscene.diffusion.fusion import FusionMode
 from infscene.raster.io import copy_band_metadata, resolve_bands
 from infscene.diffusion.schedule import PAPER_T
-from infscene_qgis import engine_events, engine_request, result_layers
+from infscene_qgis import engine_events, result_layers
 from infscene_qgis import protocol as plugin_protocol
 from plugin_helpers import NAIP
 
@@ -58,8 +58,8 @@ def test_what_is_not_a_protocol_line_is_ignored(line: str) -> None:
 
 
 def test_the_plugins_limits_are_the_engines() -> None:
-    assert engine_request.MAX_STEPS == PAPER_T
-    assert engine_request.MODES == tuple(m.value for m in FusionMode)
+    assert plugin_protocol.MAX_STEPS == PAPER_T
+    assert plugin_protocol.MODES == tuple(m.value for m in FusionMode)
 
 
 def test_the_plugin_reads_the_source_bands_the_engine_writes(tmp_path: Path) -> None:
