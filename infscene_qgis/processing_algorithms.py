@@ -30,12 +30,12 @@ from qgis.PyQt.QtGui import QIcon
 from . import settings
 from .engine_events import Event, Plan, Progress, RunWarning, format_bytes
 from .protocol import dask_address_problem
-from .engine_locator import EngineNotFound, find_engine_python
 from .engine_request import IceplantRequest, SrOptions, SrRequest
-from .engine_runner import EngineCancelled, EngineError, EngineRunner
+from .engine_runner import EngineCancelled, EngineError
 from .layer_input import InputError, raster_file_path, rectangle_bounds
 from .icons import icon
 from .option_parameters import advanced, parameter, value
+from .run_controller import RunRefused, prepare_engine
 from .result_layers import spread_layer_name, style_probability, style_rgb, style_spread, value_range
 from .sr_options import OPTION, PROCESSING, options_in
 
@@ -148,13 +148,9 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
 
     def _run_engine(self, arguments: Sequence[str], feedback: QgsProcessingFeedback) -> List[str]:
         """Run the engine, mirroring its events on `feedback`; engine failures become QgsProcessingException."""
-        try:  # the default output lies in the panel's folder, which may not exist yet (~/InfScene)
-            Path(arguments[2]).parent.mkdir(parents=True, exist_ok=True)
-        except (OSError, IndexError):
-            pass  # the engine says what is wrong with the folder
         try:
-            runner = EngineRunner(find_engine_python())
-        except EngineNotFound as exc:
+            runner = prepare_engine(arguments[2])
+        except RunRefused as exc:
             raise QgsProcessingException(str(exc)) from exc
         feedback.pushCommandInfo(" ".join(runner.command(arguments)))
 

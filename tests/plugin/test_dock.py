@@ -54,13 +54,13 @@ def dock(qgis_iface, naip_layer, tiny_model_dir, tmp_path, monkeypatch):
     panel.output_widget.setFilePath(str(tmp_path / "sr.tif"))
     wait_until(lambda: panel._plan is not None)
     yield panel
-    wait_until(lambda: panel._task is None and QgsApplication.taskManager().count() == 0)
+    wait_until(lambda: not panel.runs.busy and QgsApplication.taskManager().count() == 0)
     panel.deleteLater()
 
 
 def run_to_end(panel: InfSceneDock) -> RunOutcome:
     outcomes: List[RunOutcome] = []
-    panel.runFinished.connect(outcomes.append)
+    panel.runs.finished.connect(outcomes.append)
     panel.run()
     wait_until(lambda: bool(outcomes))
     return outcomes[0]
@@ -157,7 +157,7 @@ def test_a_reordered_result_takes_each_source_bands_stretch(dock, tmp_path):
 def test_without_its_input_layer_the_result_gets_its_own_stretch(dock, naip_layer, tmp_path):
     dock.run()
     QgsProject.instance().removeMapLayer(naip_layer.id())
-    wait_until(lambda: dock._task is None and QgsApplication.taskManager().count() == 0)
+    wait_until(lambda: not dock.runs.busy and QgsApplication.taskManager().count() == 0)
 
     layer = result_layer("InfScene sr")
     assert layer.renderer().minMaxOrigin().limits() == QgsRasterMinMaxOrigin.CumulativeCut
@@ -182,7 +182,7 @@ def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
     # the longest chain, so the run cannot finish before the cancel reaches it on a fast machine
     dock.set_options(SrOptions(scale=2.0, steps=MAX_STEPS, patch=32, overlap=8))
     outcomes: List[RunOutcome] = []
-    dock.runFinished.connect(outcomes.append)
+    dock.runs.finished.connect(outcomes.append)
     layers_before = len(QgsProject.instance().mapLayers())
 
     dock.run()
@@ -204,7 +204,7 @@ def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
 def test_bad_extent_is_reported_in_the_message_bar(dock, qgis_iface, tmp_path, extent, message):
     dock.set_extent(QgsRectangle(*extent))
     dock.run()
-    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
+    wait_until(lambda: not dock.runs.busy and critical_messages(qgis_iface))
 
     assert any(message in text for text in critical_messages(qgis_iface))
     assert message in dock.status_label.text()
@@ -232,7 +232,7 @@ def test_file_the_engine_cannot_read_is_reported(dock, qgis_iface, tmp_path):
     broken.write_bytes(b"not a raster any more")
 
     dock.run()
-    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
+    wait_until(lambda: not dock.runs.busy and critical_messages(qgis_iface))
 
     assert any("scene.tif" in text for text in critical_messages(qgis_iface))
 
@@ -383,7 +383,7 @@ def test_a_detail_the_model_cannot_take_gets_the_engines_message(dock, qgis_ifac
     dock.set_options(SrOptions(scale=2.0, detail=0.5))
 
     dock.run()
-    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
+    wait_until(lambda: not dock.runs.busy and critical_messages(qgis_iface))
 
     assert any(message in text for text in critical_messages(qgis_iface))
     assert leftovers(tmp_path) == []

@@ -8,7 +8,7 @@ import pytest
 from qgis.core import QgsSettings
 
 from infscene_qgis import settings
-from infscene_qgis.dock import describe_engine
+from infscene_qgis.run_controller import describe_engine
 from infscene_qgis.engine_request import SrOptions, SrRequest
 from infscene_qgis.engine_runner import EngineRunner
 from plugin_helpers import flag_values

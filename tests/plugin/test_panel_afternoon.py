@@ -118,11 +118,11 @@ def test_a_failed_step_adds_what_was_written_and_names_the_step(dock, qgis_iface
     dock.iceplant_check.setChecked(True)
     replan(dock)
     request = dock.build_request(dry_run=False)
-    dock._files_before = {}
-    dock._input_layer_id = QgsProject.instance().mapLayersByName("naip")[0].id()
+    dock.runs.files_before = {}
+    dock.runs.input_layer_id = QgsProject.instance().mapLayersByName("naip")[0].id()
     shutil.copy(NAIP, request.output_path)  # the super-resolution was written; the iceplant step then failed
 
-    dock._completed(RunOutcome(error="values out of range"), request)
+    dock.runs._completed(RunOutcome(error="values out of range"), request)
 
     assert Path(result_layer_path := newest_group().findLayers()[0].layer().source()) == Path(request.output_path)
     [message] = critical_messages(qgis_iface)
@@ -134,11 +134,11 @@ def test_a_failed_step_adds_what_was_written_and_names_the_step(dock, qgis_iface
 def test_a_cancel_is_reported_as_a_cancel_and_no_task_reports_it(dock, qgis_iface, tmp_path):
     dock.set_options(SrOptions(scale=2.0, steps=MAX_STEPS, patch=32, overlap=8))
     outcomes: List[RunOutcome] = []
-    dock.runFinished.connect(outcomes.append)
+    dock.runs.finished.connect(outcomes.append)
     dock.run()
     assert QgsApplication.taskManager().count() == 0  # no QgsTask: QGIS would call a cancelled one "Task failed"
     wait_until(lambda: dock.progress_bar.value() > 0)
-    assert outcomes == [] and dock._task.outcome.first_progress_s is not None
+    assert outcomes == [] and dock.runs.job.outcome.first_progress_s is not None
     dock.cancel()
     wait_until(lambda: bool(outcomes))
     assert outcomes[0].cancelled and leftovers(tmp_path) == []
