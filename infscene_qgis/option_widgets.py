@@ -24,7 +24,8 @@ class _OptionWidget:
 
     def _describe(self: Any, option: Option) -> None:
         self.option = option
-        self.setToolTip(help_text(option)[0].upper() + help_text(option)[1:])
+        text = help_text(option)
+        self.setToolTip(text[:1].upper() + text[1:])
 
 
 class _NumberField(_OptionWidget):

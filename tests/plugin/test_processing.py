@@ -185,6 +185,14 @@ def test_steps_are_the_models_unless_a_number_is_given(monkeypatch, naip_layer, 
     assert flag_values(engine_arguments(monkeypatch, naip_layer, tmp_path, STEPS=3), "--steps") == ["3"]
 
 
+@pytest.mark.parametrize(("name", "flag", "old"), [("PATCH", "--patch", 0), ("OVERLAP", "--overlap", -1),
+                                                   ("TARGET_RES", "--target-res", 0.0), ("STEPS", "--steps", None)])
+def test_auto_is_empty_and_the_old_numbers_for_it_still_mean_auto(monkeypatch, naip_layer, tmp_path, name, flag, old):
+    """Empty is the engine's own choice; saved models and scripts from before the option table send 0 or -1."""
+    assert flag not in engine_arguments(monkeypatch, naip_layer, tmp_path, **{name: old})
+    assert flag not in engine_arguments(monkeypatch, naip_layer, tmp_path, **{name: None})
+
+
 def test_samples_and_spread_pass_through(monkeypatch, naip_layer, tmp_path):
     assert not {"--samples", "--spread"} & set(engine_arguments(monkeypatch, naip_layer, tmp_path))
 
