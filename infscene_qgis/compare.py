@@ -66,7 +66,7 @@ class SwipeTool(QgsMapTool):
 
     def _rendered(self) -> None:
         job, self._job = self._job, None
-        if job is None:
+        if job is None or self.item is None:  # the swipe ended while the input was being drawn
             return
         self.item.image = job.renderedImage()
         self.item.setRect(self.canvas().extent())

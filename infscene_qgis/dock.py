@@ -1,27 +1,22 @@
 """The InfScene panel: pick a layer and an extent, set options, run the engine in a background task.
 
-UI glue only: requests are built with engine_request, run by EngineTask/EngineRunner and the
-results added by result_layers; the engine validates the input and explains what is wrong.
+A form: its option widgets are built from the option table (option_widgets, sr_options), its request with
+engine_request; Run hands the request to the plugin's run controller (run_controller), which runs the engine, checks
+it and adds the results. The engine validates the input and explains what is wrong.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 import re
-import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from qgis.core import (
-    Qgis,
-    QgsApplication,
     QgsGeometry,
     QgsMapLayerProxyModel,
-    QgsMessageLog,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
-    QgsTask,
     QgsUnitTypes,
     QgsWkbTypes,
 )
@@ -30,19 +25,15 @@ from qgis.PyQt.QtCore import QTimer, QUrl, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QColor, QDesktopServices, QShowEvent
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
     QSlider,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -50,63 +41,52 @@ from qgis.PyQt.QtWidgets import (
 from . import settings
 from .engine_events import format_bytes, format_duration
 from .engine_locator import EngineNotFound, configured_python, find_engine_python
-from .engine_request import (
-    DEVICE_LABELS,
-    DEVICES,
-    MODE_LABELS,
-    MAX_SAMPLES,
-    MAX_STEPS,
-    MODES,
-    SCALE_MAX,
-    SCALE_MIN_EXCLUSIVE,
-    OVERLAP_AUTO,
-    PATCH_AUTO,
-    STEPS_MODEL_DEFAULT,
-    SrOptions,
-    SrRequest,
-    iceplant_path_for,
-)
+from .engine_request import SrOptions, SrRequest, iceplant_path_for, option_flags, size_flags
 from .compare import SwipeTool
-from .engine_runner import EngineRunner
-from .engine_task import LOG_TAG, EngineJob, QuickPlanner, RunOutcome
+from .engine_task import QuickPlanner, RunOutcome
 from .icons import icon, live_icon
 from .layer_input import InputError, engine_bounds, raster_file_path
-from .result_layers import RESULT_PROPERTY, LayerLoadError, add_group, pixel_size_units, result_name, short_name
+from .option_widgets import option_widget
+from .result_layers import RESULT_PROPERTY, pixel_size_units
+from .run_controller import RunController, RunParameters
+from .sr_options import DOCK, OPTION, help_text, options_in
 
 # Above either, Run asks for confirmation after the engine's dry-run estimate.
 LARGE_RUN_S = 600.0
 LARGE_RUN_BYTES = 2 * 1024**3
-# The Detail slider: 0 (faithful) to DETAIL_SLIDER_MAX (detailed), detail = value / DETAIL_SLIDER_MAX, in steps of 0.05.
+# The Detail slider: the option's ends (0 faithful, 1 detailed) as 0..DETAIL_SLIDER_MAX, in the option's steps (0.05).
+DETAIL = OPTION["detail"]
 DETAIL_SLIDER_MAX = 100
-DETAIL_SLIDER_STEP = 5
+DETAIL_SLIDER_STEP = round(DETAIL.step * DETAIL_SLIDER_MAX / (DETAIL.maximum - DETAIL.minimum))
 # The planning call runs this long after the last change of the layer, the extent or an option (a drag of the
 # slider or typing a number is one change, not twenty).
 PLAN_DELAY_MS = 250
 DOCS_URL = "https://github.com/infscene/infscene/blob/main/docs/plugin.md"
 LOCAL_DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugin.md"
-_RATE_PREFIX = "infscene/seconds_per_mpx/"  # measured seconds per output megapixel and sample, per model and options
+# The options the planning call (quick_plan) takes besides the size, the extent and the model.
+PLAN_OPTIONS = ("bands", "samples", "detail")
 
 
 class InfSceneDock(QgsDockWidget):
-    """Dock panel; `runFinished(RunOutcome)` is emitted when a run ends; `planned(dict)` when the engine's planning
-    call has answered for the panel's current state; `liveLayerRequested(layer)` when Live layer is pressed (the
-    plugin owns the live layers: they outlive the panel's runs)."""
+    """Dock panel: a form. `runRequested(RunParameters)` is emitted when Run is pressed and the run is checked and
+    confirmed; `runs`, the plugin's RunController (the panel makes its own when given none), carries it out and
+    reports back. `planned(dict)` is emitted when the engine's planning call has answered for the panel's current
+    state; `liveLayerRequested(layer)` when Live layer is pressed (the plugin owns the live layers: they outlive the
+    panel's runs)."""
 
-    runFinished = pyqtSignal(object)
+    runRequested = pyqtSignal(object)
     planned = pyqtSignal(object)
     liveLayerRequested = pyqtSignal(object)
 
-    def __init__(self, iface: Any, parent: Optional[QWidget] = None) -> None:
+    def __init__(self, iface: Any, parent: Optional[QWidget] = None, runs: Optional[RunController] = None) -> None:
         super().__init__("InfScene super-resolution", parent)
         self.setObjectName("InfSceneDock")
         self.setWindowIcon(icon())
         self.iface = iface
         self.canvas = iface.mapCanvas()
-        self._task: Optional[EngineJob] = None
-        self._input_layer_id = ""  # the run's input layer, whose stretch its result is drawn with
-        self._check_task: Optional[QgsTask] = None
+        self.runs = runs if runs is not None else RunController(iface)
         self._checked_engine = False
-        self._engine_model_path = ""  # the default model's folder, as `infscene info` reported it
+        self._planned_default_model = self.runs.engine_model_path
         self._plan: Optional[Dict[str, Any]] = None  # the planning call's answer for the panel as it is now
         self._planner = QuickPlanner()
         self._planner.planned.connect(self._planned)
@@ -114,17 +94,22 @@ class InfSceneDock(QgsDockWidget):
         self._plan_timer.setSingleShot(True)
         self._plan_timer.setInterval(PLAN_DELAY_MS)
         self._plan_timer.timeout.connect(self.plan_now)
-        self._status_bar_widget: Optional[QProgressBar] = None
         self._result_layer_id = ""
         self._result_folder = ""
         self._swipe: Optional[SwipeTool] = None
-        self.run_started: Optional[float] = None
         self._rubber_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
         self._rubber_band.setStrokeColor(QColor(255, 80, 0))
         self._rubber_band.setFillColor(QColor(255, 80, 0, 40))
         self._rubber_band.setWidth(2)
         self.canvas.destinationCrsChanged.connect(self._show_rubber_band)
         self._build()
+        self.runRequested.connect(self.runs.run)
+        self.runs.started.connect(self._run_started)
+        self.runs.progressed.connect(self._show_progress)
+        self.runs.status.connect(self.status_label.setText)
+        self.runs.finished.connect(self._run_finished)
+        self.runs.resultsAdded.connect(self._results_added)
+        self.runs.engineChecked.connect(self._engine_checked)
         self._load_settings()
         self._layer_changed(self.layer_combo.currentLayer())
         if hasattr(iface, "currentLayerChanged"):
@@ -133,6 +118,10 @@ class InfSceneDock(QgsDockWidget):
     # ---- construction -------------------------------------------------------------------
     def _build(self) -> None:
         """The options scroll; the checks, progress, Run/Cancel and the result tools stay below them, always in view."""
+        # One widget per option the table gives the panel (the detail has a slider of its own, below).
+        self.fields = {option.name: option_widget(option) for option in options_in(DOCK) if option is not DETAIL}
+        for widget in self.fields.values():
+            widget.changed.connect(self.schedule_plan)
         body = QWidget()
         column = QVBoxLayout(body)
         column.addWidget(self._build_engine_box())
@@ -189,11 +178,8 @@ class InfSceneDock(QgsDockWidget):
         self.layer_combo.setToolTip("The raster to super-resolve; follows the layer selected in the Layers panel")
         self.layer_combo.layerChanged.connect(self._layer_changed)
         form.addRow("Raster layer", self.layer_combo)
-        self.bands_edit = QLineEdit()
-        self.bands_edit.setPlaceholderText("auto (from band descriptions)")
-        self.bands_edit.setToolTip("1-based input bands in R,G,B[,NIR] order, e.g. 3,2,1,4 for Planet analytic BGRN")
-        self.bands_edit.editingFinished.connect(self.schedule_plan)
-        form.addRow("Bands R,G,B[,NIR]", self.bands_edit)
+        bands = self.fields["bands"]
+        form.addRow(bands.option.label, bands)
         self.extent_widget = QgsExtentWidget(None, QgsExtentWidget.CondensedStyle)
         self.extent_widget.setMapCanvas(self.canvas)
         self.extent_widget.setToolTip("The area to super-resolve: the button offers the layer's, the canvas's or "
@@ -213,61 +199,14 @@ class InfSceneDock(QgsDockWidget):
     def _build_options_box(self) -> QGroupBox:
         box = QGroupBox("Super-resolution")
         form = QFormLayout(box)
-        self.scale_spin = _double_spin(SCALE_MIN_EXCLUSIVE, SCALE_MAX, 2, 0.5)
-        self.scale_spin.setSuffix(" x")
-        self.scale_spin.setToolTip("Output pixels per input pixel along each axis (4.8 m Planet x 8 = 0.6 m)")
-        form.addRow("Scale factor", self.scale_spin)
-        self.target_res_spin = _double_spin(0.0, 1e6, 4, 0.1)
-        self.target_res_spin.setSpecialValueText("use scale factor")
-        self.target_res_spin.setToolTip("Output pixel size in the layer's units (shown after the number); "
-                                        "overrides the scale factor")
-        form.addRow("Target pixel size", self.target_res_spin)
-        self.steps_spin = _int_spin(STEPS_MODEL_DEFAULT, MAX_STEPS)
-        self.steps_spin.setSpecialValueText("model default")
-        self.steps_spin.setToolTip("Reverse diffusion steps; model default: SR3 50, e2diffsr 4 (its most)")
-        form.addRow("Diffusion steps", self.steps_spin)
-        self.patch_spin = _int_spin(PATCH_AUTO, 4096)
-        self.patch_spin.setSpecialValueText("model's training size")
-        self.patch_spin.setSuffix(" px")
-        self.patch_spin.setToolTip("Side of the square patches the model sees, in output pixels; larger patches give "
-                                   "more context per call and use more memory (model's training size: what it saw)")
-        form.addRow("Patch size", self.patch_spin)
-        self.overlap_spin = _int_spin(OVERLAP_AUTO, 2048)
-        self.overlap_spin.setSpecialValueText("a quarter of the patch")
-        self.overlap_spin.setSuffix(" px")
-        self.overlap_spin.setToolTip("Output pixels shared by neighbouring patches, fused at every step so no seam "
-                                     "shows; at most half the patch")
-        form.addRow("Overlap", self.overlap_spin)
-        self.mode_combo = QComboBox()
-        self.mode_combo.addItems(MODE_LABELS)
-        self.mode_combo.setToolTip("How overlapping patches are combined: variance-corrected fusion is seamless; "
-                                   "averaging is simpler; independent patches show their seams (for comparison)")
-        form.addRow("Patch fusion", self.mode_combo)
-        self.seed_spin = _int_spin(0, 2**31 - 1)
-        self.seed_spin.setToolTip("Random seed of the diffusion: the same seed and options give the same result")
-        form.addRow("Seed", self.seed_spin)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICE_LABELS)
-        self.device_combo.setToolTip("Where the model runs: Auto uses every CUDA GPU if there is one, else the CPU "
-                                     "(Check shows which)")
-        form.addRow("Device", self.device_combo)
-        self.samples_spin = _int_spin(1, MAX_SAMPLES)
-        self.samples_spin.setSpecialValueText("1 (no spread map)")
-        self.samples_spin.setToolTip(
-            "Run this many seeds: the result is the first, and a spread layer maps where the samples differ "
-            "(where the model invents detail), in the input's units (DN). Each sample costs a whole run."
-        )
-        form.addRow("Samples", self.samples_spin)
-        form.addRow("Detail", self._build_detail_row())
+        for name, widget in self.fields.items():
+            if name != "bands":  # in the Input box
+                form.addRow(widget.option.label, widget)
+        form.addRow(DETAIL.label, self._build_detail_row())
         self.detail_note = QLabel()
         self.detail_note.setWordWrap(True)
         self.detail_note.setToolTip("What the model adds to the input at this detail")
         form.addRow("", self.detail_note)
-        for spin in (self.scale_spin, self.target_res_spin):
-            spin.valueChanged.connect(self._update_size)
-        for spin in (self.steps_spin, self.samples_spin):
-            spin.valueChanged.connect(self.schedule_plan)
-        self.device_combo.currentIndexChanged.connect(self._show_estimate)
         return box
 
     def _build_detail_row(self) -> QWidget:
@@ -279,21 +218,15 @@ class InfSceneDock(QgsDockWidget):
         self.detail_slider.setTickInterval(5 * DETAIL_SLIDER_STEP)
         self.detail_slider.setTickPosition(QSlider.TicksBelow)
         self.detail_slider.setValue(DETAIL_SLIDER_MAX)
-        self._detail_tooltip = (
-            "e2diffsr models only (SR3 models refuse it). Left, faithful (0): the regression branch alone, the "
-            "fastest and closest to the input, smooth. Right, detailed (1): the latent diffusion plus the texture "
-            "head's full drawing, invented texture. Between: the drawn texture scaled (a model without a texture "
-            "head offers only the two ends)."
-        )
+        self._detail_tooltip = help_text(DETAIL)
         self.detail_slider.setToolTip(self._detail_tooltip)
         self.detail_slider.valueChanged.connect(self._detail_slider_moved)
-        faithful = QLabel("faithful")
-        faithful.setToolTip("Detail 0: the regression branch alone (e2diffsr models): fastest, smooth, nothing invented")
-        detailed = QLabel("detailed")
-        detailed.setToolTip("Detail 1: the latent diffusion and the texture head's full drawing (e2diffsr models)")
+        faithful, detailed = (QLabel(end) for end in DETAIL.ends)
+        for end in (faithful, detailed):
+            end.setToolTip(self._detail_tooltip)
         self.detail_value_label = QLabel()
         self.detail_value_label.setMinimumWidth(self.detail_value_label.fontMetrics().horizontalAdvance("0.00") + 4)
-        self.detail_default_check = QCheckBox("model default")
+        self.detail_default_check = QCheckBox(DETAIL.auto)
         self._detail_default_tooltip = (
             "Send no detail: the model's own (its config.json default_detail, 1 unless set). "
             "Untick to choose with the slider; e2diffsr models only, SR3 models refuse a detail."
@@ -344,7 +277,7 @@ class InfSceneDock(QgsDockWidget):
 
     def set_detail(self, detail: Optional[float]) -> None:
         if detail is not None:
-            self.detail_slider.setValue(round(min(max(detail, 0.0), 1.0) * DETAIL_SLIDER_MAX))
+            self.detail_slider.setValue(round(min(max(detail, DETAIL.minimum), DETAIL.maximum) * DETAIL_SLIDER_MAX))
         self.detail_default_check.setChecked(detail is None)
         self._detail_default_toggled(detail is None)
 
@@ -437,32 +370,13 @@ class InfSceneDock(QgsDockWidget):
         settings.save_value(settings.MODEL_DIR_KEY, self.model_widget.filePath())
 
     def options(self) -> SrOptions:
-        """The options as shown in the panel."""
-        return SrOptions(
-            scale=self.scale_spin.value(),
-            target_res=self.target_res_spin.value(),
-            steps=self.steps_spin.value(),
-            patch=self.patch_spin.value(),
-            overlap=self.overlap_spin.value(),
-            mode=MODES[self.mode_combo.currentIndex()],
-            seed=self.seed_spin.value(),
-            device=DEVICES[self.device_combo.currentIndex()],
-            bands=self.bands_edit.text().strip(),
-            samples=self.samples_spin.value(),
-            detail=self.detail(),
-        )
+        """The options as shown in the panel (those it has no widget for at their defaults)."""
+        values = {name: widget.option_value() for name, widget in self.fields.items()}
+        return SrOptions(**values, detail=self.detail())
 
     def set_options(self, options: SrOptions) -> None:
-        self.scale_spin.setValue(options.scale)
-        self.target_res_spin.setValue(options.target_res)
-        self.steps_spin.setValue(options.steps)
-        self.patch_spin.setValue(options.patch)
-        self.overlap_spin.setValue(options.overlap)
-        self.mode_combo.setCurrentIndex(MODES.index(options.mode) if options.mode in MODES else 0)
-        self.seed_spin.setValue(options.seed)
-        self.device_combo.setCurrentIndex(DEVICES.index(options.device) if options.device in DEVICES else 0)
-        self.bands_edit.setText(options.bands)
-        self.samples_spin.setValue(options.samples)
+        for name, widget in self.fields.items():
+            widget.set_option_value(getattr(options, name))
         self.set_detail(options.detail)
         self.schedule_plan()
 
@@ -473,7 +387,7 @@ class InfSceneDock(QgsDockWidget):
 
     def follow_active_layer(self, layer: Any) -> None:
         """The layer selected in the Layers panel becomes the input (not during a run, and not a result of ours)."""
-        if self._task is not None or not isinstance(layer, QgsRasterLayer) or layer.customProperty(RESULT_PROPERTY):
+        if self.runs.busy or not isinstance(layer, QgsRasterLayer) or layer.customProperty(RESULT_PROPERTY):
             return
         if layer is not self.layer():
             self.layer_combo.setLayer(layer)
@@ -487,7 +401,7 @@ class InfSceneDock(QgsDockWidget):
         self.extent_widget.setOutputCrs(layer.crs())
         self.extent_widget.setOutputExtentFromOriginal()
         _, units = pixel_size_units(layer)
-        self.target_res_spin.setSuffix(f" {units}")
+        self.fields["target_res"].setSuffix(f" {units}")
         current = self.output_widget.filePath()
         folder = Path(current).parent if current else settings.default_output_folder()
         self.output_widget.setFilePath(str(settings.free_output_path(folder, output_stem(layer))))
@@ -515,12 +429,8 @@ class InfSceneDock(QgsDockWidget):
     def dispose(self) -> None:
         """Before the plugin unloads: stop a running engine (and wait for it to clean up), take the outline and the
         swipe off the canvas."""
-        task = self._task
-        self.cancel()
-        if task is not None:
-            task.wait(20.0)
+        self.runs.dispose()
         self.set_compare(False)
-        self._remove_status_bar_widget()
         self.canvas.scene().removeItem(self._rubber_band)
 
     def _update_size(self) -> None:
@@ -559,21 +469,14 @@ class InfSceneDock(QgsDockWidget):
         output = self.output_path()
         if output:
             args.append(output)
-        if options.target_res > 0:
-            args += ["--target-res", repr(options.target_res)]
-        else:
-            args += ["--scale", repr(options.scale)]
+        args += size_flags(options)
         bounds = self.bounds()
         if bounds is not None:
             args += ["--bounds", *(repr(v) for v in bounds)]
-        if options.bands:
-            args += ["--bands", options.bands.replace(" ", "")]
-        model = self.model_widget.filePath().strip() or self._engine_model_path
+        args += option_flags(options, PLAN_OPTIONS)
+        model = self.model_widget.filePath().strip() or self.runs.engine_model_path
         if model:
             args += ["--model", model]
-        args += ["--samples", str(options.samples)]
-        if options.detail is not None:
-            args += ["--detail", repr(options.detail)]
         if self.iceplant_check.isChecked():
             args.append("--iceplant")
         return args
@@ -615,7 +518,7 @@ class InfSceneDock(QgsDockWidget):
                                    'model checked</span>'))
         self._show_detail()
         self._show_estimate()
-        self.run_button.setEnabled(self._task is None and not problems)
+        self.run_button.setEnabled(not self.runs.busy and not problems)
         self.run_button.setToolTip("; ".join(problems) if problems else "Run the engine on the extent")
         self.planned.emit(plan)
 
@@ -650,16 +553,11 @@ class InfSceneDock(QgsDockWidget):
         """The run's time from the last measured run of this model and options on this machine (None: none yet)."""
         plan = self._plan or {}
         size = plan.get("output_size")
-        rate = settings.load_text(_RATE_PREFIX + self._rate_key())
-        if not size or not rate:
-            return None
-        return float(rate) * size[0] * size[1] / 1e6 * self.samples_spin.value()
-
-    def _rate_key(self) -> str:
         options = self.options()
-        model = self.model_widget.filePath().strip() or self._engine_model_path or "default"
-        text = f"{model}|{options.device}|{options.detail}|{options.steps}|{options.patch}|{options.overlap}|{options.mode}"
-        return hashlib.sha1(text.encode()).hexdigest()[:16]
+        rate = self.runs.seconds_per_mpx(options, self.model_widget.filePath().strip() or None)
+        if not size or rate is None:
+            return None
+        return rate * size[0] * size[1] / 1e6 * options.samples
 
     def _show_estimate(self, *_args: Any) -> None:
         plan = self._plan or {}
@@ -694,30 +592,14 @@ class InfSceneDock(QgsDockWidget):
 
     def check_engine(self) -> None:
         """Ask the engine for versions, device, GPU and model in the background and show them."""
-        try:
-            runner = EngineRunner(find_engine_python())
-        except EngineNotFound as exc:
-            self.engine_status.setText(str(exc))
-            return
-        self.engine_status.setText(f"checking {runner.python} ...")
-        self.check_button.setEnabled(False)
-        model_dir = self.model_widget.filePath().strip() or None
-        task = QgsTask.fromFunction(
-            "InfScene: check engine", _engine_info, runner, model_dir, on_finished=self._engine_checked
-        )
-        self._check_task = task
-        QgsApplication.taskManager().addTask(task)
+        self.runs.check_engine(self.model_widget.filePath().strip() or None)
+        self.check_button.setEnabled(not self.runs.checking)
 
-    def _engine_checked(self, exception: Optional[BaseException], info: Optional[Dict[str, Any]] = None) -> None:
-        self.check_button.setEnabled(True)
-        self._check_task = None
-        if exception is not None or info is None:
-            self.engine_status.setText(f"Engine check failed: {exception}")
-            return
-        self.engine_status.setText(describe_engine(info))
-        path = str((info.get("model") or {}).get("path") or "")
-        if path and not self.model_widget.filePath().strip() and path != self._engine_model_path:
-            self._engine_model_path = path  # the default model: now the planning call can check it too
+    def _engine_checked(self, text: str, default_model: str) -> None:
+        self.engine_status.setText(text)
+        self.check_button.setEnabled(not self.runs.checking)
+        if default_model != self._planned_default_model:
+            self._planned_default_model = default_model  # now the planning call can check the default model too
             self.schedule_plan()
 
     # ---- running ------------------------------------------------------------------------
@@ -760,22 +642,20 @@ class InfSceneDock(QgsDockWidget):
         )
 
     def run(self) -> None:
-        """Run the engine: the checks are the planning call's, already on screen; a large run asks first."""
-        if self._task is not None:
+        """Ask for a run of the panel's request: the checks are the planning call's, already on screen; a large run
+        asks first."""
+        if self.runs.busy:
             return
-        self.run_started = time.monotonic()
         try:
-            runner = EngineRunner(find_engine_python())
             request = self.build_request(dry_run=False)
-        except (InputError, EngineNotFound) as exc:
-            self._report_error(str(exc))
+        except InputError as exc:
+            self.runs.report_error(str(exc))
             return
         plan = self._plan
         if plan is not None and plan.get("problems"):
-            self._report_error(plan["problems"][0])
+            self.runs.report_error(plan["problems"][0])
             return
         self.save_settings()
-        self._input_layer_id = self.layer().id() if self.layer() is not None else ""
         seconds = self.estimated_seconds()
         written = (plan or {}).get("output_bytes", 0) + (plan or {}).get("spread_bytes", 0)
         if (seconds or 0) > LARGE_RUN_S or written > LARGE_RUN_BYTES:
@@ -784,135 +664,36 @@ class InfSceneDock(QgsDockWidget):
             if answer != QMessageBox.Yes:
                 self.status_label.setText("not started")
                 return
-        try:
-            Path(request.output_path).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self._report_error(f"cannot create the output folder {Path(request.output_path).parent}: {exc.strerror}")
-            return
-        self._request = request
-        self._plan_at_run = dict(plan or {})
-        self._files_before = {path: _mtime(path) for path in expected_outputs(request)}
-        self.status_label.setText("starting the engine ...")
-        job = EngineJob(f"InfScene: super-resolve {Path(request.input_path).name}", runner, request.arguments())
-        job.finished.connect(lambda outcome: self._completed(outcome, request))
-        self._start(job)
-
-    def _start(self, task: EngineJob) -> None:
-        self._task = task
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.progress_bar.setValue(0)
-        task.progressChanged.connect(lambda value: self._show_progress(task, value))
-        self._add_status_bar_widget()
-        task.start()
-
-    def _show_progress(self, task: EngineJob, value: float) -> None:
-        self.progress_bar.setValue(int(value))
-        if self._status_bar_widget is not None:
-            self._status_bar_widget.setValue(int(value))
-        progress = task.outcome.progress
-        if progress is not None and task is self._task and not task.is_cancelled():
-            self.status_label.setText(
-                f"{progress.done} / {progress.total} work units, ETA {format_duration(progress.eta_s)}"
-            )
-
-    def _add_status_bar_widget(self) -> None:
-        status_bar = getattr(self.iface, "statusBarIface", None)
-        if status_bar is None:
-            return
-        bar = QProgressBar()
-        bar.setRange(0, 100)
-        bar.setFormat("InfScene %p%")
-        bar.setMaximumWidth(160)
-        bar.setToolTip("InfScene super-resolution (the InfScene panel shows details and Cancel)")
-        status_bar().addPermanentWidget(bar, 0)
-        self._status_bar_widget = bar
-
-    def _remove_status_bar_widget(self) -> None:
-        bar, self._status_bar_widget = self._status_bar_widget, None
-        if bar is not None:
-            self.iface.statusBarIface().removeWidget(bar)
-            bar.deleteLater()
+        layer = self.layer()
+        self.runRequested.emit(RunParameters(request, dict(plan or {}), layer.id() if layer is not None else ""))
 
     def cancel(self) -> None:
         """Stop the running engine; it removes its temporary file, so no partial output remains."""
-        if self._task is not None:
-            self.status_label.setText("cancelling ...")
-            self._task.cancel()
+        self.runs.cancel()
 
-    def _completed(self, outcome: RunOutcome, request: SrRequest) -> None:
-        self._task = None
-        self._finish_ui()
-        self._remove_status_bar_widget()
-        if outcome.first_progress_s is not None:
-            QgsMessageLog.logMessage(f"first progress {outcome.first_progress_s:.2f} s after the engine started",
-                                     LOG_TAG, Qgis.Info)
-        written = [path for path in expected_outputs(request) if _mtime(path) not in (None, self._files_before.get(path))]
-        if outcome.cancelled:
-            self.status_label.setText("cancelled; no output was written")
-            self.iface.messageBar().pushMessage("InfScene", "Run cancelled; no output was written", Qgis.Info, 5)
-        elif outcome.error is not None:
-            if written:
-                self._add_results(request, written, failed_step=failed_step(request, written), error=outcome.error)
-            else:
-                self._report_error(outcome.error)
-        else:
-            self._record_rate(outcome)
-            self._add_results(request, written)
-        self.runFinished.emit(outcome)
+    def _run_started(self) -> None:
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setValue(0)
+
+    def _show_progress(self, percent: int, text: str) -> None:
+        self.progress_bar.setValue(percent)
+        if text:
+            self.status_label.setText(text)
+
+    def _run_finished(self, _outcome: RunOutcome) -> None:
+        self.run_button.setEnabled(not (self._plan or {}).get("problems"))
+        self.cancel_button.setEnabled(False)
         self.schedule_plan()  # the output name changed; what was measured changes the estimate
 
-    def _record_rate(self, outcome: RunOutcome) -> None:
-        plan = outcome.plan
-        if plan is None or outcome.elapsed_s is None or plan.output_width * plan.output_height == 0:
-            return
-        per_mpx = outcome.elapsed_s / (plan.output_width * plan.output_height / 1e6) / max(self.samples_spin.value(), 1)
-        settings.save_value(_RATE_PREFIX + self._rate_key(), repr(per_mpx))
-
-    def _add_results(self, request: SrRequest, written: List[str], failed_step: str = "",
-                     error: Optional[str] = None) -> None:
-        """Add what the run wrote, named `<layer> x4 e2diffsr 1.19 m`; after a failed step, what it wrote before."""
-        input_layer = QgsProject.instance().mapLayer(self._input_layer_id)
-        sr_path = request.output_path if request.output_path in written else None
-        spread = request.spread_output() if request.spread_output() in written else None
-        iceplant = request.iceplant_path if request.iceplant_path in written else None
-        name = self.result_layer_name(request, input_layer)
-        try:
-            layers = add_group(f"InfScene {name}", sr_path, iceplant, input_layer, spread_path=spread,
-                               samples=request.options.samples, sr_name=name)
-        except LayerLoadError as exc:
-            self._report_error(str(exc))
-            return
-        self._result_layer_id = layers[-1].id() if layers else ""
-        self._result_folder = str(Path(request.output_path).parent)
+    def _results_added(self, layer_id: str, folder: str) -> None:
+        """The run's layers are on the map: the result tools act on them, and the next output gets a free name."""
+        self._result_layer_id, self._result_folder = layer_id, folder
         for button in (self.zoom_button, self.folder_button, self.compare_button):
             button.setEnabled(True)
-        files = ", ".join(Path(path).name for path in written)
-        if error is not None:
-            message = f"the {failed_step} step failed: {error} (added what was written before it: {files})"
-            self._report_error(message)
-        else:
-            self.progress_bar.setValue(100)
-            self.status_label.setText(f"done: {request.output_path}")
-            self.iface.messageBar().pushMessage("InfScene", f"Wrote {files} in {self._result_folder}", Qgis.Success, 5)
         layer = self.layer()
         if layer is not None:
-            folder = Path(request.output_path).parent
-            self.output_widget.setFilePath(str(settings.free_output_path(folder, output_stem(layer))))
-
-    def result_layer_name(self, request: SrRequest, input_layer: Any) -> str:
-        """`<layer> x4 e2diffsr 1.19 m` from the plan the run was started with."""
-        plan = getattr(self, "_plan_at_run", None) or {}
-        base = input_layer.name() if isinstance(input_layer, QgsRasterLayer) else Path(request.input_path).stem
-        model = (plan.get("model") or {}).get("name") or ""
-        scale = plan.get("scale") or request.options.scale
-        size = plan.get("output_pixel_size")
-        units = "px"
-        if isinstance(input_layer, QgsRasterLayer):
-            _, units = pixel_size_units(input_layer)
-        if size is None:
-            return f"{short_name(base)} x{scale:.3g} {model}".rstrip()
-        return result_name(base, scale, model, size, units)
+            self.output_widget.setFilePath(str(settings.free_output_path(Path(folder), output_stem(layer))))
 
     def result_layer(self) -> Optional[QgsRasterLayer]:
         layer = QgsProject.instance().mapLayer(self._result_layer_id) if self._result_layer_id else None
@@ -937,7 +718,7 @@ class InfSceneDock(QgsDockWidget):
             self._swipe = None
         if on:
             result = self.result_layer()
-            source = QgsProject.instance().mapLayer(self._input_layer_id)
+            source = QgsProject.instance().mapLayer(self.runs.input_layer_id)
             if result is None or not isinstance(source, QgsRasterLayer):
                 self.compare_button.setChecked(False)
                 self.status_label.setText("compare: the result or its input layer is no longer in the project")
@@ -947,16 +728,6 @@ class InfSceneDock(QgsDockWidget):
             self.canvas.setMapTool(self._swipe)
         elif self.compare_button.isChecked():
             self.compare_button.setChecked(False)
-
-    def _finish_ui(self) -> None:
-        self.run_button.setEnabled(not (self._plan or {}).get("problems"))
-        self.cancel_button.setEnabled(False)
-
-    def _report_error(self, message: str) -> None:
-        """Errors go to the message bar, the log and the panel, never to an exception in QGIS."""
-        self.status_label.setText(f"Error: {message}")
-        self.iface.messageBar().pushMessage("InfScene", message, Qgis.Critical, 0)
-        QgsMessageLog.logMessage(message, LOG_TAG, Qgis.Critical)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         self.save_settings()
@@ -971,8 +742,8 @@ def detail_problem(model: Optional[Dict[str, Any]], detail: Optional[float]) -> 
     """Why the model cannot take the detail (None: it can, or the model is not known yet)."""
     if not model:
         return None
-    if model.get("family") != "e2diffsr":
-        return f"this model is {(model.get('family') or 'sr3').upper()}: only e2diffsr models take a detail"
+    if model.get("family") != DETAIL.family:
+        return f"this model is {(model.get('family') or 'sr3').upper()}: only {DETAIL.family} models take a detail"
     if not model.get("texture_head"):
         if detail is not None and 0.0 < detail < 1.0:
             return f"{DETAIL_ENDS_ONLY} needs an e2diffsr model with a texture head; this one takes only 0 or 1"
@@ -983,7 +754,7 @@ def detail_note(model: Optional[Dict[str, Any]], detail: Optional[float]) -> str
     """One line on what the model adds to the input at this detail."""
     if not model:
         return ""
-    if model.get("family") != "e2diffsr":
+    if model.get("family") != DETAIL.family:
         return ("SR3: every pixel is drawn by the diffusion; texture is invented and differs from seed to seed "
                 "(Samples maps where).")
     value = model.get("default_detail", 1.0) if detail is None else detail
@@ -1000,27 +771,6 @@ def detail_note(model: Optional[Dict[str, Any]], detail: Optional[float]) -> str
             "and differs from seed to seed.")
 
 
-def expected_outputs(request: SrRequest) -> List[str]:
-    """The files a run writes, in the order the engine writes them."""
-    return [path for path in (request.output_path, request.spread_output(), request.iceplant_path) if path]
-
-
-def failed_step(request: SrRequest, written: List[str]) -> str:
-    """The step that was running when a run failed, from the files it had written."""
-    if request.output_path not in written:
-        return "super-resolution"
-    if request.iceplant_path and request.iceplant_path not in written:
-        return "iceplant probability"
-    return "last"
-
-
-def _mtime(path: str) -> Optional[float]:
-    try:
-        return Path(path).stat().st_mtime_ns
-    except OSError:
-        return None
-
-
 def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -1029,40 +779,3 @@ def output_stem(layer: QgsRasterLayer) -> str:
     """`<layer name>_sr` with anything but letters, digits, '-' and '_' replaced, for a safe file name."""
     safe = re.sub(r"[^\w-]+", "_", layer.name()).strip("_") or "layer"
     return f"{safe}_sr"
-
-
-def _engine_info(_task: QgsTask, runner: EngineRunner, model_dir: Optional[str]) -> Dict[str, Any]:
-    """Worker-thread body of the check: a plain subprocess call, no QObject touched."""
-    return runner.info(model_dir)
-
-
-def describe_engine(info: Dict[str, Any]) -> str:
-    """One readable paragraph from `infscene info --json`: what runs, on which device, with which model."""
-    gpu = info.get("gpu_name")
-    count = int(info.get("gpu_count") or 1)
-    gpus = f"{count} x GPU" if count > 1 else "GPU"
-    gpu_text = f"{gpus} {gpu} ({float(info.get('gpu_memory_gb') or 0):.1f} GB)" if gpu else "no CUDA GPU"
-    model = info.get("model") or {}
-    if model.get("error"):
-        model_text = f"model problem: {model['error']}"
-    else:
-        trained = "trained" if model.get("trained") else "NOT trained (results will be poor)"
-        model_text = f"model '{model.get('name')}' ({model.get('family', 'sr3')}, {trained}) at {model.get('path')}"
-    return (
-        f"InfScene {info.get('version')}, torch {info.get('torch')}; auto device: {info.get('device_auto')}; "
-        f"{gpu_text}; {model_text}"
-    )
-
-
-def _int_spin(minimum: int, maximum: int) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(minimum, maximum)
-    return spin
-
-
-def _double_spin(minimum: float, maximum: float, decimals: int, step: float) -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(minimum, maximum)
-    spin.setDecimals(decimals)
-    spin.setSingleStep(step)
-    return spin

@@ -1,62 +1,25 @@
 """What one engine run should do, as plain data, and its command line.
 
-The dock, the Processing algorithms and the settings all use these dataclasses, so the
-defaults and the mapping to the engine's CLI flags exist exactly once.
+The dock, the Processing algorithms and the settings all use these dataclasses. SrOptions' fields, their
+defaults and the flags they become are the option table's (sr_options.py, the engine's own, byte for byte), so
+an option the table gives to the plugin's forms needs no line here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
-from .protocol import MAX_SAMPLES, MAX_STEPS, MODES, SCALE_MAX, SCALE_MIN_EXCLUSIVE  # noqa: F401 - the engine's limits and choices
-
-MODE_LABELS: Tuple[str, ...] = (
-    "Variance-corrected fusion (seamless)",
-    "Average overlapping patches",
-    "Independent patches (shows seams)",
-)
-DEVICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
-DEVICE_LABELS: Tuple[str, ...] = ("Auto (every GPU if available)", "CPU", "CUDA (every GPU)")
+from .sr_options import BANDS, FLOAT, INT, Option, plugin_options
 
 Bounds = Tuple[float, float, float, float]
-PATCH_AUTO = 0
-OVERLAP_AUTO = -1
-# The model's own number of steps (SR3 50, e2diffsr its T = 4): `--steps` is then left out, since a
-# fixed number would be refused by a family that runs fewer.
-STEPS_MODEL_DEFAULT = 0
-# --detail's ends (e2diffsr models): the regression branch alone, and the full model (latent diffusion plus the
-# texture head's whole drawing). None in SrOptions leaves it to the model's config.json (`default_detail`).
-DETAIL_FAITHFUL = 0.0
-DETAIL_DETAILED = 1.0
 
-
-@dataclass
-class SrOptions:
-    """The tunable knobs of a super-resolution run (persisted by the dock between sessions).
-
-    `target_res` > 0 asks for that output pixel size in the layer's units and overrides `scale`.
-    `bands` is empty for "detect from band descriptions" or e.g. "3,2,1,4" (1-based, R,G,B[,NIR]).
-    `patch` and `overlap` are in output pixels; PATCH_AUTO / OVERLAP_AUTO leave them to the engine
-    (the model's training size, a quarter of the patch), which knows the model; so does
-    STEPS_MODEL_DEFAULT for `steps`. `samples` > 1 runs that many seeds and also writes their
-    per-pixel spread; `detail` (e2diffsr models) goes from DETAIL_FAITHFUL (the regression branch alone) to
-    DETAIL_DETAILED (the full model's drawn texture), None: the model's default. `dask` runs the
-    model work on a Dask cluster (a scheduler address, or local:N worker processes); empty: this machine.
-    """
-
-    scale: float = 4.0
-    target_res: float = 0.0
-    steps: int = STEPS_MODEL_DEFAULT
-    patch: int = 0
-    overlap: int = -1
-    mode: str = "vcf"
-    seed: int = 0
-    device: str = "auto"
-    bands: str = ""
-    samples: int = 1
-    detail: Optional[float] = None
-    dask: str = ""
+SrOptions = make_dataclass("SrOptions", [(o.name, Any, field(default=o.form_default)) for o in plugin_options()])
+SrOptions.__doc__ = """The options of a super-resolution run that the plugin's forms set (persisted by the dock between
+sessions): one field per option of the table that appears in the panel or in Processing, None for "auto" (the model's
+or the engine's own choice). `target_res`, when given, overrides `scale`; `bands` is text such as "3,2,1,4"."""
+# The options that decide what a live layer's tile looks like; `infscene serve` takes these flags as `sr` does.
+SERVE_OPTIONS = ("seed", "detail")
 
 
 @dataclass
@@ -68,7 +31,7 @@ class SrRequest:
 
     input_path: str
     output_path: str
-    options: SrOptions = field(default_factory=SrOptions)
+    options: Any = field(default_factory=SrOptions)
     bounds: Optional[Bounds] = None
     iceplant_path: Optional[str] = None
     model_dir: Optional[str] = None
@@ -83,30 +46,15 @@ class SrRequest:
 
     def arguments(self) -> List[str]:
         """Arguments after `python -m infscene`."""
-        opts = self.options
-        args = ["sr", self.input_path, self.output_path, *_size_flags(opts)]
+        args = ["sr", self.input_path, self.output_path, *size_flags(self.options)]
         if self.bounds is not None:
             args += ["--bounds", *(_num(v) for v in self.bounds)]
-        if opts.steps != STEPS_MODEL_DEFAULT:
-            args += ["--steps", str(opts.steps)]
-        if opts.patch != PATCH_AUTO:
-            args += ["--patch", str(opts.patch)]
-        if opts.overlap != OVERLAP_AUTO:
-            args += ["--overlap", str(opts.overlap)]
-        args += [
-            "--mode", opts.mode,
-            "--seed", str(opts.seed),
-            "--device", opts.device,
-        ]
+        args += option_flags(self.options)
         spread = self.spread_output()
         if spread is not None:
-            args += ["--samples", str(opts.samples), "--spread", spread]
-        if opts.detail is not None:
-            args += ["--detail", _num(opts.detail)]
-        if opts.dask.strip():
-            args += ["--dask", opts.dask.strip()]
+            args += ["--spread", spread]
         args.append("--no-checkpoint")  # the plugin does not resume runs: nothing to save at each step
-        args += _common_flags(opts.bands, self.model_dir)
+        args += _common_flags(None, self.model_dir)
         if self.iceplant_path:
             args += ["--iceplant", self.iceplant_path]
         if self.dry_run:
@@ -137,16 +85,14 @@ class ServeRequest:
     """
 
     input_path: str
-    options: SrOptions = field(default_factory=SrOptions)
+    options: Any = field(default_factory=SrOptions)
     model_dir: Optional[str] = None
     cache_dir: Optional[str] = None
 
     def arguments(self) -> List[str]:
         """Arguments after `python -m infscene`."""
-        opts = self.options
-        args = ["serve", self.input_path, "--port", "0", *_size_flags(opts), "--seed", str(opts.seed)]
-        if opts.detail is not None:
-            args += ["--detail", _num(opts.detail)]
+        args = ["serve", self.input_path, "--port", "0", *size_flags(self.options),
+                *option_flags(self.options, SERVE_OPTIONS)]
         if self.model_dir:
             args += ["--model", self.model_dir]
         if self.cache_dir:
@@ -154,16 +100,40 @@ class ServeRequest:
         return args + ["--progress", "json"]
 
 
-def _size_flags(opts: SrOptions) -> List[str]:
+def option_flags(options: Any, names: Optional[Tuple[str, ...]] = None) -> List[str]:
+    """The flags of every option (or of those `names`) that differs from the engine's default (the scale and the
+    target pixel size, one of which the command needs, come from size_flags)."""
+    args: List[str] = []
+    for option in plugin_options():
+        value = getattr(options, option.name)
+        chosen = names is None or option.name in names
+        if chosen and not option.group and value is not None and value != option.default:
+            text = flag_value(option, value)
+            if text:
+                args += [option.flag, text]
+    return args
+
+
+def flag_value(option: Option, value: Any) -> str:
+    """A value as the command line takes it ("" for empty text: the flag is left out)."""
+    if option.kind == FLOAT:
+        return _num(value)
+    if option.kind == INT:
+        return str(int(value))
+    text = str(value).strip()
+    return text.replace(" ", "") if option.kind == BANDS else text
+
+
+def size_flags(opts: Any) -> List[str]:
     """--target-res when a pixel size is asked for (it overrides the scale), else --scale."""
-    if opts.target_res > 0:
+    if opts.target_res is not None:
         return ["--target-res", _num(opts.target_res)]
     return ["--scale", _num(opts.scale)]
 
 
-def _common_flags(bands: str, model_dir: Optional[str]) -> List[str]:
+def _common_flags(bands: Optional[str], model_dir: Optional[str]) -> List[str]:
     args: List[str] = []
-    if bands.strip():
+    if bands and bands.strip():
         args += ["--bands", bands.replace(" ", "")]
     if model_dir:
         args += ["--model", model_dir]

@@ -190,7 +190,7 @@ class LiveLayers(QObject):
 
 def live_layer_name(layer: QgsRasterLayer, options: SrOptions) -> str:
     """`InfScene live: naip (4x)`, or with a target pixel size `InfScene live: naip (0.6 m)`."""
-    if options.target_res > 0:
+    if options.target_res is not None:
         _, units = pixel_size_units(layer)
         size = f"{options.target_res:.3g} {units}"
     else:

@@ -13,6 +13,7 @@ from .engine_request import SrOptions
 from .icons import icon, live_icon
 from .live_layer import LiveLayers
 from .processing_provider import InfSceneProvider
+from .run_controller import RunController
 
 MENU = "&InfScene"
 
@@ -24,6 +25,7 @@ class InfScenePlugin:
         self.iface = iface
         self.provider: Optional[InfSceneProvider] = None
         self.dock: Optional[InfSceneDock] = None
+        self.runs: Optional[RunController] = None  # runs what the panel asks, checks the engine, adds the results
         self.action: Optional[QAction] = None
         self.live: Optional[LiveLayers] = None
         self.live_action: Optional[QAction] = None
@@ -36,7 +38,8 @@ class InfScenePlugin:
 
     def initGui(self) -> None:  # noqa: N802 - QGIS plugin API
         self.initProcessing()
-        self.dock = InfSceneDock(self.iface, self.iface.mainWindow())
+        self.runs = RunController(self.iface)
+        self.dock = InfSceneDock(self.iface, self.iface.mainWindow(), self.runs)
         self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
         self.dock.hide()  # opened from the toolbar or the Raster menu, not on every QGIS start
         self.action = QAction(icon(), "InfScene super-resolution", self.iface.mainWindow())
@@ -71,6 +74,7 @@ class InfScenePlugin:
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
             self.dock = None
+        self.runs = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

@@ -7,7 +7,7 @@ one-line messages are raised as QgsProcessingException unchanged.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from qgis.core import (
     QgsMapLayer,
@@ -18,13 +18,10 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProcessingParameterString,
     QgsProject,
     QgsRasterLayer,
 )
@@ -33,33 +30,17 @@ from qgis.PyQt.QtGui import QIcon
 from . import settings
 from .engine_events import Event, Plan, Progress, RunWarning, format_bytes
 from .protocol import dask_address_problem
-from .engine_locator import EngineNotFound, find_engine_python
-from .engine_request import (
-    DETAIL_DETAILED,
-    DETAIL_FAITHFUL,
-    DEVICE_LABELS,
-    DEVICES,
-    MODE_LABELS,
-    MODES,
-    OVERLAP_AUTO,
-    PATCH_AUTO,
-    MAX_SAMPLES,
-    MAX_STEPS,
-    SCALE_MAX,
-    SCALE_MIN_EXCLUSIVE,
-    STEPS_MODEL_DEFAULT,
-    IceplantRequest,
-    SrOptions,
-    SrRequest,
-)
-from .engine_runner import EngineCancelled, EngineError, EngineRunner
+from .engine_request import IceplantRequest, SrOptions, SrRequest
+from .engine_runner import EngineCancelled, EngineError
 from .layer_input import InputError, raster_file_path, rectangle_bounds
 from .icons import icon
+from .option_parameters import advanced, parameter, value
+from .run_controller import RunRefused, prepare_engine
 from .result_layers import spread_layer_name, style_probability, style_rgb, style_spread, value_range
+from .sr_options import OPTION, PROCESSING, options_in
 
 Parameters = Dict[str, Any]
 HELP_URL = "https://github.com/infscene/infscene/blob/main/docs/plugin.md#processing-algorithms"
-SCALE_DECIMALS = 2  # the scale shows as 4 or 4.5, not 4.000000
 
 
 def default_output(stem: str) -> str:
@@ -113,10 +94,19 @@ def spread_styler(sr_path: str, samples: int, input_layer_id: str = "") -> Calla
     return style
 
 
-def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
-    """The parameter, shown under the dialog's "Advanced parameters"."""
-    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    return parameter
+# Before the option table "auto" was a number (0 steps, patch or pixel size; overlap -1); saved models and scripts
+# still send those, and they still mean auto.
+OLD_AUTO = {"STEPS": 0.0, "PATCH": 0.0, "OVERLAP": -1.0, "TARGET_RES": 0.0}
+
+
+def without_old_auto(parameters: Parameters) -> Parameters:
+    """`parameters` with the old numbers for auto made empty."""
+    def old_auto(name: str, value: Any) -> bool:
+        try:
+            return name in OLD_AUTO and float(value) == OLD_AUTO[name]
+        except (TypeError, ValueError):
+            return False
+    return {name: None if old_auto(name, value) else value for name, value in parameters.items()}
 
 
 class _EngineAlgorithm(QgsProcessingAlgorithm):
@@ -134,12 +124,7 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
 
     def _add_input_parameters(self, model_label: str) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Input raster (file-backed)"))
-        bands = QgsProcessingParameterString(
-            self.BANDS,
-            "Band order R,G,B[,NIR] as 1-based indices (empty: detect from band descriptions)",
-            optional=True,
-        )
-        self.addParameter(bands)
+        self.addParameter(parameter(OPTION["bands"]))
         model = QgsProcessingParameterFile(
             self.MODEL, f"{model_label} folder (empty: the engine's default)",
             behavior=QgsProcessingParameterFile.Folder, optional=True,
@@ -163,13 +148,9 @@ class _EngineAlgorithm(QgsProcessingAlgorithm):
 
     def _run_engine(self, arguments: Sequence[str], feedback: QgsProcessingFeedback) -> List[str]:
         """Run the engine, mirroring its events on `feedback`; engine failures become QgsProcessingException."""
-        try:  # the default output lies in the panel's folder, which may not exist yet (~/InfScene)
-            Path(arguments[2]).parent.mkdir(parents=True, exist_ok=True)
-        except (OSError, IndexError):
-            pass  # the engine says what is wrong with the folder
         try:
-            runner = EngineRunner(find_engine_python())
-        except EngineNotFound as exc:
+            runner = prepare_engine(arguments[2])
+        except RunRefused as exc:
             raise QgsProcessingException(str(exc)) from exc
         feedback.pushCommandInfo(" ".join(runner.command(arguments)))
 
@@ -196,18 +177,7 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
     """'Super-resolve raster': a diffusion SR of the layer (or an extent of it), optionally with iceplant."""
 
     EXTENT = "EXTENT"
-    SCALE = "SCALE"
-    TARGET_RES = "TARGET_RES"
-    STEPS = "STEPS"
-    PATCH = "PATCH"
-    OVERLAP = "OVERLAP"
-    MODE = "MODE"
-    SEED = "SEED"
-    DEVICE = "DEVICE"
-    SAMPLES = "SAMPLES"
-    DETAIL = "DETAIL"
     REGRESSION_ONLY = "REGRESSION_ONLY"  # hidden: the old name of DETAIL 0
-    DASK = "DASK"
     OUTPUT = "OUTPUT"
     ICEPLANT = "ICEPLANT"
     SPREAD = "SPREAD"
@@ -224,7 +194,7 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
             "seamlessly over any size (overlapping patches fused at every step). Runs the engine in its "
             "own Python environment; set its interpreter in the InfScene panel or INFSCENE_PYTHON. "
             "A target pixel size (in the layer's units) overrides the scale factor. "
-            "Diffusion steps 0 runs the model's own number (SR3 50, e2diffsr 4). "
+            "An empty number of diffusion steps, patch size or overlap is the model's own. "
             "With 2 or more samples it runs that many seeds: the output is the first, and the spread raster "
             "maps the per-pixel spread over all of them (where the model invents detail). "
             "Detail (advanced; e2diffsr models) goes from 0, faithful (the regression branch alone), to 1, detailed "
@@ -236,55 +206,16 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
         return SuperResolveAlgorithm()
 
     def initAlgorithm(self, config: Optional[Dict[str, Any]] = None) -> None:  # noqa: ARG002
-        defaults = SrOptions()
         self._add_input_parameters("Super-resolution model")
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, "Extent (empty: the whole layer)", optional=True))
-        scale = QgsProcessingParameterNumber(
-            self.SCALE, "Scale factor", QgsProcessingParameterNumber.Double, defaults.scale, minValue=SCALE_MIN_EXCLUSIVE,
-            maxValue=SCALE_MAX)
-        scale.setMetadata({"widget_wrapper": {"decimals": SCALE_DECIMALS}})
-        self.addParameter(scale)
-        self.addParameter(QgsProcessingParameterNumber(
-            self.TARGET_RES, "Target pixel size in layer units (0: use the scale factor)",
-            QgsProcessingParameterNumber.Double, defaults.target_res, minValue=0.0))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.STEPS, "Diffusion steps (0: the model's default, SR3 50, e2diffsr 4)", QgsProcessingParameterNumber.Integer,
-            defaults.steps, optional=True, minValue=STEPS_MODEL_DEFAULT, maxValue=MAX_STEPS))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.PATCH, "Patch size in output pixels (0: the model's training size)",
-            QgsProcessingParameterNumber.Integer, defaults.patch, minValue=PATCH_AUTO, maxValue=4096))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.OVERLAP, "Patch overlap in output pixels (-1: a quarter of the patch)",
-            QgsProcessingParameterNumber.Integer, defaults.overlap, minValue=OVERLAP_AUTO, maxValue=2048))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODE, "Patch fusion", list(MODE_LABELS), defaultValue=MODES.index(defaults.mode)))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.SEED, "Random seed", QgsProcessingParameterNumber.Integer, defaults.seed, minValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.DEVICE, "Device", list(DEVICE_LABELS), defaultValue=DEVICES.index(defaults.device)))
-        self.addParameter(QgsProcessingParameterNumber(
-            self.SAMPLES, "Samples (seeds; 2 or more also map their spread)", QgsProcessingParameterNumber.Integer,
-            defaults.samples, minValue=1, maxValue=MAX_SAMPLES))
-        detail = QgsProcessingParameterNumber(
-            self.DETAIL, "Detail, 0 faithful to 1 detailed (e2diffsr models; empty: the model's default)",
-            QgsProcessingParameterNumber.Double, defaults.detail, optional=True,
-            minValue=DETAIL_FAITHFUL, maxValue=DETAIL_DETAILED)
-        detail.setHelp("For e2diffsr models only; an SR3 model refuses it. 0 (faithful): the regression branch alone, "
-                       "fastest and smooth. 1 (detailed): the latent diffusion plus the texture head's full drawing. "
-                       "Between: the drawn texture scaled (a model without a texture head accepts only 0 or 1). "
-                       "Empty: the model's own default (its config.json default_detail).")
-        self.addParameter(advanced(detail))
+        for option in options_in(PROCESSING):
+            if option.name != "bands":  # among the input parameters, which the iceplant algorithm shares
+                self.addParameter(parameter(option))
         # The old name of DETAIL 0, hidden: a saved model or script that still sets it runs as before.
         regression_only = QgsProcessingParameterBoolean(
             self.REGRESSION_ONLY, "Regression branch only (the old name of DETAIL 0)", defaultValue=False, optional=True)
         regression_only.setFlags(regression_only.flags() | QgsProcessingParameterDefinition.FlagHidden)
         self.addParameter(regression_only)
-        dask = QgsProcessingParameterString(
-            self.DASK, "Dask cluster (empty: this machine; local:N for N worker processes)", defaultValue=defaults.dask,
-            optional=True)
-        dask.setHelp("A Dask scheduler address (tcp://host:8786) to spread the model work over its workers, or local:N. "
-                     "The output is the same; the work folder must be one every worker reaches.")
-        self.addParameter(advanced(dask))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster",
                                                                   defaultValue=default_output("infscene_sr")))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -292,25 +223,17 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.SPREAD, "Spread over the samples (needs 2 or more samples)", optional=True, createByDefault=False))
 
+    def checkParameterValues(self, parameters: Parameters, context: QgsProcessingContext) -> Tuple[bool, str]:  # noqa: N802
+        return super().checkParameterValues(without_old_auto(parameters), context)
+
     def processAlgorithm(
         self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> Dict[str, Any]:
+        parameters = without_old_auto(parameters)
         layer = self._input(parameters, context)
-        options = SrOptions(
-            scale=self.parameterAsDouble(parameters, self.SCALE, context),
-            target_res=self.parameterAsDouble(parameters, self.TARGET_RES, context),
-            steps=self.parameterAsInt(parameters, self.STEPS, context),
-            patch=self.parameterAsInt(parameters, self.PATCH, context),
-            overlap=self.parameterAsInt(parameters, self.OVERLAP, context),
-            mode=MODES[self.parameterAsEnum(parameters, self.MODE, context)],
-            seed=self.parameterAsInt(parameters, self.SEED, context),
-            device=DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)],
-            bands=self.parameterAsString(parameters, self.BANDS, context),
-            samples=self.parameterAsInt(parameters, self.SAMPLES, context),
-            detail=self._detail(parameters, context),
-            dask=self.parameterAsString(parameters, self.DASK, context) or "",
-        )
-        problem = dask_address_problem(options.dask) if options.dask.strip() else None
+        options = SrOptions(**{o.name: value(self, o, parameters, context) for o in options_in(PROCESSING)})
+        options.detail = self._detail(options.detail, parameters, context)
+        problem = dask_address_problem(options.dask) if options.dask else None
         if problem:
             raise QgsProcessingException(problem)
         bounds = None
@@ -339,17 +262,14 @@ class SuperResolveAlgorithm(_EngineAlgorithm):
         style_on_load(context, spread, spread_styler(output, options.samples, layer.id()))
         return {self.OUTPUT: output, self.ICEPLANT: iceplant, self.SPREAD: spread}
 
-
-    def _detail(self, parameters: Parameters, context: QgsProcessingContext) -> Optional[float]:
-        """DETAIL, None when empty (the model's default); the old REGRESSION_ONLY is DETAIL 0."""
-        detail = None
-        if parameters.get(self.DETAIL) not in (None, ""):
-            detail = self.parameterAsDouble(parameters, self.DETAIL, context)
-        if self.parameterAsBoolean(parameters, self.REGRESSION_ONLY, context):
-            if detail not in (None, DETAIL_FAITHFUL):
-                raise QgsProcessingException(f"REGRESSION_ONLY is DETAIL 0; it cannot go with DETAIL {detail:g}")
-            detail = DETAIL_FAITHFUL
-        return detail
+    def _detail(self, detail: Optional[float], parameters: Parameters, context: QgsProcessingContext) -> Optional[float]:
+        """DETAIL, or the old REGRESSION_ONLY, which is DETAIL 0."""
+        if not self.parameterAsBoolean(parameters, self.REGRESSION_ONLY, context):
+            return detail
+        faithful = OPTION["detail"].minimum
+        if detail not in (None, faithful):
+            raise QgsProcessingException(f"REGRESSION_ONLY is DETAIL 0; it cannot go with DETAIL {detail:g}")
+        return faithful
 
 
 class IceplantAlgorithm(_EngineAlgorithm):

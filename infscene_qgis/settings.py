@@ -1,18 +1,21 @@
 """Dock settings that persist between QGIS sessions (QgsSettings, under "infscene/").
 
-The SR options are stored field by field from the SrOptions dataclass, so adding an option
-to the request adds it to the settings without another list to keep in sync.
+The SR options are stored field by field from SrOptions, as text ("" for None: a null QVariant does not read back
+as one reliably), and read back through the option table: a stored value the table's kind, range or choices
+refuse (one saved with an older meaning, or edited by hand) reads as the default. Adding an option to the table
+adds it to the settings without another list to keep in sync.
 """
 from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from qgis.core import QgsProject, QgsSettings
 
 from .engine_locator import ENGINE_PYTHON_KEY
-from .engine_request import DETAIL_DETAILED, DETAIL_FAITHFUL, SrOptions
+from .engine_request import SrOptions
+from .sr_options import CHOICE, FLOAT, INT, OPTION, Option
 
 _PREFIX = "infscene/"
 OUTPUT_PATH_KEY = _PREFIX + "output_path"
@@ -23,9 +26,6 @@ DEFAULT_FOLDER_NAME = "InfScene"
 # not read back: before model families the panel always saved a number of steps (50 unless changed),
 # which an e2diffsr model (at most T = 4) refuses; now the default is the model's own.
 _RENAMED_KEYS = {"steps": _PREFIX + "steps_or_model_default"}
-# Options that may be None (the model's default) are stored as text, "" for None: a null QVariant does not read
-# back as one reliably. Each is a number from 0 to 1 (only `detail` so far).
-_OPTIONAL_NUMBERS = {"detail"}
 # Before --detail the panel saved a "Regression branch only" tick; a saved tick loads as detail 0, the same run.
 _OLD_REGRESSION_ONLY_KEY = _PREFIX + "regression_only"
 
@@ -35,18 +35,12 @@ def _key(name: str) -> str:
 
 
 def load_options() -> SrOptions:
-    """The last-used SR options (defaults for any never saved)."""
+    """The last-used SR options (defaults for any never saved, or saved with a value the table refuses). The old
+    sentinels read as None this way: a patch or a number of steps of 0, an overlap of -1 lie outside the ranges."""
     settings = QgsSettings()
-    defaults = SrOptions()
-    values = {}
-    for f in fields(SrOptions):
-        default = getattr(defaults, f.name)
-        if f.name in _OPTIONAL_NUMBERS:
-            values[f.name] = _optional_number(settings.value(_key(f.name), "", type=str), default)
-        else:
-            values[f.name] = settings.value(_key(f.name), default, type=type(default))
+    values = {f.name: _stored(OPTION[f.name], settings.value(_key(f.name), "", type=str)) for f in fields(SrOptions)}
     if not settings.contains(_key("detail")) and settings.value(_OLD_REGRESSION_ONLY_KEY, False, type=bool):
-        values["detail"] = DETAIL_FAITHFUL
+        values["detail"] = OPTION["detail"].minimum
     return SrOptions(**values)
 
 
@@ -54,19 +48,24 @@ def save_options(options: SrOptions) -> None:
     settings = QgsSettings()
     for f in fields(SrOptions):
         value = getattr(options, f.name)
-        if f.name in _OPTIONAL_NUMBERS:
-            value = "" if value is None else repr(float(value))
-        settings.setValue(_key(f.name), value)
+        settings.setValue(_key(f.name), "" if value is None else repr(value) if isinstance(value, float) else str(value))
     settings.remove(_OLD_REGRESSION_ONLY_KEY)  # its choice now lives in "detail"
 
 
-def _optional_number(text: str, default: Optional[float]) -> Optional[float]:
-    """A stored optional number: "" (or anything unreadable, or outside 0..1) is the default."""
+def _stored(option: Option, text: str) -> Any:
+    """A stored option read back: its default where the text is empty or not a value the option takes."""
+    value = _parse(option, text.strip())
+    bad = value is None or option.problem(value) is not None or (option.kind == CHOICE and value not in option.values)
+    return option.form_default if bad else value
+
+
+def _parse(option: Option, text: str) -> Optional[Any]:
+    if not text:
+        return None
     try:
-        value = float(text)
+        return int(text) if option.kind == INT else float(text) if option.kind == FLOAT else text
     except ValueError:
-        return default
-    return value if DETAIL_FAITHFUL <= value <= DETAIL_DETAILED else default
+        return None
 
 
 def load_bool(key: str, default: bool = False) -> bool:

@@ -47,11 +47,11 @@ def start() -> None:
     full = layer.extent()
     # The left half of the scene, so the map shows the SR result beside the original.
     dock.set_extent(QgsRectangle(full.xMinimum(), full.yMinimum(), full.center().x(), full.yMaximum()))
-    dock.steps_spin.setValue(4)
-    dock.scale_spin.setValue(4.0)
+    dock.fields["steps"].setValue(4)
+    dock.fields["scale"].setValue(4.0)
     dock.output_widget.setFilePath(str(OUT / "smoke_sr.tif"))
     iface.mapCanvas().setExtent(full)
-    dock.runFinished.connect(finished)
+    dock.runs.finished.connect(finished)
     dock.run()
 
 

@@ -14,11 +14,12 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import Callable, NoReturn, Optional, Sequence
 
 import torch
 
 from . import __version__, protocol
+from . import sr_options as table
 from .console import band_list, emit, plan_line, progress_reporter, warn
 from .diffusion.fusion import FusionMode
 from .errors import Cancelled, InfSceneError
@@ -28,13 +29,14 @@ from .execution.devices import resolve_devices
 from .models.precision import bf16_native, resolve_precision
 from .iceplant import cli as iceplant_cli
 from .iceplant.predict import check_iceplant_input, write_iceplant_probability
-from .models.registry import DEFAULT_MODEL_DIR, FAMILIES, check_model
+from .models.registry import DEFAULT_MODEL_DIR, check_model
 from .plan import SROptions, estimate_seconds, plan_run
 from .quick_plan import iceplant_problem
 from .raster.atomic import check_output_path, refuse_overwriting_input
 from .raster.io import open_raster
 from .run import run_plan
 from .serve import cli as serve_cli
+from .sr_options import OPTIONS, Option, help_text, options_in
 from .training import cli as train_cli
 
 EXIT_ERROR = 1
@@ -58,91 +60,47 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
+    """`infscene sr`: its two files, then every option of the table (sr_options.OPTIONS), in its order."""
     p = subparsers.add_parser(
         "sr",
         help="super-resolve a raster",
         description="Super-resolve a georeferenced raster (GeoTIFF or any GDAL raster) seamlessly, at any size.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("input", type=Path, help="input raster (e.g. a Planet or NAIP GeoTIFF)")
     p.add_argument("output", type=Path, help="output GeoTIFF; written only when complete")
-    size = p.add_mutually_exclusive_group(required=True)
-    size.add_argument("--scale", type=float, help="scale factor, e.g. 5 for 3 m -> 0.6 m; non-integer allowed")
-    size.add_argument("--target-res", type=float, help="output pixel size in the raster's CRS units (e.g. 0.6 for metres)")
-    p.add_argument("--bounds", type=float, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"),
-                   help="only this extent, in the raster's CRS (default: the whole raster)")
-    p.add_argument("--bands", type=band_list,
-                   help="1-based band numbers in R,G,B[,extra] order, e.g. 3,2,1,4 for Planet analytic "
-                        "(default: bands tagged red/green/blue, else 1,2,3; other bands are kept and guided)")
-    p.add_argument("--steps", type=int,
-                   help=f"reverse diffusion steps K ({'; '.join(family.steps_help for family in FAMILIES.values())})")
-    p.add_argument("--patch", type=int, help="patch side in output pixels (default: the model's training size)")
-    p.add_argument("--overlap", type=int, help="overlap between patches in output pixels (default: a quarter of the patch)")
-    p.add_argument("--mode", choices=list(protocol.MODES), default=FusionMode.VCF.value,
-                   help="vcf: variance-corrected joint denoising (seamless, sharp); average: naive weighted mean "
-                        "(seamless, blurred); independent: separate tiles (seams, the SR3 baseline)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="random seed; the same seed gives the same bytes on any number of threads, devices or Dask workers")
-    p.add_argument("--margin", type=int,
-                   help="input pixels of context sampled around the extent, so that runs of neighbouring extents of one "
-                        "raster join without a seam (default: one patch; 0 samples the extent alone)")
-    p.add_argument("--device", default="auto",
-                   help="where the model runs: auto (every GPU, else the CPU), cpu (one lane per thread), cuda (every GPU) "
-                        "or a list such as cuda:0,cuda:1; patch batches are spread over them, the result is the same")
-    p.add_argument("--batch-size", type=int, default=4, help="patches per model call (GPU memory ~ batch x patch)")
-    p.add_argument("--samples", type=int, default=1,
-                   help="run this many seeds (seed, seed+1, ...): the output is the first, and a raster of the per-pixel "
-                        "spread over all of them maps where the model invents detail (default 1)")
-    p.add_argument("--spread", type=Path, help="where the spread raster of --samples goes (default: OUTPUT_spread.tif)")
-    p.add_argument("--detail", type=detail_value,
-                   help="e2diffsr: 0 (faithful: the regression branch alone, fastest) to 1 (detailed: the latent diffusion "
-                        "and the texture head's full drawing); values between scale the drawn texture (default: the model's)")
-    p.add_argument("--regression-only", action="store_true", help="the old name of --detail 0")
-    p.add_argument("--precision", choices=list(protocol.PRECISIONS), default="auto",
-                   help="arithmetic of the model calls: bf16 (autocast, float32 weights and state; convolutions 2-3x faster on "
-                        "CPUs with native bf16, a whole run at most 1.2x; outputs within 0.01 dB), fp32, or auto: bf16 on such "
-                        "CPUs, else fp32 (default auto)")
-    p.add_argument("--no-lr-consistency", action="store_true",
-                   help="do not tie each step's low frequencies to the input (pure SR3 sampling; drifts in colour)")
-    p.add_argument("--model", type=Path, help=f"model folder (default: {DEFAULT_MODEL_DIR})")
-    p.add_argument("--work-dir", type=Path,
-                   help="folder for the run's checkpoint and the memory-mapped canvases of large runs; with --dask, one that "
-                        "every worker reaches (default: the output's)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the interrupted run of this output from its checkpoint (same input, model and options)")
-    p.add_argument("--restart", action="store_true", help="discard the checkpoint an interrupted run of this output left")
-    p.add_argument("--no-checkpoint", action="store_true",
-                   help="keep no checkpoint: nothing is saved at each step, and an interrupted run starts over")
-    p.add_argument("--dask", metavar="ADDRESS",
-                   help="run the model work on a Dask cluster: a scheduler address (tcp://host:8786), a scheduler file "
-                        "(.json), or local:N for N local worker processes; the output is the same as without")
-    p.add_argument("--threads-per-worker", type=int, default=1, help="threads of each local:N worker (default 1)")
-    p.add_argument("--preview", type=Path, help="also write a side-by-side PNG of the input, its bicubic enlargement and the output")
-    p.add_argument("--iceplant", type=Path, metavar="PROB_OUTPUT",
-                   help="also write the iceplant probability (0-1) of the super-resolved result to this GeoTIFF")
-    p.add_argument("--progress", choices=list(protocol.PROGRESS_KINDS), default="bar",
-                   help="bar: a progress bar on stderr; json: JSON-lines events on stdout")
-    p.add_argument("--dry-run", action="store_true", help="check the input and print the plan; write nothing")
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for option in OPTIONS:
+        if option.group and option.group not in groups:
+            groups[option.group] = p.add_mutually_exclusive_group(required=True)
+        target = groups[option.group] if option.group else p
+        target.add_argument(option.flag, dest=option.name, help=help_text(option), **_ARGPARSE[option.kind](option))
     p.set_defaults(func=run_sr)
 
 
-def sr_options(args: argparse.Namespace) -> SROptions:
-    return SROptions(
-        scale=args.scale, target_res=args.target_res, bounds=args.bounds, bands=args.bands, steps=args.steps,
-        patch=args.patch, overlap=args.overlap, mode=FusionMode(args.mode), seed=args.seed, device=args.device,
-        batch_size=args.batch_size, lr_consistency=not args.no_lr_consistency, model_dir=args.model,
-        work_dir=args.work_dir, samples=args.samples, spread_path=args.spread, detail=detail_option(args), precision=args.precision,
-        resume=args.resume, restart=args.restart, checkpoint=not args.no_checkpoint, dask=args.dask,
-        threads_per_worker=args.threads_per_worker, margin=args.margin,
-    )
+def _valued(kind: Callable[[str], object], **extra: object) -> Callable[[Option], dict]:
+    """argparse's keywords for an option that takes a value of `kind`."""
+    return lambda option: {"type": kind, "default": option.default, **extra,
+                           "metavar": option.metavar or option.flag[2:].upper().replace("-", "_")}
 
 
-def detail_value(text: str) -> float:
-    """--detail's type: a number from 0 to 1 (argparse turns the ValueError into one line)."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(text)
-    return value
+# How each kind of option of the table is parsed.
+_ARGPARSE: dict[str, Callable[[Option], dict]] = {
+    table.INT: _valued(int),
+    table.FLOAT: _valued(float),
+    table.TEXT: _valued(str),
+    table.PATH: _valued(Path),
+    table.BANDS: _valued(band_list),
+    table.BOUNDS: _valued(float, nargs=4),
+    table.CHOICE: lambda option: {"choices": list(option.values), "default": option.default},
+    table.SWITCH: lambda option: {"action": "store_true"},
+    table.OFF_SWITCH: lambda option: {"action": "store_false"},
+}
+
+
+def run_options(args: argparse.Namespace) -> SROptions:
+    """The run's SROptions: every RUN option of the table, as parsed."""
+    values = {option.name: getattr(args, option.name) for option in options_in(table.RUN)}
+    return SROptions(**{**values, "mode": FusionMode(args.mode), "detail": detail_option(args)})
 
 
 def detail_option(args: argparse.Namespace) -> Optional[float]:
@@ -173,7 +131,7 @@ def _check_side_outputs(args: argparse.Namespace) -> None:
 
 
 def run_sr(args: argparse.Namespace) -> int:
-    options = sr_options(args)
+    options = run_options(args)
     _check_side_outputs(args)
     plan = plan_run(args.input, options, args.output)
     if isinstance(plan.backend, DaskBackend):  # this process only streams blocks: the workers run the models

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import rasterio
@@ -34,54 +34,54 @@ from .models.family import FamilyPlan, ModelFamily, Region, SceneRequest
 from .models.folder import WEIGHTS_FILE
 from .models.precision import resolve_precision
 from .models.registry import DEFAULT_MODEL_DIR, check_model, family_of, load_model
-from .protocol import (
-    MAX_BATCH,
-    MAX_PATCH,
-    MAX_SAMPLES,
-    MAX_STEPS,
-    MAX_THREADS_PER_WORKER,
-    PROTOCOL_VERSION,
-    Plan,
-    dask_address_problem,
-)
+from .protocol import PROTOCOL_VERSION, Plan, dask_address_problem
 from .raster.anchor import Anchor, anchor_window, unanchored
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input, same_file
 from .raster.io import BandLayout, open_raster, output_grid, output_profile, resolve_bands, resolve_window
+from .sr_options import OPTION, RUN, options_in
 
-MAX_MARGIN = 4096  # input pixels of context on each side (the exact margin of a default e2diffsr run is ~80 at 4x)
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
 TIMING_BATCH = 4  # patches per timed call: enough to amortise overheads, bounded whatever --batch-size says
 
 
+def _default(name: str) -> Any:
+    """An SROptions field's default: the option table's (sr_options.OPTIONS), where the plugin reads it too."""
+    return field(default=OPTION[name].default)
+
+
 @dataclass
 class SROptions:
-    """Everything a user can choose about a run; None means the model's or the engine's default."""
+    """Everything a user can choose about a run; None means the model's or the engine's default.
 
-    scale: Optional[float] = None
-    target_res: Optional[float] = None
-    bounds: Optional[Sequence[float]] = None
-    bands: Optional[Sequence[int]] = None
-    steps: Optional[int] = None  # the family's default (ModelFamily.steps_help)
-    patch: Optional[int] = None
-    overlap: Optional[int] = None
-    mode: FusionMode = FusionMode.VCF
-    seed: int = 0
-    device: str = "auto"
-    batch_size: int = 4
-    lr_consistency: bool = True
-    model_dir: Optional[Path] = None
-    work_dir: Optional[Path] = None
+    Each field but `memmap_above_bytes` is a RUN option of the table in sr_options.py, which holds its default,
+    range, help and flag (a test keeps the two in step); `_check_options` checks the ranges the table gives.
+    """
+
+    scale: Optional[float] = _default("scale")
+    target_res: Optional[float] = _default("target_res")
+    bounds: Optional[Sequence[float]] = _default("bounds")
+    bands: Optional[Sequence[int]] = _default("bands")
+    steps: Optional[int] = _default("steps")  # the family's default
+    patch: Optional[int] = _default("patch")
+    overlap: Optional[int] = _default("overlap")
+    mode: FusionMode = FusionMode(OPTION["mode"].default)
+    seed: int = _default("seed")
+    device: str = _default("device")
+    batch_size: int = _default("batch_size")
+    lr_consistency: bool = _default("lr_consistency")
+    model_dir: Optional[Path] = _default("model_dir")
+    work_dir: Optional[Path] = _default("work_dir")
     memmap_above_bytes: int = DEFAULT_MEMMAP_ABOVE_BYTES
-    detail: Optional[float] = None  # e2diffsr: 0 the regression branch alone (faithful) .. 1 the full model (detailed); None: the model's default
-    precision: str = "auto"  # fp32, bf16 (autocast), or auto: bf16 on CPUs with native bf16 (models/precision.py)
-    samples: int = 1  # seeds seed..seed+samples-1; with more than one, the per-pixel spread is written too
-    spread_path: Optional[Path] = None  # where the spread goes (default: OUTPUT_spread.tif)
-    resume: bool = False  # continue the interrupted run of this output from its checkpoint (checkpoint.py)
-    restart: bool = False  # discard such a checkpoint and start over
-    checkpoint: bool = True  # keep the state of the last finished step on disk until the output is written
-    dask: Optional[str] = None  # run the model work on this Dask scheduler, or on local:N worker processes (scaleout.py)
-    threads_per_worker: int = 1  # threads of each local:N worker (and of each of its model calls)
-    margin: Optional[int] = None  # input pixels of context sampled around the extent (raster/anchor.py); None: default_margin
+    detail: Optional[float] = _default("detail")  # e2diffsr: 0 faithful .. 1 detailed; None: the model's default
+    precision: str = _default("precision")  # fp32, bf16 (autocast), or auto (models/precision.py)
+    samples: int = _default("samples")  # seeds seed..seed+samples-1; with more than one, the spread is written too
+    spread_path: Optional[Path] = _default("spread_path")  # None: OUTPUT_spread.tif
+    resume: bool = _default("resume")  # continue the interrupted run of this output from its checkpoint
+    restart: bool = _default("restart")  # discard such a checkpoint and start over
+    checkpoint: bool = _default("checkpoint")  # keep the last finished step on disk until the output is written
+    dask: Optional[str] = _default("dask")  # a Dask scheduler, or local:N worker processes (scaleout.py)
+    threads_per_worker: int = _default("threads_per_worker")  # threads of each local:N worker
+    margin: Optional[int] = _default("margin")  # input pixels of context around the extent; None: default_margin
 
 
 @dataclass(frozen=True)
@@ -207,27 +207,16 @@ class SRPlan:
 
 
 def _check_options(options: SROptions) -> None:
-    """The choices that are wrong whatever the raster and the model."""
-    if options.steps is not None and not 1 <= options.steps <= MAX_STEPS:
-        raise InfSceneError(f"steps must be between 1 and {MAX_STEPS}, got {options.steps}")
-    if not 1 <= options.samples <= MAX_SAMPLES:
-        raise InfSceneError(f"samples must be between 1 and {MAX_SAMPLES}, got {options.samples}")
-    if options.seed < 0:
-        raise InfSceneError(f"seed must be 0 or more, got {options.seed}")
-    if not 1 <= options.batch_size <= MAX_BATCH:
-        raise InfSceneError(f"batch size must be between 1 and {MAX_BATCH} patches, got {options.batch_size}")
-    if options.patch is not None and not 1 <= options.patch <= MAX_PATCH:
-        raise InfSceneError(f"patch size must be between 1 and {MAX_PATCH} output pixels, got {options.patch}")
+    """The choices that are wrong whatever the raster and the model: the table's ranges and choices, and the
+    combinations it cannot say."""
+    for option in options_in(RUN):
+        problem = option.problem(getattr(options, option.name))
+        if problem is not None:
+            raise InfSceneError(problem)
     if options.resume and options.restart:
         raise InfSceneError("--resume continues a checkpoint and --restart discards it: give one of them")
     if options.resume and not options.checkpoint:
         raise InfSceneError("--resume continues from a checkpoint: it cannot go with --no-checkpoint")
-    if not 1 <= options.threads_per_worker <= MAX_THREADS_PER_WORKER:
-        raise InfSceneError(f"threads per worker must be between 1 and {MAX_THREADS_PER_WORKER}, got {options.threads_per_worker}")
-    if options.detail is not None and not (isinstance(options.detail, (int, float)) and 0.0 <= options.detail <= 1.0):
-        raise InfSceneError(f"detail must be a number from 0 (faithful) to 1 (detailed), got {options.detail}")
-    if options.margin is not None and not 0 <= options.margin <= MAX_MARGIN:
-        raise InfSceneError(f"margin must be between 0 and {MAX_MARGIN} input pixels, got {options.margin}")
     if options.dask is not None and dask_address_problem(options.dask):
         raise InfSceneError(dask_address_problem(options.dask))
 

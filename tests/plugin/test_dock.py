@@ -23,7 +23,8 @@ from qgis.PyQt.QtCore import QCoreApplication, Qt
 from infscene_qgis import dock as dock_module
 from infscene_qgis import result_layers
 from infscene_qgis.dock import InfSceneDock
-from infscene_qgis.engine_request import MAX_STEPS, STEPS_MODEL_DEFAULT, SrOptions
+from infscene_qgis.engine_request import SrOptions
+from infscene_qgis.protocol import MAX_STEPS
 from infscene_qgis.engine_task import RunOutcome
 from plugin_helpers import NAIP, NAIP_WINDOW, flag_values, leftovers, stretches
 
@@ -53,13 +54,13 @@ def dock(qgis_iface, naip_layer, tiny_model_dir, tmp_path, monkeypatch):
     panel.output_widget.setFilePath(str(tmp_path / "sr.tif"))
     wait_until(lambda: panel._plan is not None)
     yield panel
-    wait_until(lambda: panel._task is None and QgsApplication.taskManager().count() == 0)
+    wait_until(lambda: not panel.runs.busy and QgsApplication.taskManager().count() == 0)
     panel.deleteLater()
 
 
 def run_to_end(panel: InfSceneDock) -> RunOutcome:
     outcomes: List[RunOutcome] = []
-    panel.runFinished.connect(outcomes.append)
+    panel.runs.finished.connect(outcomes.append)
     panel.run()
     wait_until(lambda: bool(outcomes))
     return outcomes[0]
@@ -115,7 +116,7 @@ def use_planet_corner(panel: InfSceneDock) -> QgsRasterLayer:
 
 def test_planet_analytic_band_order_is_rendered_as_true_colour(dock, tmp_path):
     use_planet_corner(dock)
-    dock.bands_edit.setText("3,2,1,4")  # B,G,R,NIR as in Planet analytic products
+    dock.fields["bands"].setText("3,2,1,4")  # B,G,R,NIR as in Planet analytic products
     dock.output_widget.setFilePath(str(tmp_path / "planet_sr.tif"))
 
     outcome = run_to_end(dock)
@@ -141,7 +142,7 @@ def test_the_result_is_drawn_with_the_input_layers_stretch_fixed(dock, naip_laye
 
 def test_a_reordered_result_takes_each_source_bands_stretch(dock, tmp_path):
     planet = use_planet_corner(dock)
-    dock.bands_edit.setText("3,2,1")  # B,G,R drawn by QGIS as bands 1,2,3; NIR left out
+    dock.fields["bands"].setText("3,2,1")  # B,G,R drawn by QGIS as bands 1,2,3; NIR left out
     dock.output_widget.setFilePath(str(tmp_path / "planet_sr.tif"))
     drawn = {band: (low, high) for band, low, high in stretches(planet).values()}
 
@@ -156,7 +157,7 @@ def test_a_reordered_result_takes_each_source_bands_stretch(dock, tmp_path):
 def test_without_its_input_layer_the_result_gets_its_own_stretch(dock, naip_layer, tmp_path):
     dock.run()
     QgsProject.instance().removeMapLayer(naip_layer.id())
-    wait_until(lambda: dock._task is None and QgsApplication.taskManager().count() == 0)
+    wait_until(lambda: not dock.runs.busy and QgsApplication.taskManager().count() == 0)
 
     layer = result_layer("InfScene sr")
     assert layer.renderer().minMaxOrigin().limits() == QgsRasterMinMaxOrigin.CumulativeCut
@@ -181,7 +182,7 @@ def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
     # the longest chain, so the run cannot finish before the cancel reaches it on a fast machine
     dock.set_options(SrOptions(scale=2.0, steps=MAX_STEPS, patch=32, overlap=8))
     outcomes: List[RunOutcome] = []
-    dock.runFinished.connect(outcomes.append)
+    dock.runs.finished.connect(outcomes.append)
     layers_before = len(QgsProject.instance().mapLayers())
 
     dock.run()
@@ -203,7 +204,7 @@ def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
 def test_bad_extent_is_reported_in_the_message_bar(dock, qgis_iface, tmp_path, extent, message):
     dock.set_extent(QgsRectangle(*extent))
     dock.run()
-    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
+    wait_until(lambda: not dock.runs.busy and critical_messages(qgis_iface))
 
     assert any(message in text for text in critical_messages(qgis_iface))
     assert message in dock.status_label.text()
@@ -231,7 +232,7 @@ def test_file_the_engine_cannot_read_is_reported(dock, qgis_iface, tmp_path):
     broken.write_bytes(b"not a raster any more")
 
     dock.run()
-    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
+    wait_until(lambda: not dock.runs.busy and critical_messages(qgis_iface))
 
     assert any("scene.tif" in text for text in critical_messages(qgis_iface))
 
@@ -260,16 +261,16 @@ def test_output_defaults_to_a_persistent_folder(qgis_iface, naip_layer):
 
 
 def test_steps_are_the_models_unless_a_number_is_chosen(dock):
-    dock.steps_spin.setValue(STEPS_MODEL_DEFAULT)
-    assert dock.steps_spin.text() == "model default"
+    dock.fields["steps"].set_option_value(None)
+    assert dock.fields["steps"].text() == "model default"
     assert "--steps" not in dock.build_request(dry_run=False).arguments()
-    dock.steps_spin.setValue(3)
+    dock.fields["steps"].setValue(3)
     assert flag_values(dock.build_request(dry_run=False).arguments(), "--steps") == ["3"]
 
 
 def test_samples_are_sent_with_the_spread_beside_the_output(dock, tmp_path):
     assert not {"--samples", "--spread"} & set(dock.build_request(dry_run=False).arguments())
-    dock.samples_spin.setValue(3)
+    dock.fields["samples"].setValue(3)
 
     arguments = dock.build_request(dry_run=False).arguments()
 
@@ -382,7 +383,7 @@ def test_a_detail_the_model_cannot_take_gets_the_engines_message(dock, qgis_ifac
     dock.set_options(SrOptions(scale=2.0, detail=0.5))
 
     dock.run()
-    wait_until(lambda: dock._task is None and critical_messages(qgis_iface))
+    wait_until(lambda: not dock.runs.busy and critical_messages(qgis_iface))
 
     assert any(message in text for text in critical_messages(qgis_iface))
     assert leftovers(tmp_path) == []

@@ -8,8 +8,8 @@ import pytest
 from qgis.core import QgsSettings
 
 from infscene_qgis import settings
-from infscene_qgis.dock import describe_engine
-from infscene_qgis.engine_request import STEPS_MODEL_DEFAULT, SrOptions, SrRequest
+from infscene_qgis.run_controller import describe_engine
+from infscene_qgis.engine_request import SrOptions, SrRequest
 from infscene_qgis.engine_runner import EngineRunner
 from plugin_helpers import flag_values
 
@@ -19,7 +19,7 @@ def arguments(**options: object) -> list:
 
 
 def test_steps_are_left_to_the_model_unless_a_number_is_chosen():
-    assert SrOptions().steps == STEPS_MODEL_DEFAULT
+    assert SrOptions().steps is None
     assert "--steps" not in arguments()
     assert flag_values(arguments(steps=3), "--steps") == ["3"]
 
@@ -51,7 +51,7 @@ def test_a_chosen_detail_is_sent_without_trailing_zeros(detail, sent):
 
 def test_a_number_of_steps_saved_before_model_families_is_not_read_back(qgis_app):  # noqa: ARG001
     QgsSettings().setValue("infscene/steps", 50)  # what every earlier panel saved unless changed
-    assert settings.load_options().steps == STEPS_MODEL_DEFAULT
+    assert settings.load_options().steps is None
     settings.save_options(SrOptions(steps=7, samples=3, detail=0.25))
     assert settings.load_options() == SrOptions(steps=7, samples=3, detail=0.25)
 

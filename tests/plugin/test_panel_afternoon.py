@@ -16,7 +16,8 @@ from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QLabel, QWidget
 from infscene.models.registry import DEFAULT_MODEL_DIR
 from infscene_qgis import dock as dock_module
 from infscene_qgis.compare import SwipeTool
-from infscene_qgis.engine_request import MAX_STEPS, SrOptions
+from infscene_qgis.engine_request import SrOptions
+from infscene_qgis.protocol import MAX_STEPS
 from infscene_qgis.engine_task import RunOutcome, quick_plan
 from infscene_qgis.processing_algorithms import SuperResolveAlgorithm
 from infscene_qgis.result_layers import (RESULT_PROPERTY, result_name, short_name, spread_layer_name,
@@ -51,7 +52,7 @@ def test_the_planning_call_imports_no_torch_and_answers_fast(engine_python):
 
 
 def test_size_and_run_agree_and_the_size_follows_the_scale(dock):
-    dock.scale_spin.setValue(2.5)  # 24 px x 2.5 = 60: the engine's rounding, not the panel's
+    dock.fields["scale"].setValue(2.5)  # 24 px x 2.5 = 60: the engine's rounding, not the panel's
     plan = replan(dock)
     assert dock.size_label.text() == f"24 x 24 input px -> {plan['output_size'][0]} x {plan['output_size'][1]} output px"
     outcome = run_to_end(dock)
@@ -61,7 +62,7 @@ def test_size_and_run_agree_and_the_size_follows_the_scale(dock):
 
 def test_a_changed_option_clears_the_shown_figures_until_the_engine_answers(dock):
     assert "48 x 48" in dock.size_label.text() and dock.estimate_label.text()
-    dock.scale_spin.setValue(3.0)
+    dock.fields["scale"].setValue(3.0)
     assert dock.size_label.text() == "planning ..." and dock.estimate_label.text() == ""
     replan(dock)
     assert "72 x 72" in dock.size_label.text()
@@ -118,11 +119,11 @@ def test_a_failed_step_adds_what_was_written_and_names_the_step(dock, qgis_iface
     dock.iceplant_check.setChecked(True)
     replan(dock)
     request = dock.build_request(dry_run=False)
-    dock._files_before = {}
-    dock._input_layer_id = QgsProject.instance().mapLayersByName("naip")[0].id()
+    dock.runs.files_before = {}
+    dock.runs.input_layer_id = QgsProject.instance().mapLayersByName("naip")[0].id()
     shutil.copy(NAIP, request.output_path)  # the super-resolution was written; the iceplant step then failed
 
-    dock._completed(RunOutcome(error="values out of range"), request)
+    dock.runs._completed(RunOutcome(error="values out of range"), request)
 
     assert Path(result_layer_path := newest_group().findLayers()[0].layer().source()) == Path(request.output_path)
     [message] = critical_messages(qgis_iface)
@@ -134,11 +135,11 @@ def test_a_failed_step_adds_what_was_written_and_names_the_step(dock, qgis_iface
 def test_a_cancel_is_reported_as_a_cancel_and_no_task_reports_it(dock, qgis_iface, tmp_path):
     dock.set_options(SrOptions(scale=2.0, steps=MAX_STEPS, patch=32, overlap=8))
     outcomes: List[RunOutcome] = []
-    dock.runFinished.connect(outcomes.append)
+    dock.runs.finished.connect(outcomes.append)
     dock.run()
     assert QgsApplication.taskManager().count() == 0  # no QgsTask: QGIS would call a cancelled one "Task failed"
     wait_until(lambda: dock.progress_bar.value() > 0)
-    assert outcomes == [] and dock._task.outcome.first_progress_s is not None
+    assert outcomes == [] and dock.runs.job.outcome.first_progress_s is not None
     dock.cancel()
     wait_until(lambda: bool(outcomes))
     assert outcomes[0].cancelled and leftovers(tmp_path) == []
@@ -157,12 +158,12 @@ def test_every_option_has_a_label_a_tooltip_and_units(dock):
     form = dock.extent_widget.parentWidget().layout()
     assert form.labelForField(dock.extent_widget).text() == "Extent"
     assert "487,400.00" in dock.extent_label.text() and "EPSG:26914" in dock.extent_label.text()
-    options = dock.scale_spin.parentWidget()
+    options = dock.fields["scale"].parentWidget()
     for widget in options.findChildren(QWidget):
         if isinstance(widget, (QAbstractSpinBox, QComboBox)) and widget.parentWidget() is options:
             assert widget.toolTip(), options.layout().labelForField(widget).text()
-    assert dock.target_res_spin.suffix() == " m" and dock.patch_spin.suffix() == " px"
-    assert dock.overlap_spin.suffix() == " px"
+    assert dock.fields["target_res"].suffix() == " m" and dock.fields["patch"].suffix() == " px"
+    assert dock.fields["overlap"].suffix() == " px"
     assert "plugin.md" in dock.help_label.text() and dock.help_label.openExternalLinks()
 
 

@@ -18,7 +18,7 @@ from qgis.core import (
 )
 
 import processing
-from infscene_qgis.engine_request import MAX_STEPS
+from infscene_qgis.protocol import MAX_STEPS
 from infscene_qgis.processing_algorithms import SuperResolveAlgorithm
 from plugin_helpers import NAIP, NAIP_WINDOW, TINY_RUN, RecordingFeedback, extent_parameter, flag_values, leftovers, stretches
 
@@ -183,6 +183,14 @@ def test_steps_are_the_models_unless_a_number_is_given(monkeypatch, naip_layer, 
     assert "--steps" not in engine_arguments(monkeypatch, naip_layer, tmp_path)
     assert "--steps" not in engine_arguments(monkeypatch, naip_layer, tmp_path, STEPS=0)
     assert flag_values(engine_arguments(monkeypatch, naip_layer, tmp_path, STEPS=3), "--steps") == ["3"]
+
+
+@pytest.mark.parametrize(("name", "flag", "old"), [("PATCH", "--patch", 0), ("OVERLAP", "--overlap", -1),
+                                                   ("TARGET_RES", "--target-res", 0.0), ("STEPS", "--steps", None)])
+def test_auto_is_empty_and_the_old_numbers_for_it_still_mean_auto(monkeypatch, naip_layer, tmp_path, name, flag, old):
+    """Empty is the engine's own choice; saved models and scripts from before the option table send 0 or -1."""
+    assert flag not in engine_arguments(monkeypatch, naip_layer, tmp_path, **{name: old})
+    assert flag not in engine_arguments(monkeypatch, naip_layer, tmp_path, **{name: None})
 
 
 def test_samples_and_spread_pass_through(monkeypatch, naip_layer, tmp_path):

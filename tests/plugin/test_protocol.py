@@ -1,6 +1,7 @@
-"""The engine-plugin contract is written once (issue 11): the plugin's protocol.py is the engine's, byte for
-byte; every event kind survives the trip from the engine's JSON line through the plugin's parser; what the
-engine really prints (sr and iceplant, success, warning, error, cancel) parses; and the limits agree."""
+"""The engine-plugin contract is written once (issue 11): the plugin's protocol.py and sr_options.py (the option
+table) are the engine's, byte for byte; every event kind survives the trip from the engine's JSON line through the
+plugin's parser; what the engine really prints (sr and iceplant, success, warning, error, cancel) parses; and the
+limits agree."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,7 @@ from infscene import cli
 from infscene.diffusion.fusion import FusionMode
 from infscene.raster.io import copy_band_metadata, resolve_bands
 from infscene.diffusion.schedule import PAPER_T
-from infscene_qgis import engine_events, engine_request, result_layers
+from infscene_qgis import engine_events, result_layers
 from infscene_qgis import protocol as plugin_protocol
 from plugin_helpers import NAIP
 
@@ -36,10 +37,11 @@ SAMPLES = [
 ]
 
 
-def test_the_plugin_ships_the_engines_protocol_byte_for_byte() -> None:
-    engine = (ROOT / "engine" / "infscene" / "protocol.py").read_bytes()
-    assert (ROOT / "infscene_qgis" / "protocol.py").read_bytes() == engine, \
-        "copy engine/infscene/protocol.py to infscene_qgis/protocol.py"
+@pytest.mark.parametrize("contract", ["protocol.py", "sr_options.py"])
+def test_the_plugin_ships_the_engines_contract_byte_for_byte(contract: str) -> None:
+    engine = (ROOT / "engine" / "infscene" / contract).read_bytes()
+    assert (ROOT / "infscene_qgis" / contract).read_bytes() == engine, \
+        f"copy engine/infscene/{contract} to infscene_qgis/{contract}"
 
 
 def test_every_event_kind_goes_through_the_plugins_parser() -> None:
@@ -56,8 +58,8 @@ def test_what_is_not_a_protocol_line_is_ignored(line: str) -> None:
 
 
 def test_the_plugins_limits_are_the_engines() -> None:
-    assert engine_request.MAX_STEPS == PAPER_T
-    assert engine_request.MODES == tuple(m.value for m in FusionMode)
+    assert plugin_protocol.MAX_STEPS == PAPER_T
+    assert plugin_protocol.MODES == tuple(m.value for m in FusionMode)
 
 
 def test_the_plugin_reads_the_source_bands_the_engine_writes(tmp_path: Path) -> None:

@@ -72,7 +72,6 @@ class ModelFamily(Protocol):
     name: ClassVar[str]  # the `family` field of its configs
     config: ClassVar[type[ModelContract]]
     network: ClassVar[type[nn.Module]]
-    steps_help: ClassVar[str]  # what --steps means for it, for the command line's help
 
     def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
         """The family's share of the run, or InfSceneError for a choice it cannot carry out."""

@@ -45,7 +45,6 @@ class E2DiffSRFamily:
     name = "e2diffsr"
     config = E2DiffSRConfig
     network = E2DiffSR
-    steps_help = "e2diffsr: default and at most its T = 4"
 
     def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
         assert isinstance(config, E2DiffSRConfig)

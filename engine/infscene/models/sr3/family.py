@@ -34,7 +34,6 @@ class SR3Family:
     name = "sr3"
     config = ModelConfig
     network = SR3UNet
-    steps_help = f"SR3: default {DEFAULT_STEPS}, more is slower and finer"
 
     def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
         if request.detail is not None:
