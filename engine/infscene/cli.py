@@ -20,7 +20,7 @@ import torch
 
 from . import __version__, protocol
 from . import sr_options as table
-from .console import band_list, emit, plan_line, progress_reporter, warn
+from .console import emit, plan_line, progress_reporter, warn
 from .diffusion.fusion import FusionMode
 from .errors import Cancelled, InfSceneError
 from .execution import allocator
@@ -36,7 +36,8 @@ from .raster.atomic import check_output_path, refuse_overwriting_input
 from .raster.io import open_raster
 from .run import run_plan
 from .serve import cli as serve_cli
-from .sr_options import OPTIONS, Option, help_text, options_in
+from .option_flags import add_option_flags
+from .sr_options import OPTIONS, options_in
 from .training import cli as train_cli
 
 EXIT_ERROR = 1
@@ -68,33 +69,8 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", type=Path, help="input raster (e.g. a Planet or NAIP GeoTIFF)")
     p.add_argument("output", type=Path, help="output GeoTIFF; written only when complete")
-    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
-    for option in OPTIONS:
-        if option.group and option.group not in groups:
-            groups[option.group] = p.add_mutually_exclusive_group(required=True)
-        target = groups[option.group] if option.group else p
-        target.add_argument(option.flag, dest=option.name, help=help_text(option), **_ARGPARSE[option.kind](option))
+    add_option_flags(p, OPTIONS, one_size_required=True)
     p.set_defaults(func=run_sr)
-
-
-def _valued(kind: Callable[[str], object], **extra: object) -> Callable[[Option], dict]:
-    """argparse's keywords for an option that takes a value of `kind`."""
-    return lambda option: {"type": kind, "default": option.default, **extra,
-                           "metavar": option.metavar or option.flag[2:].upper().replace("-", "_")}
-
-
-# How each kind of option of the table is parsed.
-_ARGPARSE: dict[str, Callable[[Option], dict]] = {
-    table.INT: _valued(int),
-    table.FLOAT: _valued(float),
-    table.TEXT: _valued(str),
-    table.PATH: _valued(Path),
-    table.BANDS: _valued(band_list),
-    table.BOUNDS: _valued(float, nargs=4),
-    table.CHOICE: lambda option: {"choices": list(option.values), "default": option.default},
-    table.SWITCH: lambda option: {"action": "store_true"},
-    table.OFF_SWITCH: lambda option: {"action": "store_false"},
-}
 
 
 def run_options(args: argparse.Namespace) -> SROptions:
