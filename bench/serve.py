@@ -5,7 +5,8 @@ finest zoom can be compared with the truth it should approach. The server runs a
 cache; the view is a WIDTH x HEIGHT px window at max_zoom over the scene's centre, all its tiles asked at
 once through 6 connections (what Qt opens per host), then panned half a view east. Reported:
 
-- first_tile_s: the first tile of the cold view to arrive; fill_view_s: the last (the view complete)
+- first_tile_s: the first tile of the cold view to arrive (often a transparent one beyond the data);
+  first_data_tile_s: the first that shows the source; fill_view_s: the last (the view complete)
 - cache_hit_ms: median latency of the same tiles asked again, one at a time (served from the disk cache)
 - pan_peak_rss_mb, pan_cpu_percent_mean / _peak: the server process while filling and panning
   (100 = one core busy)
@@ -108,10 +109,18 @@ class Monitor(threading.Thread):
                 self.rss.append(rss)
 
 
-async def fetch_all(port: int, tiles: list[mercantile.Tile]) -> tuple[dict[mercantile.Tile, bytes], list[float]]:
-    """Every tile, asked at once over CONNECTIONS connections; the tiles and each one's arrival time (s)."""
+def has_data(png: bytes) -> bool:
+    """Whether a tile shows any of the source (transparent tiles lie beyond the data)."""
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+    return image is not None and image.ndim == 3 and image.shape[2] == 4 and bool(image[..., 3].max() > 0)
+
+
+async def fetch_all(port: int, tiles: list[mercantile.Tile]) -> tuple[dict[mercantile.Tile, bytes], list[float], list[float]]:
+    """Every tile, asked at once over CONNECTIONS connections; the tiles, each one's arrival time (s), and the arrival
+    times of the tiles that show data."""
     start = time.perf_counter()
     arrivals: list[float] = []
+    with_data: list[float] = []
     found: dict[mercantile.Tile, bytes] = {}
     connector = aiohttp.TCPConnector(limit=CONNECTIONS)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=3600)) as session:
@@ -120,8 +129,10 @@ async def fetch_all(port: int, tiles: list[mercantile.Tile]) -> tuple[dict[merca
                 response.raise_for_status()
                 found[tile] = await response.read()
                 arrivals.append(time.perf_counter() - start)
+                if has_data(found[tile]):
+                    with_data.append(arrivals[-1])
         await asyncio.gather(*(one(t) for t in tiles))
-    return found, sorted(arrivals)
+    return found, sorted(arrivals), sorted(with_data)
 
 
 async def latencies(port: int, tiles: list[mercantile.Tile]) -> list[float]:
@@ -242,7 +253,7 @@ def run(args: argparse.Namespace) -> dict:
         monitor.start()
         view = view_tiles(low, zoom, args.width, args.height)
         monitor.recording.set()
-        tiles, arrivals = asyncio.run(fetch_all(port, view))
+        tiles, arrivals, data_arrivals = asyncio.run(fetch_all(port, view))
         asyncio.run(fetch_all(port, view_tiles(low, zoom, args.width, args.height, shift_x=args.width // 2)))
         monitor.recording.clear()
         hits = asyncio.run(latencies(port, view))
@@ -254,7 +265,8 @@ def run(args: argparse.Namespace) -> dict:
             "scene": str(args.scene), "crop": args.crop, "scale": args.scale, "block": args.block, "margin": args.margin, "detail": args.detail,
             "view": f"{args.width}x{args.height}", "max_zoom": zoom, "view_tiles": len(view),
             "machine_cpus": psutil.cpu_count(), "ready_s": round(ready_s, 2),
-            "first_tile_s": round(arrivals[0], 3), "fill_view_s": round(arrivals[-1], 3),
+            "first_tile_s": round(arrivals[0], 3), "first_data_tile_s": round(data_arrivals[0], 3),
+            "data_tiles": len(data_arrivals), "fill_view_s": round(arrivals[-1], 3),
             "cache_hit_ms": round(1000 * statistics.median(hits), 2),
             "pan_peak_rss_mb": round(max(monitor.rss, default=0.0), 1),
             "pan_cpu_percent_mean": round(statistics.mean(monitor.cpu), 1) if monitor.cpu else None,
@@ -276,7 +288,7 @@ def main() -> None:
     p.add_argument("--scene", type=Path, default=SCENE, help="the truth: an RGB(+) 8-bit raster")
     p.add_argument("--crop", type=int, default=1024, help="centre crop of the scene, truth pixels a side")
     p.add_argument("--scale", type=int, default=4)
-    p.add_argument("--block", type=int, default=64, help="the server's --block")
+    p.add_argument("--block", type=int, default=128, help="the server's --block")
     p.add_argument("--width", type=int, default=1920, help="view width in screen pixels")
     p.add_argument("--height", type=int, default=1080)
     p.add_argument("--margin", type=int, help="the server's --margin (default: the engine's)")
