@@ -74,9 +74,9 @@ def inside_qgis() -> None:
         iface.mainWindow().resizeDocks([dock], [PANEL_WIDTH], Qt.Horizontal)
         dock.set_options(SrOptions(scale=SCALE, samples=SAMPLES))
         dock.output_widget.setFilePath(str(session.work / "out" / f"{source_path.stem}_sr.tif"))
-        dock.runFinished.connect(finished)
+        dock.runs.finished.connect(finished)
         # The result's name takes the model from the plan, which knows it once the engine check has answered.
-        session.when(lambda: bool(dock._engine_model_path) and (dock._plan or {}).get("model") is not None,
+        session.when(lambda: bool(dock.runs.engine_model_path) and (dock._plan or {}).get("model") is not None,
                      run, "the engine check and the planning call", RUN_TIMEOUT_S)
 
     def run() -> None:
