@@ -22,6 +22,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -76,11 +77,11 @@ def measure(lr_path: Path, truth: Optional[np.ndarray], scale: int, margin: Opti
     mosaic = np.zeros_like(union)
     seconds = 0.0
     for i, (rows, cols, bounds) in enumerate(parts):
-        options = SROptions(**{**base.__dict__, "bounds": bounds})
+        options = replace(base, bounds=bounds)
         values, took = run_piece(lr_path, work / f"piece_{margin}_{sheets}_{i}.tif", options)
         seconds += took
         mosaic[:, rows[0] * scale : rows[1] * scale, cols[0] * scale : cols[1] * scale] = values
-    plan = plan_run(lr_path, SROptions(**{**base.__dict__, "bounds": parts[0][2]}))
+    plan = plan_run(lr_path, replace(base, bounds=parts[0][2]))
     difference = np.abs(mosaic - union).max(axis=0)
     border_c = (width // 2) * scale
     distance = np.abs(np.arange(union.shape[2]) - border_c + 0.5) - 0.5  # 0 for the two columns at the border

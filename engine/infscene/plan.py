@@ -268,7 +268,7 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     scale = (width / extent.width + height / extent.height) / 2.0
     _scale_notes(ds, extent, height, width, scale, config, notes)
     patch, overlap = _patch_geometry(options, config, notes)
-    anchor = _anchor(ds, extent, (height, width), patch - overlap, options, config, notes)
+    anchor = _anchor(ds, extent, (height, width), patch, overlap, options.margin, notes)
     window = anchor.context
     request = SceneRequest(options.steps, options.mode, options.detail, (int(window.height), int(window.width)),
                            context_output(window, extent, (height, width)), patch, overlap, anchor.key_origin,
@@ -310,12 +310,11 @@ def default_margin(patch: int, height: int, extent: Window) -> int:
     return -(-patch * int(extent.height) // height)
 
 
-def _anchor(ds: rasterio.DatasetReader, extent: Window, out_size: tuple[int, int], period: int, options: SROptions,
-            config: ModelContract, notes: list[str]) -> Anchor:
+def _anchor(ds: rasterio.DatasetReader, extent: Window, out_size: tuple[int, int], patch: int, overlap: int,
+            margin: Optional[int], notes: list[str]) -> Anchor:
     """The extent's map-anchored context (raster/anchor.py), or the extent alone at a non-integer scale."""
-    patch = options.patch or config.patch_size
-    margin = default_margin(patch, out_size[0], extent) if options.margin is None else options.margin
-    anchor = anchor_window((ds.height, ds.width), extent, out_size, period, margin)
+    margin = default_margin(patch, out_size[0], extent) if margin is None else margin
+    anchor = anchor_window((ds.height, ds.width), extent, out_size, patch - overlap, margin)
     if anchor is not None:
         return anchor
     notes.append(f"scale {out_size[1] / extent.width:.4g} x {out_size[0] / extent.height:.4g} is not a whole number: the run "

@@ -67,13 +67,15 @@ def window_statistics(ds: rasterio.DatasetReader, window: Window, bands: Sequenc
         raise InfSceneError("the extent has no valid pixels (all nodata or transparent)")
     ranges = tuple(value_range(ds, band, lo, hi) for band, lo, hi in zip(bands, low, high))
     fill = (sums / count).astype(np.float32)
-    if whole_raster:
+    stretched = np.dtype(dtype) != np.uint8
+    sample = None
+    if whole_raster and (stretched or not all_valid):  # 8-bit with every pixel valid needs neither stretch nor fill
         sample = raster_sample(ds, bands)
         if sample.shape[1]:
             fill = sample.mean(axis=1, dtype=np.float64).astype(np.float32)
-    else:
-        sample = None if np.dtype(dtype) == np.uint8 else _stretch_sample(ds, window, bands, alpha, count)
-    scaling = stretch_from_sample(None if np.dtype(dtype) == np.uint8 else sample, len(bands), dtype, config)
+    elif stretched:
+        sample = _stretch_sample(ds, window, bands, alpha, count)
+    scaling = stretch_from_sample(sample if stretched else None, len(bands), dtype, config)
     return WindowStatistics(scaling, fill, ranges, all_valid)
 
 
