@@ -17,9 +17,10 @@ def resolve_devices(spec: str) -> list[torch.device]:
     """
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     every_gpu = [torch.device(f"cuda:{i}") for i in range(gpus)]
-    every_lane = [torch.device("cpu")] * cpu_lanes()
-    if spec in ("auto", "cpu"):
-        return every_gpu or every_lane if spec == "auto" else every_lane
+    if spec == "cpu":
+        return [torch.device("cpu")] * cpu_lanes()
+    if spec == "auto":
+        return every_gpu or [torch.device("cpu")] * cpu_lanes()
     devices: list[torch.device] = []
     for name in (part.strip() for part in spec.split(",")):
         if name == "cpu":
