@@ -72,13 +72,15 @@ def owner(lr_len: int, out_len: int) -> np.ndarray:
 
 
 def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: int, latent_margin: int,
-               texture_margin: int = 0) -> list[AxisSpan]:
-    """Tiles along one axis: cores of `core` LR pixels, each read with `margin` LR and `latent_margin` latent
-    pixels; the decoded region reaches `texture_margin` output pixels (a multiple of 8) beyond the core's output."""
+               texture_margin: int = 0, tiled: Optional[tuple[int, int]] = None) -> list[AxisSpan]:
+    """Tiles along one axis: cores of `core` LR pixels from tiled[0] to tiled[1] (default: all), each read with
+    `margin` LR and `latent_margin` latent pixels; the decoded region reaches `texture_margin` output pixels (a
+    multiple of 8) beyond the core's output."""
     owners = owner(lr_len, out_len)
+    first, stop = tiled or (0, lr_len)
     spans = []
-    for a in range(0, lr_len, core):
-        b = min(lr_len, a + core)
+    for a in range(first, stop, core):
+        b = min(stop, a + core)
         lo, hi = max(0, a - margin), min(lr_len, b + margin)
         out_rows = np.nonzero((owners >= a) & (owners < b))[0]
         out = (int(out_rows[0]), int(out_rows[-1]) + 1)
@@ -141,19 +143,27 @@ def core_side(scale: float) -> int:
 
 def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] = None,
           kept: Optional[tuple[tuple[int, int], tuple[int, int]]] = None) -> Iterator[tuple[AxisSpan, AxisSpan]]:
-    """Every (row span, column span) tile of the scene, row-major; with `kept` ((rows), (cols) of output pixels), only
-    the tiles whose output meets it."""
+    """Every (row span, column span) tile of the scene, row-major; with `kept` ((rows), (cols) of output pixels), the
+    tiles of the LR pixels those output pixels fall in, their cores starting at the first of them: an extent's
+    context is read, but not decoded (a block of the live layer decodes a quarter of its window)."""
     scale = geometry.scale
     core = core or core_side(scale)
     texture = texture_margin_out(config)
     # The texture region's own LR pixels (+ a latent pixel of rounding) must decode exactly too.
     margin = decode_margin_lr(config) + (math.ceil((texture + LATENT_FACTOR) / scale) if texture else 0)
-    axes = [axis_spans(lr, out, lat, core, margin, PRIOR_RADIUS_LATENT + 1, texture)
-            for lr, out, lat in zip(geometry.lr_size, geometry.out_size, geometry.latent_size)]
+    sizes = list(zip(geometry.lr_size, geometry.out_size, geometry.latent_size))
+    tiled = [None, None] if kept is None else [owned(lr, out, span) for (lr, out, _), span in zip(sizes, kept)]
+    axes = [axis_spans(lr, out, lat, core, margin, PRIOR_RADIUS_LATENT + 1, texture, along)
+            for (lr, out, lat), along in zip(sizes, tiled)]
     for row in axes[0]:
         for col in axes[1]:
-            if kept is None or all(span.out[0] < stop and start < span.out[1] for span, (start, stop) in zip((row, col), kept)):
-                yield row, col
+            yield row, col
+
+
+def owned(lr_len: int, out_len: int, out_span: tuple[int, int]) -> tuple[int, int]:
+    """The LR pixels (start, stop) that the output pixels out_span fall in."""
+    owners = owner(lr_len, out_len)
+    return int(owners[out_span[0]]), int(owners[out_span[1] - 1]) + 1
 
 
 ReadLatent = Callable[[slice, slice], np.ndarray]
