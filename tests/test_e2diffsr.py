@@ -281,3 +281,34 @@ def test_the_texture_stage_trains_only_the_head_and_resumes_its_critic(tmp_path:
     last_critic = load_file(str(complete_checkpoints(tmp_path / "s3" / "checkpoints")[-1] / AUXILIARY_FILE))
     assert first_critic.keys() == last_critic.keys() and any("critic_optimizer" in k for k in last_critic)
     assert any(not torch.equal(first_critic[k], last_critic[k]) for k in first_critic)  # the critic went on learning
+
+
+def test_the_condition_fold_is_pixel_unshuffle_laid_out_channels_last() -> None:
+    from infscene.models.e2diffsr.network import fold_condition
+
+    up = torch.randn(2, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    folded = fold_condition(up)
+    assert torch.equal(folded, torch.nn.functional.pixel_unshuffle(up, LATENT_FACTOR))
+    assert folded.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_upsampler_in_strips_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strips of output rows are a cache blocking, not an approximation: bitwise the same as one pass."""
+    from infscene.models.e2diffsr.network import ContinuousUpsampler, Sampling
+
+    torch.manual_seed(0)
+    upsampler = ContinuousUpsampler(E2DiffSRConfig()).eval()
+    features, scale = torch.randn(1, E2DiffSRConfig().features, 30, 20), torch.full((1,), 3.7)
+    where = Sampling.whole((30, 20), (111, 74))
+    with torch.no_grad():
+        in_strips = upsampler(features, where, scale)
+        monkeypatch.setattr(ContinuousUpsampler, "strip_rows", 10_000)
+        one_pass = upsampler(features, where, scale)
+    assert ContinuousUpsampler.strip_rows > 111 and in_strips.shape == (1, 3, 111, 74)
+    assert torch.equal(in_strips, one_pass)
+
+
+def test_a_cpu_model_runs_channels_last(e2_model_dir: Path) -> None:
+    model = load_model(e2_model_dir)
+    weight = model.regression.head.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
