@@ -18,6 +18,7 @@ from .e2diffsr.family import E2DiffSRFamily
 from .family import ModelFamily
 from .folder import WEIGHTS_FILE, build_config, load_weights, read_raw_config
 from .model_check import check_weights
+from .precision import fast_layout
 from .sr3.family import SR3Family
 
 FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SR3Family(), E2DiffSRFamily())}
@@ -51,14 +52,9 @@ def check_model(folder: Optional[str | Path] = None) -> ModelContract:
 
 
 def load_model(folder: Optional[str | Path] = None, device: str | torch.device = "cpu") -> nn.Module:
-    """Load a model folder (the bundled default when None) in eval mode on `device`, whatever its family, to run it;
-    the folder is validated first, so nothing is built for a config or file that does not fit.
-
-    On a CPU the weights are laid out channels-last, which every convolution's output then follows: oneDNN's fast
-    bf16 kernels work on that layout, and in the NCHW layout bf16 was slower than float32 (both families, one
-    thread: an e2diffsr decode tile 3.1 s NCHW bf16, 2.1 s NCHW fp32, 1.2 s channels-last bf16; docs/benchmarks.md).
-    """
+    """Load a model folder (the bundled default when None) in eval mode on `device`, whatever its family, to run it
+    (in the device's fast layout: precision.fast_layout); the folder is validated first, so nothing is built for a
+    config or file that does not fit."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     config = load_config(folder)
-    model = load_weights(family_of(config).network, config, folder, device)
-    return model.to(memory_format=torch.channels_last) if torch.device(device).type == "cpu" else model
+    return fast_layout(load_weights(family_of(config).network, config, folder, device), device)

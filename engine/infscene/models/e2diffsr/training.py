@@ -30,7 +30,7 @@ from ...training.checkpoints import optimizer_tensors, restore_optimizer
 from ...training.data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
 from ...training.images import write_image_rows
 from ...training.trainer import TrainOptions
-from ..precision import autocast
+from ..precision import autocast, fast_layout
 from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition
@@ -146,7 +146,7 @@ def start_model(options: TrainOptions, config: E2DiffSRConfig, device: torch.dev
         missing, _ = model.load_state_dict(source.state_dict(), strict=source.texture is not None or model.texture is None)
         if any(not key.startswith("texture.") for key in missing):
             raise InfSceneError(f"--init {options.init} lacks weights this model needs: {missing[0]}")
-    return model.to(device).train()
+    return fast_layout(model.to(device), device).train()
 
 
 class _PairData:
@@ -299,8 +299,8 @@ class TextureObjective:
             part.requires_grad_(name == "texture")
         self.device, self.seed, self.options = device, options.seed, options
         self.steps: list[ReverseStep] = Schedule(config.gammas()).respaced(config.diffusion_steps)
-        self.perceptual = PerceptualLoss().to(device)
-        self.critic = PatchDiscriminator(config.channels).to(device)
+        self.perceptual = fast_layout(PerceptualLoss().to(device), device)
+        self.critic = fast_layout(PatchDiscriminator(config.channels).to(device), device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=options.critic_lr, betas=(0.5, 0.9))
 
     def parameters(self) -> Iterable[nn.Parameter]:

@@ -20,6 +20,7 @@ from ...training.data import Batch, Degradation, TrainingBatches, fixed_batches,
 from ...training.images import write_image_rows
 from ...training.trainer import TrainOptions
 from ..folder import load_network
+from ..precision import fast_layout
 from .denoiser import PatchDenoiser
 from .network import ModelConfig, SR3UNet
 
@@ -92,7 +93,7 @@ class SR3Objective:
         self.model = SR3UNet(config)
         if options.init:
             self.model.load_state_dict(load_network(ModelConfig, SR3UNet, options.init).state_dict())
-        self.model = self.model.to(device).train()
+        self.model = fast_layout(self.model.to(device), device).train()
         self.validation: Optional[Validation] = None
         self.preview_batch: Optional[Batch] = None
         if options.val:
