@@ -312,3 +312,17 @@ def test_a_cpu_model_runs_channels_last(e2_model_dir: Path) -> None:
     model = load_model(e2_model_dir)
     weight = model.regression.head.weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+
+
+def test_a_region_one_tile_would_hold_is_cut_in_two_for_the_lanes() -> None:
+    from infscene.models.e2diffsr.decode import tile_cores
+
+    assert tile_cores([100, 160], 204) == [204, 80], "the longer axis halved"
+    assert tile_cores([300, 160], 204) == [204, 204], "a region larger than a tile keeps the full side"
+    assert tile_cores([20, 20], 204) == [204, 204], "too small to cut"
+    geometry = SceneGeometry((100, 160), (400, 640), (50, 80))
+    cut = list(tiles(E2DiffSRConfig(), geometry))
+    covered = np.zeros((400, 640), int)
+    for row, col in cut:
+        covered[slice(*row.out), slice(*col.out)] += 1
+    assert len(cut) == 2 and (covered == 1).all()

@@ -35,6 +35,7 @@ from .network import (
 
 DECODE_TILE_OUTPUT_PX = 1024  # output pixels along a tile's core side: bounded memory, modest margin overhead
 MIN_CORE_LR_PX = 16
+MIN_DECODE_TILES = 2  # tiles a small region is cut in: a 2-core CPU's two lanes then both decode
 UPSAMPLE_REACH_LR = ContinuousUpsampler.radius_lr + 2  # + the bicubic base's 2 pixels
 
 
@@ -147,17 +148,28 @@ def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] =
     tiles of the LR pixels those output pixels fall in, their cores starting at the first of them: an extent's
     context is read, but not decoded (a block of the live layer decodes a quarter of its window)."""
     scale = geometry.scale
-    core = core or core_side(scale)
     texture = texture_margin_out(config)
     # The texture region's own LR pixels (+ a latent pixel of rounding) must decode exactly too.
     margin = decode_margin_lr(config) + (math.ceil((texture + LATENT_FACTOR) / scale) if texture else 0)
     sizes = list(zip(geometry.lr_size, geometry.out_size, geometry.latent_size))
-    tiled = [None, None] if kept is None else [owned(lr, out, span) for (lr, out, _), span in zip(sizes, kept)]
-    axes = [axis_spans(lr, out, lat, core, margin, PRIOR_RADIUS_LATENT + 1, texture, along)
-            for (lr, out, lat), along in zip(sizes, tiled)]
+    tiled = [(0, lr) if kept is None else owned(lr, out, span) for (lr, out, _), span in zip(sizes, kept or [None, None])]
+    cores = [core] * 2 if core else tile_cores([b - a for a, b in tiled], core_side(scale))
+    axes = [axis_spans(lr, out, lat, side, margin, PRIOR_RADIUS_LATENT + 1, texture, along)
+            for (lr, out, lat), along, side in zip(sizes, tiled, cores)]
     for row in axes[0]:
         for col in axes[1]:
             yield row, col
+
+
+def tile_cores(lengths: list[int], side: int) -> list[int]:
+    """The core side along each axis for a decoded region of `lengths` LR pixels: `side`, except that a region
+    that one tile would hold is cut in MIN_DECODE_TILES along its longer axis, so the lanes of a CPU share its
+    decode (the cut depends on the region alone: the output is bitwise the same on any number of lanes)."""
+    cores = [side, side]
+    longer = int(lengths[1] > lengths[0])
+    if max(lengths) <= side and lengths[longer] >= MIN_DECODE_TILES * MIN_CORE_LR_PX:
+        cores[longer] = -(-lengths[longer] // MIN_DECODE_TILES)
+    return cores
 
 
 def owned(lr_len: int, out_len: int, out_span: tuple[int, int]) -> tuple[int, int]:
