@@ -266,7 +266,7 @@ def test_the_texture_stage_trains_only_the_head_and_resumes_its_critic(tmp_path:
     torch.manual_seed(0)
     stage2 = save_model(E2DiffSR(small_config(scale_max=6.0)), tmp_path / "s2")
     options = train_options(tmp_path / "s3", stage=3, init=str(stage2), hr_crop=32, texture_channels=8, steps=1,
-                            precision="bf16")
+                            precision="bf16", energy_weight=1.0)
     with pytest.raises(InfSceneError, match="--init"):
         train(replace(options, init=None), small_config())
     train(options, load_model(stage2).config)
@@ -326,3 +326,13 @@ def test_a_region_one_tile_would_hold_is_cut_in_two_for_the_lanes() -> None:
     for row, col in cut:
         covered[slice(*row.out), slice(*col.out)] += 1
     assert len(cut) == 2 and (covered == 1).all()
+
+
+def test_the_texture_energy_term_asks_for_the_amount_of_detail_not_its_phase() -> None:
+    base = torch.full((1, 3, 16, 16), 0.2)
+    checker = 0.1 * ((torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2 * 2 - 1)  # +-0.1
+    truth = base + checker
+    assert texture.texture_energy_loss(base - checker, truth, base) == pytest.approx(0.0, abs=1e-6), "phase flipped: no cost"
+    rms = lambda energy: math.sqrt(energy + texture.ENERGY_EPS)  # noqa: E731
+    assert texture.texture_energy_loss(base, truth, base) == pytest.approx(rms(0.01) - rms(0.0), rel=1e-5), "no detail"
+    assert texture.texture_energy_loss(base + 2 * checker, truth, base) == pytest.approx(rms(0.04) - rms(0.01), rel=1e-5), "twice too much"

@@ -34,7 +34,7 @@ from ..precision import autocast, fast_layout
 from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition
-from .texture import PatchDiscriminator, PerceptualLoss, adaptive_weight, hinge_critic_loss
+from .texture import PatchDiscriminator, PerceptualLoss, adaptive_weight, hinge_critic_loss, texture_energy_loss
 from .weights import load_model
 
 VAL_SCALES = (2.0, 3.7, 5.0, 8.0)
@@ -279,7 +279,8 @@ def project_onto(output: torch.Tensor, batch: PairBatch) -> torch.Tensor:
 
 
 class TextureObjective:
-    """Stage 3: the texture head on the frozen stages 1-2, L1 + perceptual + adaptive adversarial, after projection.
+    """Stage 3: the texture head on the frozen stages 1-2, L1 + perceptual (+ texture energy) + adaptive adversarial,
+    after projection.
 
     The head sees the regression output decoded from the chain's latent sample and that sample itself;
     every loss is taken on the LR-projected output, as the engine writes it. The patch critic trains in
@@ -325,7 +326,8 @@ class TextureObjective:
         self.critic_optimizer.step()
         with autocast(self.device, self.options.precision):
             reconstruction = (self.options.l1_weight * torch.mean(torch.abs(output - batch.hr))
-                              + self.options.perceptual_weight * self.perceptual(output, batch.hr))
+                              + self.options.perceptual_weight * self.perceptual(output, batch.hr)
+                              + self.options.energy_weight * texture_energy_loss(output, batch.hr, batch.up))
             adversarial = -torch.mean(self.critic(output).float())
         weight = adaptive_weight(reconstruction, adversarial, model.texture.out.weight, self.options.adversarial_factor)
         return reconstruction + weight * adversarial
