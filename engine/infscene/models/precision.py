@@ -1,10 +1,10 @@
 """The numeric precision of model calls: float32, or bfloat16 under torch.autocast where the hardware runs it natively.
 
-On a CPU with AVX-512 BF16 (or AMX) a conv stack runs 2-3x faster under bf16 autocast (a whole run, where reading,
-resampling, projection and writing stay float32, at most 1.2x), and the outputs stay within a few thousandths of a dB
-of float32 (docs/benchmarks.md, "Detail"): weights stay float32 and every step's state,
-the fusion and the LR projection stay float32; only the convolutions and matrix products run in bf16. On a CPU
-without native bf16, oneDNN emulates it (slower than float32), so `auto` keeps float32 there.
+On a CPU with AVX-512 BF16 (or AMX) a conv stack runs 2-4x faster under bf16 autocast when its tensors are laid out
+channels-last (fast_layout; in NCHW bf16 was slower than float32), and the outputs stay within a few thousandths of
+a dB of float32 (docs/benchmarks.md, "Detail"): weights stay float32 and every step's state, the fusion, the
+decoder's per-pixel upsampler and the LR projection stay float32; only the convolutions and matrix products run in
+bf16. On a CPU without native bf16, oneDNN emulates it (slower than float32), so `auto` keeps float32 there.
 """
 from __future__ import annotations
 
