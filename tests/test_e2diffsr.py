@@ -23,6 +23,7 @@ from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRCo
 from infscene.errors import InfSceneError
 from infscene.diffusion.fusion import FusionMode
 from infscene.models.folder import save_model
+from infscene.models.precision import bf16_native
 from infscene.models.registry import load_model
 from infscene.plan import plan_run, SROptions
 from infscene.run import super_resolve
@@ -118,6 +119,22 @@ def test_tiled_decoding_equals_a_whole_scene_pass_on_a_real_scene(scale: float) 
     tiled, many = decode_scene(model, lr, out_size, z, core=8)
     assert one == 1 and many == 25
     assert np.abs(whole - tiled).max() < 1e-4
+
+
+@pytest.mark.skipif(not bf16_native(torch.device("cpu")), reason="this CPU has no native bf16")
+@pytest.mark.parametrize("scale", [4.0, 5.0])
+def test_tiles_decode_as_the_whole_scene_under_bf16_too(scale: float) -> None:
+    """Reads at exact positions (network.read_padded) keep bf16 convolutions from turning the last-bit rounding of
+    tile-relative positions into differences of 0.1 DN (what they were before)."""
+    model = load_model(SHIPPED) if (SHIPPED / "config.json").is_file() else decoder_model()
+    lr = naip_rgb_model_units(64)
+    out_size = (round(64 * scale),) * 2
+    z = 0.5 * np.random.default_rng(0).normal(size=(4, -(-out_size[0] // 8), -(-out_size[1] // 8))).astype(np.float32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        whole, _ = decode_scene(model, lr, out_size, z, core=10**6, detail=0.5)
+        tiled, many = decode_scene(model, lr, out_size, z, core=23, detail=0.5)
+    assert many == 9
+    assert np.abs(whole - tiled).max() * 127.5 < 1e-3, "in 8-bit DN"
 
 
 def textured_model() -> E2DiffSR:

@@ -141,14 +141,45 @@ def centres(start: int, stop: int, ratio: float, origin: float = 0.0) -> torch.T
     return torch.from_numpy((np.arange(start, stop, dtype=np.float64) + 0.5) * ratio - origin)
 
 
+POSITION_BITS = 10  # fractional bits a read position keeps: 1/1024 of a pixel
+
+
 def sample_at(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """x (B, C, h, w) read at the pixel-centre positions rows x cols (in x's pixels), replicated borders."""
-    h, w = x.shape[-2:]
-    ys = (2.0 * rows / h - 1.0).to(torch.float32)
-    xs = (2.0 * cols / w - 1.0).to(torch.float32)
+    """x (B, C, h, w) read at the pixel-centre positions rows x cols (in x's pixels, float64), replicated borders."""
+    return read_padded(pow2_padded(x), rows, cols, mode)
+
+
+def pow2_padded(x: torch.Tensor) -> torch.Tensor:
+    """x with its last rows and columns repeated up to power-of-two sides (for read_padded)."""
+    height, width = x.shape[-2:]
+    return F.pad(x, (0, _pow2(width) - width, 0, _pow2(height) - height), mode="replicate")
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def read_padded(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """grid_sample (align_corners=False, border padding) of a pow2_padded map at positions rounded to POSITION_BITS.
+
+    With power-of-two sides and positions of few fractional bits, grid_sample's float32 normalisation and its
+    inverse are exact, so the same position reads the same taps with the same weights whatever the map's size and
+    origin: a tile decodes bitwise as the whole scene does. (Normalising by any other size rounded differently per
+    tile, and bf16 convolutions after the read made those last-bit differences 0.1 DN.) The padding repeats the
+    border, so reads beyond the map's own edge give what border padding gives.
+    """
+    height, width = x.shape[-2:]
+    assert height == _pow2(height) and width == _pow2(width), "read_padded needs a pow2_padded map"
+    ys, xs = (_normalised(p, side) for p, side in ((rows, height), (cols, width)))
     grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1).to(x.device)
     grid = grid[None].expand(x.shape[0], -1, -1, -1)
     return F.grid_sample(x, grid, mode=mode, padding_mode="border", align_corners=False)
+
+
+def _normalised(positions: torch.Tensor, side: int) -> torch.Tensor:
+    """Pixel-centre positions as grid_sample's [-1, 1] coordinates, exact in float32 for a power-of-two side."""
+    step = 2.0**POSITION_BITS
+    return (2.0 * torch.round(positions.to(torch.float64) * step) / step / side - 1.0).to(torch.float32)
 
 
 def bicubic_base(lr: torch.Tensor, where: Sampling) -> torch.Tensor:
@@ -227,7 +258,7 @@ class ContinuousUpsampler(nn.Module):
 
     def forward(self, f: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
         f2 = self.fine2(f)
-        maps = tuple(m.float() for m in (self.narrow(f), f2, self.fine4(f2)))
+        maps = tuple(pow2_padded(m.float()) for m in (self.narrow(f), f2, self.fine4(f2)))
         rows, cols = where.out_rows_lr, where.out_cols_lr
         level = (torch.log(scale) / math.log(8.0)).view(-1, 1, 1, 1).float()
         return torch.cat([self._read(maps, rows[a : a + self.strip_rows], cols, level)
@@ -237,7 +268,7 @@ class ContinuousUpsampler(nn.Module):
         """The per-output-pixel part over some output rows, in float32 even under bf16 autocast: it is memory-bound,
         and bf16 made it no faster on the CPU (measured) while costing precision."""
         with torch.autocast(maps[0].device.type, enabled=False):
-            read = [sample_at(m, factor * rows, factor * cols) for m, factor in zip(maps, (1, 2, 4))]
+            read = [read_padded(m, factor * rows, factor * cols) for m, factor in zip(maps, (1, 2, 4))]
             return self.mlp(torch.cat([*read, level.expand(-1, 1, *read[0].shape[-2:])], dim=1))
 
 
