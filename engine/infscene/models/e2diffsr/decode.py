@@ -73,12 +73,12 @@ def owner(lr_len: int, out_len: int) -> np.ndarray:
 
 
 def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: int, latent_margin: int,
-               texture_margin: int = 0, tiled: Optional[tuple[int, int]] = None) -> list[AxisSpan]:
-    """Tiles along one axis: cores of `core` LR pixels from tiled[0] to tiled[1] (default: all), each read with
-    `margin` LR and `latent_margin` latent pixels; the decoded region reaches `texture_margin` output pixels (a
-    multiple of 8) beyond the core's output."""
+               texture_margin: int, tiled: tuple[int, int]) -> list[AxisSpan]:
+    """Tiles along one axis: cores of `core` LR pixels from tiled[0] to tiled[1], each read with `margin` LR and
+    `latent_margin` latent pixels; the decoded region reaches `texture_margin` output pixels (a multiple of 8)
+    beyond the core's output."""
     owners = owner(lr_len, out_len)
-    first, stop = tiled or (0, lr_len)
+    first, stop = tiled
     spans = []
     for a in range(first, stop, core):
         b = min(stop, a + core)
@@ -152,7 +152,10 @@ def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] =
     # The texture region's own LR pixels (+ a latent pixel of rounding) must decode exactly too.
     margin = decode_margin_lr(config) + (math.ceil((texture + LATENT_FACTOR) / scale) if texture else 0)
     sizes = list(zip(geometry.lr_size, geometry.out_size, geometry.latent_size))
-    tiled = [(0, lr) if kept is None else owned(lr, out, span) for (lr, out, _), span in zip(sizes, kept or [None, None])]
+    if kept is None:
+        tiled = [(0, lr) for lr, _, _ in sizes]
+    else:
+        tiled = [owned(lr, out, span) for (lr, out, _), span in zip(sizes, kept)]
     cores = [core] * 2 if core else tile_cores([b - a for a, b in tiled], core_side(scale))
     axes = [axis_spans(lr, out, lat, side, margin, PRIOR_RADIUS_LATENT + 1, texture, along)
             for (lr, out, lat), along, side in zip(sizes, tiled, cores)]

@@ -163,8 +163,9 @@ def read_padded(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: s
     """grid_sample (align_corners=False, border padding) of a pow2_padded map at positions rounded to POSITION_BITS.
 
     With power-of-two sides (up to 4096: a decode tile's finest map at any scale of 2 or more) and positions of
-    POSITION_BITS fractional bits, grid_sample's float32 normalisation and its inverse are exact, so the same position reads the same taps with the same weights whatever the map's size and
-    origin: a tile decodes bitwise as the whole scene does. (Normalising by any other size rounded differently per
+    POSITION_BITS fractional bits, grid_sample's float32 normalisation and its inverse are exact, so the same
+    position reads the same taps with the same weights whatever the map's size and origin: a tile decodes bitwise
+    as the whole scene does. (Normalising by any other size rounded differently per
     tile, and bf16 convolutions after the read made those last-bit differences 0.1 DN.) The padding repeats the
     border, so reads beyond the map's own edge give what border padding gives.
     """
