@@ -56,8 +56,8 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
 def fast_layout(module: Module, device: torch.device | str) -> Module:
     """The module with its weights laid out channels-last on a CPU (every convolution's output then follows).
 
-    oneDNN's fast bf16 kernels work on that layout; in NCHW, bf16 autocast was slower than float32 (one thread: an
-    e2diffsr decode tile 3.1 s NCHW bf16, 2.1 s NCHW fp32, 1.2 s channels-last bf16; SR3 2.1x; a stage-3 training
-    step's texture head, critic and perceptual features 1.27x). GPUs keep their layout (not measured there).
+    oneDNN's fast bf16 kernels work on that layout; in NCHW bf16 autocast bought little over float32 (one thread, an
+    e2diffsr decode tile: 1.79 s NCHW bf16, 1.99 s NCHW fp32, 0.75 s channels-last bf16; bench/layout_speed.py).
+    GPUs keep their layout (not measured there).
     """
     return module.to(memory_format=torch.channels_last) if torch.device(device).type == "cpu" else module

@@ -36,7 +36,7 @@ VISIBLE_NAMES = ("red", "green", "blue")
 OVERVIEW_MIN_SIDE = 256  # overviews are built down to about one block
 VERIFY_BLOCK_BYTES = 16 * 1024**2  # read-back verification works in row blocks of about this size
 DIGEST_BLOCK_BYTES = 16 * 1024**2  # window_sha256 reads row blocks of about this size
-DEFLATE_LEVEL = 1  # 1.0 s -> 0.40 s to write a 4 MP RGB output, 7.3 -> 8.0 MB (2 cores; docs/benchmarks.md)
+DEFLATE_LEVEL = 1  # 0.29 s -> 0.08 s to write a 4 MP RGB output, 5.13 -> 5.66 MB (bench/layout_speed.py)
 WRITE_CACHE_MB = 64  # GDAL's block cache while writing, overviewing and verifying (its default is 5% of the RAM)
 
 
@@ -280,7 +280,7 @@ def geotiff_profile(dtype: str, count: int, height: int, width: int, crs: object
                     nodata: Optional[float]) -> dict:
     """Tiled (256 px), deflate-compressed GeoTIFF, BigTIFF when needed: the layout every output shares. Tiles are
     compressed on every core: writing runs after the model work, and deflate is most of its time. Deflate level 1,
-    not GDAL's 6: a 4 MP RGB output wrote, overviewed and closed 2.6x faster for a file 10% larger (DEFLATE_LEVEL);
+    not GDAL's 6: a 4 MP RGB output wrote, overviewed and closed 3.6x faster for a file 10% larger (DEFLATE_LEVEL);
     deflate, not zstd, because every GIS reads it."""
     return {
         "driver": "GTiff", "dtype": dtype, "count": count, "height": height, "width": width, "crs": crs,
