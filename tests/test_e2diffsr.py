@@ -283,7 +283,7 @@ def test_the_texture_stage_trains_only_the_head_and_resumes_its_critic(tmp_path:
     torch.manual_seed(0)
     stage2 = save_model(E2DiffSR(small_config(scale_max=6.0)), tmp_path / "s2")
     options = train_options(tmp_path / "s3", stage=3, init=str(stage2), hr_crop=32, texture_channels=8, steps=1,
-                            precision="bf16", energy_weight=1.0)
+                            precision="bf16", energy_weight=1.0, critic_input="detail")
     with pytest.raises(InfSceneError, match="--init"):
         train(replace(options, init=None), small_config())
     train(options, load_model(stage2).config)
@@ -343,6 +343,16 @@ def test_a_region_one_tile_would_hold_is_cut_in_two_for_the_lanes() -> None:
     for row, col in cut:
         covered[slice(*row.out), slice(*col.out)] += 1
     assert len(cut) == 2 and (covered == 1).all()
+
+
+def test_the_detail_critic_sees_the_detail_over_the_base_on_the_truths_scale() -> None:
+    base = torch.full((1, 3, 8, 8), 0.3)
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None, :]) % 2 * 2.0 - 1.0  # +-1
+    truth, drawn = base + 0.05 * checker, base + 0.1 * checker
+    assert torch.equal(texture.critic_view(drawn, truth, base, "image"), drawn)
+    assert torch.allclose(texture.critic_view(truth, truth, base, "detail"), checker.expand(1, 3, 8, 8), atol=1e-4)
+    assert torch.allclose(texture.critic_view(drawn, truth, base, "detail"), 2 * checker.expand(1, 3, 8, 8), atol=1e-4)
+    assert torch.allclose(texture.critic_view(base + 0.7, truth, base, "detail"), torch.full((1, 3, 8, 8), 14.0), rtol=1e-4)
 
 
 def test_the_texture_energy_term_asks_for_the_amount_of_detail_not_its_phase() -> None:

@@ -73,6 +73,7 @@ class TrainOptions:
     l1_weight: float = 1.0
     adversarial_factor: float = 0.5
     energy_weight: float = 0.0
+    critic_input: str = "image"
     texture_channels: int = 64
     critic_lr: float = 1e-4
     # bf16: the forward passes under torch.autocast (fp32 master weights); what this CPU runs 2-3x faster.

@@ -96,6 +96,24 @@ def texture_energy_loss(output: torch.Tensor, truth: torch.Tensor, base: torch.T
     return torch.mean(torch.abs(local_rms(output) - local_rms(truth)))
 
 
+CRITIC_INPUTS = ("image", "detail")
+
+
+def critic_view(x: torch.Tensor, truth: torch.Tensor, base: torch.Tensor, critic_input: str) -> torch.Tensor:
+    """What the patch critic judges: the image itself, or ("detail") only its detail over the bicubic base,
+    divided by the RMS of the truth's detail in the batch.
+
+    Output and truth share the base (and, after the LR projection, their block means), so the image carries
+    colour and layout that the critic need not learn to ignore; the detail is the part the head invents.
+    The truth's RMS puts that small signal on the scale a spectral-norm critic works at, the same divisor for
+    real and generated crops.
+    """
+    if critic_input == "image":
+        return x
+    scale = torch.sqrt(torch.mean((truth - base).float() ** 2)).detach() + 1e-6
+    return (x - base) / scale
+
+
 def hinge_critic_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     return torch.mean(F.relu(1.0 - real_logits)) + torch.mean(F.relu(1.0 + fake_logits))
 

@@ -34,7 +34,7 @@ from ..precision import autocast, fast_layout
 from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition
-from .texture import PatchDiscriminator, PerceptualLoss, adaptive_weight, hinge_critic_loss, texture_energy_loss
+from .texture import PatchDiscriminator, PerceptualLoss, adaptive_weight, critic_view, hinge_critic_loss, texture_energy_loss
 from .weights import load_model
 
 VAL_SCALES = (2.0, 3.7, 5.0, 8.0)
@@ -320,7 +320,7 @@ class TextureObjective:
         batch = self.data.batches.draw(rng, generator).to(self.device)
         output = self.generate(model, batch, generator)
         with autocast(self.device, self.options.precision):
-            critic_loss = hinge_critic_loss(self.critic(batch.hr), self.critic(output.detach()))
+            critic_loss = hinge_critic_loss(self.judge(batch.hr, batch), self.judge(output.detach(), batch))
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -328,9 +328,13 @@ class TextureObjective:
             reconstruction = (self.options.l1_weight * torch.mean(torch.abs(output - batch.hr))
                               + self.options.perceptual_weight * self.perceptual(output, batch.hr)
                               + self.options.energy_weight * texture_energy_loss(output, batch.hr, batch.up))
-            adversarial = -torch.mean(self.critic(output).float())
+            adversarial = -torch.mean(self.judge(output, batch).float())
         weight = adaptive_weight(reconstruction, adversarial, model.texture.out.weight, self.options.adversarial_factor)
         return reconstruction + weight * adversarial
+
+    def judge(self, x: torch.Tensor, batch: PairBatch) -> torch.Tensor:
+        """The critic's logits for x, a crop of this batch, seen as --critic-input says."""
+        return self.critic(critic_view(x, batch.hr, batch.up, self.options.critic_input))
 
     def auxiliary_state(self) -> dict[str, torch.Tensor]:
         """The critic and its optimizer, for the trainer's checkpoints."""
