@@ -20,6 +20,7 @@ from infscene.models.e2diffsr import texture
 from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
 from infscene.models.e2diffsr.denoiser import reverse_chain
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
+from infscene.models.e2diffsr.training import energy_score
 from infscene.errors import InfSceneError
 from infscene.diffusion.fusion import FusionMode
 from infscene.models.folder import save_model
@@ -261,6 +262,8 @@ def test_both_stages_train_resume_and_chain(tmp_path: Path) -> None:
     with pytest.raises(InfSceneError, match="--init"):
         train(train_options(tmp_path / "s2x", stage=2), small_config())
     second = train(train_options(tmp_path / "s2", stage=2, init=str(tmp_path / "s1")), stage1.config)
+    sampled = train(train_options(tmp_path / "s2e", stage=2, init=str(tmp_path / "s1"), latent_loss="energy", steps=1), stage1.config)
+    assert sampled.step == 1 and math.isfinite(sampled.val_loss)
     stage2 = load_model(tmp_path / "s2")
     assert second.step == 2 and "stage 2" in stage2.config.notes and stage2.config.latent_scale > 0
     frozen = ("encoder", "prior_decoder", "regression")
@@ -343,6 +346,18 @@ def test_a_region_one_tile_would_hold_is_cut_in_two_for_the_lanes() -> None:
     for row, col in cut:
         covered[slice(*row.out), slice(*col.out)] += 1
     assert len(cut) == 2 and (covered == 1).all()
+
+
+def test_the_energy_score_is_its_formula_and_least_for_samples_of_the_truths_distribution() -> None:
+    target, first, second = torch.zeros(1, 2, 2, 2), torch.full((1, 2, 2, 2), 3.0), torch.full((1, 2, 2, 2), -1.0)
+    assert float(energy_score(first, second, target)) == pytest.approx(0.5 * (3 + 1) - 0.5 * 4, abs=1e-6)
+    generator = torch.Generator().manual_seed(0)
+    truth, a, b = (torch.randn(2000, 4, 3, 3, generator=generator) for _ in range(3))  # given the input, z ~ N(0, 1)
+    calibrated = float(energy_score(a, b, truth))
+    mean = torch.zeros_like(truth)
+    assert calibrated < float(energy_score(mean, mean, truth)) - 0.2, "the mean (what L1 teaches) scores worse"
+    for spread in (0.5, 2.0):
+        assert calibrated < float(energy_score(spread * a, spread * b, truth)) - 0.03, f"samples {spread}x too wide"
 
 
 def test_the_detail_critic_sees_the_detail_over_the_base_on_the_truths_scale() -> None:

@@ -21,7 +21,7 @@ from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 from .run import decode_scene, decode_tile_count, latent_grid, typical_tile
 from .texture import CRITIC_INPUTS
-from .training import stage_objective
+from .training import LATENT_LOSSES, stage_objective
 
 # e2diffsr keeps the result on the output grid (3 bands) and, on the latent grid, the state and the next
 # state (4 bands each) in vcf/average, the pasted tiles in independent.
@@ -93,6 +93,7 @@ class E2DiffSRFamily:
     def add_train_flags(self, parser: argparse.ArgumentParser) -> None:
         defaults = TrainOptions(hr=[], val=None, out="")
         parser.add_argument("--stage", type=int, choices=[1, 2, 3], default=defaults.stage, help="e2diffsr: 1 trains the prior autoencoder and the regression branch, 2 the latent diffusion on a stage-1 model given by --init, 3 the texture head on a stage-2 model given by --init (default %(default)s)")
+        parser.add_argument("--latent-loss", choices=list(LATENT_LOSSES), default=defaults.latent_loss, help="e2diffsr stage 2: l1 regresses the chain's z0 to the latent (the paper's Eq. 13; its minimiser is the median, one latent per input); energy trains it with the energy score on two chains per crop, whose minimiser is the latent's distribution, so --samples differ (default %(default)s)")
         parser.add_argument("--hr-crop", type=int, default=defaults.hr_crop, help="e2diffsr stage 3: truth crop side, the LR side following the scale (default: from --lr-crop)")
         parser.add_argument("--perceptual-weight", type=float, default=defaults.perceptual_weight, help="e2diffsr stage 3: weight of the Inception-feature term beside L1 (default %(default)s)")
         parser.add_argument("--l1-weight", type=float, default=defaults.l1_weight, help="e2diffsr stage 3: weight of the pixel L1 term: lower trades fidelity for texture (default %(default)s)")

@@ -122,12 +122,36 @@ def fixed_pairs(images: Sequence[HRImage], config: E2DiffSRConfig, scales: Seque
     return batches
 
 
-def sample_latent(model: E2DiffSR, batch: PairBatch, steps: Sequence[ReverseStep], generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """(z0 from the whole reverse chain run from pure noise, CondNet's direct estimate), both in diffusion units."""
+def sample_latent(model: E2DiffSR, batch: PairBatch, steps: Sequence[ReverseStep], generator: torch.Generator,
+                  samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """(z0 from the whole reverse chain run from pure noise, CondNet's direct estimate), both in diffusion units.
+
+    With samples > 1 the chain runs that many times on one CondNet pass, with independent noise, and z0 is
+    (samples, B, C, h, w)."""
     cond, direct = model.condition(fold_condition(batch.up))
     shape = (batch.hr.shape[0], model.config.latent_channels, *[s // LATENT_FACTOR for s in batch.hr.shape[-2:]])
-    noises = [torch.randn(shape, generator=generator).to(batch.up.device) for _ in range(len(steps) + 1)]
-    return reverse_chain(model, cond, direct, batch.scale, steps, noises), direct
+    chains = []
+    for _ in range(samples):
+        noises = [torch.randn(shape, generator=generator).to(batch.up.device) for _ in range(len(steps) + 1)]
+        chains.append(reverse_chain(model, cond, direct, batch.scale, steps, noises))
+    return (chains[0] if samples == 1 else torch.stack(chains)), direct
+
+
+def energy_score(first: torch.Tensor, second: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The energy score of two independent samples against the target, averaged over the batch:
+    (d(first, target) + d(second, target)) / 2 - d(first, second) / 2, d the RMS distance over each example.
+
+    A strictly proper scoring rule (Gneiting & Raftery 2007; "engression", Shen & Meinshausen 2024): its expected
+    value is least when the samples are drawn from the target's own distribution given the input, whereas L1's
+    minimiser is the median, a single latent that decodes to the regression branch's blur.
+    """
+    def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(torch.mean((a - b) ** 2, dim=tuple(range(1, a.dim()))) + 1e-12)
+
+    return torch.mean(0.5 * (distance(first, target) + distance(second, target)) - 0.5 * distance(first, second))
+
+
+LATENT_LOSSES = ("l1", "energy")
 
 
 def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -218,7 +242,13 @@ class PriorObjective:
 
 
 class LatentObjective:
-    """Stage 2: CondNet and the latent denoiser, the whole reverse chain run (Algorithm 1), Eq. 13."""
+    """Stage 2: CondNet and the latent denoiser, the whole reverse chain run (Algorithm 1), Eq. 13.
+
+    With --latent-loss energy the chain's L1 term is replaced by the energy score of two chains run on the
+    same crop (CondNet's distillation L1 stays): the paper's L1 teaches the chain to return one latent per
+    input whatever its noise, so the diffusion adds nothing a regression would not; a proper score teaches it
+    to sample.
+    """
 
     description = "E2DiffSR stage 2 (latent denoiser, T = 4, all reverse steps run; L1 on z0 + CondNet distillation, Eq. 13)"
 
@@ -231,7 +261,7 @@ class LatentObjective:
             part.requires_grad_(False)
         self.device = device
         self.steps: list[ReverseStep] = Schedule(config.gammas()).respaced(config.diffusion_steps)
-        self.seed = options.seed
+        self.seed, self.latent_loss = options.seed, options.latent_loss
         # Deterministic (fixed draws, frozen encoder), so a resumed run measures the same value again.
         config.latent_scale = self.measure_latent_scale(options.seed)
 
@@ -255,8 +285,13 @@ class LatentObjective:
     def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         batch = self.data.batches.draw(rng, generator).to(self.device)
         target = self.latent_target(model, batch)
-        z0, direct = sample_latent(model, batch, self.steps, generator)
-        return torch.mean(torch.abs(z0 - target)) + torch.mean(torch.abs(direct - target))
+        if self.latent_loss == "energy":
+            (first, second), direct = sample_latent(model, batch, self.steps, generator, samples=2)
+            chain_loss = energy_score(first, second, target)
+        else:
+            z0, direct = sample_latent(model, batch, self.steps, generator)
+            chain_loss = torch.mean(torch.abs(z0 - target))
+        return chain_loss + torch.mean(torch.abs(direct - target))
 
     def full_model(self, model: E2DiffSR, batch: PairBatch, seed: int) -> torch.Tensor:
         z0, _ = sample_latent(model, batch, self.steps, torch.Generator().manual_seed(seed))
