@@ -20,7 +20,7 @@ from infscene.models.e2diffsr import texture
 from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
 from infscene.models.e2diffsr.denoiser import reverse_chain
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
-from infscene.models.e2diffsr.training import energy_score
+from infscene.models.e2diffsr.training import energy_score, variogram_score
 from infscene.errors import InfSceneError
 from infscene.diffusion.fusion import FusionMode
 from infscene.models.folder import save_model
@@ -358,6 +358,20 @@ def test_the_energy_score_is_its_formula_and_least_for_samples_of_the_truths_dis
     assert calibrated < float(energy_score(mean, mean, truth)) - 0.2, "the mean (what L1 teaches) scores worse"
     for spread in (0.5, 2.0):
         assert calibrated < float(energy_score(spread * a, spread * b, truth)) - 0.03, f"samples {spread}x too wide"
+
+
+def test_the_variogram_score_tells_independent_noise_from_the_truths_structure_where_the_energy_score_cannot() -> None:
+    generator = torch.Generator().manual_seed(0)
+    smooth = lambda: torch.randn(64, 4, 1, 1, generator=generator).expand(64, 4, 6, 6)  # noqa: E731  (truth: flat)
+    noise = lambda: torch.randn(64, 4, 6, 6, generator=generator)  # noqa: E731  (same marginals, no structure)
+    truth, a, b, c, d = smooth(), smooth(), smooth(), noise(), noise()
+    energy = float(energy_score(a, b, truth)), float(energy_score(c, d, truth))
+    assert abs(energy[0] - energy[1]) < 0.05, "the energy score hardly tells them apart"
+    assert float(variogram_score(a, b, truth)) == 0.0  # flat samples of a flat truth: every difference 0
+    noise_differences = torch.abs(torch.randn(200000, generator=generator) * math.sqrt(2)) ** 0.5
+    # E[(0 - (u + v) / 2)^2] for u, v independent draws of |x_i - x_j|^0.5: mean^2 + variance / 2
+    expected = float(torch.mean(noise_differences) ** 2 + torch.var(noise_differences) / 2)
+    assert float(variogram_score(c, d, truth)) == pytest.approx(expected, rel=0.03)  # the noise pays for its structure
 
 
 def test_the_detail_critic_sees_the_detail_over_the_base_on_the_truths_scale() -> None:

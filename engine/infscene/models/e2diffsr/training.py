@@ -152,6 +152,24 @@ def energy_score(first: torch.Tensor, second: torch.Tensor, target: torch.Tensor
 
 
 LATENT_LOSSES = ("l1", "energy")
+VARIOGRAM_POWER = 0.5  # Scheuerer & Hamill's choice: robust to the latent's heavy tails
+
+
+def variogram_score(first: torch.Tensor, second: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over neighbouring latent pixels (along rows and columns) of (|target_i - target_j|^p - the two samples'
+    mean |x_i - x_j|^p)^2 (Scheuerer & Hamill 2015).
+
+    The energy score hardly sees how neighbouring values move together (in tens of dimensions it prefers
+    samples with the right values one by one, however they are arranged: measured in the tests): trained
+    on it alone, the chain drew independent noise per latent pixel, which the decoder draws as an 8 px grid.
+    This score asks the samples' neighbour differences to be the truth's, so their local structure follows.
+    """
+    def differences(z: torch.Tensor) -> list[torch.Tensor]:
+        return [torch.abs(torch.diff(z, dim=axis)) ** VARIOGRAM_POWER for axis in (-1, -2)]
+
+    terms = [torch.mean((t - 0.5 * (a + b)) ** 2)
+             for t, a, b in zip(differences(target), differences(first), differences(second))]
+    return torch.stack(terms).mean()
 
 
 def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
@@ -244,8 +262,8 @@ class PriorObjective:
 class LatentObjective:
     """Stage 2: CondNet and the latent denoiser, the whole reverse chain run (Algorithm 1), Eq. 13.
 
-    With --latent-loss energy the chain's L1 term is replaced by the energy score of two chains run on the
-    same crop (CondNet's distillation L1 stays): the paper's L1 teaches the chain to return one latent per
+    With --latent-loss energy the chain's L1 term is replaced by the energy score plus the variogram score of two
+    chains run on the same crop (CondNet's distillation L1 stays): the paper's L1 teaches the chain to return one latent per
     input whatever its noise, so the diffusion adds nothing a regression would not; a proper score teaches it
     to sample.
     """
@@ -287,7 +305,7 @@ class LatentObjective:
         target = self.latent_target(model, batch)
         if self.latent_loss == "energy":
             (first, second), direct = sample_latent(model, batch, self.steps, generator, samples=2)
-            chain_loss = energy_score(first, second, target)
+            chain_loss = energy_score(first, second, target) + variogram_score(first, second, target)
         else:
             z0, direct = sample_latent(model, batch, self.steps, generator)
             chain_loss = torch.mean(torch.abs(z0 - target))
