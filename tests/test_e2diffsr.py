@@ -368,6 +368,9 @@ def test_the_variogram_score_tells_independent_noise_from_the_truths_structure_w
     energy = float(energy_score(a, b, truth)), float(energy_score(c, d, truth))
     assert abs(energy[0] - energy[1]) < 0.05, "the energy score hardly tells them apart"
     assert float(variogram_score(a, b, truth)) == 0.0  # flat samples of a flat truth: every difference 0
+    flat = a.clone().requires_grad_(True)
+    variogram_score(flat, b, truth).backward()
+    assert torch.isfinite(flat.grad).all(), "a finite gradient where neighbours are equal"
     noise_differences = torch.abs(torch.randn(200000, generator=generator) * math.sqrt(2)) ** 0.5
     # E[(0 - (u + v) / 2)^2] for u, v independent draws of |x_i - x_j|^0.5: mean^2 + variance / 2
     expected = float(torch.mean(noise_differences) ** 2 + torch.var(noise_differences) / 2)

@@ -153,6 +153,7 @@ def energy_score(first: torch.Tensor, second: torch.Tensor, target: torch.Tensor
 
 LATENT_LOSSES = ("l1", "energy")
 VARIOGRAM_POWER = 0.5  # Scheuerer & Hamill's choice: robust to the latent's heavy tails
+VARIOGRAM_EPS = 1e-6  # |d|^p is taken as (d^2 + eps)^(p/2): its gradient at d = 0 is then finite
 
 
 def variogram_score(first: torch.Tensor, second: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -165,7 +166,7 @@ def variogram_score(first: torch.Tensor, second: torch.Tensor, target: torch.Ten
     This score asks the samples' neighbour differences to be the truth's, so their local structure follows.
     """
     def differences(z: torch.Tensor) -> list[torch.Tensor]:
-        return [torch.abs(torch.diff(z, dim=axis)) ** VARIOGRAM_POWER for axis in (-1, -2)]
+        return [(torch.diff(z, dim=axis) ** 2 + VARIOGRAM_EPS) ** (VARIOGRAM_POWER / 2) for axis in (-1, -2)]
 
     terms = [torch.mean((t - 0.5 * (a + b)) ** 2)
              for t, a, b in zip(differences(target), differences(first), differences(second))]
