@@ -16,7 +16,7 @@ import rasterio
 import torch
 from safetensors.torch import load_file
 
-from infscene.models.e2diffsr import texture
+from infscene.models.e2diffsr import texture, training
 from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
 from infscene.models.e2diffsr.denoiser import reverse_chain
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
@@ -371,9 +371,10 @@ def test_the_variogram_score_tells_independent_noise_from_the_truths_structure_w
     flat = a.clone().requires_grad_(True)
     variogram_score(flat, b, truth).backward()
     assert torch.isfinite(flat.grad).all(), "a finite gradient where neighbours are equal"
-    noise_differences = torch.abs(torch.randn(200000, generator=generator) * math.sqrt(2)) ** 0.5
-    # E[(0 - (u + v) / 2)^2] for u, v independent draws of |x_i - x_j|^0.5: mean^2 + variance / 2
-    expected = float(torch.mean(noise_differences) ** 2 + torch.var(noise_differences) / 2)
+    power, eps = training.VARIOGRAM_POWER, training.VARIOGRAM_EPS
+    noise_differences = (2 * torch.randn(200000, generator=generator) ** 2 + eps) ** (power / 2)  # x_i - x_j ~ N(0, 2)
+    # E[(t - (u + v) / 2)^2], t the truth's (zero) difference so transformed, u, v independent draws of the noise's
+    expected = float((torch.mean(noise_differences) - eps ** (power / 2)) ** 2 + torch.var(noise_differences) / 2)
     assert float(variogram_score(c, d, truth)) == pytest.approx(expected, rel=0.03)  # the noise pays for its structure
 
 
