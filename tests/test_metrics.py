@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infscene.raster.metrics import high_frequencies, high_frequency_ratio, lr_consistency, psnr, rmse
+from infscene.raster.metrics import high_frequencies, high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
 
 
 def checkerboard(cell: int, cells: int = 8) -> np.ndarray:
@@ -41,6 +41,14 @@ def test_high_frequency_ratio_is_the_energy_ratio() -> None:
     half_flat[:, :, 32:] = 120.0
     assert high_frequency_ratio(3.0 * truth, truth, 5.0, where=left) == pytest.approx(9.0)
     assert high_frequency_ratio(half_flat, truth, 5.0, where=~left) < 0.2 < high_frequency_ratio(half_flat, truth, 5.0, where=left)
+    assert np.isnan(high_frequency_ratio(truth, truth, 5.0, where=np.zeros_like(left)))  # no pixel: no figure, no warning
+
+
+def test_seam_score_is_the_border_step_over_the_mean_step_and_nan_without_a_border() -> None:
+    image = np.zeros((1, 4, 6))
+    image[:, :, 3:] = 6.0  # one step of 6 between columns 2 and 3, none elsewhere
+    assert seam_score(image, [3], axis=2) == pytest.approx(6.0 / (6.0 / 5))
+    assert np.isnan(seam_score(image, [0, 6], axis=2))
 
 
 def test_lr_consistency_is_zero_for_an_output_whose_block_means_are_the_input() -> None:

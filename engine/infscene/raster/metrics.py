@@ -34,10 +34,13 @@ def psnr(output: np.ndarray, truth: np.ndarray, max_value: float = 255.0) -> flo
 def seam_score(image: np.ndarray, borders: Iterable[int], axis: int) -> float:
     """Mean absolute step across the given borders divided by the mean step anywhere (1 = no seam).
 
-    A border b along `axis` (2 = columns, 1 = rows) is the step between pixel b-1 and pixel b.
+    A border b along `axis` (2 = columns, 1 = rows) is the step between pixel b-1 and pixel b. NaN where no
+    border lies inside the image (a crop within one patch has no seam to score).
     """
     steps = np.abs(np.diff(image.astype(np.float64), axis=axis))
     index = [b - 1 for b in borders if 0 < b < image.shape[axis]]
+    if not index:
+        return float("nan")
     on_border = np.take(steps, index, axis=axis).mean()
     return float(on_border / steps.mean())
 
@@ -54,8 +57,10 @@ def high_frequencies(image: np.ndarray, scale: float) -> np.ndarray:
 
 def high_frequency_ratio(output: np.ndarray, truth: np.ndarray, scale: float, where: Optional[np.ndarray] = None) -> float:
     """Energy of the output's high frequencies relative to the truth's (1 = as much texture as the truth),
-    over the pixels where the (height, width) mask `where` is true (all pixels by default)."""
+    over the pixels where the (height, width) mask `where` is true (all pixels by default; NaN if it is empty)."""
     where = np.ones(output.shape[1:], bool) if where is None else where
+    if not where.any():
+        return float("nan")
     return float(np.sum(high_frequencies(output, scale)[:, where] ** 2) / np.sum(high_frequencies(truth, scale)[:, where] ** 2))
 
 
