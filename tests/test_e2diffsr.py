@@ -312,9 +312,8 @@ def test_the_condition_fold_is_pixel_unshuffle_laid_out_channels_last() -> None:
     assert folded.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_the_upsampler_in_blocks_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of output pixels, each read from a power-of-two window of the maps, are a cache blocking, not an
-    approximation: bitwise the same as one pass over the whole padded maps."""
+def test_the_upsampler_in_strips_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strips of output rows are a cache blocking, not an approximation: bitwise the same as one pass."""
     from infscene.models.e2diffsr.network import ContinuousUpsampler, Sampling
 
     torch.manual_seed(0)
@@ -322,24 +321,11 @@ def test_the_upsampler_in_blocks_equals_one_pass(monkeypatch: pytest.MonkeyPatch
     features, scale = torch.randn(1, E2DiffSRConfig().features, 30, 20), torch.full((1,), 3.7)
     where = Sampling.whole((30, 20), (111, 74))
     with torch.no_grad():
-        monkeypatch.setattr(ContinuousUpsampler, "block", (16, 24))  # windows inside the maps and at both ends
-        in_blocks = upsampler(features, where, scale)
-        monkeypatch.setattr(ContinuousUpsampler, "block", (10_000, 10_000))
+        in_strips = upsampler(features, where, scale)
+        monkeypatch.setattr(ContinuousUpsampler, "strip_rows", 10_000)
         one_pass = upsampler(features, where, scale)
-    assert in_blocks.shape == (1, 3, 111, 74)
-    assert torch.equal(in_blocks, one_pass)
-
-
-def test_a_read_from_a_window_is_the_read_from_the_whole_padded_map() -> None:
-    from infscene.models.e2diffsr.network import pow2_padded, read_padded, sample_at, window_at
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 45, 70)
-    rows, cols = torch.linspace(20.3, 29.9, 7, dtype=torch.float64), torch.linspace(-1.2, 71.7, 9, dtype=torch.float64)
-    window, r, c = window_at(x, rows, cols)
-    assert window.shape[-2:] == (16, 128) and torch.equal(window[..., :, :70], x[..., 17:33, :])  # a slice, padded only across
-    for mode in ("bilinear", "bicubic"):
-        assert torch.equal(sample_at(x, rows, cols, mode), read_padded(pow2_padded(x), rows, cols, mode))
+    assert ContinuousUpsampler.strip_rows > 111 and in_strips.shape == (1, 3, 111, 74)
+    assert torch.equal(in_strips, one_pass)
 
 
 def test_a_cpu_model_runs_channels_last(e2_model_dir: Path) -> None:
@@ -360,16 +346,6 @@ def test_a_region_one_tile_would_hold_is_cut_in_two_for_the_lanes() -> None:
     for row, col in cut:
         covered[slice(*row.out), slice(*col.out)] += 1
     assert len(cut) == 2 and (covered == 1).all()
-
-
-def test_the_upsamplers_pixel_mlp_is_its_1x1_convolutions() -> None:
-    torch.manual_seed(0)
-    upsampler = E2DiffSR(small_config()).regression.upsampler
-    pixels = torch.randn(2, upsampler.mlp[0].in_channels, 13, 21)
-    with torch.no_grad():
-        expected = upsampler.mlp(pixels)
-        got = upsampler.pixel_mlp(pixels)
-    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
 
 
 def test_the_energy_score_is_its_formula_and_least_for_samples_of_the_truths_distribution() -> None:

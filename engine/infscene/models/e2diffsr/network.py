@@ -144,42 +144,9 @@ def centres(start: int, stop: int, ratio: float, origin: float = 0.0) -> torch.T
 POSITION_BITS = 10  # fractional bits a read position keeps: 1/1024 of a pixel
 
 
-READ_REACH = 2  # map pixels beyond a position's own that a read may touch (bicubic: 1 before, 2 after)
-
-
 def sample_at(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """x (B, C, h, w) read at the pixel-centre positions rows x cols (in x's pixels, float64), replicated borders."""
-    window, rows, cols = window_at(x, rows, cols)
-    return read_padded(window, rows, cols, mode)
-
-
-def window_at(x: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(the part of pow2_padded(x) that a read at rows x cols touches, as a power-of-two window, the positions
-    relative to it).
-
-    The window is a slice of x, padded only where it runs past x's end, so reading a few blocks of a large map
-    never pads the whole map (for a decode tile, up to 4x its size). It holds every tap of the read and starts at
-    0 or ends at the padded map's end wherever the read's border clamping could act, so the read from it is bitwise
-    the read from the whole padded map: the same taps, the same exact weights (read_padded), the same clamping.
-    """
-    (r0, r_side), (c0, c_side) = (_window(n, p) for n, p in ((x.shape[-2], rows), (x.shape[-1], cols)))
-    part = x[..., r0 : r0 + r_side, c0 : c0 + c_side]
-    height, width = part.shape[-2:]
-    if (height, width) != (r_side, c_side):
-        part = F.pad(part, (0, c_side - width, 0, r_side - height), mode="replicate")
-    return part, rows - r0, cols - c0
-
-
-def _window(length: int, positions: torch.Tensor) -> tuple[int, int]:
-    """(start, power-of-two side) of a window of the axis padded to _pow2(length) holding every tap a read at these
-    pixel-centre positions touches, with READ_REACH to spare; it starts at 0 or ends at the padded axis's end where
-    the taps reach that far."""
-    padded = _pow2(length)
-    lo = max(0, math.floor(float(positions.min()) - 0.5) - READ_REACH)
-    hi = min(padded, math.floor(float(positions.max()) - 0.5) + READ_REACH + 1)
-    side = _pow2(hi - lo)
-    start = 0 if side >= padded else min(lo, padded - side)
-    return min(start, length - 1), side
+    return read_padded(pow2_padded(x), rows, cols, mode)
 
 
 def pow2_padded(x: torch.Tensor) -> torch.Tensor:
@@ -288,37 +255,22 @@ class ContinuousUpsampler(nn.Module):
             nn.Conv2d(hidden, config.channels, 1),
         )
 
-    block = (64, 256)  # output rows and columns per pass of the per-pixel part: its map windows then stay in cache
+    strip_rows = 64  # output rows per pass of the per-pixel part: its maps then stay in cache
 
     def forward(self, f: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
         f2 = self.fine2(f)
-        maps = (self.narrow(f), f2, self.fine4(f2))
+        maps = tuple(pow2_padded(m.float()) for m in (self.narrow(f), f2, self.fine4(f2)))
         rows, cols = where.out_rows_lr, where.out_cols_lr
         level = (torch.log(scale) / math.log(8.0)).view(-1, 1, 1, 1).float()
-        (height, width), (block_rows, block_cols) = (len(rows), len(cols)), self.block
-        return torch.cat([torch.cat([self._read(maps, rows[a : a + block_rows], cols[b : b + block_cols], level)
-                                     for b in range(0, width, block_cols)], dim=-1)
-                          for a in range(0, height, block_rows)], dim=-2)
+        return torch.cat([self._read(maps, rows[a : a + self.strip_rows], cols, level)
+                          for a in range(0, len(rows), self.strip_rows)], dim=-2)
 
     def _read(self, maps: tuple[torch.Tensor, ...], rows: torch.Tensor, cols: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         """The per-output-pixel part over some output rows, in float32 even under bf16 autocast: it is memory-bound,
         and bf16 made it no faster on the CPU (measured) while costing precision."""
         with torch.autocast(maps[0].device.type, enabled=False):
-            windows = [window_at(m, factor * rows, factor * cols) for m, factor in zip(maps, (1, 2, 4))]
-            read = [read_padded(window.float(), r, c) for window, r, c in windows]
-            return self.pixel_mlp(torch.cat([*read, level.expand(-1, 1, *read[0].shape[-2:])], dim=1))
-
-    def pixel_mlp(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The MLP on (B, C, H, W): its 1 x 1 convolutions applied as matrix products, weights x (channels, pixels).
-
-        The same products in the same order as the convolutions' (tested), without their cost: on a CPU a float32
-        1 x 1 convolution of these maps fell back to im2col (thnn's slow path), a copy of its input per layer.
-        """
-        batch, _, height, width = pixels.shape
-        h = pixels.reshape(batch, -1, height * width)
-        for layer in self.mlp:
-            h = torch.matmul(layer.weight.flatten(1), h) + layer.bias[:, None] if isinstance(layer, nn.Conv2d) else layer(h)
-        return h.reshape(batch, -1, height, width)
+            read = [read_padded(m, factor * rows, factor * cols) for m, factor in zip(maps, (1, 2, 4))]
+            return self.mlp(torch.cat([*read, level.expand(-1, 1, *read[0].shape[-2:])], dim=1))
 
 
 class RegressionBranch(nn.Module):
