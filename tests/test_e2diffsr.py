@@ -264,6 +264,7 @@ def test_both_stages_train_resume_and_chain(tmp_path: Path) -> None:
     second = train(train_options(tmp_path / "s2", stage=2, init=str(tmp_path / "s1")), stage1.config)
     sampled = train(train_options(tmp_path / "s2e", stage=2, init=str(tmp_path / "s1"), latent_loss="energy", steps=1), stage1.config)
     assert sampled.step == 1 and math.isfinite(sampled.val_loss)
+    assert "energy + variogram" in load_model(tmp_path / "s2e").config.notes  # the notes name the loss it trained with
     stage2 = load_model(tmp_path / "s2")
     assert second.step == 2 and "stage 2" in stage2.config.notes and stage2.config.latent_scale > 0
     frozen = ("encoder", "prior_decoder", "regression")
@@ -295,6 +296,7 @@ def test_the_texture_stage_trains_only_the_head_and_resumes_its_critic(tmp_path:
     assert result.step == 2 and math.isfinite(result.val_loss)
     stage3, before = load_model(tmp_path / "s3"), load_model(stage2)
     assert stage3.config.texture_channels == 8 and "stage 3" in stage3.config.notes
+    assert "texture-energy (weight 1)" in stage3.config.notes and "critic on the detail" in stage3.config.notes
     for name, weight in before.state_dict().items():
         assert torch.equal(weight, stage3.state_dict()[name]), name  # every earlier network is left alone
     assert any(w.abs().sum() > 0 for w in stage3.texture.out.parameters())  # the head left its zero start

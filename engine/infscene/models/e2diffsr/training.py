@@ -151,7 +151,11 @@ def energy_score(first: torch.Tensor, second: torch.Tensor, target: torch.Tensor
     return torch.mean(0.5 * (distance(first, target) + distance(second, target)) - 0.5 * distance(first, second))
 
 
-LATENT_LOSSES = ("l1", "energy")
+CHAIN_LOSSES = {  # --latent-loss: how stage 2 scores the chain's z0, as the model's notes name it
+    "l1": "L1 on z0 + CondNet distillation, Eq. 13",
+    "energy": "energy + variogram scores of two chains + CondNet distillation",
+}
+LATENT_LOSSES = tuple(CHAIN_LOSSES)
 VARIOGRAM_POWER = 0.5  # Scheuerer & Hamill's choice: robust to the latent's heavy tails
 VARIOGRAM_EPS = 1e-6  # |d|^p is taken as (d^2 + eps)^(p/2): its gradient at d = 0 is then finite
 
@@ -269,8 +273,6 @@ class LatentObjective:
     to sample.
     """
 
-    description = "E2DiffSR stage 2 (latent denoiser, T = 4, all reverse steps run; L1 on z0 + CondNet distillation, Eq. 13)"
-
     def __init__(self, options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> None:
         if not options.init:
             raise InfSceneError("stage 2 trains on a stage-1 model: pass --init MODEL_DIR (the folder stage 1 wrote)")
@@ -281,6 +283,7 @@ class LatentObjective:
         self.device = device
         self.steps: list[ReverseStep] = Schedule(config.gammas()).respaced(config.diffusion_steps)
         self.seed, self.latent_loss = options.seed, options.latent_loss
+        self.description = f"E2DiffSR stage 2 (latent denoiser, T = 4, all reverse steps run; {CHAIN_LOSSES[self.latent_loss]})"
         # Deterministic (fixed draws, frozen encoder), so a resumed run measures the same value again.
         config.latent_scale = self.measure_latent_scale(options.seed)
 
@@ -342,8 +345,6 @@ class TextureObjective:
     its state travels in the trainer's checkpoints (auxiliary_state) so --resume continues the game.
     """
 
-    description = "E2DiffSR stage 3 (texture head; L1 + Inception-feature + adaptive patch-GAN terms on the LR-projected output)"
-
     def __init__(self, options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> None:
         if not options.init:
             raise InfSceneError("stage 3 trains on a stage-2 model: pass --init MODEL_DIR (e.g. resources/models/e2diffsr)")
@@ -353,6 +354,10 @@ class TextureObjective:
         for name, part in self.model.named_children():
             part.requires_grad_(name == "texture")
         self.device, self.seed, self.options = device, options.seed, options
+        energy = f" + texture-energy (weight {options.energy_weight:g})" if options.energy_weight else ""
+        critic = " (the critic on the detail over bicubic)" if options.critic_input == "detail" else ""
+        self.description = (f"E2DiffSR stage 3 (texture head; L1 + Inception-feature{energy} + adaptive patch-GAN{critic} "
+                            "terms on the LR-projected output)")
         self.steps: list[ReverseStep] = Schedule(config.gammas()).respaced(config.diffusion_steps)
         self.perceptual = fast_layout(PerceptualLoss().to(device), device)
         self.critic = fast_layout(PatchDiscriminator(config.channels).to(device), device)
