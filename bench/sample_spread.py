@@ -19,6 +19,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import rasterio
@@ -28,7 +29,7 @@ from infscene.plan import SROptions
 from infscene.run import super_resolve
 
 from quality import degrade, truth_crops, write_low_res
-from tables import markdown
+from tables import markdown, mean_by
 
 BLOCK = 8  # output pixels a side of the blocks over which spread and error are correlated
 
@@ -48,6 +49,19 @@ def spread_figures(truth: np.ndarray, first: np.ndarray, spread: np.ndarray) -> 
     corr = float(np.corrcoef(blocks_spread, blocks_error)[0, 1]) if blocks_spread.std() > 0 else 0.0
     return {"spread_dn": round(float(spread.mean()), 3), "rmse_dn": round(rmse, 3),
             "spread_to_error": round(np.sqrt(2.0) * spread_rms / rmse, 3), "block_corr": round(corr, 3)}
+
+
+def sampled_figures(lr_path: Path, truth: np.ndarray, model: Path, detail: Optional[float], args: argparse.Namespace,
+                    tmp: Path) -> dict:
+    """Super-resolve lr_path with --samples and score its first sample and spread layer against the truth."""
+    out, spread_path = tmp / "out.tif", tmp / "spread.tif"
+    super_resolve(lr_path, out, SROptions(scale=args.scale, seed=args.seed, model_dir=model, detail=detail,
+                                          samples=args.samples, spread_path=spread_path))
+    with rasterio.open(out) as ds, rasterio.open(spread_path) as sp:
+        first, spread = ds.read([1, 2, 3]).astype(np.float64), sp.read(1).astype(np.float64)
+    out.unlink()
+    spread_path.unlink()
+    return spread_figures(truth.astype(np.float64), first, spread)
 
 
 def main() -> None:
@@ -71,31 +85,15 @@ def main() -> None:
                 write_low_res(low, args.scale, lr_path)
                 for model in args.model:
                     for detail in args.details:
-                        out, spread_path = Path(tmp) / "out.tif", Path(tmp) / "spread.tif"
-                        options = SROptions(scale=args.scale, seed=args.seed, model_dir=model, detail=detail,
-                                            samples=args.samples, spread_path=spread_path)
-                        super_resolve(lr_path, out, options)
-                        with rasterio.open(out) as ds, rasterio.open(spread_path) as sp:
-                            first, spread = ds.read([1, 2, 3]).astype(np.float64), sp.read(1).astype(np.float64)
                         row = {"scene": scene, "image": name, "model": str(model), "detail": detail,
-                               **spread_figures(truth.astype(np.float64), first, spread)}
+                               **sampled_figures(lr_path, truth, model, detail, args, Path(tmp))}
                         rows.append(row)
                         print(json.dumps(row), flush=True)
-                        out.unlink()
-                        spread_path.unlink()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=1))
-    keys = ("spread_dn", "rmse_dn", "spread_to_error", "block_corr")
-    summary = []
-    for scene in args.scenes:
-        for model in args.model:
-            for detail in args.details:
-                group = [r for r in rows if r["scene"] == scene and r["model"] == str(model) and r["detail"] == detail]
-                if group:
-                    summary.append({"scene": scene, "model": str(model), "detail": detail, "n": len(group),
-                                    **{k: round(float(np.mean([r[k] for r in group])), 3) for k in keys}})
+    summary = mean_by(rows, ["scene", "model", "detail"])
     args.out.with_name(args.out.stem + "_summary.json").write_text(json.dumps(summary, indent=1))
-    print(markdown(summary, ["scene", "model", "detail", "n", *keys]))
+    print(markdown(summary, ["scene", "model", "detail", "n", "spread_dn", "rmse_dn", "spread_to_error", "block_corr"]))
 
 
 if __name__ == "__main__":
