@@ -18,11 +18,15 @@ from safetensors.torch import load_file
 
 from infscene.models.e2diffsr import texture, training
 from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
-from infscene.models.e2diffsr.denoiser import reverse_chain
+from infscene.models.e2diffsr.denoiser import LatentPatchDenoiser, reverse_chain
+from infscene.models.e2diffsr.run import decode_scene as run_decode
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 from infscene.models.e2diffsr.training import energy_score, variogram_score
 from infscene.errors import InfSceneError
+from infscene.diffusion.canvas import Canvas, CanvasFactory
 from infscene.diffusion.fusion import FusionMode
+from infscene.diffusion.grid import PatchGrid
+from infscene.execution.local import LocalExecutor
 from infscene.models.folder import save_model
 from infscene.models.precision import bf16_native
 from infscene.models.registry import load_model
@@ -32,6 +36,7 @@ from infscene.diffusion.schedule import Schedule
 from infscene.training.checkpoints import AUXILIARY_FILE, complete_checkpoints
 from infscene.training.cli import train
 from infscene.training.trainer import TrainOptions
+from infscene.progress import ProgressTracker
 
 from scenes import FIXTURES, SHARED_DATA
 
@@ -158,6 +163,30 @@ def test_tiled_decoding_with_texture_equals_a_whole_scene_pass(scale: float) -> 
     plain, _ = decode_scene(model, lr, out_size, z, core=10**6, detail=0.0)
     assert many > 1 and np.abs(whole - tiled).max() < 1e-4
     assert np.abs(whole - plain).mean() > 1e-3  # the head draws something, and the tiles reproduce it
+
+
+def test_a_model_whose_detail_scales_the_latent_decodes_the_latent_times_the_detail() -> None:
+    """detail_scales_latent: at detail d the decode reads d * z (toward z = 0, the regression branch's latent) and adds d
+    of the head's drawing; without it, z in full. Both through the run's own decode (tiles on an executor)."""
+    lr = naip_rgb_model_units(32)
+    out_size = (128, 128)
+    grid = PatchGrid(16, 16, 8, 2)
+    latent = Canvas(4, 16, 16)
+    latent.data[:] = np.random.default_rng(0).normal(size=latent.shape)
+
+    def decoded(model: E2DiffSR, z: Canvas, detail: float) -> np.ndarray:
+        with LocalExecutor([LatentPatchDenoiser(model, 4.0, "fp32")], CanvasFactory(None)) as executor:
+            job = SimpleNamespace(grid=grid, executor=executor, tracker=ProgressTracker(10**6))
+            return run_decode(job, model.config, z, lr, out_size, True, detail).data.copy()
+
+    plain = textured_model()
+    scaling = textured_model()
+    scaling.config = replace(plain.config, detail_scales_latent=True)
+    shrunk = Canvas(4, 16, 16)
+    shrunk.data[:] = 0.3 * latent.data
+    np.testing.assert_array_equal(decoded(scaling, latent, 0.3), decoded(plain, shrunk, 0.3))
+    np.testing.assert_array_equal(decoded(scaling, latent, 1.0), decoded(plain, latent, 1.0))
+    assert np.abs(decoded(plain, latent, 0.3) - decoded(plain, shrunk, 0.3)).mean() > 1e-3  # the latent matters
 
 
 def test_lr_consistency_makes_every_block_mean_equal_the_input() -> None:
@@ -303,6 +332,13 @@ def test_the_texture_stage_trains_only_the_head_and_resumes_its_critic(tmp_path:
     last_critic = load_file(str(complete_checkpoints(tmp_path / "s3" / "checkpoints")[-1] / AUXILIARY_FILE))
     assert first_critic.keys() == last_critic.keys() and any("critic_optimizer" in k for k in last_critic)
     assert any(not torch.equal(first_critic[k], last_critic[k]) for k in first_critic)  # the critic went on learning
+    assert not stage3.config.detail_scales_latent
+    with pytest.raises(InfSceneError, match="--train-detail must be one of full, every"):
+        train(replace(options, out=str(tmp_path / "s3x"), train_detail="some"), load_model(stage2).config)
+    every = train(replace(options, out=str(tmp_path / "s3e"), train_detail="every"), load_model(stage2).config)
+    assert every.step == 1 and math.isfinite(every.val_loss)
+    trained_at_every_detail = load_model(tmp_path / "s3e").config
+    assert trained_at_every_detail.detail_scales_latent and "a detail drawn per batch" in trained_at_every_detail.notes
 
 
 def test_the_condition_fold_is_pixel_unshuffle_laid_out_channels_last() -> None:

@@ -78,7 +78,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         stage=args.stage, lr_crop=args.lr_crop, kl_weight=args.kl_weight, prior_dropout=args.prior_dropout,
         latent_loss=args.latent_loss,
         hr_crop=args.hr_crop, perceptual_weight=args.perceptual_weight, l1_weight=args.l1_weight, adversarial_factor=args.adversarial_factor,
-        energy_weight=args.energy_weight, critic_input=args.critic_input,
+        energy_weight=args.energy_weight, critic_input=args.critic_input, train_detail=args.train_detail,
         texture_channels=args.texture_channels, critic_lr=args.critic_lr, precision=args.precision,
     )
     config = load_config(args.init) if args.init else FAMILIES[args.family].new_config(args)

@@ -75,6 +75,7 @@ class TrainOptions:
     adversarial_factor: float = 0.5
     energy_weight: float = 0.0
     critic_input: str = "image"
+    train_detail: str = "full"  # "full": the head trained at detail 1; "every": at a detail drawn per batch (TRAIN_DETAILS)
     texture_channels: int = 64
     critic_lr: float = 1e-4
     # bf16: the forward passes under torch.autocast (fp32 master weights); what this CPU runs 2-3x faster.

@@ -21,7 +21,7 @@ from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
 from .run import decode_scene, decode_tile_count, latent_grid, typical_tile
 from .texture import CRITIC_INPUTS
-from .training import LATENT_LOSSES, stage_objective
+from .training import LATENT_LOSSES, TRAIN_DETAILS, stage_objective
 
 # e2diffsr keeps the result on the output grid (3 bands) and, on the latent grid, the state and the next
 # state (4 bands each) in vcf/average, the pasted tiles in independent.
@@ -100,6 +100,7 @@ class E2DiffSRFamily:
         parser.add_argument("--adversarial-factor", type=float, default=defaults.adversarial_factor, help="e2diffsr stage 3: the adaptive adversarial weight's factor (default %(default)s)")
         parser.add_argument("--energy-weight", type=float, default=defaults.energy_weight, help="e2diffsr stage 3: weight of the texture-energy term, the local RMS of the detail over the bicubic base matched to the truth's, whatever its phase (default %(default)s: off)")
         parser.add_argument("--critic-input", choices=list(CRITIC_INPUTS), default=defaults.critic_input, help="e2diffsr stage 3: what the patch critic judges: the image, or only the detail over the bicubic base, the part the model invents (default %(default)s)")
+        parser.add_argument("--train-detail", choices=list(TRAIN_DETAILS), default=defaults.train_detail, help="e2diffsr stage 3: full trains the texture head at detail 1; every at a detail drawn per batch from 0 to 1, the sampled latent scaled by it and the perceptual and adversarial terms weighted by it, so every --detail is a trained one (default %(default)s)")
         parser.add_argument("--texture-channels", type=int, default=defaults.texture_channels, help="e2diffsr stage 3: width of a new texture head (default %(default)s)")
         parser.add_argument("--critic-lr", type=float, default=defaults.critic_lr, help="e2diffsr stage 3: the patch critic's Adam rate (default %(default)s)")
         parser.add_argument("--lr-crop", type=int, default=defaults.lr_crop, help="e2diffsr: low-resolution crop side; the truth crop is about this times the scale (default %(default)s)")

@@ -66,6 +66,9 @@ class E2DiffSRConfig(ModelContract):
     texture_channels: Optional[int] = None  # width of the texture head (stage 3); None: a model without one
     texture_blocks: int = 6
     default_detail: float = 1.0  # what a run uses without --detail: chosen by the benchmark (MODEL_CARD.md)
+    # --detail also scales the sampled latent toward z = 0 (the regression branch's latent), for a chain that
+    # samples: its invented part would otherwise be decoded in full at every detail (docs/method.md, "Detail").
+    detail_scales_latent: bool = False
 
     @property
     def size_multiple(self) -> int:

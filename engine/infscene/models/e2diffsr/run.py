@@ -54,15 +54,15 @@ class DecodeTile:
 
     lr: Any  # (C, h, w) model units: a numpy array here, a store array on Dask workers
     latent: Optional[Canvas]  # the sampled latent (diffusion units); None decodes from z = 0, the regression branch alone
-    latent_scale: float
+    latent_gain: float  # diffusion units to the decoder's raw units: latent_scale, times the detail where it scales z
     geometry: SceneGeometry
     lr_consistency: bool
     detail: float  # the share of the texture head's drawing added (0 with no latent)
 
     def _raw_latent(self, rows: slice, cols: slice) -> np.ndarray:
-        """The latent in the decoder's raw units (z * latent_scale)."""
+        """The latent in the decoder's raw units (z * latent_gain)."""
         assert self.latent is not None
-        return self.latent.data[:, rows, cols] * self.latent_scale
+        return self.latent.data[:, rows, cols] * self.latent_gain
 
     def __call__(self, denoiser: LatentPatchDenoiser, tile: tuple[AxisSpan, AxisSpan]) -> np.ndarray:
         latent = None if self.latent is None else self._raw_latent
@@ -74,7 +74,8 @@ def decode_scene(job: SamplingJob, config: E2DiffSRConfig, latent: Optional[Canv
                  lr_consistency: bool, detail: float, kept: Optional[Region] = None) -> Canvas:
     """The output canvas (C, 8 grid.height, 8 grid.width), model units, of one seed, decoded tile by tile through
     the job's executor from the sampled latent (None: z = 0, the prior's mean, the regression branch alone), with
-    that share (`detail`) of the texture head's drawing added.
+    that share (`detail`) of the texture head's drawing added (and, for a model whose config says
+    detail_scales_latent, the latent scaled by that share toward z = 0).
 
     lr: the visible bands of the window, model units, as the executor shares them. kept: decode only the tiles
     under these output pixels (the rest of the canvas stays zero).
@@ -82,7 +83,8 @@ def decode_scene(job: SamplingJob, config: E2DiffSRConfig, latent: Optional[Canv
     grid, executor, tracker = job.grid, job.executor, job.tracker
     geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
     result = executor.make_canvas(config.channels, grid.height * LATENT_FACTOR, grid.width * LATENT_FACTOR, "result")
-    work = DecodeTile(lr, latent, config.latent_scale, geometry, lr_consistency, detail)
+    gain = config.latent_scale * (detail if config.detail_scales_latent else 1.0)
+    work = DecodeTile(lr, latent, gain, geometry, lr_consistency, detail)
     spans = list(tiles(config, geometry, kept=kept))
     for (row, col), values in zip(spans, executor.map(work, spans)):
         tracker.check_cancel()

@@ -329,6 +329,12 @@ class LatentObjective:
         self.data.write_preview(path, model, lambda b: self.full_model(model, b, self.seed))
 
 
+TRAIN_DETAILS = {  # --train-detail: the details stage 3 trains the texture head at, as the model's notes name them
+    "full": "",
+    "every": ", at a detail drawn per batch from 0 to 1 (the latent scaled by it, the texture terms weighted by it)",
+}
+
+
 def project_onto(output: torch.Tensor, batch: PairBatch) -> torch.Tensor:
     """The exact LR projection of whole crops: each LR block's output mean set to the LR pixel (as the decode does)."""
     (h, w), (oh, ow) = batch.lr.shape[-2:], output.shape[-2:]
@@ -356,8 +362,12 @@ class TextureObjective:
         self.device, self.seed, self.options = device, options.seed, options
         energy = f" + texture-energy (weight {options.energy_weight:g})" if options.energy_weight else ""
         critic = " (the critic on the detail over bicubic)" if options.critic_input == "detail" else ""
+        if options.train_detail not in TRAIN_DETAILS:
+            raise InfSceneError(f"--train-detail must be one of {', '.join(TRAIN_DETAILS)}, got {options.train_detail!r}")
+        # A head trained at every detail sees the latent scaled as the engine will scale it at that detail.
+        config.detail_scales_latent = config.detail_scales_latent or options.train_detail == "every"
         self.description = (f"E2DiffSR stage 3 (texture head; L1 + Inception-feature{energy} + adaptive patch-GAN{critic} "
-                            "terms on the LR-projected output)")
+                            f"terms on the LR-projected output{TRAIN_DETAILS[options.train_detail]})")
         self.steps: list[ReverseStep] = Schedule(config.gammas()).respaced(config.diffusion_steps)
         self.perceptual = fast_layout(PerceptualLoss().to(device), device)
         self.critic = fast_layout(PatchDiscriminator(config.channels).to(device), device)
@@ -367,28 +377,32 @@ class TextureObjective:
         return self.model.texture.parameters()
 
     def generate(self, model: E2DiffSR, batch: PairBatch, generator: torch.Generator, detail: float = 1.0) -> torch.Tensor:
-        """The projected output at this detail: regression output decoded from the chain's sample, plus texture."""
+        """The projected output at this detail, as the engine makes it: the regression output decoded from the chain's
+        sample (scaled by the detail where the model's config says so), plus that share of the head's texture."""
         with autocast(batch.lr.device, self.options.precision):
             with torch.no_grad():
                 z0, _ = sample_latent(model, batch, self.steps, generator)
+                if model.config.detail_scales_latent:
+                    z0 = detail * z0
                 base = model.decode(batch.lr, z0 * model.config.latent_scale, batch.where, batch.scale).float()
             residual = model.texture(base, z0, batch.scale).float()
         return project_onto(base + detail * residual, batch)
 
     def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         batch = self.data.batches.draw(rng, generator).to(self.device)
-        output = self.generate(model, batch, generator)
+        detail = float(rng.uniform(0.0, 1.0)) if self.options.train_detail == "every" else 1.0
+        output = self.generate(model, batch, generator, detail)
         with autocast(self.device, self.options.precision):
             critic_loss = hinge_critic_loss(self.judge(batch.hr, batch), self.judge(output.detach(), batch))
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
         with autocast(self.device, self.options.precision):
-            reconstruction = (self.options.l1_weight * torch.mean(torch.abs(output - batch.hr))
-                              + self.options.perceptual_weight * self.perceptual(output, batch.hr)
-                              + self.options.energy_weight * texture_energy_loss(output, batch.hr, batch.up))
+            texture = (self.options.perceptual_weight * self.perceptual(output, batch.hr)
+                       + self.options.energy_weight * texture_energy_loss(output, batch.hr, batch.up))
+            reconstruction = self.options.l1_weight * torch.mean(torch.abs(output - batch.hr)) + detail * texture
             adversarial = -torch.mean(self.judge(output, batch).float())
-        weight = adaptive_weight(reconstruction, adversarial, model.texture.out.weight, self.options.adversarial_factor)
+        weight = detail * adaptive_weight(reconstruction, adversarial, model.texture.out.weight, self.options.adversarial_factor)
         return reconstruction + weight * adversarial
 
     def judge(self, x: torch.Tensor, batch: PairBatch) -> torch.Tensor:
