@@ -67,7 +67,7 @@ class E2DiffSRConfig(ModelContract):
     texture_blocks: int = 6
     default_detail: float = 1.0  # what a run uses without --detail: chosen by the benchmark (MODEL_CARD.md)
     # --detail also scales the sampled latent toward z = 0 (the regression branch's latent), for a chain that
-    # samples: its invented part would otherwise be decoded in full at every detail (docs/method.md, "Detail").
+    # samples: its invented part would otherwise be decoded in full at every detail (docs/method.md, "Detail" under e2diffsr).
     detail_scales_latent: bool = False
 
     @property
