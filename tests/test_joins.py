@@ -90,6 +90,17 @@ def test_an_extent_run_with_a_margin_over_the_dependency_cone_is_its_unions_run(
     assert not np.array_equal(alone, union[:, :, middle * scale :])
 
 
+def test_the_default_margin_is_the_familys_share_of_a_patch(naip: Path, tiny_model_dir: Path) -> None:
+    """One patch of context for SR3, half a patch for e2diffsr (its 4-step chain joins at that: bench/joins.py), in
+    input pixels rounded up; an explicit --margin wins."""
+    _, right, _ = _halves(naip)
+    e2 = _options(E2DIFFSR, patch=64, overlap=16, bounds=right)
+    assert plan_run(naip, e2).anchor.margin == 8 == 64 // 2 // 4
+    assert plan_run(naip, replace(e2, patch=72, overlap=8)).anchor.margin == 9 == -(-72 // 2 // 4)
+    assert plan_run(naip, replace(e2, margin=5)).anchor.margin == 5
+    assert plan_run(naip, _options(tiny_model_dir, patch=32, overlap=8, bounds=right)).anchor.margin == 8 == 32 // 4
+
+
 def test_e2diffsr_halves_join_their_union_at_the_default_margin(naip: Path, tmp_path: Path) -> None:
     e2 = _options(E2DIFFSR, patch=64, overlap=16)
     union = _read(super_resolve(naip, tmp_path / "union.tif", e2)).astype(int)

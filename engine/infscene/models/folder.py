@@ -59,9 +59,10 @@ def load_weights(network: type[nn.Module], config: ModelContract, folder: Path, 
     the safetensors header is checked against the network's shapes first, so nothing is built for a file that
     does not fit."""
     check_weights(network, config, folder, folder / WEIGHTS_FILE)
-    model = network(config)
+    with torch.device("meta"):  # built without memory or random initialisation: every tensor comes from the file
+        model = network(config)
     try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), assign=True)
     except (RuntimeError, OSError, SafetensorError) as exc:
         raise InfSceneError(f"model weights do not match config in {folder}: {exc}".splitlines()[0]) from exc
     return model.to(device).eval()
