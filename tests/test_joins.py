@@ -12,6 +12,7 @@ import torch
 from rasterio.windows import Window
 
 from infscene.diffusion.grid import PatchGrid
+from infscene.models.e2diffsr.family import E2DiffSRFamily
 from infscene.plan import SROptions, plan_run
 from infscene.raster.anchor import anchor_window, integer_factor
 from infscene.run import super_resolve
@@ -90,15 +91,17 @@ def test_an_extent_run_with_a_margin_over_the_dependency_cone_is_its_unions_run(
     assert not np.array_equal(alone, union[:, :, middle * scale :])
 
 
-def test_the_default_margin_is_the_familys_share_of_a_patch(naip: Path, tiny_model_dir: Path) -> None:
-    """One patch of context for SR3, half a patch for e2diffsr (its 4-step chain joins at that: bench/joins.py), in
-    input pixels rounded up; an explicit --margin wins."""
+def test_the_default_margin_is_the_familys_share_of_a_patch(naip: Path, tiny_model_dir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The family's share of a patch (one for both bundled families), in input pixels rounded up; an explicit
+    --margin wins."""
     _, right, _ = _halves(naip)
     e2 = _options(E2DIFFSR, patch=64, overlap=16, bounds=right)
-    assert plan_run(naip, e2).anchor.margin == 8 == 64 // 2 // 4
-    assert plan_run(naip, replace(e2, patch=72, overlap=8)).anchor.margin == 9 == -(-72 // 2 // 4)
+    assert plan_run(naip, e2).anchor.margin == 16 == 64 // 4
     assert plan_run(naip, replace(e2, margin=5)).anchor.margin == 5
     assert plan_run(naip, _options(tiny_model_dir, patch=32, overlap=8, bounds=right)).anchor.margin == 8 == 32 // 4
+    monkeypatch.setattr(E2DiffSRFamily, "context_patches", 0.5)
+    assert plan_run(naip, replace(e2, patch=72, overlap=8)).anchor.margin == 9 == -(-72 // 2 // 4)
 
 
 def test_e2diffsr_halves_join_their_union_at_the_default_margin(naip: Path, tmp_path: Path) -> None:
@@ -108,8 +111,9 @@ def test_e2diffsr_halves_join_their_union_at_the_default_margin(naip: Path, tmp_
     mosaic = np.concatenate([_read(super_resolve(naip, tmp_path / f"{name}.tif", replace(e2, bounds=bounds)))
                              for name, bounds in (("left", left), ("right", right))], axis=2).astype(int)
     difference = np.abs(mosaic - union)
-    # measured: 98% of values bitwise equal, mean 0.02 DN, largest 3 DN (bench/joins.py: the margin's effect)
-    assert (difference == 0).mean() > 0.9 and difference.mean() < 0.1 and difference.max() <= 4
+    # measured with the shipped sampling chain: 95% of values bitwise equal, mean 0.06 DN, largest 9 DN (a chain that
+    # returned one latent per input: 98%, 0.02, 3); the issue's target is a mean under 0.5 DN (bench/joins.py)
+    assert (difference == 0).mean() > 0.9 and difference.mean() < 0.1 and difference.max() <= 12
 
 
 def test_e2diffsr_halves_over_the_cone_are_their_unions_run_bitwise(tmp_path: Path) -> None:
