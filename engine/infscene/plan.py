@@ -268,8 +268,7 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     scale = (width / extent.width + height / extent.height) / 2.0
     _scale_notes(ds, extent, height, width, scale, config, notes)
     patch, overlap = _patch_geometry(options, config, notes)
-    margin = default_margin(patch, height, extent, family_of(config)) if options.margin is None else options.margin
-    anchor = _anchor(ds, extent, (height, width), patch, overlap, margin, notes)
+    anchor = _anchor(ds, extent, (height, width), patch, overlap, options.margin, notes)
     window = anchor.context
     request = SceneRequest(options.steps, options.mode, options.detail, (int(window.height), int(window.width)),
                            context_output(window, extent, (height, width)), patch, overlap, anchor.key_origin,
@@ -306,16 +305,15 @@ def kept_region(anchor: Anchor, out_size: tuple[int, int]) -> Region:
     return (top, top + height), (left, left + width)
 
 
-def default_margin(patch: int, height: int, extent: Window, family: ModelFamily) -> int:
-    """Input pixels of context on each side when --margin is not given: the family's share of a patch
-    (ModelFamily.context_patches), in input pixels."""
-    context_out = round(family.context_patches * patch)  # output pixels, then rounded up to input pixels exactly
-    return -(-context_out * int(extent.height) // height)
+def default_margin(patch: int, height: int, extent: Window) -> int:
+    """Input pixels of context on each side when --margin is not given: one patch's side, in input pixels."""
+    return -(-patch * int(extent.height) // height)
 
 
 def _anchor(ds: rasterio.DatasetReader, extent: Window, out_size: tuple[int, int], patch: int, overlap: int,
-            margin: int, notes: list[str]) -> Anchor:
+            margin: Optional[int], notes: list[str]) -> Anchor:
     """The extent's map-anchored context (raster/anchor.py), or the extent alone at a non-integer scale."""
+    margin = default_margin(patch, out_size[0], extent) if margin is None else margin
     anchor = anchor_window((ds.height, ds.width), extent, out_size, patch - overlap, margin)
     if anchor is not None:
         return anchor

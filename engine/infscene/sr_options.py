@@ -160,9 +160,8 @@ OPTIONS: Tuple[Option, ...] = (
     Option("seed", "--seed", INT, "random seed; the same seed gives the same bytes on any number of threads, "
            "devices or Dask workers", label="Random seed", default=0, minimum=0, places=PANEL),
     Option("margin", "--margin", INT, "input pixels of context sampled around the extent, so that runs of "
-           "neighbouring extents of one raster join without a seam; 0 samples the extent alone; by default the "
-           "model family's share of a patch, measured enough to join",
-           label="Context margin", auto="model default", minimum=0, maximum=MAX_MARGIN, unit="input pixels",
+           "neighbouring extents of one raster join without a seam; 0 samples the extent alone",
+           label="Context margin", auto="one patch", minimum=0, maximum=MAX_MARGIN, unit="input pixels",
            suffix=" px", places=(RUN, PROCESSING, ADVANCED)),
     Option("device", "--device", TEXT, "where the model runs: auto (every GPU, else the CPU), cpu (one lane per "
            "thread), cuda (every GPU) or a list such as cuda:0,cuda:1; patch batches are spread over them, the "

@@ -72,9 +72,6 @@ class ModelFamily(Protocol):
     name: ClassVar[str]  # the `family` field of its configs
     config: ClassVar[type[ModelContract]]
     network: ClassVar[type[nn.Module]]
-    # The default context margin, in patches: what bench/joins.py measured enough for runs of adjacent extents to
-    # join their union (docs/method.md, "Runs that join"); on a small extent the context is most of the work.
-    context_patches: ClassVar[float]
 
     def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
         """The family's share of the run, or InfSceneError for a choice it cannot carry out."""

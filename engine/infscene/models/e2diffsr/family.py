@@ -46,10 +46,6 @@ class E2DiffSRFamily:
     name = "e2diffsr"
     config = E2DiffSRConfig
     network = E2DiffSR
-    # One patch (64 input pixels at 4x). Half a patch made 38% fewer model calls on a 0.25 MP extent and sufficed for
-    # a chain that returns one latent per input, but a sampling chain carries context differences into its samples:
-    # four sheets then differed from their union by up to 30 DN (docs/benchmarks.md, "The context margin").
-    context_patches = 1.0
 
     def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
         assert isinstance(config, E2DiffSRConfig)

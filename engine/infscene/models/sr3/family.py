@@ -34,7 +34,6 @@ class SR3Family:
     name = "sr3"
     config = ModelConfig
     network = SR3UNet
-    context_patches = 1.0
 
     def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
         if request.detail is not None:
