@@ -74,6 +74,11 @@ class E2DiffSRConfig(ModelContract):
     def size_multiple(self) -> int:
         return LATENT_FACTOR
 
+    def latent_share(self, detail: float) -> float:
+        """The share of the sampled latent a run at this detail decodes: the detail where it scales z, else all of it
+        (the engine's decode and stage 3's training both read it, so the head is trained as it is run)."""
+        return detail if self.detail_scales_latent else 1.0
+
     def gammas(self) -> np.ndarray:
         """gamma_t = prod(1 - beta_i) for t = 1..T (float64), the paper's few-step schedule."""
         betas = np.linspace(self.beta_cleanest, self.beta_noisiest, self.diffusion_steps, dtype=np.float64)

@@ -83,8 +83,7 @@ def decode_scene(job: SamplingJob, config: E2DiffSRConfig, latent: Optional[Canv
     grid, executor, tracker = job.grid, job.executor, job.tracker
     geometry = SceneGeometry(lr.shape[-2:], out_size, (grid.height, grid.width))
     result = executor.make_canvas(config.channels, grid.height * LATENT_FACTOR, grid.width * LATENT_FACTOR, "result")
-    gain = config.latent_scale * (detail if config.detail_scales_latent else 1.0)
-    work = DecodeTile(lr, latent, gain, geometry, lr_consistency, detail)
+    work = DecodeTile(lr, latent, config.latent_scale * config.latent_share(detail), geometry, lr_consistency, detail)
     spans = list(tiles(config, geometry, kept=kept))
     for (row, col), values in zip(spans, executor.map(work, spans)):
         tracker.check_cancel()

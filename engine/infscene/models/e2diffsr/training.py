@@ -382,8 +382,7 @@ class TextureObjective:
         with autocast(batch.lr.device, self.options.precision):
             with torch.no_grad():
                 z0, _ = sample_latent(model, batch, self.steps, generator)
-                if model.config.detail_scales_latent:
-                    z0 = detail * z0
+                z0 = model.config.latent_share(detail) * z0
                 base = model.decode(batch.lr, z0 * model.config.latent_scale, batch.where, batch.scale).float()
             residual = model.texture(base, z0, batch.scale).float()
         return project_onto(base + detail * residual, batch)
