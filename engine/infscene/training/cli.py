@@ -76,6 +76,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         log_every=args.log_every, preview_steps=args.preview_steps, checkpoint_dir=args.checkpoint_dir, init=args.init,
         resume=args.resume, device=args.device, threads=args.threads, seed=args.seed,
         stage=args.stage, lr_crop=args.lr_crop, kl_weight=args.kl_weight, prior_dropout=args.prior_dropout,
+        freeze_prior=args.freeze_prior,
         latent_loss=args.latent_loss,
         hr_crop=args.hr_crop, perceptual_weight=args.perceptual_weight, l1_weight=args.l1_weight, adversarial_factor=args.adversarial_factor,
         energy_weight=args.energy_weight, critic_input=args.critic_input, train_detail=args.train_detail,

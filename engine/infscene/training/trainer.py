@@ -67,6 +67,7 @@ class TrainOptions:
     lr_crop: int = 32
     kl_weight: float = 1e-4
     prior_dropout: float = 0.3
+    freeze_prior: bool = False  # stage 1 from --init: train the regression branch only, the latent left as it is
     latent_loss: str = "l1"  # stage 2: "l1" (Eq. 13, the chain's median) or "energy" (a proper score: samples)
     # e2diffsr stage 3 (texture head): truth crop side (0: from lr_crop), loss weights, head width, critic rate.
     hr_crop: int = 0

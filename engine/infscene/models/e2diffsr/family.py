@@ -105,6 +105,7 @@ class E2DiffSRFamily:
         parser.add_argument("--critic-lr", type=float, default=defaults.critic_lr, help="e2diffsr stage 3: the patch critic's Adam rate (default %(default)s)")
         parser.add_argument("--lr-crop", type=int, default=defaults.lr_crop, help="e2diffsr: low-resolution crop side; the truth crop is about this times the scale (default %(default)s)")
         parser.add_argument("--kl-weight", type=float, default=defaults.kl_weight, help="e2diffsr stage 1: weight of the latent's KL term (default %(default)s)")
+        parser.add_argument("--freeze-prior", action="store_true", help="e2diffsr stage 1 from --init: train the regression branch only; the prior encoder and decoder stay as they are, so the latent, and the diffusion and texture head trained on it, stay valid")
         parser.add_argument("--prior-dropout", type=float, default=defaults.prior_dropout, help="e2diffsr stage 1: share of crops decoded without a prior, so the regression branch works alone (default %(default)s)")
 
     def new_config(self, args: argparse.Namespace) -> E2DiffSRConfig:

@@ -235,16 +235,23 @@ def regression_alone(model: E2DiffSR, batch: PairBatch) -> torch.Tensor:
 class PriorObjective:
     """Stage 1: prior autoencoder and regression branch, L1 + KL, with prior dropout."""
 
-    description = "E2DiffSR stage 1 (prior autoencoder + regression branch; L1 + KL, prior dropout)"
-
     def __init__(self, options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> None:
+        if options.freeze_prior and not options.init:
+            raise InfSceneError("--freeze-prior keeps a trained prior: pass --init MODEL_DIR")
         self.data = _PairData(options, config)
         self.model = start_model(options, config, device)
         self.device, self.kl_weight, self.dropout = device, options.kl_weight, options.prior_dropout
+        self.trained: list[nn.Module] = [self.model.regression]
+        if options.freeze_prior:
+            for part in (self.model.encoder, self.model.prior_decoder):
+                part.requires_grad_(False)
+            self.description = "E2DiffSR stage 1 (regression branch under the frozen prior; L1, prior dropout)"
+        else:
+            self.trained[:0] = [self.model.encoder, self.model.prior_decoder]
+            self.description = "E2DiffSR stage 1 (prior autoencoder + regression branch; L1 + KL, prior dropout)"
 
     def parameters(self) -> Iterable[nn.Parameter]:
-        m = self.model
-        return [*m.encoder.parameters(), *m.prior_decoder.parameters(), *m.regression.parameters()]
+        return [p for part in self.trained for p in part.parameters()]
 
     def loss(self, model: nn.Module, rng: np.random.Generator, generator: torch.Generator) -> torch.Tensor:
         batch = self.data.batches.draw(rng, generator).to(self.device)
