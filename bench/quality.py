@@ -21,7 +21,9 @@ A row's `method` is `bicubic`, `bicubic+proj`, `MODEL/MODE` or `MODEL/detail=D`.
 (osr_*: consistency, synthesis, correctness; None at non-integer scales) and ends with FID/KID per
 (scene, scale, method) on `--fid-crop` px tiles of every output and truth, in the summary file.
 The summary (`--summary-out`, default OUT_summary.json) gives per (scene, scale, method) the means of PSNR, SSIM,
-hf_ratio, seam, seam_truth and lr_l1, the seam ratio (mean seam over the truth's), the PSNR margins over both
+hf_ratio, seam, seam_truth and lr_l1, the seam ratio (mean seam over the truth's), the seam against the other
+lines of the lattice the borders sit on (`seam_vs_lattice`: 1 = no seam of the fusion's own, whatever period the
+model's texture has), the PSNR margins over both
 baselines (`psnr_vs_bicubic`, `psnr_vs_bicubic_proj`), the mean output megapixels per second, its ratio to
 `--speed-reference` (default: the first model's first mode) and the largest peak RAM, so that a docs table can
 be written from it alone: `--markdown PATH` writes it as one (the table is also printed at the end).
@@ -107,6 +109,16 @@ def write_low_res(low: np.ndarray, scale: float, path: Path) -> None:
 
 def seams(image: np.ndarray, borders: list[int]) -> float:
     return max(seam_score(image, borders, axis=2), seam_score(image, borders, axis=1))
+
+
+def lattice_lines(borders: list[int], size: int) -> list[int]:
+    """The lines of the lattice the patch borders sit on (multiples of their gcd) that are not borders.
+
+    A model can leave steps at every line of a period of its own (e2diffsr's latent pixels are 8 output pixels, the
+    LR projection works per input pixel) that the seam score also sees at the borders: the score on these lines
+    tells such a texture period from a seam the patch fusion leaves."""
+    period = int(np.gcd.reduce(borders)) if borders else 0
+    return [b for b in range(period, size, period) if b not in borders] if period > 1 else []
 
 
 def plan_geometry(lr_path: Path, options: SROptions, size: int) -> tuple[list[int], np.ndarray]:
@@ -231,6 +243,8 @@ def measure(truth: np.ndarray, low: np.ndarray, output: np.ndarray, scale: float
         "ssim": round(float(structural_similarity(output, truth, channel_axis=0, data_range=255)), 4),
         "seam": round(seams(output, borders), 3),
         "seam_truth": round(seams(truth, borders), 3),
+        "seam_lattice": round(seams(output, lattice_lines(borders, output.shape[-1])), 3),
+        "seam_lattice_truth": round(seams(truth, lattice_lines(borders, truth.shape[-1])), 3),
         "hf_ratio": round(high_frequency_ratio(output, truth, scale), 3),
         # texture where the fused grid's patches overlap against where one patch covers (1 = uniform)
         "hf_overlap_vs_single": round(high_frequency_ratio(output, truth, scale, cover >= 2)
@@ -313,7 +327,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     return rows, summarise(rows, args, truth_features, sr_features)
 
 
-MEAN_MEASURES = {"psnr": 3, "ssim": 4, "hf_ratio": 3, "seam": 3, "seam_truth": 3, "lr_l1": 3}  # key: decimals kept
+MEAN_MEASURES = {"psnr": 3, "ssim": 4, "hf_ratio": 3, "seam": 3, "seam_truth": 3, "seam_lattice": 3, "seam_lattice_truth": 3, "lr_l1": 3}  # key: decimals kept
 BASELINE_MARGINS = {"bicubic": "psnr_vs_bicubic", "bicubic+proj": "psnr_vs_bicubic_proj"}  # method: summary key
 
 
@@ -345,6 +359,8 @@ def summarise(rows: list[dict], args: argparse.Namespace, truth_features: dict, 
         entry = {"scene": scene, "scale": scale, "method": method, "steps": steps, "n": len(members), **means,
                  # the ratio of the means: one flat image's near-zero seam_truth cannot blow it up
                  "seam_ratio": round(seam / seam_truth, 3) if seam is not None and seam_truth else None,
+                 # the borders against the other lines of their lattice: 1 = the fusion leaves no seam of its own
+                 "seam_vs_lattice": round(seam / means["seam_lattice"], 3) if seam is not None and means["seam_lattice"] else None,
                  "mp_per_s": significant(float(np.mean([m["mp_per_s"] for m in members]))),
                  "peak_ram_mb": max(rams) if rams else None}
         if args.perceptual:
@@ -385,6 +401,7 @@ def summary_table(summary: list[dict]) -> str:
         "hf": cell(e["hf_ratio"], ".3f"),
         "KID x1000": cell(None if e.get("kid") is None else 1000 * e["kid"], ".2f"),
         "seam ratio": cell(e["seam_ratio"], ".3f"),
+        "seam vs lattice": cell(e["seam_vs_lattice"], ".3f"),
         "lr_l1": cell(e["lr_l1"], ".3f"),
         "MP/s": cell(e["mp_per_s"], ".3g"),
     } for e in summary]

@@ -79,7 +79,8 @@ def test_details_outside_0_to_1_are_refused() -> None:
 def row(method: str, psnr: float, seam: float = 1.2, image: str = "a") -> dict:
     """One image's row of quality.run, with the measures the summary averages."""
     return {"scene": "s", "image": image, "scale": 4.0, "method": method, "steps": None,
-            "model": None if method.startswith("bicubic") else "m", "psnr": psnr, "ssim": 0.5, "hf_ratio": 0.3, "seam": seam, "seam_truth": 1.0, "lr_l1": 0.2,
+            "model": None if method.startswith("bicubic") else "m", "psnr": psnr, "ssim": 0.5, "hf_ratio": 0.3, "seam": seam, "seam_truth": 1.0,
+            "seam_lattice": 0.8, "seam_lattice_truth": 1.0, "lr_l1": 0.2,
             "mp_per_s": 1.0, "peak_ram_mb": None}
 
 
@@ -92,8 +93,15 @@ def test_the_summary_carries_the_means_and_both_margins() -> None:
     model = summary["m/vcf"]
     assert (model["psnr"], model["psnr_vs_bicubic"], model["psnr_vs_bicubic_proj"]) == (26.5, 1.5, 1.0)
     assert model["seam"] == 1.0 and model["seam_ratio"] == 1.0  # the NaN of a crop without patch borders left out
+    assert model["seam_vs_lattice"] == 1.25
     assert summary["bicubic"]["psnr_vs_bicubic"] == 0.0
     table = quality.summary_table(list(summary.values())).splitlines()
     assert table[0] == ("| scene | scale | method | PSNR | dB vs bicubic | dB vs bicubic+proj | SSIM | hf | KID x1000 "
-                        "| seam ratio | lr_l1 | MP/s |")
-    assert table[-1].startswith("| s | 4 | m/vcf | 26.50 | +1.50 | +1.00 | 0.5000 | 0.300 |  | 1.000 | 0.200 | 1 |")
+                        "| seam ratio | seam vs lattice | lr_l1 | MP/s |")
+    assert table[-1].startswith("| s | 4 | m/vcf | 26.50 | +1.50 | +1.00 | 0.5000 | 0.300 |  | 1.000 | 1.250 | 0.200 | 1 |")
+
+
+def test_the_lattice_lines_are_the_borders_period_without_the_borders() -> None:
+    assert quality.lattice_lines([192, 256, 448], 512) == [64, 128, 320, 384]  # gcd 64
+    assert quality.lattice_lines([40, 96], 130) == [8, 16, 24, 32, 48, 56, 64, 72, 80, 88, 104, 112, 120, 128]
+    assert quality.lattice_lines([], 512) == [] and quality.lattice_lines([7, 9], 20) == []  # no period: nothing to score
