@@ -14,7 +14,9 @@ once through 6 connections (what Qt opens per host), then panned half a view eas
   step anywhere (raster/metrics.seam_score: 1 = no seam), over pixels valid on both sides, for the served
   view and for the truth warped onto the same tiles the same way (bilinear)
 - block_border_step / truth_block_border_step: the same across the borders of the super-resolved blocks, on
-  their own grid (which is the truth's), where a seam between two model runs would show
+  their own grid (which is the truth's), where a seam between two model runs would show; block_lattice_step /
+  truth_block_lattice_step: the same on the other lines in the borders' phase of the latent and the input pixel,
+  the reference a border (one or two in a view) is read against
 
 Run it on an idle machine; figures from a loaded one say nothing about speed:
 
@@ -48,6 +50,7 @@ from rasterio.transform import from_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
+from infscene.models.e2diffsr.network import LATENT_FACTOR
 from infscene.raster.metrics import seam_score
 from infscene.serve.zooms import TILE_SIZE, WEB_MERCATOR
 
@@ -211,16 +214,22 @@ def block_steps(cache: Path, truth: Path, low: Path, scale: int, block: int) -> 
     """Block-border steps of the served blocks and of the truth on the same grid (rows/cols wholly covered)."""
     mosaic = block_mosaic(cache, low, scale, block)
     if mosaic is None:
-        return {"block_border_step": None, "truth_block_border_step": None}
+        return {"block_border_step": None, "truth_block_border_step": None, "block_lattice_step": None, "truth_block_lattice_step": None}
     covered_rows = ~np.isnan(mosaic[0]).any(axis=1)
     covered_cols = ~np.isnan(mosaic[0]).any(axis=0)
     with rasterio.open(truth) as ds:
         truth_pixels = ds.read().astype(np.float32)
     borders = list(range(block * scale, mosaic.shape[2], block * scale))
+    # The other lines in the borders' phase of the latent (8 output px) and of the input pixel: a view holds a
+    # border or two, so the step on them alone is mostly the luck of those lines; on the same image's other lines
+    # of that lattice it tells a seam between runs from the model's own period.
+    period = int(np.lcm(LATENT_FACTOR, scale))
+    lattice = [b for b in range(period, mosaic.shape[2], period) if b not in borders]
     out = {}
     for name, image in (("block_border_step", mosaic), ("truth_block_border_step", truth_pixels)):
         cols = image[:, covered_rows][:, :, covered_cols] if covered_rows.any() and covered_cols.any() else image
         out[name] = round(max(seam_score(cols, borders, axis=2), seam_score(cols, borders, axis=1)), 4)
+        out[name.replace("border", "lattice")] = round(max(seam_score(cols, lattice, axis=2), seam_score(cols, lattice, axis=1)), 4)
     return out
 
 
