@@ -24,7 +24,7 @@ from infscene.models.registry import DEFAULT_MODEL_DIR, load_config
 from infscene.plan import SROptions
 from infscene.run import super_resolve
 
-from quality import SHARED, degrade, detail_value, write_low_res
+from quality import SHARED, Method, baseline, degrade, detail_value, write_low_res
 
 CROPS = {  # label: (truth raster, crop side in truth pixels)
     "NAIP fields (naip_ND_5m)": (SHARED / "scenes" / "naip_ND_5m" / "m_4709963_se_14_1_20100629.tif", 160),
@@ -38,10 +38,6 @@ def centre_crop(path: Path, side: int) -> np.ndarray:
     with rasterio.open(path) as ds:
         row, col = (ds.height - side) // 2, (ds.width - side) // 2
         return ds.read([1, 2, 3], window=((row, row + side), (col, col + side))).astype(np.float32)
-
-
-def bicubic(low: np.ndarray, size: int) -> np.ndarray:
-    return np.stack([cv2.resize(band, (size, size), interpolation=cv2.INTER_CUBIC) for band in low])
 
 
 def super_resolved(lr_path: Path, scale: float, model: Path, detail: Optional[float], seed: int, tmp: Path) -> np.ndarray:
@@ -68,7 +64,8 @@ def row_of(truth_path: Path, side: int, args: argparse.Namespace, tmp: Path) -> 
     zoom = max(1, round(args.panel / size))
     lr_path = tmp / "lr.tif"
     write_low_res(low, args.scale, lr_path)
-    panels = [panel(bicubic(np.clip(np.rint(low), 0, 255), size), f"bicubic {args.scale:g}x", zoom)]
+    bicubic = baseline(Method("bicubic", "bicubic"), np.clip(np.rint(low), 0, 255), size)  # quality.py's, from the 8-bit input
+    panels = [panel(bicubic, f"bicubic {args.scale:g}x", zoom)]
     default = load_config(args.model).default_detail
     for detail in args.details:
         image = super_resolved(lr_path, args.scale, args.model, detail, args.seed, tmp)[:, :size, :size]
