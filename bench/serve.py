@@ -51,8 +51,9 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from infscene.models.e2diffsr.network import LATENT_FACTOR
-from infscene.raster.metrics import seam_score
 from infscene.serve.zooms import TILE_SIZE, WEB_MERCATOR
+
+from quality import seams
 
 SCENE = Path(__file__).resolve().parents[2] / "shared/data/scenes/naip_ND_5m/m_4709963_se_14_1_20100629.tif"
 CONNECTIONS = 6  # Qt's network access manager opens at most 6 connections per host
@@ -214,7 +215,7 @@ def block_steps(cache: Path, truth: Path, low: Path, scale: int, block: int) -> 
     """Block-border steps of the served blocks and of the truth on the same grid (rows/cols wholly covered)."""
     mosaic = block_mosaic(cache, low, scale, block)
     if mosaic is None:
-        return {"block_border_step": None, "truth_block_border_step": None, "block_lattice_step": None, "truth_block_lattice_step": None}
+        return dict.fromkeys(f"{prefix}block_{lines}_step" for prefix in ("", "truth_") for lines in ("border", "lattice"))
     covered_rows = ~np.isnan(mosaic[0]).any(axis=1)
     covered_cols = ~np.isnan(mosaic[0]).any(axis=0)
     with rasterio.open(truth) as ds:
@@ -226,10 +227,10 @@ def block_steps(cache: Path, truth: Path, low: Path, scale: int, block: int) -> 
     period = int(np.lcm(LATENT_FACTOR, scale))
     lattice = [b for b in range(period, mosaic.shape[2], period) if b not in borders]
     out = {}
-    for name, image in (("block_border_step", mosaic), ("truth_block_border_step", truth_pixels)):
+    for prefix, image in (("", mosaic), ("truth_", truth_pixels)):
         cols = image[:, covered_rows][:, :, covered_cols] if covered_rows.any() and covered_cols.any() else image
-        out[name] = round(max(seam_score(cols, borders, axis=2), seam_score(cols, borders, axis=1)), 4)
-        out[name.replace("border", "lattice")] = round(max(seam_score(cols, lattice, axis=2), seam_score(cols, lattice, axis=1)), 4)
+        out[f"{prefix}block_border_step"] = round(seams(cols, borders), 4)
+        out[f"{prefix}block_lattice_step"] = round(seams(cols, lattice), 4)
     return out
 
 
