@@ -241,13 +241,14 @@ class PriorObjective:
         self.data = _PairData(options, config)
         self.model = start_model(options, config, device)
         self.device, self.kl_weight, self.dropout = device, options.kl_weight, options.prior_dropout
-        self.trained: list[nn.Module] = [self.model.regression]
+        prior = [self.model.encoder, self.model.prior_decoder]
         if options.freeze_prior:
-            for part in (self.model.encoder, self.model.prior_decoder):
+            for part in prior:
                 part.requires_grad_(False)
+            self.trained: list[nn.Module] = [self.model.regression]
             self.description = "E2DiffSR stage 1 (regression branch under the frozen prior; L1, prior dropout)"
-        else:
-            self.trained[:0] = [self.model.encoder, self.model.prior_decoder]
+        else:  # this order is the optimizer state's in every stage-1 checkpoint written so far
+            self.trained = [*prior, self.model.regression]
             self.description = "E2DiffSR stage 1 (prior autoencoder + regression branch; L1 + KL, prior dropout)"
 
     def parameters(self) -> Iterable[nn.Parameter]:
