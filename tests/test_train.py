@@ -150,6 +150,27 @@ def test_training_writes_a_model_and_resumes_exactly(tmp_path: Path) -> None:
     assert (tmp_path / "resumed" / "samples" / "step-0000004.png").is_file()
 
 
+def test_a_damaged_training_checkpoint_is_named_and_never_resumed(tmp_path: Path) -> None:
+    first = train(options(tmp_path / "run", steps=2), tiny_config())
+    assert first.step == 2
+    checkpoint = complete_checkpoints(tmp_path / "run" / "checkpoints")[-1]
+    weights = checkpoint / "ema.safetensors"
+    intact = weights.read_bytes()
+    garbled = bytearray(intact)
+    garbled[-5] ^= 0xFF  # same length, a valid header: only the checksum can tell
+    weights.write_bytes(bytes(garbled))
+    with pytest.raises(InfSceneError, match=r"ema\.safetensors does not match its checksum"):
+        train(options(tmp_path / "run", steps=4, resume=True), tiny_config())
+    weights.unlink()
+    with pytest.raises(InfSceneError, match=r"ema\.safetensors is missing"):
+        train(options(tmp_path / "run", steps=4, resume=True), tiny_config())
+    weights.write_bytes(intact)
+    state = checkpoint / "state.json"
+    state.write_text(state.read_text()[:-20])
+    with pytest.raises(InfSceneError, match="state.json is damaged"):
+        train(options(tmp_path / "run", steps=4, resume=True), tiny_config())
+
+
 def test_the_best_validated_weights_are_kept_across_resumes(tmp_path: Path) -> None:
     """OUT/best holds the raw or EMA weights with the lowest validation loss of every checkpoint so far, resumes
     included: the last checkpoints are not always the best, and the best is what ships."""

@@ -1,6 +1,7 @@
 """Training checkpoints: step-NNNNNNN/ folders of safetensors (weights, EMA, optimizer, an objective's own
 networks) and a JSON state written last, so a folder without it is incomplete and a run resumes from the newest
-complete one. No pickles anywhere.
+complete one. The state holds the sha256 of every tensor file beside it, checked before anything is loaded: a garbled
+or swapped file is named in one line, never trained on. No pickles anywhere.
 """
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from typing import Optional
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ..errors import InfSceneError
+from ..execution.checkpoint import file_sha256
 
 CHECKPOINT_PREFIX = "step-"
 STATE_FILE = "state.json"  # written last: a checkpoint folder without it is incomplete
@@ -54,7 +58,7 @@ def save_checkpoint(folder: Path, step: int, model: nn.Module, averaged: nn.Modu
     save_file(cpu_state(averaged), str(target / "ema.safetensors"))
     tensors, groups = optimizer_tensors(optimizer)
     save_file(tensors, str(target / "optimizer.safetensors"))
-    state = {"step": step, "model_config": asdict(model.config), "optimizer": groups, **extra}
+    state = {"step": step, "model_config": asdict(model.config), "optimizer": groups, **extra, "files": tensor_files(target)}
     partial = target / (STATE_FILE + ".part")
     partial.write_text(json.dumps(state, indent=2) + "\n")
     partial.replace(target / STATE_FILE)
@@ -70,9 +74,32 @@ def complete_checkpoints(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if (p / STATE_FILE).is_file())
 
 
+def tensor_files(folder: Path) -> dict[str, str]:
+    """sha256 of every safetensors file of a checkpoint folder, by name."""
+    return {p.name: file_sha256(p) for p in sorted(folder.glob("*.safetensors"))}
+
+
+def verified_state(path: Path) -> dict:
+    """The JSON state of a checkpoint folder whose tensor files all match the checksums it records; else one line
+    naming what is damaged (the folder is then never used)."""
+    remedy = "remove that folder to resume from the checkpoint before it, or train afresh with another --out"
+    try:
+        state = json.loads((path / STATE_FILE).read_text())
+        recorded = dict(state["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InfSceneError(f"checkpoint {path}: {STATE_FILE} is damaged or has no checksums ({type(exc).__name__}); {remedy}") from exc
+    now = tensor_files(path)
+    damaged = sorted(name for name in recorded.keys() | now.keys() if recorded.get(name) != now.get(name))
+    if damaged:
+        what = "is missing" if damaged[0] not in now else "was not written with it" if damaged[0] not in recorded else "does not match its checksum"
+        raise InfSceneError(f"checkpoint {path}: {damaged[0]} {what}; {remedy}")
+    return state
+
+
 def load_checkpoint(path: Path, model: nn.Module, averaged: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-    """Restore weights, EMA weights (`averaged`) and optimizer in place; return the JSON state (step, elapsed time...)."""
-    state = json.loads((path / STATE_FILE).read_text())
+    """Restore weights, EMA weights (`averaged`) and optimizer in place, once every file is checked against its
+    checksum; return the JSON state (step, elapsed time...)."""
+    state = verified_state(path)
     model.load_state_dict(load_file(str(path / "model.safetensors")))
     averaged.load_state_dict(load_file(str(path / "ema.safetensors")))
     restore_optimizer(optimizer, load_file(str(path / "optimizer.safetensors")), state["optimizer"])
