@@ -21,7 +21,7 @@ from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, t
 from infscene.models.e2diffsr.denoiser import LatentPatchDenoiser, reverse_chain
 from infscene.models.e2diffsr.run import decode_scene as run_decode
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
-from infscene.models.e2diffsr.training import energy_score, variogram_score
+from infscene.models.e2diffsr.training import TextureObjective, energy_score, variogram_score
 from infscene.errors import InfSceneError
 from infscene.diffusion.canvas import Canvas, CanvasFactory
 from infscene.diffusion.fusion import FusionMode
@@ -341,6 +341,13 @@ def test_the_texture_stage_trains_only_the_head_and_resumes_its_critic(tmp_path:
     last_critic = load_file(str(complete_checkpoints(tmp_path / "s3" / "checkpoints")[-1] / AUXILIARY_FILE))
     assert first_critic.keys() == last_critic.keys() and any("critic_optimizer" in k for k in last_critic)
     assert any(not torch.equal(first_critic[k], last_critic[k]) for k in first_critic)  # the critic went on learning
+    last_checkpoint = complete_checkpoints(tmp_path / "s3" / "checkpoints")[-1]
+    carried = TextureObjective(replace(options, critic_from=str(last_checkpoint)), load_model(stage2).config, torch.device("cpu"))
+    for name, weight in carried.critic.state_dict().items():
+        assert torch.equal(weight, last_critic[f"critic.{name}"]), name  # a continued head keeps its game
+    assert float(carried.critic_optimizer.state_dict()["state"][0]["step"]) == 2.0
+    with pytest.raises(InfSceneError, match="is not a training checkpoint"):
+        TextureObjective(replace(options, critic_from=str(stage2)), load_model(stage2).config, torch.device("cpu"))
     assert not stage3.config.detail_scales_latent
     with pytest.raises(InfSceneError, match="--train-detail must be one of full, every"):
         train(replace(options, out=str(tmp_path / "s3x"), train_detail="some"), load_model(stage2).config)

@@ -86,6 +86,8 @@ def verified_state(path: Path) -> dict:
     try:
         state = json.loads((path / STATE_FILE).read_text())
         recorded = dict(state["files"])
+    except OSError as exc:
+        raise InfSceneError(f"{path} is not a training checkpoint (no readable {STATE_FILE})") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise InfSceneError(f"checkpoint {path}: {STATE_FILE} is damaged or has no checksums ({type(exc).__name__}); {remedy}") from exc
     now = tensor_files(path)

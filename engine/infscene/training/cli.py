@@ -80,7 +80,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         latent_loss=args.latent_loss,
         hr_crop=args.hr_crop, perceptual_weight=args.perceptual_weight, l1_weight=args.l1_weight, adversarial_factor=args.adversarial_factor,
         energy_weight=args.energy_weight, critic_input=args.critic_input, train_detail=args.train_detail,
-        texture_channels=args.texture_channels, critic_lr=args.critic_lr, precision=args.precision,
+        texture_channels=args.texture_channels, critic_lr=args.critic_lr, critic_from=args.critic_from, precision=args.precision,
     )
     config = load_config(args.init) if args.init else FAMILIES[args.family].new_config(args)
     if not 1.0 < config.scale_min <= config.scale_max:

@@ -79,6 +79,7 @@ class TrainOptions:
     train_detail: str = "full"  # "full": the head trained at detail 1; "every": at a detail drawn per batch (TRAIN_DETAILS)
     texture_channels: int = 64
     critic_lr: float = 1e-4
+    critic_from: Optional[str] = None  # a stage-3 checkpoint whose critic (and its optimizer) the game starts from
     # bf16: the forward passes under torch.autocast (fp32 master weights); what this CPU runs 2-3x faster.
     precision: str = "fp32"
 

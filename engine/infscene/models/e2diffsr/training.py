@@ -22,11 +22,12 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch import nn
 
 from ...diffusion.schedule import ReverseStep, Schedule
 from ...errors import InfSceneError
-from ...training.checkpoints import optimizer_tensors, restore_optimizer
+from ...training.checkpoints import AUXILIARY_FILE, optimizer_tensors, restore_optimizer, verified_state
 from ...training.data import Degradation, HRImage, degrade, load_hr_images, median_pixel_size, random_crop, random_dihedral
 from ...training.images import write_image_rows
 from ...training.trainer import TrainOptions
@@ -380,6 +381,8 @@ class TextureObjective:
         self.perceptual = fast_layout(PerceptualLoss().to(device), device)
         self.critic = fast_layout(PatchDiscriminator(config.channels).to(device), device)
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=options.critic_lr, betas=(0.5, 0.9))
+        if options.critic_from:
+            self.load_auxiliary_state(critic_state(Path(options.critic_from)))
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return self.model.texture.parameters()
@@ -444,6 +447,15 @@ class TextureObjective:
     def preview(self, model: nn.Module, path: Path) -> None:
         """Rows: bicubic | regression alone | full detail | truth."""
         self.data.write_preview(path, model, lambda b: self.generate(model, b, torch.Generator().manual_seed(self.seed)))
+
+
+def critic_state(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The critic and its optimizer saved in a stage-3 checkpoint folder, once its checksums are verified: a head
+    continued on new frozen parts (--init) keeps the game it was playing instead of facing a critic that knows nothing."""
+    verified_state(checkpoint)
+    if not (checkpoint / AUXILIARY_FILE).is_file():
+        raise InfSceneError(f"--critic-from {checkpoint}: not a stage-3 checkpoint (it holds no {AUXILIARY_FILE})")
+    return load_file(str(checkpoint / AUXILIARY_FILE))
 
 
 def stage_objective(options: TrainOptions, config: E2DiffSRConfig, device: torch.device) -> PriorObjective | LatentObjective | TextureObjective:
