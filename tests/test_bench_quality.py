@@ -7,6 +7,7 @@ known, so that the margins, seam ratio and table columns are checked without run
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -105,3 +106,24 @@ def test_the_lattice_lines_are_the_borders_period_without_the_borders() -> None:
     assert quality.lattice_lines([192, 256, 448], 512) == [64, 128, 320, 384]  # gcd 64
     assert quality.lattice_lines([40, 96], 130) == [8, 16, 24, 32, 48, 56, 64, 72, 80, 88, 104, 112, 120, 128]
     assert quality.lattice_lines([], 512) == [] and quality.lattice_lines([7, 9], 20) == []  # no period: nothing to score
+
+
+def test_the_frontier_reads_each_models_details_in_order_and_the_projection_baseline(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import frontier
+
+    rows = [{"scene": scene, "scale": 4.0, "method": method, "hf_ratio": hf, "psnr_vs_bicubic": db}
+            for scene in frontier.SCENES
+            for method, hf, db in [("bicubic", 0.03, 0.0), ("bicubic+proj", 0.04, 0.19), ("m/detail=1", 0.30, -0.1),
+                                   ("m/detail=0", 0.19, 0.35), ("other/detail=0.5", 0.9, 9.0)]]
+    rows.append({"scene": "sr_dev", "scale": 2.0, "method": "m/detail=0.5", "hf_ratio": 0.5, "psnr_vs_bicubic": 5.0})
+    summary = tmp_path / "s_summary.json"
+    summary.write_text(json.dumps(rows))
+    found, projection = frontier.curves([frontier.parse_model(f"M={summary}:m")], 4.0)
+    assert [c.scene for c in found] == list(frontier.SCENES) and all(c.label == "M" for c in found)
+    assert found[0].points == [(0.0, 0.19, 0.35), (1.0, 0.30, -0.1)]  # by detail; other models and scales left out
+    assert projection == {scene: 0.19 for scene in frontier.SCENES}
+    with pytest.raises(argparse.ArgumentTypeError, match="LABEL=SUMMARY.json:MODEL"):
+        frontier.parse_model("no-label.json")
+    frontier.draw(found, projection, 4.0, tmp_path / "plane.png")
+    assert cv2.imread(str(tmp_path / "plane.png")).shape[2] == 3
