@@ -14,11 +14,13 @@ from pathlib import Path
 
 from infscene.models.folder import CONFIG_FILE, WEIGHTS_FILE
 from infscene.models.registry import check_model
+from infscene.training.checkpoints import verified_state
 
 
 def export(checkpoint: Path, out: Path, raw: bool) -> Path:
-    """Write out/ (config.json + model.safetensors) from the checkpoint's EMA (or raw) weights; checked as the engine checks."""
-    state = json.loads((checkpoint / "state.json").read_text())
+    """Write out/ (config.json + model.safetensors) from the checkpoint's EMA (or raw) weights, once its checksums are
+    verified; checked as the engine checks."""
+    state = verified_state(checkpoint)
     config = {**state["model_config"], "trained": True,
               "notes": f"the {'raw' if raw else 'EMA'} weights of {checkpoint.parent.parent.name} step {state['step']} (a benchmark export)"}
     out.mkdir(parents=True, exist_ok=True)
