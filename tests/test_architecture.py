@@ -15,7 +15,8 @@ ENGINE = Path(__file__).resolve().parents[1] / "engine"
 PACKAGE = "infscene"
 
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("infscene", "infscene.errors", "infscene.protocol", "infscene.progress", "infscene.console")),
+    ("foundation", ("infscene", "infscene.errors", "infscene.protocol", "infscene.progress", "infscene.console",
+                    "infscene.checksums")),
     ("diffusion", ("infscene.diffusion",)),  # the method: schedule, grid, fusion, canvases, step loop, Executor
     # What a model folder is (the data contract every family's config has, its checks, its file format): read by the
     # raster layer (band scaling), the trainer (saving) and every family, so it sits below them all.

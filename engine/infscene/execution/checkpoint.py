@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+from ..checksums import file_sha256
 from ..diffusion.canvas import Canvas
 from ..errors import InfSceneError
 from ..raster.blocks import blocks
@@ -47,7 +48,6 @@ STORE_METADATA = "zarr.json"  # the store's group metadata, at its root
 PARTIAL_SUFFIX = ".partial"  # zarr writes a chunk to NAME.<uuid>.partial and renames it: a kill may leave one
 STATE_PREFIX = "state"
 SAMPLE_ARRAYS = ("first", "mean", "squares")  # the running statistics of --samples (run._sample_with_spread)
-READ_BLOCK = 1 << 20
 
 
 def checkpoint_folder(output_path: Path, work_dir: Path) -> Path:
@@ -78,15 +78,6 @@ class Position:
 def _saved_position(saved: dict[str, Any]) -> Position:
     """The position a manifest records."""
     return Position(saved["samples_done"], saved["transitions_done"])
-
-
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(READ_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def store_files(root: Path, arrays: Iterable[str]) -> dict[str, str]:

@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..checksums import file_sha256
 from ..errors import InfSceneError
-from ..execution.checkpoint import file_sha256
 
 CHECKPOINT_PREFIX = "step-"
 STATE_FILE = "state.json"  # written last: a checkpoint folder without it is incomplete
