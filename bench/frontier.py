@@ -72,7 +72,7 @@ def draw(found: list[Curve], projection: dict[str, float], scale: float, out: Pa
         if scene in projection:
             axis.axhline(projection[scene], color="black", lw=0.8, ls="--", label="bicubic + LR projection")
         for curve in (c for c in found if c.scene == scene):
-            details, hf, db = zip(*curve.points)
+            _, hf, db = zip(*curve.points)
             axis.plot(hf, db, "-o", ms=4, color=colours[curve.label], label=curve.label)
             for d, x, y in curve.points:
                 axis.annotate(f"{d:g}", (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colours[curve.label])

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
-from ..checksums import file_sha256
+from ..checksums import file_damage, file_sha256
 from ..diffusion.canvas import Canvas
 from ..errors import InfSceneError
 from ..raster.blocks import blocks
@@ -91,18 +91,6 @@ def store_files(root: Path, arrays: Iterable[str]) -> dict[str, str]:
             if path.is_file() and not path.name.endswith(PARTIAL_SUFFIX):
                 files[path.relative_to(root).as_posix()] = file_sha256(path)
     return files
-
-
-def _damage(saved: dict[str, str], now: dict[str, str]) -> Optional[str]:
-    """What differs between the recorded files of a store and the files there now, as a few words (None: nothing)."""
-    missing = sorted(set(saved) - set(now))
-    if missing:
-        return f"{missing[0]} is missing"
-    changed = sorted(name for name in saved if saved[name] != now[name])
-    if changed:
-        return f"{changed[0]} does not match its checksum"
-    extra = sorted(set(now) - set(saved))
-    return f"{extra[0]} was not written by the run" if extra else None
 
 
 def _body_sha256(body: dict[str, Any]) -> str:
@@ -297,7 +285,7 @@ class Checkpoint:
         """The manifest of a checkpoint to resume, after checking that the store's files are the ones it records
         (before the store is opened: zarr would fail on damaged metadata, or read a damaged chunk as it is)."""
         saved = _read_manifest(folder / MANIFEST_FILE)
-        damage = _damage(saved["files"], store_files(folder / "store", saved["arrays"]))
+        damage = file_damage(saved["files"], store_files(folder / "store", saved["arrays"]))
         if damage:
             raise InfSceneError(_damaged(folder, damage))
         return saved

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..checksums import file_sha256
+from ..checksums import file_damage, file_sha256
 from ..errors import InfSceneError
 
 CHECKPOINT_PREFIX = "step-"
@@ -90,11 +90,9 @@ def verified_state(path: Path) -> dict:
         raise InfSceneError(f"{path} is not a training checkpoint (no readable {STATE_FILE})") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise InfSceneError(f"checkpoint {path}: {STATE_FILE} is damaged or has no checksums ({type(exc).__name__}); {remedy}") from exc
-    now = tensor_files(path)
-    damaged = sorted(name for name in recorded.keys() | now.keys() if recorded.get(name) != now.get(name))
-    if damaged:
-        what = "is missing" if damaged[0] not in now else "was not written with it" if damaged[0] not in recorded else "does not match its checksum"
-        raise InfSceneError(f"checkpoint {path}: {damaged[0]} {what}; {remedy}")
+    damage = file_damage(recorded, tensor_files(path))
+    if damage:
+        raise InfSceneError(f"checkpoint {path}: {damage}; {remedy}")
     return state
 
 
