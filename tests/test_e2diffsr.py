@@ -21,7 +21,7 @@ from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, t
 from infscene.models.e2diffsr.denoiser import LatentPatchDenoiser, reverse_chain
 from infscene.models.e2diffsr.run import decode_scene as run_decode
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
-from infscene.models.e2diffsr.training import TextureObjective, energy_score, variogram_score
+from infscene.models.e2diffsr.training import TextureObjective, crop_sides, energy_score, variogram_score
 from infscene.errors import InfSceneError
 from infscene.diffusion.canvas import Canvas, CanvasFactory
 from infscene.diffusion.fusion import FusionMode
@@ -275,6 +275,18 @@ def train_options(out: Path, **changes: object) -> TrainOptions:
     base = TrainOptions(hr=[str(TRAIN)], val=str(VAL), out=str(out), steps=2, batch=2, lr=1e-3, warmup=1,
                         checkpoint_every=2, log_every=1, threads=1, lr_crop=12)
     return replace(base, **changes)
+
+
+@pytest.mark.skipif(not TRAIN.is_dir(), reason="shared training data not available")
+def test_a_crop_larger_than_a_raster_names_the_flag_that_sets_it(tmp_path: Path) -> None:
+    """Refused before training, naming e2diffsr's own flag (the message used to say SR3's --crop)."""
+    smallest = min(min(rasterio.open(path).shape) for path in sorted(TRAIN.glob("*.tif")))
+    too_large = smallest // 2 + 8  # the truth crop at the smallest scale, 2, is about twice the LR crop
+    truth_side = crop_sides(too_large, 2.0)[0]
+    assert truth_side > smallest
+    with pytest.raises(InfSceneError, match=f"rasters smaller than the {truth_side}-pixel crop: .*; use a smaller --lr-crop$"):
+        train(train_options(tmp_path / "big", lr_crop=too_large), small_config())
+    assert not (tmp_path / "big").exists()
 
 
 @pytest.mark.skipif(not TRAIN.is_dir(), reason="shared training data not available")

@@ -106,12 +106,17 @@ def read_hr_image(path: Path, config: ModelContract) -> HRImage:
     return HRImage(np.ascontiguousarray(pixels.transpose(1, 2, 0)), valid, pixel_size, path)
 
 
-def load_hr_images(spec: str | Path | Sequence[str | Path], config: ModelContract, min_side: int) -> list[HRImage]:
-    """All rasters of `spec` in memory; those smaller than one crop are refused, not silently skipped."""
+def load_hr_images(spec: str | Path | Sequence[str | Path], config: ModelContract, min_side: int,
+                   remedy: str = "use a smaller --crop") -> list[HRImage]:
+    """All rasters of `spec` in memory; those smaller than one crop are refused, not silently skipped.
+
+    `remedy` is what the refusal tells the user to do: the flag that sets this crop differs by family, and a
+    validation crop has a fixed side, so there the only remedy is to leave the raster out.
+    """
     images = [read_hr_image(path, config) for path in resolve_sources(spec)]
     small = [str(img.path) for img in images if min(img.pixels.shape[:2]) < min_side]
     if small:
-        raise InfSceneError(f"rasters smaller than the {min_side}-pixel crop: {', '.join(small)}; use a smaller --crop")
+        raise InfSceneError(f"rasters smaller than the {min_side}-pixel crop: {', '.join(small)}; {remedy}")
     return images
 
 

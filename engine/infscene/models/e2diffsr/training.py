@@ -201,14 +201,16 @@ class _PairData:
     """The training and validation pairs of a run, shared by both stages."""
 
     def __init__(self, options: TrainOptions, config: E2DiffSRConfig) -> None:
-        images = load_hr_images(options.hr, config, crop_sides(options.lr_crop, config.scale_min)[0])
+        images = load_hr_images(options.hr, config, crop_sides(options.lr_crop, config.scale_min)[0],
+                                "use a smaller --lr-crop")
         config.train_pixel_size_m = median_pixel_size(images)
         self.batches = PairBatches(images, config, options.lr_crop, options.batch, Degradation(options.blur_sigma, options.noise_std),
                                    options.hr_crop or None)
         self.validation: list[PairBatch] = []
         self.preview_batch: Optional[PairBatch] = None
         if options.val:
-            val_images = load_hr_images(options.val, config, crop_sides(VAL_LR_SIDE, config.scale_min)[0])
+            val_images = load_hr_images(options.val, config, crop_sides(VAL_LR_SIDE, config.scale_min)[0],
+                                        "leave them out of --val")
             self.validation = fixed_pairs(val_images, config, VAL_SCALES)
             self.preview_batch = fixed_pairs(val_images[:PREVIEW_IMAGES], config, [PREVIEW_SCALE], lr_side=48)[0]
 
