@@ -33,7 +33,6 @@ from qgis.PyQt.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
-    QSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -43,21 +42,18 @@ from .engine_events import format_bytes, format_duration
 from .engine_locator import EngineNotFound, configured_python, find_engine_python
 from .engine_request import SrOptions, SrRequest, iceplant_path_for, option_flags, size_flags
 from .compare import SwipeTool
+from .detail_control import DETAIL, DetailControl, detail_note
 from .engine_task import QuickPlanner, RunOutcome
 from .icons import icon, live_icon
 from .layer_input import InputError, engine_bounds, raster_file_path
 from .option_widgets import option_widget
 from .result_layers import RESULT_PROPERTY, pixel_size_units
 from .run_controller import RunController, RunParameters
-from .sr_options import DOCK, OPTION, help_text, options_in
+from .sr_options import DOCK, options_in
 
 # Above either, Run asks for confirmation after the engine's dry-run estimate.
 LARGE_RUN_S = 600.0
 LARGE_RUN_BYTES = 2 * 1024**3
-# The Detail slider: the option's ends (0 faithful, 1 detailed) as 0..DETAIL_SLIDER_MAX, in the option's steps (0.05).
-DETAIL = OPTION["detail"]
-DETAIL_SLIDER_MAX = 100
-DETAIL_SLIDER_STEP = round(DETAIL.step * DETAIL_SLIDER_MAX / (DETAIL.maximum - DETAIL.minimum))
 # The planning call runs this long after the last change of the layer, the extent or an option (a drag of the
 # slider or typing a number is one change, not twenty).
 PLAN_DELAY_MS = 250
@@ -202,84 +198,25 @@ class InfSceneDock(QgsDockWidget):
         for name, widget in self.fields.items():
             if name != "bands":  # in the Input box
                 form.addRow(widget.option.label, widget)
-        form.addRow(DETAIL.label, self._build_detail_row())
+        self.detail_control = DetailControl()
+        form.addRow(DETAIL.label, self.detail_control)
         self.detail_note = QLabel()
         self.detail_note.setWordWrap(True)
         self.detail_note.setToolTip("What the model adds to the input at this detail")
         form.addRow("", self.detail_note)
+        self.detail_control.changed.connect(self._detail_changed)
         return box
 
-    def _build_detail_row(self) -> QWidget:
-        """faithful [slider 0..100] detailed, and under it 'model default' (checked: no --detail, the slider off)."""
-        self.detail_slider = QSlider(Qt.Horizontal)
-        self.detail_slider.setRange(0, DETAIL_SLIDER_MAX)
-        self.detail_slider.setSingleStep(DETAIL_SLIDER_STEP)
-        self.detail_slider.setPageStep(5 * DETAIL_SLIDER_STEP)
-        self.detail_slider.setTickInterval(5 * DETAIL_SLIDER_STEP)
-        self.detail_slider.setTickPosition(QSlider.TicksBelow)
-        self.detail_slider.setValue(DETAIL_SLIDER_MAX)
-        self._detail_tooltip = help_text(DETAIL)
-        self.detail_slider.setToolTip(self._detail_tooltip)
-        self.detail_slider.valueChanged.connect(self._detail_slider_moved)
-        faithful, detailed = (QLabel(end) for end in DETAIL.ends)
-        for end in (faithful, detailed):
-            end.setToolTip(self._detail_tooltip)
-        self.detail_value_label = QLabel()
-        self.detail_value_label.setMinimumWidth(self.detail_value_label.fontMetrics().horizontalAdvance("0.00") + 4)
-        self.detail_default_check = QCheckBox(DETAIL.auto)
-        self._detail_default_tooltip = (
-            "Send no detail: the model's own (its config.json default_detail, 1 unless set). "
-            "Untick to choose with the slider; e2diffsr models only, SR3 models refuse a detail."
-        )
-        self.detail_default_check.setToolTip(self._detail_default_tooltip)
-        self.detail_default_check.toggled.connect(self._detail_default_toggled)
-        field = QWidget()  # the slider's line, and the checkbox under it (a dock is narrow)
-        column = QVBoxLayout(field)
-        column.setContentsMargins(0, 0, 0, 0)
-        line = QWidget()
-        row = QHBoxLayout(line)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(faithful)
-        row.addWidget(self.detail_slider, 1)
-        row.addWidget(detailed)
-        row.addWidget(self.detail_value_label)
-        column.addWidget(line)
-        column.addWidget(self.detail_default_check)
-        self.detail_default_check.setChecked(True)
-        self._detail_default_toggled(True)
-        return field
-
-    def _detail_slider_moved(self, value: int) -> None:
-        """Keep the slider on its steps of 5 (a drag passes through every integer) and show the value sent."""
-        snapped = round(value / DETAIL_SLIDER_STEP) * DETAIL_SLIDER_STEP
-        if snapped != value:
-            self.detail_slider.setValue(snapped)
-            return
-        self._show_detail()
+    def _detail_changed(self) -> None:
+        self._show_detail_note()
         self.schedule_plan()
 
-    def _detail_default_toggled(self, checked: bool) -> None:
-        self._apply_detail_availability()
-        self._show_detail()
-        self.schedule_plan()
-
-    def _show_detail(self) -> None:
-        default = self.detail_default_check.isChecked()
-        self.detail_value_label.setText("" if default else f"{self.detail_slider.value() / DETAIL_SLIDER_MAX:.2f}")
-        if hasattr(self, "footer"):
-            self.detail_note.setText(detail_note(self._model_info(), self.detail()))
+    def _show_detail_note(self) -> None:
+        self.detail_note.setText(detail_note(self._model_info(), self.detail()))
 
     def detail(self) -> Optional[float]:
         """The detail the panel sends: None with 'model default' ticked, else the slider's 0..1."""
-        if self.detail_default_check.isChecked():
-            return None
-        return self.detail_slider.value() / DETAIL_SLIDER_MAX
-
-    def set_detail(self, detail: Optional[float]) -> None:
-        if detail is not None:
-            self.detail_slider.setValue(round(min(max(detail, DETAIL.minimum), DETAIL.maximum) * DETAIL_SLIDER_MAX))
-        self.detail_default_check.setChecked(detail is None)
-        self._detail_default_toggled(detail is None)
+        return self.detail_control.detail()
 
     def _build_output_box(self) -> QGroupBox:
         box = QGroupBox("Output")
@@ -377,7 +314,7 @@ class InfSceneDock(QgsDockWidget):
     def set_options(self, options: SrOptions) -> None:
         for name, widget in self.fields.items():
             widget.set_option_value(getattr(options, name))
-        self.set_detail(options.detail)
+        self.detail_control.set_detail(options.detail)
         self.schedule_plan()
 
     # ---- layer and extent ---------------------------------------------------------------
@@ -516,7 +453,7 @@ class InfSceneDock(QgsDockWidget):
         self.checks_label.setText("<br>".join(lines) if lines else
                                   ('<span style="color:#070">&#10003; input, extent, bands, output folder, disk and '
                                    'model checked</span>'))
-        self._show_detail()
+        self._show_detail_note()
         self._show_estimate()
         self.run_button.setEnabled(not self.runs.busy and not problems)
         self.run_button.setToolTip("; ".join(problems) if problems else "Run the engine on the extent")
@@ -538,14 +475,7 @@ class InfSceneDock(QgsDockWidget):
             self._plan.setdefault("warnings", []).append(f"iceplant probability unticked: {reason}")
 
     def _apply_detail_availability(self) -> None:
-        reason = detail_problem(self._model_info(), self.detail())
-        available = reason is None or reason.startswith(DETAIL_ENDS_ONLY)
-        self.detail_default_check.setEnabled(available or not self.detail_default_check.isChecked())  # a way back
-        self.detail_slider.setEnabled(available and not self.detail_default_check.isChecked())
-        self.detail_slider.setToolTip(f"Not for this model: {reason}.\n\n{self._detail_tooltip}" if reason
-                                      else self._detail_tooltip)
-        self.detail_default_check.setToolTip(f"Not for this model: {reason}.\n\n{self._detail_default_tooltip}"
-                                             if reason and not available else self._detail_default_tooltip)
+        reason = self.detail_control.apply_model(self._model_info())
         if reason is not None and self._plan is not None and self.detail() is not None:
             self._plan.setdefault("problems", []).append(reason) if reason not in self._plan.get("problems", []) else None
 
@@ -733,42 +663,6 @@ class InfSceneDock(QgsDockWidget):
         self.save_settings()
         self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
         super().closeEvent(event)
-
-
-DETAIL_ENDS_ONLY = "a detail between 0 and 1"
-
-
-def detail_problem(model: Optional[Dict[str, Any]], detail: Optional[float]) -> Optional[str]:
-    """Why the model cannot take the detail (None: it can, or the model is not known yet)."""
-    if not model:
-        return None
-    if model.get("family") != DETAIL.family:
-        return f"this model is {(model.get('family') or 'sr3').upper()}: only {DETAIL.family} models take a detail"
-    if not model.get("texture_head"):
-        if detail is not None and 0.0 < detail < 1.0:
-            return f"{DETAIL_ENDS_ONLY} needs an e2diffsr model with a texture head; this one takes only 0 or 1"
-    return None
-
-
-def detail_note(model: Optional[Dict[str, Any]], detail: Optional[float]) -> str:
-    """One line on what the model adds to the input at this detail."""
-    if not model:
-        return ""
-    if model.get("family") != DETAIL.family:
-        return ("SR3: every pixel is drawn by the diffusion; texture is invented and differs from seed to seed "
-                "(Samples maps where).")
-    value = model.get("default_detail", 1.0) if detail is None else detail
-    if value == 0.0:
-        return ("Faithful: a sharpened interpolation (the regression branch); nothing is invented, every seed gives "
-                "the same result.")
-    if not model.get("texture_head"):
-        return ("This model has no texture head: a sharpened interpolation plus the latent diffusion's small "
-                "corrections; expect little new texture.")
-    if value >= 1.0:
-        return ("Detailed: adds texture the input does not contain (drawn by the texture head); it differs from seed "
-                "to seed (Samples maps where).")
-    return (f"Detail {value:.2f}: a sharpened interpolation with {value:.0%} of the drawn texture, which is invented "
-            "and differs from seed to seed.")
 
 
 def _html(text: str) -> str:

@@ -286,19 +286,19 @@ def detail_sent(panel: InfSceneDock) -> List[str]:
 
 
 def test_detail_is_a_slider_from_faithful_to_detailed_with_a_model_default(dock):
-    row = dock.detail_slider.parentWidget().layout()
+    row = dock.detail_control.slider.parentWidget().layout()
     words = [row.itemAt(i).widget() for i in range(row.count())]
-    assert words.index(dock.detail_slider) == 1
+    assert words.index(dock.detail_control.slider) == 1
     assert words[0].text() == "faithful" and words[2].text() == "detailed"
-    assert dock.detail_slider.orientation() == Qt.Horizontal
-    assert (dock.detail_slider.minimum(), dock.detail_slider.maximum(), dock.detail_slider.singleStep()) == (0, 100, 5)
-    assert dock.detail_default_check.text() == "model default"
-    field = dock.detail_slider.parentWidget().parentWidget()
-    assert dock.detail_default_check.parentWidget() is field
+    assert dock.detail_control.slider.orientation() == Qt.Horizontal
+    assert (dock.detail_control.slider.minimum(), dock.detail_control.slider.maximum(), dock.detail_control.slider.singleStep()) == (0, 100, 5)
+    assert dock.detail_control.default_check.text() == "model default"
+    field = dock.detail_control.slider.parentWidget().parentWidget()
+    assert dock.detail_control.default_check.parentWidget() is field
     assert field.parentWidget().layout().labelForField(field).text() == "Detail"
-    for widget in (dock.detail_slider, dock.detail_default_check, words[0], words[2]):
+    for widget in (dock.detail_control.slider, dock.detail_control.default_check, words[0], words[2]):
         assert "e2diffsr" in widget.toolTip()
-    assert "regression branch" in dock.detail_slider.toolTip() and "texture" in dock.detail_slider.toolTip()
+    assert "regression branch" in dock.detail_control.slider.toolTip() and "texture" in dock.detail_control.slider.toolTip()
     assert not hasattr(dock, "regression_check")
 
 
@@ -311,32 +311,32 @@ def use_e2diffsr(panel: InfSceneDock, model_dir: Path) -> None:
 def test_model_default_sends_no_detail_and_disables_the_slider(dock, e2diffsr_model_dir):
     use_e2diffsr(dock, e2diffsr_model_dir)
     assert dock.options().detail is None  # the fixture's options leave it to the model
-    assert dock.detail_default_check.isChecked() and not dock.detail_slider.isEnabled()
+    assert dock.detail_control.default_check.isChecked() and not dock.detail_control.slider.isEnabled()
     assert detail_sent(dock) == []
 
-    dock.detail_default_check.setChecked(False)
+    dock.detail_control.default_check.setChecked(False)
 
-    assert dock.detail_slider.isEnabled() and dock.detail_slider.value() == 100  # a new panel's slider: detailed
+    assert dock.detail_control.slider.isEnabled() and dock.detail_control.slider.value() == 100  # a new panel's slider: detailed
     assert dock.options().detail == 1.0 and detail_sent(dock) == ["1"]
 
 
 @pytest.mark.parametrize(("position", "detail", "sent", "shown"),
                          [(0, 0.0, "0", "0.00"), (50, 0.5, "0.5", "0.50"), (100, 1.0, "1", "1.00"), (35, 0.35, "0.35", "0.35")])
 def test_the_slider_sends_its_detail(dock, position, detail, sent, shown):
-    dock.detail_default_check.setChecked(False)
-    dock.detail_slider.setValue(position)
+    dock.detail_control.default_check.setChecked(False)
+    dock.detail_control.slider.setValue(position)
 
     assert dock.options().detail == detail
     assert detail_sent(dock) == [sent]
-    assert dock.detail_value_label.text() == shown
+    assert dock.detail_control.value_label.text() == shown
 
 
 def test_the_slider_keeps_to_steps_of_5(dock):
-    dock.detail_default_check.setChecked(False)
-    dock.detail_slider.setValue(37)  # a drag passes through every integer
-    assert dock.detail_slider.value() == 35 and detail_sent(dock) == ["0.35"]
-    dock.detail_slider.setValue(98)
-    assert dock.detail_slider.value() == 100 and detail_sent(dock) == ["1"]
+    dock.detail_control.default_check.setChecked(False)
+    dock.detail_control.slider.setValue(37)  # a drag passes through every integer
+    assert dock.detail_control.slider.value() == 35 and detail_sent(dock) == ["0.35"]
+    dock.detail_control.slider.setValue(98)
+    assert dock.detail_control.slider.value() == 100 and detail_sent(dock) == ["1"]
 
 
 @pytest.mark.parametrize("detail", [None, 0.0, 0.5, 1.0])
@@ -346,10 +346,10 @@ def test_set_options_shows_the_detail(dock, e2diffsr_model_dir, detail):
     dock.set_options(SrOptions(detail=detail))
 
     assert dock.options().detail == detail
-    assert dock.detail_default_check.isChecked() == (detail is None)
-    assert dock.detail_slider.isEnabled() == (detail is not None)
+    assert dock.detail_control.default_check.isChecked() == (detail is None)
+    assert dock.detail_control.slider.isEnabled() == (detail is not None)
     if detail is not None:
-        assert dock.detail_slider.value() == round(detail * 100)
+        assert dock.detail_control.slider.value() == round(detail * 100)
 
 
 def test_an_old_regression_only_tick_opens_the_panel_at_faithful(qgis_iface):
@@ -357,7 +357,7 @@ def test_an_old_regression_only_tick_opens_the_panel_at_faithful(qgis_iface):
 
     reopened = InfSceneDock(qgis_iface)
 
-    assert not reopened.detail_default_check.isChecked() and reopened.detail_slider.value() == 0
+    assert not reopened.detail_control.default_check.isChecked() and reopened.detail_control.slider.value() == 0
     assert reopened.options().detail == 0.0
     reopened.deleteLater()
 

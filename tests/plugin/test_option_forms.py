@@ -12,7 +12,8 @@ from qgis.core import QgsApplication, QgsProcessingParameterDefinition, QgsProce
 from qgis.PyQt.QtWidgets import QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
 
 from infscene_qgis import settings
-from infscene_qgis.dock import DETAIL_SLIDER_MAX, DETAIL_SLIDER_STEP, InfSceneDock
+from infscene_qgis.detail_control import DETAIL_SLIDER_MAX, DETAIL_SLIDER_STEP
+from infscene_qgis.dock import InfSceneDock
 from infscene_qgis.engine_request import SrOptions, SrRequest
 from infscene_qgis.option_parameters import description
 from infscene_qgis.sr_options import ADVANCED, DOCK, FLOAT, INT, OPTION, PROCESSING, Option, help_text, options_in, plugin_options
@@ -74,12 +75,12 @@ def test_the_panel_shows_every_dock_option_and_no_other(panel):
 
 def test_the_detail_slider_is_the_tables_range_steps_ends_and_help(panel):
     detail = OPTION["detail"]
-    assert (panel.detail_slider.minimum(), panel.detail_slider.maximum()) == (0, DETAIL_SLIDER_MAX)
+    assert (panel.detail_control.slider.minimum(), panel.detail_control.slider.maximum()) == (0, DETAIL_SLIDER_MAX)
     assert DETAIL_SLIDER_STEP / DETAIL_SLIDER_MAX == pytest.approx(detail.step)
-    row = panel.detail_slider.parentWidget().layout()
+    row = panel.detail_control.slider.parentWidget().layout()
     assert (row.itemAt(0).widget().text(), row.itemAt(2).widget().text()) == detail.ends
-    assert panel.detail_slider.toolTip() == help_text(detail)
-    assert panel.detail_default_check.text() == detail.auto
+    assert panel.detail_control.slider.toolTip() == help_text(detail)
+    assert panel.detail_control.default_check.text() == detail.auto
 
 
 @pytest.mark.parametrize("option", PROCESSING_OPTIONS, ids=[o.name for o in PROCESSING_OPTIONS])

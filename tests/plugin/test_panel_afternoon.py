@@ -111,7 +111,7 @@ def test_a_tiff_without_georeference_plans_and_runs_on_its_pixels(dock, tmp_path
 
 def test_a_detail_an_sr3_model_cannot_take_is_off_with_the_reason(dock):
     replan(dock)  # the fixture's model is SR3
-    assert not dock.detail_slider.isEnabled() and "SR3" in dock.detail_slider.toolTip()
+    assert not dock.detail_control.slider.isEnabled() and "SR3" in dock.detail_control.slider.toolTip()
     assert "SR3" in dock.detail_note.text()
 
 
