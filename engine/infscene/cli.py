@@ -28,7 +28,6 @@ from .execution.backend import DaskBackend
 from .execution.devices import resolve_devices
 from .models.precision import bf16_native, resolve_precision
 from .iceplant import cli as iceplant_cli
-from .iceplant.predict import check_iceplant_input, write_iceplant_probability
 from .models.registry import DEFAULT_MODEL_DIR, check_model
 from .plan import SROptions, estimate_seconds, plan_run
 from .quick_plan import iceplant_problem
@@ -97,6 +96,8 @@ def _check_side_outputs(args: argparse.Namespace) -> None:
         if path is not None:
             check_output_path(path, kind)
     if args.iceplant:
+        from .iceplant.predict import check_iceplant_input  # scikit-image and scipy: only for runs that need them
+
         check_iceplant_input(args.input, args.bands)
         # The planning call's rule (the plugin's dry run): the result keeps the input's type, and a non-8-bit result
         # can leave 0-255 where the model adds detail, which the iceplant step would refuse after the whole run.
@@ -130,6 +131,8 @@ def run_sr(args: argparse.Namespace) -> int:
         close()
     outputs = [str(out)]
     if args.iceplant:
+        from .iceplant.predict import write_iceplant_probability
+
         # the output tags its red, green and blue bands, so the iceplant step finds them (and NIR) itself
         outputs.append(str(write_iceplant_probability(out, args.iceplant)))
     if args.preview:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import protocol
 from ..console import band_list, emit, progress_reporter
-from .predict import PATCH_SIZE, STRIDE, plan_iceplant, run_iceplant
+from .blend import PATCH_SIZE, STRIDE
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run_iceplant_command(args: argparse.Namespace) -> int:
+    from .predict import plan_iceplant, run_iceplant  # scikit-image and scipy: not imported at every command's start
+
     plan = plan_iceplant(args.input, args.output, model_dir=args.model, bands=args.bands,
                          patch_size=args.patch, stride=args.stride)
     if args.progress == "json":

@@ -25,13 +25,11 @@ from ..progress import CancelCheck, ProgressCallback, ProgressTracker
 from ..protocol import PROTOCOL_VERSION, Plan
 from ..raster.io import geotiff_profile, open_raster, reading, verified_geotiff
 from ..raster.workspace import Workspace
-from .blend import PatchLayout, RowBlender
+from .blend import PATCH_SIZE, STRIDE, PatchLayout, RowBlender
 from .features import compute_features, feature_matrix
 from .model import IceplantModel, load_model
 from .source import IceplantBands, check_values, choose_bands, read_bands
 
-PATCH_SIZE = 128  # S in the paper
-STRIDE = 64  # up to 4 patches per pixel; the paper's 32 (16 per pixel) costs 4x more for the same model
 
 
 def patch_layout(src_path: str | Path, patch_size: int = PATCH_SIZE, stride: int = STRIDE) -> PatchLayout:

@@ -16,8 +16,6 @@ from ..errors import InfSceneError
 from ..option_flags import add_option_flags, table_options
 from ..plan import SROptions
 from .blocks import DEFAULT_BLOCK, MAX_BLOCK, MIN_BLOCK
-from .server import Settings, serve
-from .source import open_source
 
 BLOCK_RUN_OPTIONS = ("scale", "target_res", "bands", "seed", "margin", "detail", "precision", "model_dir")
 DEFAULT_PORT = 8765
@@ -73,6 +71,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.scale is None and args.target_res is None:
         values["scale"] = DEFAULT_SCALE
     options = SROptions(**values)
+    from .server import Settings, serve  # aiohttp: imported by `infscene serve` alone, not by every command's start
+    from .source import open_source
+
     source = open_source(args.source, options, args.block)
     warn(source.warnings, args.progress == "json")
     settings = Settings(args.host, args.port, args.cache, int(args.cache_size * 1024**2), args.progress)
