@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Build the installable plugin zip: infscene_qgis/ plus the LICENSE, without caches, under 25 MB.
 
-Standard library only, so `make zip` works with any Python 3 and without the `zip` tool.
+The engine-plugin contract (plugin_contract.CONTRACT) is packed from the engine's own files, so a zip always
+ships the engine's contract even where the checkout's copies were not regenerated. Standard library only, so
+`make zip` works with any Python 3 and without the `zip` tool.
 """
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import argparse
 import sys
 import zipfile
 from pathlib import Path
+
+from plugin_contract import CONTRACT, ENGINE_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "infscene_qgis"
@@ -35,7 +39,11 @@ def build(output: Path) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in plugin_files(package_dir):
-            archive.write(path, f"{PACKAGE}/{path.relative_to(package_dir).as_posix()}")
+            name = path.relative_to(package_dir).as_posix()
+            if name not in CONTRACT:
+                archive.write(path, f"{PACKAGE}/{name}")
+        for name in CONTRACT:
+            archive.write(ENGINE_DIR / name, f"{PACKAGE}/{name}")
         archive.write(ROOT / "LICENSE", f"{PACKAGE}/LICENSE")
     size = output.stat().st_size
     if size > MAX_BYTES:

@@ -7,6 +7,7 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 profile="$1/profiles/default"
 mkdir -p "$profile/python/plugins" "$profile/QGIS"
+python3 "$root/scripts/plugin_contract.py"  # the plugin's copy of the engine's contract, regenerated
 ln -sfn "$root/infscene_qgis" "$profile/python/plugins/infscene_qgis"
 ini="$profile/QGIS/QGIS3.ini"
 if [ -f "$ini" ] && grep -q '^infscene_qgis=true' "$ini"; then

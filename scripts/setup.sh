@@ -25,4 +25,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e engine
+.venv/bin/python scripts/plugin_contract.py  # the plugin's copy of the engine's contract (protocol, option table)
 echo "setup: ready (.venv/bin/infscene)"
