@@ -68,10 +68,10 @@ class DetailControl(QWidget):
         return self.slider.value() / DETAIL_SLIDER_MAX
 
     def set_detail(self, detail: Optional[float]) -> None:
+        """Show `detail` (None: 'model default'); the slider's and the box's own signals update the rest."""
         if detail is not None:
             self.slider.setValue(round(min(max(detail, DETAIL.minimum), DETAIL.maximum) * DETAIL_SLIDER_MAX))
         self.default_check.setChecked(detail is None)
-        self._default_toggled(detail is None)
 
     def apply_model(self, model: Optional[Dict[str, Any]]) -> Optional[str]:
         """Turn the slider off, with the reason as its tooltip, for a model that cannot take a detail; the reason

@@ -476,8 +476,11 @@ class InfSceneDock(QgsDockWidget):
 
     def _apply_detail_availability(self) -> None:
         reason = self.detail_control.apply_model(self._model_info())
-        if reason is not None and self._plan is not None and self.detail() is not None:
-            self._plan.setdefault("problems", []).append(reason) if reason not in self._plan.get("problems", []) else None
+        if reason is None or self._plan is None or self.detail() is None:
+            return
+        problems = self._plan.setdefault("problems", [])
+        if reason not in problems:
+            problems.append(reason)
 
     def estimated_seconds(self) -> Optional[float]:
         """The run's time from the last measured run of this model and options on this machine (None: none yet)."""

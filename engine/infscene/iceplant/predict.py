@@ -31,7 +31,6 @@ from .model import IceplantModel, load_model
 from .source import IceplantBands, check_values, choose_bands, read_bands
 
 
-
 def patch_layout(src_path: str | Path, patch_size: int = PATCH_SIZE, stride: int = STRIDE) -> PatchLayout:
     """The patches a run on ``src_path`` will classify (its length is the progress total)."""
     with open_raster(src_path) as ds:
