@@ -378,11 +378,15 @@ def test_the_condition_fold_is_pixel_unshuffle_laid_out_channels_last() -> None:
     assert folded.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_the_upsampler_in_strips_equals_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Strips of output rows are a cache blocking, not an approximation: bitwise the same as one pass."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_upsampler_in_strips_equals_one_pass(threads: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strips of output rows are a cache blocking, not an approximation: bitwise the same as one pass, on one thread
+    (as the engine calls models) and on two (on one thread oneDNN's 1x1 convolution once gave odd-height strips
+    other bits: issue 33)."""
     from infscene.models.e2diffsr.network import ContinuousUpsampler, Sampling
 
     torch.manual_seed(0)
+    torch.set_num_threads(threads)  # restored by conftest
     upsampler = ContinuousUpsampler(E2DiffSRConfig()).eval()
     features, scale = torch.randn(1, E2DiffSRConfig().features, 30, 20), torch.full((1,), 3.7)
     where = Sampling.whole((30, 20), (111, 74))
@@ -392,6 +396,23 @@ def test_the_upsampler_in_strips_equals_one_pass(monkeypatch: pytest.MonkeyPatch
         one_pass = upsampler(features, where, scale)
     assert ContinuousUpsampler.strip_rows > 111 and in_strips.shape == (1, 3, 111, 74)
     assert torch.equal(in_strips, one_pass)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_pixels_mlp_output_does_not_depend_on_the_region_around_it(threads: int) -> None:
+    """The per-pixel MLP is its 1x1 convolutions (to float tolerance), and a pixel gets the same bits in a region of
+    any shape: every matrix product has one shape, and a row's result does not depend on its place."""
+    from infscene.models.e2diffsr.network import ContinuousUpsampler
+
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)  # restored by conftest
+    upsampler = ContinuousUpsampler(E2DiffSRConfig()).eval()
+    x = torch.randn(2, upsampler.mlp[0].in_channels, 37, 61)
+    with torch.no_grad():
+        whole = upsampler.per_pixel(x)
+        assert torch.allclose(whole, upsampler.mlp(x), atol=1e-5)
+        for rows, cols in ((slice(0, 1), slice(0, 1)), (slice(3, 8), slice(5, 6)), (slice(1, 36), slice(2, 61))):
+            assert torch.equal(upsampler.per_pixel(x[..., rows, cols]), whole[..., rows, cols])
 
 
 def test_a_cpu_model_runs_channels_last(e2_model_dir: Path) -> None:

@@ -264,6 +264,7 @@ class ContinuousUpsampler(nn.Module):
         )
 
     strip_rows = 64  # output rows per pass of the per-pixel part: its maps then stay in cache
+    pixel_chunk = 2048  # pixels per call of the per-pixel MLP, every call this one shape (see `per_pixel`)
 
     def forward(self, f: torch.Tensor, where: Sampling, scale: torch.Tensor) -> torch.Tensor:
         f2 = self.fine2(f)
@@ -278,7 +279,30 @@ class ContinuousUpsampler(nn.Module):
         and bf16 made it no faster on the CPU (measured) while costing precision."""
         with torch.autocast(maps[0].device.type, enabled=False):
             read = [read_padded(m, factor * rows, factor * cols) for m, factor in zip(maps, (1, 2, 4))]
-            return self.mlp(torch.cat([*read, level.expand(-1, 1, *read[0].shape[-2:])], dim=1))
+            return self.per_pixel(torch.cat([*read, level.expand(-1, 1, *read[0].shape[-2:])], dim=1))
+
+    def per_pixel(self, x: torch.Tensor) -> torch.Tensor:
+        """The MLP at every pixel of x (B, C, h, w), as matrix products over rows of `pixel_chunk` pixels.
+
+        A pixel's bits must not depend on the region it is computed in (a strip, a decode tile, the whole scene).
+        Convolution and BLAS kernels pick their blocking, and with it the order of each sum, by the problem's
+        shape: oneDNN's 1x1 convolution to 3 channels gave other bits in odd-height strips on one thread, and
+        MKL's matrix product other bits for fewer than 12 rows. Every product here has the same shape, the last
+        chunk padded with zeros, and a row's result does not depend on its place among the rows
+        (tests/test_e2diffsr.py).
+        """
+        batch, _, height, width = x.shape
+        rows = x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])
+        count, chunk = rows.shape[0], self.pixel_chunk
+        rows = F.pad(rows, (0, 0, 0, -count % chunk))
+        out = torch.cat([self._mlp_rows(rows[a : a + chunk]) for a in range(0, rows.shape[0], chunk)])[:count]
+        return out.view(batch, height, width, -1).permute(0, 3, 1, 2).contiguous()
+
+    def _mlp_rows(self, h: torch.Tensor) -> torch.Tensor:
+        """The MLP's 1x1 convolutions as linear maps of pixel rows (the same weights, kept as convolutions)."""
+        for layer in self.mlp:
+            h = F.linear(h, layer.weight.flatten(1), layer.bias) if isinstance(layer, nn.Conv2d) else layer(h)
+        return h
 
 
 class RegressionBranch(nn.Module):
