@@ -101,8 +101,12 @@ class LiveLayers(QObject):
         request = ServeRequest(path, options, model_dir, str(cache))
         job = EngineJob(f"InfScene live: {layer.name()}", EngineRunner(python, STOP_GRACE_S), request.arguments())
         server = LiveServer(layer.id(), live_layer_name(layer, options), job)
-        job.eventReceived.connect(lambda event: self._event(server, event))
-        job.finished.connect(lambda outcome: self._finished(server, outcome))
+        # Bound methods, not lambdas: a lambda closing over the server formed a cycle through PyQt's slot proxy
+        # (job -> proxy -> lambda -> server -> job), and the garbage collector freed such a lambda while an event
+        # for it was still queued: QGIS crashed in it (issue 33, a shuffled test order). The job is found again
+        # by sender(), and PyQt drops these connections with this object.
+        job.eventReceived.connect(self._job_event)
+        job.finished.connect(self._job_finished)
         self.servers.append(server)
         job.start()
         self._show_status()
@@ -132,8 +136,13 @@ class LiveLayers(QObject):
         self.servers = []
         self.status.dispose()
 
-    def _event(self, server: LiveServer, event: Event) -> None:
-        if server.stopping:
+    def _server_of(self, job: Any) -> Optional[LiveServer]:
+        """The running server whose job sent the signal being handled (None once it is no longer ours)."""
+        return next((server for server in self.servers if server.job is job), None)
+
+    def _job_event(self, event: Event) -> None:
+        server = self._server_of(self.sender())
+        if server is None or server.stopping:
             return
         if isinstance(event, Serving):
             self._serving(server, event)
@@ -155,9 +164,10 @@ class LiveLayers(QObject):
                                  LOG_TAG, Qgis.Info)
         self._show_status()
 
-    def _finished(self, server: LiveServer, outcome: RunOutcome) -> None:
+    def _job_finished(self, outcome: RunOutcome) -> None:
         """The process exited: expected after a stop; otherwise it failed at start or died while serving."""
-        if server not in self.servers:
+        server = self._server_of(self.sender())
+        if server is None:
             return
         self.servers.remove(server)
         self._show_status()

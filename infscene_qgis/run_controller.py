@@ -73,6 +73,7 @@ class RunController(QObject):
         super().__init__()
         self.iface = iface
         self.job: Optional[EngineJob] = None
+        self.request: Optional[SrRequest] = None  # what self.job was asked to do
         self.input_layer_id = ""  # the run's input layer, whose stretch its result is drawn with
         self.plan_at_run: Dict[str, Any] = {}  # the planning call's answer the run was started with
         self.files_before: Dict[str, Optional[int]] = {}
@@ -100,9 +101,12 @@ class RunController(QObject):
         self.files_before = {path: _mtime(path) for path in expected_outputs(request)}
         self.status.emit("starting the engine ...")
         job = EngineJob(f"InfScene: super-resolve {Path(request.input_path).name}", runner, request.arguments())
-        job.finished.connect(lambda outcome: self._completed(outcome, request))
-        job.progressChanged.connect(lambda value: self._show_progress(job, value))
-        self.job = job
+        # Bound methods, not lambdas closing over the job: such a lambda is a cycle through PyQt's slot proxy that the
+        # garbage collector may free while its event is still queued (a crash: live_layer.LiveLayers.add). The run
+        # being shown is self.job and its request self.request.
+        job.finished.connect(self._job_finished)
+        job.progressChanged.connect(self._show_progress)
+        self.job, self.request = job, request
         self._add_status_bar_widget()
         self.started.emit()
         job.start()
@@ -121,12 +125,15 @@ class RunController(QObject):
             job.wait(20.0)
         self._remove_status_bar_widget()
 
-    def _show_progress(self, job: EngineJob, value: float) -> None:
+    def _show_progress(self, value: float) -> None:
+        job = self.sender()
+        if job is not self.job:
+            return
         if self._status_bar_widget is not None:
             self._status_bar_widget.setValue(int(value))
         progress = job.outcome.progress
         text = ""
-        if progress is not None and job is self.job and not job.is_cancelled():
+        if progress is not None and not job.is_cancelled():
             text = f"{progress.done} / {progress.total} work units, ETA {format_duration(progress.eta_s)}"
         self.progressed.emit(int(value), text)
 
@@ -148,8 +155,12 @@ class RunController(QObject):
             self.iface.statusBarIface().removeWidget(bar)
             bar.deleteLater()
 
+    def _job_finished(self, outcome: RunOutcome) -> None:
+        if self.sender() is self.job and self.request is not None:
+            self._completed(outcome, self.request)
+
     def _completed(self, outcome: RunOutcome, request: SrRequest) -> None:
-        self.job = None
+        self.job, self.request = None, None
         self._remove_status_bar_widget()
         if outcome.first_progress_s is not None:
             QgsMessageLog.logMessage(f"first progress {outcome.first_progress_s:.2f} s after the engine started",

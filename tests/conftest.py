@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,6 +18,27 @@ from infscene.models.folder import save_model
 from infscene.models.sr3.network import ModelConfig, SR3UNet
 
 from scenes import FIXTURES
+
+
+@pytest.fixture(autouse=True)
+def _no_global_state_left_behind() -> Iterator[None]:
+    """Each test finds and leaves torch's threads, the global RNGs, the environment and the working folder as they
+    were, so no test's result depends on which ran before it (the suite runs in random order: pytest-randomly).
+
+    An in-process Dask worker sets one torch thread for the whole process (execution/scaleout.py); a test run after
+    it on one thread once saw other bits from a kernel chosen by thread count (issue 33).
+    """
+    threads, environment, folder = torch.get_num_threads(), dict(os.environ), os.getcwd()
+    torch_rng, numpy_rng = torch.random.get_rng_state(), np.random.get_state()
+    yield
+    torch.set_num_threads(threads)
+    torch.random.set_rng_state(torch_rng)
+    np.random.set_state(numpy_rng)
+    if os.getcwd() != folder:
+        os.chdir(folder)
+    if dict(os.environ) != environment:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +64,14 @@ def planet() -> Path:
 def rapideye_rgba() -> Path:
     """48x48 corner of a RapidEye visual clip (RGBA uint8) with transparent pixels."""
     return FIXTURES / "rapideye_rgba_48.tif"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The shuffled order's seed at the end, beside the result (-q hides pytest-randomly's header line)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None and config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"test order shuffled by pytest-randomly: repeat it with --randomly-seed={seed}")
 
 
 _exit_status = 0

@@ -134,8 +134,12 @@ def test_a_local_cluster_of_its_own(tiny_model_dir: Path, naip: Path, tmp_path: 
 
 def test_a_scheduler_file_reaches_the_cluster(cluster: Client, tiny_model_dir: Path, naip: Path,
                                              tmp_path: Path) -> None:
-    """As on HPC, where `dask scheduler --scheduler-file` or dask-mpi leave the address in a file."""
-    cluster.write_scheduler_file(str(tmp_path / "scheduler.json"))
+    """As on HPC, where `dask scheduler --scheduler-file` or dask-mpi leave the address in a file.
+
+    The file holds what a scheduler writes first (its type and address): Client.write_scheduler_file dumps the whole
+    scheduler_info, which fails (tuple keys) once the workers have run tasks, as they have after the module's other
+    tests in a shuffled order."""
+    (tmp_path / "scheduler.json").write_text(json.dumps({"type": "Scheduler", "address": cluster.scheduler.address}))
     options = _sr3(tiny_model_dir, steps=2)
     alone = super_resolve(naip, tmp_path / "alone.tif", options)
     spread = super_resolve(naip, tmp_path / "dask.tif", replace(options, dask=str(tmp_path / "scheduler.json")))
@@ -186,10 +190,10 @@ def _cli(naip: Path, output: Path, options: list[str]) -> list[str]:
 @pytest.mark.parametrize("where", ["single-process", "dask"])
 def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, tiny_model_dir: Path,
                                                                naip: Path, tmp_path: Path, where: str) -> None:
-    options = _sr3(tiny_model_dir, steps=30)
+    options = _sr3(tiny_model_dir, steps=12)  # killed after 4 transitions: 8 left to kill it in
     reference = super_resolve(naip, tmp_path / "reference.tif", options)
     output = tmp_path / "resumed.tif"
-    flags = ["--model", str(tiny_model_dir), "--steps", "30", "--patch", "32", "--overlap", "8", "--batch-size", "3"]
+    flags = ["--model", str(tiny_model_dir), "--steps", "12", "--patch", "32", "--overlap", "8", "--batch-size", "3"]
     if where == "dask":
         flags += ["--dask", cluster.scheduler.address]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -197,7 +201,7 @@ def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, t
     _kill_after(_cli(naip, output, flags), manifest, transitions=4, env=env)
     assert not output.exists()
     done = json.loads(manifest.read_text())["transitions_done"]
-    assert 4 <= done < 31
+    assert 4 <= done < 13
 
     again = subprocess.run(_cli(naip, output, flags), env=env, capture_output=True, text=True)
     assert again.returncode == 1 and "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
