@@ -30,9 +30,12 @@ from rasterio.transform import from_bounds
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
+from infscene.plan import SROptions
 from infscene.raster.workspace import Workspace
 from infscene.serve.cache import DiskCache
 from infscene.serve.scheduler import Scheduler
+from infscene.serve.source import open_source
+from infscene.serve.tiles import BlockMemory, patch_bytes
 from infscene.serve.zooms import WEB_MERCATOR, parse_tile, zoom_levels
 
 from scenes import FIXTURES, shared_scene
@@ -364,6 +367,34 @@ def test_many_askers_make_a_block_once_and_a_block_nobody_wants_is_dropped() -> 
 
     asyncio.run(scenario())
     assert made == ["first", "later"]
+
+
+def test_blocks_in_memory_stay_within_their_budget_and_the_newest_is_kept() -> None:
+    """Real patches (the fixture's 16 px blocks read as a tile reads the source: float32 colour and validity) put in
+    a memory of 3.5 blocks: after every put the arrays held are within the budget, and what is held is the newest
+    blocks, a block just used counting as new; a block larger than the whole budget is still kept, alone."""
+    source = open_source(NAIP, SROptions(scale=float(SCALE)), 16)
+    blocks = [(row, col) for row in range(4) for col in range(4)]
+    patches = {block: source.read(source.grid.window(block), 1) for block in blocks}
+    size = patch_bytes(patches[blocks[0]])
+    assert size == 16 * 16 * 16, "three float32 colour planes and a float32 validity plane"
+    memory = BlockMemory(3 * size + size // 2)
+
+    def held() -> list[tuple[int, int]]:
+        return [block for block in [*blocks, (9, 9)] if block in memory]
+
+    for n, block in enumerate(blocks):
+        memory.put(block, patches[block])
+        assert memory.nbytes == sum(patch_bytes(patches[b]) for b in held()) <= memory.budget
+        assert held() == blocks[max(0, n - 2):n + 1]
+    assert memory.get(blocks[-3]) is patches[blocks[-3]]
+    memory.put(blocks[0], patches[blocks[0]])
+    assert held() == [blocks[0], blocks[-3], blocks[-1]], "the block used stays, the one unused since goes"
+    memory.put(blocks[0], patches[blocks[0]])
+    assert memory.nbytes == 3 * size, "put again, counted once"
+    whole = source.read(Window(0, 0, 64, 64), 1)  # the whole fixture: 16 blocks' worth
+    memory.put((9, 9), whole)
+    assert held() == [(9, 9)] and memory.nbytes == patch_bytes(whole) > memory.budget
 
 
 def test_a_cache_whose_disk_fills_up_is_left_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,9 +2,9 @@
 
 Zooms at native resolution and coarser show the source resampled (the model adds nothing there); finer
 zooms up to max_zoom are warped from a mosaic of the super-resolved blocks under the tile (plus a margin for
-the resampling kernel). Blocks come from memory (the last few), the disk cache, or the scheduler; tiles and
-blocks go to the cache as they are made. Warping and PNG encoding run in a small thread pool, beside the
-model's thread, so cached tiles keep flowing while a block is being made.
+the resampling kernel). Blocks come from memory (those last used, within a budget in bytes), the disk cache,
+or the scheduler; tiles and blocks go to the cache as they are made. Warping and PNG encoding run in a small
+thread pool, beside the model's thread, so cached tiles keep flowing while a block is being made.
 """
 from __future__ import annotations
 
@@ -31,7 +31,12 @@ from .source import Source
 from .zooms import WEB_MERCATOR, pixel_size, tile_bounds
 
 T = TypeVar("T")
-MEMORY_BLOCKS = 64  # decoded blocks kept in memory (about 1 MB each at 64 px and 4x)
+# Decoded blocks kept in memory, in bytes of their arrays. A block is 16 bytes an output pixel (float32 RGB and
+# validity): 4 MiB at 128 px and 4x, 16 MiB at 8x. The tiles of a 1920x1080 view at max_zoom span at most 2304 x 1536
+# output pixels (whole tiles; a tile pixel is at most an output pixel): 24 blocks at 4x (96 MiB), 12 at 8x (192 MiB),
+# so 256 MiB holds a whole view at the model's scales and filling it never re-reads a block. Measured at 8x on the
+# CPU (bench/serve_memory.py): the server settles at 1173 MiB with the budget full, 1005 MiB with none (serve.md).
+MEMORY_BUDGET_BYTES = 256 * 1024**2
 RENDER_THREADS = 2  # warping and encoding beside the model's thread
 MARGIN = 2  # tile pixels read around a tile: the bilinear kernel's reach (GDAL widens it when it reduces)
 
@@ -43,7 +48,7 @@ class Tiles:
                  log: Callable[[str], None]) -> None:
         self.source, self.cache, self._scratch, self._stopping, self._log = source, cache, scratch, stopping, log
         self.scheduler: Scheduler[BlockId, Patch] = Scheduler(self._make_block)
-        self._memory: OrderedDict[BlockId, Patch] = OrderedDict()
+        self._memory = BlockMemory(MEMORY_BUDGET_BYTES)
         self._pool = ThreadPoolExecutor(max_workers=RENDER_THREADS, thread_name_prefix="infscene-tile")
         self._waiting: dict[int, list[BlockId]] = {}  # tile requests in flight -> the blocks they need
         self._ids = itertools.count()
@@ -115,14 +120,8 @@ class Tiles:
         patch = self._memory.get(block)
         if patch is None:
             patch = await self._in_pool(self._cached_block, block) or await self.scheduler.get(block)
-            self._remember(block, patch)
-        self._memory.move_to_end(block)
+            self._memory.put(block, patch)
         return patch
-
-    def _remember(self, block: BlockId, patch: Patch) -> None:
-        self._memory[block] = patch
-        while len(self._memory) > MEMORY_BLOCKS:
-            self._memory.popitem(last=False)
 
     def _cached_block(self, block: BlockId) -> Optional[Patch]:
         path = self.cache.block_path(block)
@@ -165,3 +164,40 @@ class Tiles:
     async def _in_pool(self, function: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
+
+class BlockMemory:
+    """Decoded blocks by id, least recently used out first once their arrays hold more than `budget` bytes.
+
+    Counted in bytes, not blocks: a block's size grows with the square of the scale and of --block, so a count
+    bounds nothing. The block put last is always kept, even alone over the budget: the tile asking for it needs it.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.nbytes = 0  # of every array held
+        self._patches: OrderedDict[BlockId, Patch] = OrderedDict()
+
+    def __contains__(self, block: object) -> bool:
+        return block in self._patches
+
+    def get(self, block: BlockId) -> Optional[Patch]:
+        """The block if it is held (now the most recently used), else None."""
+        patch = self._patches.get(block)
+        if patch is not None:
+            self._patches.move_to_end(block)
+        return patch
+
+    def put(self, block: BlockId, patch: Patch) -> None:
+        """Hold `patch` as the most recently used, then drop the least recently used while over the budget."""
+        replaced = self._patches.pop(block, None)
+        if replaced is not None:
+            self.nbytes -= patch_bytes(replaced)
+        self._patches[block] = patch
+        self.nbytes += patch_bytes(patch)
+        while self.nbytes > self.budget and len(self._patches) > 1:
+            self.nbytes -= patch_bytes(self._patches.popitem(last=False)[1])
+
+
+def patch_bytes(patch: Patch) -> int:
+    """The bytes of a patch's arrays, as numpy holds them."""
+    return patch.rgb.nbytes + patch.valid.nbytes
