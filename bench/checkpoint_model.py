@@ -12,7 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
-from infscene.models.folder import CONFIG_FILE, WEIGHTS_FILE
+from infscene.modelformat.files import CONFIG_FILE, WEIGHTS_FILE
 from infscene.models.registry import check_model
 from infscene.training.checkpoints import verified_state
 

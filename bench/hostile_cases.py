@@ -89,7 +89,7 @@ class Outcome:
 
 MAKE_MODEL = (
     "import sys, torch\n"
-    "from infscene.models.folder import save_model\n"
+    "from infscene.modelformat.folder import save_model\n"
     "from infscene.models.sr3.network import ModelConfig, SR3UNet\n"
     "torch.manual_seed(0)\n"
     "config = ModelConfig(name='tiny', base_channels=8, channel_mults=[1, 2], patch_size=32, norm_groups=4)\n"

@@ -23,9 +23,10 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 
 from infscene.models.e2diffsr.run import typical_tile
-from infscene.models.folder import load_weights
+from infscene.modelformat.folder import load_weights
 from infscene.models.precision import BF16, FP32, autocast, bf16_native
-from infscene.models.registry import DEFAULT_MODEL_DIR, family_of, load_config
+from infscene.modelformat.files import DEFAULT_MODEL_DIR
+from infscene.models.registry import family_of, load_config
 from infscene.raster.io import geotiff_profile
 
 SCENE = Path(__file__).resolve().parents[2] / "shared" / "data" / "scenes" / "naip_ND_5m" / "m_4709963_se_14_1_20100629.tif"

@@ -58,11 +58,12 @@ from skimage.metrics import structural_similarity
 
 from infscene.diffusion.fusion import FusionMode
 from infscene.errors import InfSceneError
-from infscene.models.contract import ModelContract
+from infscene.modelformat.contract import ModelContract
 from infscene.models.e2diffsr.decode import owner, project_block_means
 from infscene.models.e2diffsr.family import resolve_detail
 from infscene.models.e2diffsr.network import E2DiffSRConfig
-from infscene.models.registry import DEFAULT_MODEL_DIR, load_config
+from infscene.modelformat.files import DEFAULT_MODEL_DIR
+from infscene.models.registry import load_config
 from infscene.plan import SROptions, plan_run
 from infscene.raster.metrics import high_frequency_ratio, lr_consistency, psnr, rmse, seam_score
 

@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 import rasterio
 
-from infscene.models.registry import DEFAULT_MODEL_DIR
+from infscene.modelformat.files import DEFAULT_MODEL_DIR
 from infscene.plan import SROptions
 from infscene.run import super_resolve
 

@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 import rasterio
 
-from infscene.models.registry import DEFAULT_MODEL_DIR, load_config
+from infscene.modelformat.files import DEFAULT_MODEL_DIR
+from infscene.models.registry import load_config
 from infscene.plan import SROptions
 from infscene.run import super_resolve
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from infscene.models.folder import save_model
+from infscene.modelformat.folder import save_model
 from infscene.models.sr3.network import ModelConfig, SR3UNet
 
 from scenes import FIXTURES

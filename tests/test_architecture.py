@@ -18,12 +18,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundation", ("infscene", "infscene.errors", "infscene.protocol", "infscene.progress", "infscene.console",
                     "infscene.checksums")),
     ("diffusion", ("infscene.diffusion",)),  # the method: schedule, grid, fusion, canvases, step loop, Executor
-    # What a model folder is (the data contract every family's config has, its checks, its file format): read by the
-    # raster layer (band scaling), the trainer (saving) and every family, so it sits below them all.
-    ("model format", ("infscene.models.contract", "infscene.models.model_check", "infscene.models.folder")),
+    # What a model folder is (the data contract every family's config has, its files, its checks, its format): read
+    # by the raster layer (band scaling), the trainer (saving) and every family, so it sits below them all.
+    ("model format", ("infscene.modelformat",)),
     ("raster", ("infscene.raster",)),
     ("training", ("infscene.training",)),  # the generic Trainer: families bring their objectives to it
-    ("families", ("infscene.models.family", "infscene.models.sr3", "infscene.models.e2diffsr")),
+    # The families and what their networks share (the scalar embedding, the fp32 / bf16 arithmetic).
+    ("families", ("infscene.models", "infscene.models.family", "infscene.models.embedding", "infscene.models.precision",
+                  "infscene.models.sr3", "infscene.models.e2diffsr")),
     ("registry", ("infscene.models.registry",)),  # the one module that lists the families
     ("execution", ("infscene.execution",)),
     ("iceplant", ("infscene.iceplant",)),
@@ -137,9 +139,11 @@ def test_the_walk_sees_relative_absolute_and_lazy_imports(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("family", ["sr3", "e2diffsr"])
 def test_no_generic_module_names_a_family(family: str) -> None:
-    """Family names appear only in the families' own folders, the registry that lists them, and the option table,
-    which says which family takes an option (the plugin reads it there: it cannot ask the registry)."""
-    allowed = (f"{PACKAGE}.models.{family}", f"{PACKAGE}.models.registry", f"{PACKAGE}.sr_options")
+    """Family names appear only in the families' own folders, the registry that lists them, the option table, which
+    says which family takes an option (the plugin reads it there: it cannot ask the registry), and the model format's
+    file names, which name the bundled default model's folder (resources/models/e2diffsr)."""
+    allowed = (f"{PACKAGE}.models.{family}", f"{PACKAGE}.models.registry", f"{PACKAGE}.sr_options",
+               f"{PACKAGE}.modelformat.files")
     leaks = []
     for name, path in modules().items():
         if name.startswith(allowed):

@@ -18,8 +18,8 @@ import rasterio
 
 from infscene.models.e2diffsr.decode import owner
 from infscene.models.e2diffsr.network import E2DiffSR, E2DiffSRConfig
-from infscene.models.folder import save_model
-from infscene.models.registry import DEFAULT_MODEL_DIR
+from infscene.modelformat.folder import save_model
+from infscene.modelformat.files import DEFAULT_MODEL_DIR
 
 from scenes import FIXTURES
 

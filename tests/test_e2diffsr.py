@@ -27,7 +27,7 @@ from infscene.diffusion.canvas import Canvas, CanvasFactory
 from infscene.diffusion.fusion import FusionMode
 from infscene.diffusion.grid import PatchGrid
 from infscene.execution.local import LocalExecutor
-from infscene.models.folder import save_model
+from infscene.modelformat.folder import save_model
 from infscene.models.precision import bf16_native
 from infscene.models.registry import load_model
 from infscene.plan import plan_run, SROptions

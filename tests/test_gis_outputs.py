@@ -10,7 +10,7 @@ import torch
 from rasterio.enums import ColorInterp
 
 from infscene import __version__
-from infscene.models.folder import WEIGHTS_FILE
+from infscene.modelformat.files import WEIGHTS_FILE
 from infscene.models.precision import resolve_precision
 from infscene.plan import SROptions
 from infscene.run import super_resolve

@@ -11,9 +11,9 @@ import pytest
 
 from infscene import cli
 from infscene.errors import InfSceneError
-from infscene.models.folder import CONFIG_FILE, WEIGHTS_FILE
+from infscene.modelformat.files import CONFIG_FILE, WEIGHTS_FILE
 from infscene.models.registry import check_model, load_model
-from infscene.models.model_check import read_safetensors_header
+from infscene.modelformat.check import read_safetensors_header
 
 
 def _folder(tiny_model_dir: Path, tmp_path: Path, weights: bytes | None = None, **changes: object) -> Path:

@@ -19,9 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from infscene.errors import InfSceneError
-from infscene.models import model_check
-from infscene.models.folder import CONFIG_FILE, WEIGHTS_FILE
-from infscene.models.registry import DEFAULT_MODEL_DIR, check_model
+from infscene.modelformat import check as model_check
+from infscene.modelformat.files import CONFIG_FILE, WEIGHTS_FILE
+from infscene.modelformat.files import DEFAULT_MODEL_DIR
+from infscene.models.registry import check_model
 from infscene.plan import SROptions
 from infscene.run import super_resolve
 

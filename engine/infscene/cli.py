@@ -28,7 +28,8 @@ from .execution.backend import DaskBackend
 from .execution.devices import resolve_devices
 from .models.precision import bf16_native, resolve_precision
 from .iceplant import cli as iceplant_cli
-from .models.registry import DEFAULT_MODEL_DIR, check_model
+from .modelformat.files import DEFAULT_MODEL_DIR
+from .models.registry import check_model
 from .plan import SROptions, estimate_seconds, plan_run
 from .quick_plan import iceplant_problem
 from .raster.atomic import check_output_path, refuse_overwriting_input

@@ -29,11 +29,11 @@ from .execution.backend import Backend, DaskBackend, LocalBackend, plan_backend
 from .execution.checkpoint import Position, check_checkpoint, checkpoint_folder
 from .execution.determinism import one_thread_per_call
 from .execution.devices import resolve_devices
-from .models.contract import ModelContract
+from .modelformat.contract import ModelContract
 from .models.family import FamilyPlan, ModelFamily, Region, SceneRequest
-from .models.folder import WEIGHTS_FILE
+from .modelformat.files import DEFAULT_MODEL_DIR, WEIGHTS_FILE
 from .models.precision import resolve_precision
-from .models.registry import DEFAULT_MODEL_DIR, check_model, family_of, load_model
+from .models.registry import check_model, family_of, load_model
 from .protocol import PROTOCOL_VERSION, Plan, dask_address_problem
 from .raster.anchor import Anchor, anchor_window, unanchored
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input, same_file

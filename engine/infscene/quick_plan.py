@@ -22,38 +22,32 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .errors import InfSceneError
+from .modelformat.contract import ModelContract
+from .modelformat.files import DEFAULT_MODEL_DIR, WEIGHTS_FILE, read_raw_config
 from .protocol import MAX_SAMPLES, SCALE_MAX, SCALE_MIN_EXCLUSIVE
 from .raster.atomic import check_output_path, refuse_overwriting_input
 from .raster.io import open_raster, output_grid, resolve_bands, resolve_window
 
 from .iceplant.model import DEFAULT_MODEL_DIR as ICEPLANT_MODEL_DIR
 
-WEIGHTS_FILE = "model.safetensors"  # models/folder.WEIGHTS_FILE (that module imports torch)
 
 
 def model_summary(folder: Path) -> dict[str, Any]:
     """What the panel needs to know of a model folder, from its config.json alone (no weights read): its family and
-    the fields that say what it accepts. Which family takes which option is the caller's knowledge (this module is
-    generic: the registry, which knows, imports torch)."""
-    config_path = folder / "config.json"
-    if not config_path.is_file():
-        raise InfSceneError(f"not a model folder (no config.json): {folder}")
+    the fields that say what it accepts, a field the config leaves out being the contract's default. Which family
+    takes which option is the caller's knowledge (this module is generic: the registry, which knows, imports torch)."""
+    raw, _ = read_raw_config(folder)
     if not (folder / WEIGHTS_FILE).is_file():
         raise InfSceneError(f"the model folder has no {WEIGHTS_FILE}: {folder}")
-    try:
-        raw = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise InfSceneError(f"cannot read {config_path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise InfSceneError(f"{config_path} is not a JSON object")
-    family = str(raw.get("family") or "")  # absent: the first family (the registry's default)
+    default = ModelContract()
     return {
-        "path": str(folder), "name": str(raw.get("name") or folder.name), "family": family,
-        "trained": bool(raw.get("trained", False)), "patch_size": int(raw.get("patch_size", 128)),
-        "scale_min": float(raw.get("scale_min", 2.0)), "scale_max": float(raw.get("scale_max", 8.0)),
+        "path": str(folder), "name": str(raw.get("name") or folder.name),
+        "family": str(raw.get("family") or ""),  # absent: the first family (the registry's default)
+        "trained": bool(raw.get("trained", default.trained)), "patch_size": int(raw.get("patch_size", default.patch_size)),
+        "scale_min": float(raw.get("scale_min", default.scale_min)), "scale_max": float(raw.get("scale_max", default.scale_max)),
         "texture_head": bool(raw.get("texture_channels")), "default_detail": float(raw.get("default_detail", 1.0)),
         "diffusion_steps": raw.get("diffusion_steps"),
-        "train_pixel_size_m": raw.get("train_pixel_size_m"),
+        "train_pixel_size_m": raw.get("train_pixel_size_m", default.train_pixel_size_m),
     }
 
 
@@ -89,14 +83,13 @@ def quick_plan(input_path: str, output_path: Optional[str] = None, scale: Option
     result: dict[str, Any] = {"event": "quick_plan", "problems": [], "warnings": [], "unavailable": {}}
     problems, warnings, unavailable = result["problems"], result["warnings"], result["unavailable"]
     model = None
-    if model_dir is not None:  # without one, the engine's default model (its path is what `infscene info` reports)
-        try:
-            model = model_summary(Path(model_dir))
-            result["model"] = model
-            if not model["trained"]:
-                warnings.append(f"the model '{model['name']}' is not trained: the result will be noise")
-        except InfSceneError as exc:
-            problems.append(str(exc))
+    try:
+        model = model_summary(Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR)  # as `infscene sr` does
+        result["model"] = model
+        if not model["trained"]:
+            warnings.append(f"the model '{model['name']}' is not trained: the result will be noise")
+    except InfSceneError as exc:
+        problems.append(str(exc))
     if not 1 <= samples <= MAX_SAMPLES:
         problems.append(f"samples must be between 1 and {MAX_SAMPLES}, got {samples}")
     elif samples > 1 and detail == 0.0:

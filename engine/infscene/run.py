@@ -29,7 +29,8 @@ from .execution.determinism import one_thread_per_call
 from .execution.local import DenoiserSpec, LocalExecutor
 from .execution.output_check import LastStepProbe, check_first_patches, non_finite_output
 from .execution.store import disk_full_is_an_error
-from .models.registry import DEFAULT_MODEL_DIR, load_model
+from .modelformat.files import DEFAULT_MODEL_DIR
+from .models.registry import load_model
 from .plan import SROptions, SRPlan, plan_run, run_fingerprint
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .protocol import PROVENANCE_PREFIX

@@ -12,7 +12,7 @@ from osgeo import gdal
 from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
 
 from infscene.models.e2diffsr.network import E2DiffSR
-from infscene.models.folder import save_model
+from infscene.modelformat.folder import save_model
 from infscene_qgis.engine_locator import find_engine_python
 from infscene_qgis.processing_provider import InfSceneProvider
 from plugin_helpers import NAIP

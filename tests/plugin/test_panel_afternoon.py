@@ -13,7 +13,7 @@ from osgeo import gdal
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
 from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QLabel, QWidget
 
-from infscene.models.registry import DEFAULT_MODEL_DIR
+from infscene.modelformat.files import DEFAULT_MODEL_DIR
 from infscene_qgis import dock as dock_module
 from infscene_qgis.compare import SwipeTool
 from infscene_qgis.engine_request import SrOptions

@@ -1,7 +1,7 @@
 """No silent wrong output from a broken model: its output is checked where it is made.
 
 A model folder with a valid safetensors header and random tensor bytes passes every check of the folder
-(model_check.py) and, before this, ran to the end and wrote an output that was 1 everywhere, with exit 0:
+(modelformat/check.py) and, before this, ran to the end and wrote an output that was 1 everywhere, with exit 0:
 NaN from the network went through the step loop and was cast to the output's integers. Two checks,
 each one line naming the model folder:
 

@@ -1,6 +1,5 @@
-"""The model families and the model-folder format.
+"""The model families (above the model-folder format, modelformat/, which they all read).
 
-contract.py is what every family promises about its data; folder.py and model_check.py read and check a
-model folder; family.py is what a family provides to the engine; sr3/ and e2diffsr/ are the two families;
-registry.py lists them, once, and is the only place that names them.
+family.py is what a family provides to the engine; sr3/ and e2diffsr/ are the two families; embedding.py and
+precision.py are what their networks share; registry.py lists them, once, and is the only place that names them.
 """

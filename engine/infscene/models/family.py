@@ -22,7 +22,7 @@ from ..diffusion.grid import PatchGrid
 from ..diffusion.loop import SamplingJob
 from ..diffusion.schedule import Denoiser, ReverseStep
 from ..training.trainer import Objective, TrainOptions
-from .contract import ModelContract
+from ..modelformat.contract import ModelContract
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,17 @@ import torch
 from torch import nn
 
 from ..errors import InfSceneError
-from .contract import ModelContract
+from ..modelformat.check import check_weights
+from ..modelformat.contract import ModelContract
+from ..modelformat.files import DEFAULT_MODEL_DIR, WEIGHTS_FILE, read_raw_config
+from ..modelformat.folder import build_config, load_weights
 from .e2diffsr.family import E2DiffSRFamily
 from .family import ModelFamily
-from .folder import WEIGHTS_FILE, build_config, load_weights, read_raw_config
-from .model_check import check_weights
 from .precision import fast_layout
 from .sr3.family import SR3Family
 
 FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SR3Family(), E2DiffSRFamily())}
 FOLDER_WITHOUT_FAMILY = SR3Family.name  # folders written before there was a second family hold SR3 models
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "resources" / "models" / "e2diffsr"  # the bundled default
 
 
 def family_of(config: ModelContract) -> ModelFamily:
@@ -33,7 +33,7 @@ def family_of(config: ModelContract) -> ModelFamily:
 
 def load_config(folder: Optional[str | Path] = None) -> ModelContract:
     """The config of a model folder (the bundled default when None), of the family it names (sr3 if none),
-    with its types, ranges and data contract checked (model_check)."""
+    with its types, ranges and data contract checked (modelformat/check.py)."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     raw, path = read_raw_config(folder)
     name = raw.setdefault("family", FOLDER_WITHOUT_FAMILY)
@@ -44,7 +44,7 @@ def load_config(folder: Optional[str | Path] = None) -> ModelContract:
 
 def check_model(folder: Optional[str | Path] = None) -> ModelContract:
     """Validate a whole model folder without building or reading any weight: the config (load_config), then
-    the safetensors header against the shapes its family's network would have (model_check.check_weights)."""
+    the safetensors header against the shapes its family's network would have (modelformat/check.py: check_weights)."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     config = load_config(folder)
     check_weights(family_of(config).network, config, folder, folder / WEIGHTS_FILE)

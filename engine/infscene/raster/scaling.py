@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..models.contract import ModelContract
+from ..modelformat.contract import ModelContract
 
 STRETCH_PERCENTILES = (0.1, 99.9)
 MAX_SAMPLE_PIXELS = 1_000_000

@@ -18,7 +18,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from ..models.contract import ModelContract
+from ..modelformat.contract import ModelContract
 from ..errors import InfSceneError
 from .guided import GuidedBands
 from .io import read_block, reading, value_range

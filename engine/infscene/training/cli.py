@@ -11,7 +11,7 @@ from typing import Optional
 
 from ..errors import InfSceneError
 from ..execution.devices import resolve_device
-from ..models.contract import ModelContract
+from ..modelformat.contract import ModelContract
 from ..models.registry import FAMILIES, FOLDER_WITHOUT_FAMILY, family_of, load_config
 from .trainer import RecordCallback, Trainer, TrainOptions, TrainResult
 

@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import InfSceneError
-from ..models.contract import ModelContract
+from ..modelformat.contract import ModelContract
 from ..raster.scaling import fill_invalid, fit_scaling
 
 RASTER_SUFFIXES = (".tif", ".tiff")

@@ -23,8 +23,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import Cancelled, InfSceneError
-from ..models.contract import ModelContract
-from ..models.folder import save_model
+from ..modelformat.contract import ModelContract
+from ..modelformat.folder import save_model
 from .checkpoints import AUXILIARY_FILE, complete_checkpoints, load_checkpoint, save_checkpoint
 from .data import step_streams
 

@@ -14,7 +14,7 @@ from ...diffusion.loop import SamplingJob
 from ...diffusion.schedule import Schedule
 from ...errors import InfSceneError
 from ...training.trainer import Objective, TrainOptions
-from ..contract import ModelContract
+from ...modelformat.contract import ModelContract
 from ..family import FamilyPlan, Region, SceneRequest, seconds
 from ..precision import autocast
 from .denoiser import LatentPatchDenoiser

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..contract import ModelContract, sinusoidal_embedding
+from ...modelformat.contract import ModelContract
+from ..embedding import sinusoidal_embedding
 
 LATENT_FACTOR = 8  # output pixels per latent pixel, along each axis (three halvings, as in the paper)
 # Output pixels per pixel of each prior map PriorDecoder returns. The paper decodes up to the output

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..folder import load_network
+from ...modelformat.folder import load_network
 from .network import E2DiffSR, E2DiffSRConfig
 
 

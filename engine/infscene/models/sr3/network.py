@@ -13,7 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..contract import ModelContract, sinusoidal_embedding
+from ...modelformat.contract import ModelContract
+from ..embedding import sinusoidal_embedding
 
 
 @dataclass

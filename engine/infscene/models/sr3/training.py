@@ -19,7 +19,7 @@ from ...diffusion.schedule import Schedule
 from ...training.data import Batch, Degradation, TrainingBatches, fixed_batches, load_hr_images, median_pixel_size
 from ...training.images import write_image_rows
 from ...training.trainer import TrainOptions
-from ..folder import load_network
+from ...modelformat.folder import load_network
 from ..precision import fast_layout
 from .denoiser import PatchDenoiser
 from .network import ModelConfig, SR3UNet

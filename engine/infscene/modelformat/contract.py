@@ -1,4 +1,4 @@
-"""What every model family shares: the data contract of a model folder and the scalar embedding.
+"""What every model family shares: the data contract of a model folder (no torch: the plugin's quick plan reads it).
 
 A model folder's `config.json` names its `family` (`sr3` when absent, as in folders written before
 there was a second family). Whatever the family, the engine needs to know the same things before
@@ -7,11 +7,8 @@ factors it was trained for and the patch side it was trained on.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
-
-import torch
 
 
 @dataclass
@@ -39,11 +36,3 @@ class ModelContract:
     def size_multiple(self) -> int:
         """Output patch sides must be a multiple of this."""
         return 1
-
-
-def sinusoidal_embedding(values: torch.Tensor, dim: int) -> torch.Tensor:
-    """Continuous positional encoding of a scalar per sample (noise level or log-scale)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=values.device) / half)
-    args = values.float()[:, None] * 1000.0 * freqs[None]
-    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)

@@ -18,12 +18,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..errors import InfSceneError
+from .check import check_config_fields, check_contract, check_weights
 from .contract import ModelContract
-from .model_check import check_config_fields, check_contract, check_weights, read_config_json
-
-WEIGHTS_FILE = "model.safetensors"
-CONFIG_FILE = "config.json"
-
+from .files import CONFIG_FILE, WEIGHTS_FILE, read_raw_config
 
 def save_model(model: nn.Module, folder: str | Path) -> Path:
     """Write weights and config to `folder` (created if needed)."""
@@ -33,14 +30,6 @@ def save_model(model: nn.Module, folder: str | Path) -> Path:
     save_file(state, str(out / WEIGHTS_FILE))
     (out / CONFIG_FILE).write_text(json.dumps(asdict(model.config), indent=2) + "\n")
     return out
-
-
-def read_raw_config(folder: Path) -> tuple[dict[str, Any], Path]:
-    """The JSON of a model folder's config, and its path; InfSceneError when the folder has none."""
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise InfSceneError(f"not a model folder (no {CONFIG_FILE}): {folder}")
-    return read_config_json(path), path
 
 
 def build_config(config_class: type[ModelContract], raw: dict[str, Any], path: Path) -> ModelContract:

@@ -5,7 +5,7 @@ without bound (`base_channels` 200000 asks for 640 GB) before the weights were e
 field of the wrong type failed deep inside torch, and a malformed weights file gave a traceback.
 Here, in order, each failure being one line:
 
-1. `config.json` is read with a size cap; deeply nested JSON is refused, not a RecursionError.
+1. `config.json` is read with a size cap; deeply nested JSON is refused, not a RecursionError (files.py).
 2. Every field has its declared type (from the family's config dataclass); ints are >= 1, floats
    finite; the data contract holds (value_min < value_max, 1 < scale_min <= scale_max, bands).
 3. The family's network is built on torch's `meta` device, which gives every tensor's shape and the
@@ -38,27 +38,11 @@ from .contract import ModelContract
 from ..errors import InfSceneError
 from ..protocol import MAX_PATCH, SCALE_MAX, format_bytes
 
-MAX_CONFIG_BYTES = 1024**2
 MAX_HEADER_BYTES = 100 * 1024**2  # safetensors' own limit
 MAX_PARAMETERS = 2_000_000_000  # 8 GB of float32 weights
 MAX_TENSORS = 20_000  # the engine's models hold about 150 tensors: a config asking for 20,000 is not a model to run
 WEIGHT_COPIES = 2  # a load holds the file's tensors and the network's at once
 DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
-
-
-def read_config_json(path: Path) -> dict[str, Any]:
-    """The config file as a JSON object, refusing a huge or deeply nested one with one line."""
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise InfSceneError(f"invalid model config {path}: larger than {format_bytes(MAX_CONFIG_BYTES)}")
-    try:
-        raw = json.loads(path.read_text())
-    except RecursionError as exc:
-        raise InfSceneError(f"invalid model config {path}: nested too deeply") from exc
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InfSceneError(f"invalid model config {path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise InfSceneError(f"invalid model config {path}: not a JSON object")
-    return raw
 
 
 def _type_error(kind: Any, value: Any) -> Optional[str]:

@@ -1,0 +1,4 @@
+"""What a model folder is, below everything that reads one (the raster layer's band scaling, the trainer, every
+family): the data contract every family's config has (contract.py), the files and their names (files.py), the checks
+made before anything is built (check.py) and the format's reading and writing (folder.py). contract.py and files.py
+import no torch: the plugin's torch-free quick plan reads them."""
