@@ -48,7 +48,7 @@ SAMPLE_S = 0.1
 MIB = 1024**2
 # The server with its budget replaced: the module's constant is read when the server builds its Tiles.
 PATCHED_SERVER = ("import sys; import infscene.serve.tiles as tiles; tiles.MEMORY_BUDGET_BYTES = int(sys.argv[1]); "
-                  "from infscene.cli import main; sys.exit(main(sys.argv[2:]))")
+                  "from infscene.commands.main import main; sys.exit(main(sys.argv[2:]))")
 
 
 class Peak(threading.Thread):

@@ -12,7 +12,7 @@ import rasterio
 import torch
 
 from infscene.raster import atomic
-from infscene import cli
+from infscene.commands import main as cli
 from infscene.errors import Cancelled, InfSceneError
 from infscene.plan import SROptions
 from infscene.run import super_resolve

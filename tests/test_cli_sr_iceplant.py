@@ -8,7 +8,7 @@ import pytest
 import rasterio
 from rasterio.enums import ColorInterp
 
-from infscene import cli
+from infscene.commands import main as cli
 from infscene.quick_plan import quick_plan
 
 

@@ -34,7 +34,7 @@ from infscene.plan import plan_run, SROptions
 from infscene.run import super_resolve
 from infscene.diffusion.schedule import Schedule
 from infscene.training.checkpoints import AUXILIARY_FILE, complete_checkpoints
-from infscene.training.cli import train
+from infscene.commands.train import train
 from infscene.training.trainer import TrainOptions
 from infscene.progress import ProgressTracker
 

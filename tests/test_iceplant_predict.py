@@ -11,7 +11,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from infscene.errors import Cancelled, InfSceneError
-from infscene.iceplant import cli
+from infscene.commands import iceplant as cli
 from infscene.iceplant import write_iceplant_probability
 from infscene.iceplant.predict import patch_layout
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infscene import cli
+from infscene.commands import main as cli
 from infscene.errors import InfSceneError
 from infscene.modelformat.files import CONFIG_FILE, WEIGHTS_FILE
 from infscene.models.registry import check_model, load_model

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infscene import cli
+from infscene.commands import main as cli
 from infscene.errors import InfSceneError
 from infscene.raster.atomic import check_output_path
 

@@ -18,7 +18,7 @@ import pytest
 
 from infscene.raster import atomic
 from infscene.diffusion import canvas
-from infscene import cli
+from infscene.commands import main as cli
 from infscene.errors import InfSceneError
 from infscene.plan import SROptions
 from infscene.run import super_resolve

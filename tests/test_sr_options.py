@@ -9,7 +9,8 @@ import dataclasses
 
 import pytest
 
-from infscene import cli, sr_options
+from infscene import sr_options
+from infscene.commands import main as cli
 from infscene.diffusion.fusion import FusionMode
 from infscene.errors import InfSceneError
 from infscene.models.registry import FAMILIES

@@ -22,7 +22,7 @@ def loaded_after(code: str) -> list[str]:
 
 
 def test_the_command_line_loads_neither_iceplant_nor_serve_libraries_until_asked() -> None:
-    assert loaded_after("import infscene.cli") == ["torch"]  # sr and train need it; iceplant and serve come later
+    assert loaded_after("import infscene.commands.main") == ["torch"]  # sr and train need it; iceplant and serve come later
     assert "skimage" in loaded_after("from infscene.iceplant import write_iceplant_probability")
 
 

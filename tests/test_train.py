@@ -19,7 +19,7 @@ from infscene.diffusion.schedule import Schedule
 from infscene.models.registry import load_model
 from infscene.models.sr3.network import ModelConfig, SR3UNet
 from infscene.training.checkpoints import complete_checkpoints, load_checkpoint, optimizer_tensors
-from infscene.training.cli import register, train
+from infscene.commands.train import register, train
 from infscene.training.trainer import EMA, TrainOptions, architecture
 from infscene.training.data import (
     TrainingBatches,

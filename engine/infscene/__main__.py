@@ -1,6 +1,6 @@
 """`python -m infscene` runs the command line (how the QGIS plugin starts the engine)."""
 import sys
 
-from .cli import main
+from .commands.main import main
 
 sys.exit(main())

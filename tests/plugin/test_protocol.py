@@ -13,7 +13,7 @@ import pytest
 import rasterio
 
 import infscene.protocol as engine_protocol
-from infscene import cli
+from infscene.commands import main as cli
 from infscene.diffusion.fusion import FusionMode
 from infscene.raster.io import copy_band_metadata, resolve_bands
 from infscene.diffusion.schedule import PAPER_T

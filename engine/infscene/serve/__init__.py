@@ -4,5 +4,5 @@ zooms.py (which zoom levels exist and what a tile covers), blocks.py (the map-an
 over), render.py (pixels to a transparent 256 px PNG), source.py (the raster, checked once, and what its
 tiles are keyed by), cache.py (the bounded disk cache), scheduler.py (one block at a time, requests no
 longer wanted dropped), tiles.py (one tile, from the cache, the source or the blocks), server.py (HTTP and
-the activity events), cli.py (the subcommand). Nothing below this package imports it.
+the activity events); its subcommand is commands/serve.py. Nothing below this package imports it.
 """

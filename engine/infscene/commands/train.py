@@ -13,7 +13,7 @@ from ..errors import InfSceneError
 from ..execution.devices import resolve_device
 from ..modelformat.contract import ModelContract
 from ..models.registry import FAMILIES, FOLDER_WITHOUT_FAMILY, family_of, load_config
-from .trainer import RecordCallback, Trainer, TrainOptions, TrainResult
+from ..training.trainer import RecordCallback, Trainer, TrainOptions, TrainResult
 
 
 def train(options: TrainOptions, config: ModelContract, on_record: Optional[RecordCallback] = None) -> TrainResult:

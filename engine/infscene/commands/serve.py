@@ -1,7 +1,7 @@
 """`infscene serve SOURCE`: the subcommand, registered on the main parser by ``add_serve_parser``.
 
 Errors that stop the start (a refused source, a port in use) are one line and exit 1 through
-``infscene.cli.main``, as for every subcommand; once serving, failures are per tile (server.py).
+``commands.main.main``, as for every subcommand; once serving, failures are per tile (server.py).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..console import warn
 from ..errors import InfSceneError
 from ..option_flags import add_option_flags, table_options
 from ..plan import SROptions
-from .blocks import DEFAULT_BLOCK, MAX_BLOCK, MIN_BLOCK
+from ..serve.blocks import DEFAULT_BLOCK, MAX_BLOCK, MIN_BLOCK
 
 BLOCK_RUN_OPTIONS = ("scale", "target_res", "bands", "seed", "margin", "detail", "precision", "model_dir")
 DEFAULT_PORT = 8765
@@ -71,8 +71,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.scale is None and args.target_res is None:
         values["scale"] = DEFAULT_SCALE
     options = SROptions(**values)
-    from .server import Settings, serve  # aiohttp: imported by `infscene serve` alone, not by every command's start
-    from .source import open_source
+    from ..serve.server import Settings, serve  # aiohttp: imported by `infscene serve` alone, not by every command's start
+    from ..serve.source import open_source
 
     source = open_source(args.source, options, args.block)
     warn(source.warnings, args.progress == "json")

@@ -1,6 +1,6 @@
 """`infscene iceplant INPUT OUTPUT`: the subcommand, registered on the main parser by ``register``.
 
-Errors and cancellation are turned into one-line messages and exit codes by ``infscene.cli.main``;
+Errors and cancellation are turned into one-line messages and exit codes by ``commands.main.main``;
 progress is shown the same way as for `infscene sr` (bar, JSON lines for the plugin, or none).
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import protocol
 from ..console import band_list, emit, progress_reporter
-from .blend import PATCH_SIZE, STRIDE
+from ..iceplant.blend import PATCH_SIZE, STRIDE
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run_iceplant_command(args: argparse.Namespace) -> int:
-    from .predict import plan_iceplant, run_iceplant  # scikit-image and scipy: not imported at every command's start
+    from ..iceplant.predict import plan_iceplant, run_iceplant  # scikit-image and scipy: not imported at every command's start
 
     plan = plan_iceplant(args.input, args.output, model_dir=args.model, bands=args.bands,
                          patch_size=args.patch, stride=args.stride)

@@ -1,4 +1,4 @@
-"""The `infscene` command line: `sr`, `info`, and the subcommands other modules register.
+"""The `infscene` command line: `sr`, `info`, and the subcommands of this folder (train, serve, iceplant).
 
 Bad input, bad arguments included, ends with one line on stderr and a non-zero exit, and no
 output file; warnings are one line each and do not stop the run. With `--progress json` every
@@ -18,27 +18,25 @@ from typing import Callable, NoReturn, Optional, Sequence
 
 import torch
 
-from . import __version__, protocol
-from . import sr_options as table
-from .console import emit, plan_line, progress_reporter, warn
-from .diffusion.fusion import FusionMode
-from .errors import Cancelled, InfSceneError
-from .execution import allocator
-from .execution.backend import DaskBackend
-from .execution.devices import resolve_devices
-from .models.precision import bf16_native, resolve_precision
-from .iceplant import cli as iceplant_cli
-from .modelformat.files import DEFAULT_MODEL_DIR
-from .models.registry import check_model
-from .plan import SROptions, estimate_seconds, plan_run
-from .quick_plan import iceplant_problem
-from .raster.atomic import check_output_path, refuse_overwriting_input
-from .raster.io import open_raster
-from .run import run_plan
-from .serve import cli as serve_cli
-from .option_flags import add_option_flags
-from .sr_options import OPTIONS, options_in
-from .training import cli as train_cli
+from .. import __version__, protocol
+from .. import sr_options as table
+from ..console import emit, plan_line, progress_reporter, warn
+from ..diffusion.fusion import FusionMode
+from ..errors import Cancelled, InfSceneError
+from ..execution import allocator
+from ..execution.backend import DaskBackend
+from ..execution.devices import resolve_devices
+from ..models.precision import bf16_native, resolve_precision
+from ..modelformat.files import DEFAULT_MODEL_DIR
+from ..models.registry import check_model
+from ..plan import SROptions, estimate_seconds, plan_run
+from ..quick_plan import iceplant_problem
+from ..raster.atomic import check_output_path, refuse_overwriting_input
+from ..raster.io import open_raster
+from ..run import run_plan
+from ..option_flags import add_option_flags
+from ..sr_options import OPTIONS, options_in
+from . import iceplant as iceplant_cli, serve as serve_cli, train as train_cli
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -97,7 +95,7 @@ def _check_side_outputs(args: argparse.Namespace) -> None:
         if path is not None:
             check_output_path(path, kind)
     if args.iceplant:
-        from .iceplant.predict import check_iceplant_input  # scikit-image and scipy: only for runs that need them
+        from ..iceplant.predict import check_iceplant_input  # scikit-image and scipy: only for runs that need them
 
         check_iceplant_input(args.input, args.bands)
         # The planning call's rule (the plugin's dry run): the result keeps the input's type, and a non-8-bit result
@@ -132,12 +130,12 @@ def run_sr(args: argparse.Namespace) -> int:
         close()
     outputs = [str(out)]
     if args.iceplant:
-        from .iceplant.predict import write_iceplant_probability
+        from ..iceplant.predict import write_iceplant_probability
 
         # the output tags its red, green and blue bands, so the iceplant step finds them (and NIR) itself
         outputs.append(str(write_iceplant_probability(out, args.iceplant)))
     if args.preview:
-        from .raster.preview import write_side_by_side
+        from ..raster.preview import write_side_by_side
 
         outputs.append(str(write_side_by_side(args.input, out, args.preview, options.bounds)))
     if json_events:
