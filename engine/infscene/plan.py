@@ -8,18 +8,17 @@ run.py carries out and what the CLI's `plan` event reports, so nothing is decide
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
 import rasterio
 import torch
 from affine import Affine
 from rasterio.windows import Window
 
 from . import __version__
+from .checksums import file_sha256
 from .diffusion.canvas import DEFAULT_MEMMAP_ABOVE_BYTES
 from .diffusion.fusion import FusionMode
 from .diffusion.grid import PatchGrid
@@ -37,7 +36,8 @@ from .models.registry import check_model, family_of, load_model
 from .protocol import PROTOCOL_VERSION, Plan, dask_address_problem
 from .raster.anchor import Anchor, anchor_window, unanchored
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input, same_file
-from .raster.io import BandLayout, open_raster, output_grid, output_profile, resolve_bands, resolve_window
+from .raster.geometry import plan_geometry
+from .raster.io import BandLayout, open_raster, profile_bytes
 from .sr_options import OPTION, RUN, options_in
 
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
@@ -187,7 +187,7 @@ class SRPlan:
 
     @property
     def output_bytes(self) -> int:
-        return self.height * self.width * self.profile["count"] * np.dtype(self.profile["dtype"]).itemsize
+        return profile_bytes(self.profile)
 
     @property
     def resume_steps_done(self) -> int:
@@ -238,35 +238,15 @@ def _patch_geometry(options: SROptions, config: ModelContract, notes: list[str])
     return patch, overlap
 
 
-def _scale_notes(ds: rasterio.DatasetReader, window: Window, height: int, width: int, scale: float,
-                 config: ModelContract, notes: list[str]) -> None:
-    if ds.crs is None and ds.transform.is_identity:
-        notes.append(f"{Path(ds.name).name} has no georeference (no CRS, no geotransform): the output has none either")
-    elif ds.crs is not None and not (ds.crs.is_geographic or ds.crs.is_projected):
-        wkt = ds.crs.to_wkt()
-        name = wkt.split('"')[1] if wkt.count('"') >= 2 else wkt[:40]
-        notes.append(f"the CRS of {Path(ds.name).name} is not one PROJ knows (a local system named {name!r}: an unknown "
-                     "EPSG code?): the output carries it as it is, and GIS software may not place it; check the input's "
-                     "georeference")
-    if height == window.height or width == window.width:
-        notes.append(f"scale {scale:.4g} adds no pixel on at least one axis ({window.width}x{window.height} -> "
-                     f"{width}x{height}): the output keeps the input's pixel size there")
-    if not config.scale_min <= scale <= config.scale_max:
-        notes.append(f"scale {scale:.3g} is outside the range the model was trained on "
-                     f"({config.scale_min:g}-{config.scale_max:g}): expect weaker detail")
-
-
 def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: SROptions, config: ModelContract) -> SRPlan:
     """Validate the options against the raster and the model; decide the run."""
     _check_options(options)
     if config.channels != 3:
         raise InfSceneError(f"the model expects {config.channels} bands; this engine drives RGB models")
-    notes: list[str] = []
-    layout = resolve_bands(ds, options.bands)
-    extent = resolve_window(ds, options.bounds, notes)
-    height, width, transform = output_grid(ds, extent, options.scale, options.target_res)
-    scale = (width / extent.width + height / extent.height) / 2.0
-    _scale_notes(ds, extent, height, width, scale, config, notes)
+    geometry = plan_geometry(ds, options.bounds, options.bands, options.scale, options.target_res, config)
+    notes = list(geometry.notes)
+    layout, extent, transform = geometry.layout, geometry.window, geometry.transform
+    height, width = geometry.height, geometry.width
     patch, overlap = _patch_geometry(options, config, notes)
     anchor = _anchor(ds, extent, (height, width), patch, overlap, options.margin, notes)
     window = anchor.context
@@ -281,16 +261,15 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     work_dir = Path(options.work_dir or (output_path.parent if output_path is not None else "."))
     if not work_dir.is_dir():
         raise InfSceneError(f"work folder does not exist: {work_dir}")
-    profile = output_profile(ds, layout, height, width, transform)
     checkpoint_dir = checkpoint_folder(output_path, work_dir) if output_path is not None else None
     devices = tuple(resolve_devices(options.device))
     backend = plan_backend(options.dask, options.threads_per_worker, devices)
     return SRPlan(
         input_path=Path(ds.name), output_path=output_path, options=options, config=config, family=config.family,
-        layout=layout, extent=extent, anchor=anchor, height=height, width=width, transform=transform, scale=scale,
+        layout=layout, extent=extent, anchor=anchor, height=height, width=width, transform=transform, scale=geometry.scale,
         family_plan=family_plan, devices=devices, backend=backend, precision=resolve_precision(options.precision, devices),
         canvas_bytes=canvas_bytes, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
-        checkpoint_dir=checkpoint_dir, profile=profile, warnings=tuple(notes),
+        checkpoint_dir=checkpoint_dir, profile=geometry.profile, warnings=tuple(notes),
     )
 
 
@@ -362,11 +341,7 @@ def spread_path_for(options: SROptions, output_path: Optional[Path]) -> Optional
 
 def model_checksum(model_dir: Optional[Path]) -> str:
     """sha256 of the model's weights, so an output names exactly the model that made it."""
-    digest = hashlib.sha256()
-    with open(Path(model_dir or DEFAULT_MODEL_DIR) / WEIGHTS_FILE, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(Path(model_dir or DEFAULT_MODEL_DIR) / WEIGHTS_FILE)
 
 
 def estimate_seconds(plan: SRPlan) -> float:

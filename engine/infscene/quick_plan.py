@@ -12,34 +12,39 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-import numpy as np
-
 from .errors import InfSceneError
 from .modelformat.contract import ModelContract
 from .modelformat.files import DEFAULT_MODEL_DIR, WEIGHTS_FILE, read_raw_config
-from .protocol import MAX_SAMPLES, SCALE_MAX, SCALE_MIN_EXCLUSIVE
+from .option_flags import add_option_flags, table_options
 from .raster.atomic import check_output_path, refuse_overwriting_input
-from .raster.io import open_raster, output_grid, resolve_bands, resolve_window
+from .raster.geometry import plan_geometry
+from .raster.io import open_raster, resolve_bands
+from .sr_options import OPTION
 
 from .iceplant.model import DEFAULT_MODEL_DIR as ICEPLANT_MODEL_DIR
-
 
 
 def model_summary(folder: Path) -> dict[str, Any]:
     """What the panel needs to know of a model folder, from its config.json alone (no weights read): its family and
     the fields that say what it accepts, a field the config leaves out being the contract's default. Which family
     takes which option is the caller's knowledge (this module is generic: the registry, which knows, imports torch)."""
-    raw, _ = read_raw_config(folder)
+    raw, path = read_raw_config(folder)
     if not (folder / WEIGHTS_FILE).is_file():
         raise InfSceneError(f"the model folder has no {WEIGHTS_FILE}: {folder}")
     default = ModelContract()
+    try:
+        return _summary(folder, raw, default)
+    except (TypeError, ValueError) as exc:
+        raise InfSceneError(f"invalid model config {path}: {exc}") from exc
+
+
+def _summary(folder: Path, raw: dict[str, Any], default: ModelContract) -> dict[str, Any]:
     return {
         "path": str(folder), "name": str(raw.get("name") or folder.name),
         "family": str(raw.get("family") or ""),  # absent: the first family (the registry's default)
@@ -82,52 +87,43 @@ def quick_plan(input_path: str, output_path: Optional[str] = None, scale: Option
     started = time.perf_counter()
     result: dict[str, Any] = {"event": "quick_plan", "problems": [], "warnings": [], "unavailable": {}}
     problems, warnings, unavailable = result["problems"], result["warnings"], result["unavailable"]
-    model = None
+    contract = ModelContract()  # the defaults, until the model's own config is read
     try:
         model = model_summary(Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR)  # as `infscene sr` does
         result["model"] = model
+        contract = ModelContract(scale_min=model["scale_min"], scale_max=model["scale_max"])
         if not model["trained"]:
             warnings.append(f"the model '{model['name']}' is not trained: the result will be noise")
     except InfSceneError as exc:
         problems.append(str(exc))
-    if not 1 <= samples <= MAX_SAMPLES:
-        problems.append(f"samples must be between 1 and {MAX_SAMPLES}, got {samples}")
-    elif samples > 1 and detail == 0.0:
+    checked = {"samples": samples, "detail": detail, "scale": scale, "target_res": target_res}
+    option_problems = {name: OPTION[name].problem(value) for name, value in checked.items()}
+    problems.extend(problem for problem in option_problems.values() if problem is not None)
+    size_ok = option_problems["scale"] is None and option_problems["target_res"] is None
+    if samples > 1 and detail == 0.0:
         warnings.append("at detail 0 every sample is the same: the spread is 0 everywhere")
     try:
         with open_raster(input_path) as ds:
-            georeferenced = not (ds.crs is None and ds.transform.is_identity)
-            result["georeferenced"] = georeferenced
+            result["georeferenced"] = not (ds.crs is None and ds.transform.is_identity)
             result["input_size"] = [ds.width, ds.height]
             result["dtype"] = str(ds.dtypes[0])
-            if not georeferenced:
-                warnings.append(f"{Path(input_path).name} has no georeference (no CRS, no geotransform): the extent is "
-                                "in pixels and the output has no georeference either")
-            if iceplant:
+            if iceplant or ds.count >= 3:
                 reason = iceplant_problem(ds, bands)
                 if reason is not None:
                     unavailable["iceplant"] = reason
-                    problems.append(reason)
-            elif ds.count >= 3:
-                reason = iceplant_problem(ds, bands)
-                if reason is not None:
-                    unavailable["iceplant"] = reason
-            layout = resolve_bands(ds, bands)
-            notes: list[str] = []
-            window = resolve_window(ds, bounds, notes)
-            warnings.extend(notes)
+                    if iceplant:
+                        problems.append(reason)
+            if not size_ok:
+                return _finished(result, started)
+            geometry = plan_geometry(ds, bounds, bands, scale, target_res, contract)
+            warnings.extend(geometry.notes)
+            window = geometry.window
             result["window"] = [int(window.col_off), int(window.row_off), int(window.width), int(window.height)]
-            height, width, _ = output_grid(ds, window, None if target_res else scale, target_res or None)
-            result["output_size"] = [width, height]
-            real_scale = (width / window.width + height / window.height) / 2.0
-            result["scale"] = real_scale
-            result["output_pixel_size"] = abs(ds.transform.a) * window.width / width
-            itemsize = np.dtype(ds.dtypes[layout.visible[0] - 1]).itemsize
-            result["output_bytes"] = width * height * len(layout.kept) * itemsize
-            result["spread_bytes"] = width * height * 4 if samples > 1 else 0
-            if model is not None and not model["scale_min"] <= real_scale <= model["scale_max"]:
-                warnings.append(f"scale {real_scale:.3g} is outside the range the model was trained on "
-                                f"({model['scale_min']:g}-{model['scale_max']:g}): expect weaker detail")
+            result["output_size"] = [geometry.width, geometry.height]
+            result["scale"] = geometry.scale
+            result["output_pixel_size"] = abs(ds.transform.a) * window.width / geometry.width
+            result["output_bytes"] = geometry.output_bytes
+            result["spread_bytes"] = geometry.width * geometry.height * 4 if samples > 1 else 0
     except InfSceneError as exc:
         problems.append(str(exc))
     if output_path:
@@ -142,6 +138,10 @@ def quick_plan(input_path: str, output_path: Optional[str] = None, scale: Option
                 problems.append(f"not enough disk space in {folder}: the run writes about {_mb(need)}, {_mb(free)} free")
         except (InfSceneError, OSError) as exc:
             problems.append(str(exc))
+    return _finished(result, started)
+
+
+def _finished(result: dict[str, Any], started: float) -> dict[str, Any]:
     result["seconds"] = round(time.perf_counter() - started, 3)
     return result
 
@@ -158,38 +158,20 @@ def _mb(count: float) -> str:
     return f"{count / 1024**2:.1f} MB" if count < 1024**3 else f"{count / 1024**3:.2f} GB"
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(text)
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The input, the output and the table's flags of the options this call checks (as `infscene sr` takes them)."""
     parser.add_argument("input")
     parser.add_argument("output", nargs="?")
-    parser.add_argument("--scale", type=_finite, default=4.0)
-    parser.add_argument("--target-res", type=_finite)
-    parser.add_argument("--bounds", type=_finite, nargs=4, metavar=("MINX", "MINY", "MAXX", "MAXY"))
-    parser.add_argument("--bands", type=lambda s: [int(b) for b in s.split(",") if b.strip()])
-    parser.add_argument("--model", type=Path)
-    parser.add_argument("--samples", type=int, default=1)
-    parser.add_argument("--detail", type=_finite)
+    add_option_flags(parser, table_options("scale", "target_res", "bounds", "bands", "samples", "detail", "model_dir"),
+                     one_size_required=True)
     parser.add_argument("--iceplant", action="store_true", help="the run also writes the iceplant probability")
 
 
 def run(args: argparse.Namespace) -> int:
-    plan = quick_plan(args.input, args.output, args.scale, args.target_res, args.bounds, args.bands, args.model,
+    plan = quick_plan(args.input, args.output, args.scale, args.target_res, args.bounds, args.bands, args.model_dir,
                       args.samples, args.detail, args.iceplant)
     print(json.dumps(plan))
     return 0
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """`infscene plan`: the same call through the main command (which imports torch; the plugin calls this module)."""
-    parser = subparsers.add_parser("plan", help="fast checks and output size of an sr run, as one JSON line")
-    add_arguments(parser)
-    parser.set_defaults(func=run)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

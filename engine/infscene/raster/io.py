@@ -276,6 +276,11 @@ def output_profile(ds: rasterio.DatasetReader, layout: BandLayout, height: int, 
     return geotiff_profile(dtype, len(layout.kept), height, width, ds.crs, transform, ds.nodata)
 
 
+def profile_bytes(profile: dict) -> int:
+    """The pixel data of a raster of this profile, uncompressed."""
+    return profile["height"] * profile["width"] * profile["count"] * np.dtype(profile["dtype"]).itemsize
+
+
 def geotiff_profile(dtype: str, count: int, height: int, width: int, crs: object, transform: Affine,
                     nodata: Optional[float]) -> dict:
     """Tiled (256 px), deflate-compressed GeoTIFF, BigTIFF when needed: the layout every output shares. Tiles are
