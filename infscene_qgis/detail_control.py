@@ -1,23 +1,24 @@
 """The panel's Detail control: faithful [slider] detailed, and 'model default' under it.
 
-One widget with one job, so the panel only asks it for the detail to send and tells it which model the planning
-call found; what a model can take (`detail_problem`) and what it adds (`detail_note`) are plain functions of the
-model's `info` answer, tested without a panel.
+One widget with one job, so the panel only asks it for the detail to send and hands it the planning call's answer:
+whether the model takes a detail at all is the engine's word (the answer's `unavailable["detail"]`; a detail a model
+takes only at its ends is among the answer's problems), and what it adds is `detail_note`, a plain function of the
+model's summary, tested without a panel.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Optional
 
 from qgis.PyQt.QtCore import Qt, pyqtSignal
 from qgis.PyQt.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
 
+from .engine_events import ModelSummary, QuickPlan
 from .sr_options import OPTION, help_text
 
 DETAIL = OPTION["detail"]
 # The option's ends (0 faithful, 1 detailed) as slider positions 0..DETAIL_SLIDER_MAX, in the option's steps (0.05).
 DETAIL_SLIDER_MAX = 100
 DETAIL_SLIDER_STEP = round(DETAIL.step * DETAIL_SLIDER_MAX / (DETAIL.maximum - DETAIL.minimum))
-DETAIL_ENDS_ONLY = "a detail between 0 and 1"
 DEFAULT_TOOLTIP = ("Send no detail: the model's own (its config.json default_detail, 1 unless set). "
                    "Untick to choose with the slider; e2diffsr models only, SR3 models refuse a detail.")
 
@@ -31,7 +32,7 @@ class DetailControl(QWidget):
     def __init__(self, parent: Optional[QWidget] = None) -> None:
         super().__init__(parent)
         self._tooltip = help_text(DETAIL)
-        self._model: Optional[Dict[str, Any]] = None
+        self._unavailable: Optional[str] = None  # why the planned model takes no detail (None: it does)
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(0, DETAIL_SLIDER_MAX)
         self.slider.setSingleStep(DETAIL_SLIDER_STEP)
@@ -73,18 +74,18 @@ class DetailControl(QWidget):
             self.slider.setValue(round(min(max(detail, DETAIL.minimum), DETAIL.maximum) * DETAIL_SLIDER_MAX))
         self.default_check.setChecked(detail is None)
 
-    def apply_model(self, model: Optional[Dict[str, Any]]) -> Optional[str]:
-        """Turn the slider off, with the reason as its tooltip, for a model that cannot take a detail; the reason
-        (None where there is none) is returned for the panel's checks. 'model default' stays a way back."""
-        self._model = model
-        reason = detail_problem(model, self.detail())
-        available = reason is None or reason.startswith(DETAIL_ENDS_ONLY)
-        self.default_check.setEnabled(available or not self.default_check.isChecked())
-        self.slider.setEnabled(available and not self.default_check.isChecked())
+    def apply_plan(self, plan: Optional[QuickPlan]) -> None:
+        """Turn the slider off, with the engine's reason as its tooltip, for a model that takes no detail; 'model
+        default' stays a way back."""
+        self._unavailable = plan.unavailable.get("detail") if plan is not None else None
+        self._show_availability()
+
+    def _show_availability(self) -> None:
+        reason = self._unavailable
+        self.default_check.setEnabled(reason is None or not self.default_check.isChecked())
+        self.slider.setEnabled(reason is None and not self.default_check.isChecked())
         self.slider.setToolTip(f"Not for this model: {reason}.\n\n{self._tooltip}" if reason else self._tooltip)
-        self.default_check.setToolTip(f"Not for this model: {reason}.\n\n{DEFAULT_TOOLTIP}" if reason and not available
-                                      else DEFAULT_TOOLTIP)
-        return reason
+        self.default_check.setToolTip(f"Not for this model: {reason}.\n\n{DEFAULT_TOOLTIP}" if reason else DEFAULT_TOOLTIP)
 
     def _slider_moved(self, value: int) -> None:
         """Keep the slider on its steps of 5 (a drag passes through every integer) and show the value sent."""
@@ -96,7 +97,7 @@ class DetailControl(QWidget):
         self.changed.emit()
 
     def _default_toggled(self, _checked: bool) -> None:
-        self.apply_model(self._model)
+        self._show_availability()
         self._show_value()
         self.changed.emit()
 
@@ -105,30 +106,18 @@ class DetailControl(QWidget):
         self.value_label.setText("" if detail is None else f"{detail:.2f}")
 
 
-def detail_problem(model: Optional[Dict[str, Any]], detail: Optional[float]) -> Optional[str]:
-    """Why the model cannot take the detail (None: it can, or the model is not known yet)."""
-    if not model:
-        return None
-    if model.get("family") != DETAIL.family:
-        return f"this model is {(model.get('family') or 'sr3').upper()}: only {DETAIL.family} models take a detail"
-    if not model.get("texture_head"):
-        if detail is not None and 0.0 < detail < 1.0:
-            return f"{DETAIL_ENDS_ONLY} needs an e2diffsr model with a texture head; this one takes only 0 or 1"
-    return None
-
-
-def detail_note(model: Optional[Dict[str, Any]], detail: Optional[float]) -> str:
+def detail_note(model: Optional[ModelSummary], detail: Optional[float]) -> str:
     """One line on what the model adds to the input at this detail."""
-    if not model:
+    if model is None:
         return ""
-    if model.get("family") != DETAIL.family:
+    if model.family != DETAIL.family:
         return ("SR3: every pixel is drawn by the diffusion; texture is invented and differs from seed to seed "
                 "(Samples maps where).")
-    value = model.get("default_detail", 1.0) if detail is None else detail
+    value = model.default_detail if detail is None else detail
     if value == 0.0:
         return ("Faithful: a sharpened interpolation (the regression branch); nothing is invented, every seed gives "
                 "the same result.")
-    if not model.get("texture_head"):
+    if not model.texture_head:
         return ("This model has no texture head: a sharpened interpolation plus the latent diffusion's small "
                 "corrections; expect little new texture.")
     if value >= 1.0:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from qgis.core import (
     QgsGeometry,
@@ -38,12 +39,12 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings
-from .engine_events import format_bytes, format_duration
+from .engine_events import ModelSummary, QuickPlan, format_bytes, format_duration
 from .engine_locator import EngineNotFound, configured_python, find_engine_python
 from .engine_request import SrOptions, SrRequest, iceplant_path_for, option_flags, size_flags
 from .compare import SwipeTool
 from .detail_control import DETAIL, DetailControl, detail_note
-from .engine_task import QuickPlanner, RunOutcome
+from .engine_task import PlanningCall, QuickPlanner, RunOutcome
 from .icons import icon, live_icon
 from .layer_input import InputError, engine_bounds, raster_file_path
 from .option_widgets import option_widget
@@ -66,7 +67,7 @@ PLAN_OPTIONS = ("bands", "samples", "detail")
 class InfSceneDock(QgsDockWidget):
     """Dock panel: a form. `runRequested(RunParameters)` is emitted when Run is pressed and the run is checked and
     confirmed; `runs`, the plugin's RunController (the panel makes its own when given none), carries it out and
-    reports back. `planned(dict)` is emitted when the engine's planning call has answered for the panel's current
+    reports back. `planned(QuickPlan)` is emitted when the engine's planning call has answered for the panel's current
     state; `liveLayerRequested(layer)` when Live layer is pressed (the plugin owns the live layers: they outlive the
     panel's runs)."""
 
@@ -83,7 +84,7 @@ class InfSceneDock(QgsDockWidget):
         self.runs = runs if runs is not None else RunController(iface)
         self._checked_engine = False
         self._planned_default_model = self.runs.engine_model_path
-        self._plan: Optional[Dict[str, Any]] = None  # the planning call's answer for the panel as it is now
+        self._plan: Optional[QuickPlan] = None  # the planning call's answer for the panel as it is now
         self._planner = QuickPlanner()
         self._planner.planned.connect(self._planned)
         self._plan_timer = QTimer(self)
@@ -425,29 +426,24 @@ class InfSceneDock(QgsDockWidget):
             python = find_engine_python()
             arguments = self.plan_arguments()
         except (InputError, EngineNotFound) as exc:
-            self._show_plan({"problems": [str(exc)], "warnings": [], "unavailable": {}})
+            self._show_plan(QuickPlan((str(exc),), (), {}))
             return
         self._planner.request(python, arguments)
 
-    def _planned(self, generation: int, result: Dict[str, Any]) -> None:
+    def _planned(self, generation: int, call: PlanningCall) -> None:
         if generation != self._planner.generation or self._plan_timer.isActive():
             return  # an answer to an earlier state of the panel
-        if "error" in result:
-            result = {"problems": [], "warnings": [f"the engine's planning call failed: {result['error']}"],
-                      "unavailable": {}, "failed": True}
-        self._show_plan(result)
+        self._show_plan(call.plan or QuickPlan((), (f"the engine's planning call failed: {call.error}",), {}))
 
-    def _show_plan(self, plan: Dict[str, Any]) -> None:
-        self._plan = plan
-        output = plan.get("output_size")
-        window = plan.get("window")
+    def _show_plan(self, plan: QuickPlan) -> None:
+        self._plan = self._with_iceplant_availability(plan)
+        output, window = plan.output_size, plan.window
         if output and window:
             self.size_label.setText(f"{window[2]} x {window[3]} input px -> {output[0]} x {output[1]} output px")
         else:
             self.size_label.setText("no output: see Checks")
-        self._apply_iceplant_availability()
-        self._apply_detail_availability()
-        problems, warnings = plan.get("problems", []), plan.get("warnings", [])
+        self.detail_control.apply_plan(self._plan)
+        problems, warnings = self._plan.problems, self._plan.warnings
         lines = [f'<span style="color:#b00">&#10007; {_html(p)}</span>' for p in problems]
         lines += [f'<span style="color:#a60">! {_html(w)}</span>' for w in warnings]
         self.checks_label.setText("<br>".join(lines) if lines else
@@ -457,35 +453,28 @@ class InfSceneDock(QgsDockWidget):
         self._show_estimate()
         self.run_button.setEnabled(not self.runs.busy and not problems)
         self.run_button.setToolTip("; ".join(problems) if problems else "Run the engine on the extent")
-        self.planned.emit(plan)
+        self.planned.emit(self._plan)
 
-    def _model_info(self) -> Optional[Dict[str, Any]]:
-        return (self._plan or {}).get("model")
+    def _model_info(self) -> Optional[ModelSummary]:
+        return self._plan.model if self._plan is not None else None
 
-    def _apply_iceplant_availability(self) -> None:
-        reason = ((self._plan or {}).get("unavailable") or {}).get("iceplant")
+    def _with_iceplant_availability(self, plan: QuickPlan) -> QuickPlan:
+        """The iceplant box off, with the reason, where the layer cannot have the layer; a tick on it is taken off, and
+        the plan's problem becomes a note of that."""
+        reason = plan.unavailable.get("iceplant")
         self.iceplant_check.setEnabled(reason is None)
         self.iceplant_check.setToolTip(f"Not for this layer: {reason}" if reason else self._iceplant_tooltip)
-        if reason and self.iceplant_check.isChecked():
-            self.iceplant_check.blockSignals(True)
-            self.iceplant_check.setChecked(False)
-            self.iceplant_check.blockSignals(False)
-            self._plan.setdefault("problems", [])
-            self._plan["problems"] = [p for p in self._plan["problems"] if p != reason]
-            self._plan.setdefault("warnings", []).append(f"iceplant probability unticked: {reason}")
-
-    def _apply_detail_availability(self) -> None:
-        reason = self.detail_control.apply_model(self._model_info())
-        if reason is None or self._plan is None or self.detail() is None:
-            return
-        problems = self._plan.setdefault("problems", [])
-        if reason not in problems:
-            problems.append(reason)
+        if not (reason and self.iceplant_check.isChecked()):
+            return plan
+        self.iceplant_check.blockSignals(True)
+        self.iceplant_check.setChecked(False)
+        self.iceplant_check.blockSignals(False)
+        return replace(plan, problems=tuple(p for p in plan.problems if p != reason),
+                       warnings=(*plan.warnings, f"iceplant probability unticked: {reason}"))
 
     def estimated_seconds(self) -> Optional[float]:
         """The run's time from the last measured run of this model and options on this machine (None: none yet)."""
-        plan = self._plan or {}
-        size = plan.get("output_size")
+        size = self._plan.output_size if self._plan is not None else None
         options = self.options()
         rate = self.runs.seconds_per_mpx(options, self.model_widget.filePath().strip() or None)
         if not size or rate is None:
@@ -493,16 +482,15 @@ class InfSceneDock(QgsDockWidget):
         return rate * size[0] * size[1] / 1e6 * options.samples
 
     def _show_estimate(self, *_args: Any) -> None:
-        plan = self._plan or {}
-        size = plan.get("output_size")
-        if not size:
+        plan = self._plan
+        if plan is None or not plan.output_size:
             self.estimate_label.setText("")
             return
-        written = plan.get("output_bytes", 0) + plan.get("spread_bytes", 0)
+        size, written = plan.output_size, plan.output_bytes + plan.spread_bytes
         seconds = self.estimated_seconds()
         timing = (f"about {format_duration(seconds)} (measured on the last such run here)" if seconds is not None
                   else "time known after a first run of this model here")
-        free = f", {format_bytes(plan['disk_free'])} free" if "disk_free" in plan else ""
+        free = f", {format_bytes(plan.disk_free)} free" if plan.disk_free is not None else ""
         self.estimate_label.setText(f"{size[0]} x {size[1]} px, {format_bytes(written)} on disk{free}; {timing}")
 
     # ---- engine check -------------------------------------------------------------------
@@ -585,12 +573,12 @@ class InfSceneDock(QgsDockWidget):
             self.runs.report_error(str(exc))
             return
         plan = self._plan
-        if plan is not None and plan.get("problems"):
-            self.runs.report_error(plan["problems"][0])
+        if plan is not None and plan.problems:
+            self.runs.report_error(plan.problems[0])
             return
         self.save_settings()
         seconds = self.estimated_seconds()
-        written = (plan or {}).get("output_bytes", 0) + (plan or {}).get("spread_bytes", 0)
+        written = plan.output_bytes + plan.spread_bytes if plan is not None else 0
         if (seconds or 0) > LARGE_RUN_S or written > LARGE_RUN_BYTES:
             summary = self.estimate_label.text()
             answer = QMessageBox.question(self, "InfScene: large run", f"This run will produce {summary}. Continue?")
@@ -598,7 +586,7 @@ class InfSceneDock(QgsDockWidget):
                 self.status_label.setText("not started")
                 return
         layer = self.layer()
-        self.runRequested.emit(RunParameters(request, dict(plan or {}), layer.id() if layer is not None else ""))
+        self.runRequested.emit(RunParameters(request, plan, layer.id() if layer is not None else ""))
 
     def cancel(self) -> None:
         """Stop the running engine; it removes its temporary file, so no partial output remains."""
@@ -615,7 +603,7 @@ class InfSceneDock(QgsDockWidget):
             self.status_label.setText(text)
 
     def _run_finished(self, _outcome: RunOutcome) -> None:
-        self.run_button.setEnabled(not (self._plan or {}).get("problems"))
+        self.run_button.setEnabled(self._plan is None or not self._plan.problems)
         self.cancel_button.setEnabled(False)
         self.schedule_plan()  # the output name changed; what was measured changes the estimate
 

@@ -9,17 +9,16 @@ the status bar. Everything the main thread needs afterwards is a plain RunOutcom
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from qgis.core import Qgis, QgsMessageLog
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 
-from .engine_events import Event, Plan, Progress, RunWarning
+from .engine_events import Event, Plan, Progress, QuickPlan, RunWarning, parse_event
 from .engine_runner import _NO_WINDOW, EngineCancelled, EngineError, EngineRunner, engine_environment
 
 LOG_TAG = "InfScene"
@@ -111,11 +110,20 @@ class EngineJob(QObject):
             QgsMessageLog.logMessage(event.message, LOG_TAG, Qgis.Warning)
 
 
+@dataclass(frozen=True)
+class PlanningCall:
+    """One planning call: the engine's answer (None where there is none, and `error` says why) and its wall time."""
+
+    plan: Optional[QuickPlan]
+    error: str = ""
+    wall_s: float = 0.0
+
+
 class QuickPlanner(QObject):
     """The engine's fast planning call (`python -m infscene.quick_plan`, no torch, no model load) on a thread.
 
-    `planned(generation, result)` arrives on the main thread with the engine's JSON object, or with
-    {"error": message}; a caller drops every answer but the one to its latest request, so nothing shown is stale.
+    `planned(generation, call)` arrives on the main thread with a PlanningCall; a caller drops every answer but the
+    one to its latest request, so nothing shown is stale.
     """
 
     planned = pyqtSignal(int, object)
@@ -134,8 +142,8 @@ class QuickPlanner(QObject):
         self.planned.emit(generation, quick_plan(python, arguments))
 
 
-def quick_plan(python: str, arguments: Sequence[str]) -> Dict[str, Any]:
-    """Run the planning call and return its JSON object (with `wall_s`, the call's time), or {"error": ...}."""
+def quick_plan(python: str, arguments: Sequence[str]) -> PlanningCall:
+    """Run the planning call and return its QuickPlan event, or why there is none."""
     command = [python, "-m", "infscene.quick_plan", *arguments]
     started = time.monotonic()
     try:
@@ -143,16 +151,14 @@ def quick_plan(python: str, arguments: Sequence[str]) -> Dict[str, Any]:
                                    errors="replace", timeout=PLAN_TIMEOUT_S, env=engine_environment(),
                                    creationflags=_NO_WINDOW)
     except OSError as exc:
-        return {"error": f"cannot start the engine {python}: {exc.strerror or exc}"}
+        return PlanningCall(None, f"cannot start the engine {python}: {exc.strerror or exc}")
     except subprocess.TimeoutExpired:
-        return {"error": f"the engine's planning call did not answer within {PLAN_TIMEOUT_S:.0f} s"}
+        return PlanningCall(None, f"the engine's planning call did not answer within {PLAN_TIMEOUT_S:.0f} s")
+    wall_s = round(time.monotonic() - started, 3)
     for line in reversed(completed.stdout.splitlines()):
-        if line.strip().startswith("{"):
-            try:
-                result = dict(json.loads(line))
-            except ValueError:
-                break
-            result["wall_s"] = round(time.monotonic() - started, 3)
-            return result
+        event = parse_event(line)
+        if isinstance(event, QuickPlan):
+            return PlanningCall(event, wall_s=wall_s)
     lines = [line for line in completed.stderr.splitlines() if line.strip()]
-    return {"error": lines[-1] if lines else f"the engine's planning call exited with status {completed.returncode}"}
+    return PlanningCall(None, lines[-1] if lines else f"the engine's planning call exited with status {completed.returncode}",
+                        wall_s)

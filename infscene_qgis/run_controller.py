@@ -9,7 +9,7 @@ Processing algorithms, which run the same engine in Processing's own task.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -18,7 +18,7 @@ from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QProgressBar
 
 from . import settings
-from .engine_events import format_duration
+from .engine_events import QuickPlan, format_duration
 from .engine_locator import EngineNotFound, find_engine_python
 from .engine_request import SrRequest
 from .engine_runner import EngineRunner
@@ -53,7 +53,7 @@ class RunParameters:
     result), and the input layer (whose stretch the result is drawn with)."""
 
     request: SrRequest
-    plan: Dict[str, Any] = field(default_factory=dict)
+    plan: Optional[QuickPlan] = None
     input_layer_id: str = ""
 
 
@@ -75,7 +75,7 @@ class RunController(QObject):
         self.job: Optional[EngineJob] = None
         self.request: Optional[SrRequest] = None  # what self.job was asked to do
         self.input_layer_id = ""  # the run's input layer, whose stretch its result is drawn with
-        self.plan_at_run: Dict[str, Any] = {}  # the planning call's answer the run was started with
+        self.plan_at_run: Optional[QuickPlan] = None  # the planning call's answer the run was started with
         self.files_before: Dict[str, Optional[int]] = {}
         self.engine_model_path = ""  # the default model's folder, as `infscene info` reported it
         self._check_task: Optional[QgsTask] = None
@@ -97,7 +97,7 @@ class RunController(QObject):
             self.report_error(str(exc))
             return
         self.input_layer_id = parameters.input_layer_id
-        self.plan_at_run = dict(parameters.plan)
+        self.plan_at_run = parameters.plan
         self.files_before = {path: _mtime(path) for path in expected_outputs(request)}
         self.status.emit("starting the engine ...")
         job = EngineJob(f"InfScene: super-resolve {Path(request.input_path).name}", runner, request.arguments())
@@ -207,9 +207,9 @@ class RunController(QObject):
         """`<layer> x4 e2diffsr 1.19 m` from the plan the run was started with."""
         plan = self.plan_at_run
         base = input_layer.name() if isinstance(input_layer, QgsRasterLayer) else Path(request.input_path).stem
-        model = (plan.get("model") or {}).get("name") or ""
-        scale = plan.get("scale") or request.options.scale
-        size = plan.get("output_pixel_size")
+        model = plan.model.name if plan is not None and plan.model is not None else ""
+        scale = (plan.scale if plan is not None else None) or request.options.scale
+        size = plan.output_pixel_size if plan is not None else None
         units = "px"
         if isinstance(input_layer, QgsRasterLayer):
             _, units = pixel_size_units(input_layer)

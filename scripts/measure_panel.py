@@ -136,19 +136,19 @@ def inside_qgis() -> None:
             figures["panel_height_px"]["fixed_part_at_this_width"] = footer.heightForWidth(footer.width())
         python, arguments = find_engine_python(), dock.plan_arguments()
         calls = [quick_plan(python, arguments) for _ in range(repeat)]
-        errors = [call["error"] for call in calls if "error" in call]
+        errors = [call.error for call in calls if call.plan is None]
         if errors:
             session.fail(f"the planning call failed: {errors[0]}", arguments=arguments)
             return
-        wall = [call.get("wall_s") for call in calls]
+        wall = [call.wall_s for call in calls]
         figures["planning_call"] = {"arguments": arguments, "wall_s": wall,
-                                    "engine_s": [call.get("seconds") for call in calls],
+                                    "engine_s": [call.plan.seconds for call in calls if call.plan is not None],
                                     "wall_s_median": round(statistics.median(wall), 3)}
         press_run()
 
     def press_run() -> None:
         dock = state["dock"]
-        problems = (state["plan"] or {}).get("problems")
+        problems = state["plan"].problems if state["plan"] is not None else ()
         if problems:
             session.fail(f"the panel's checks refuse the run: {problems}")
             return

@@ -37,7 +37,7 @@ def test_sr_with_iceplant_refuses_an_int16_input_up_front_as_the_planning_call_d
     # The fixture's values (14-255) pass the iceplant step's own range check, so before this refusal the run went to
     # its end and the result's overshoot (a 0-234 mosaic gave -6) could then throw it away.
     sr, probability = tmp_path / "sr.tif", tmp_path / "sr_iceplant.tif"
-    [problem] = quick_plan(str(planet), str(sr), scale=2.0, iceplant=True)["problems"]
+    [problem] = quick_plan(str(planet), str(sr), scale=2.0, iceplant=True).problems
     for extra in (["--dry-run"], ["--progress", "none"]):
         code = cli.main(["sr", str(planet), str(sr), "--scale", "2", "--patch", "32", "--model", str(tiny_model_dir),
                          "--iceplant", str(probability), *extra])

@@ -258,7 +258,7 @@ def test_bad_e2diffsr_options_are_one_line(e2_model_dir: Path, tmp_path: Path, n
 
 
 def test_detail_is_refused_for_sr3_and_an_unknown_family_is_named(tiny_model_dir: Path, tmp_path: Path, naip: Path) -> None:
-    with pytest.raises(InfSceneError, match="--detail is for e2diffsr"):
+    with pytest.raises(InfSceneError, match="this model is SR3: only e2diffsr models take --detail"):
         plan_run(naip, SROptions(scale=4, model_dir=tiny_model_dir, detail=0.0), tmp_path / "o.tif")
     folder = tmp_path / "odd"
     folder.mkdir()

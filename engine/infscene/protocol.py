@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Tuple, Type, Union
 PROTOCOL_VERSION = 3
 
 # Limits and choices of `infscene sr`.
-MAX_STEPS = 2000  # the paper's full chain, T = 2000 (sampler.PAPER_T)
+MAX_STEPS = 2000  # the paper's full chain, T = 2000 (diffusion/schedule.py: PAPER_T)
 SCALE_MIN_EXCLUSIVE = 1.0
 SCALE_MAX = 16.0
 MAX_PATCH = 512  # output pixels per patch side (4x the bundled model's; attention memory grows as its square)
@@ -114,10 +114,52 @@ class TileActivity:
     cached: int  # of `done`, served from the disk cache
 
 
-Event = Union[Plan, Progress, RunWarning, Done, Failure, Cancelled, Serving, TileActivity]
+@dataclass(frozen=True)
+class ModelSummary:
+    """What the panel needs to know of a model folder, read from its config.json alone (no weights loaded)."""
+
+    path: str
+    name: str
+    family: str
+    trained: bool
+    patch_size: int
+    scale_min: float
+    scale_max: float
+    texture_head: bool  # an e2diffsr model that draws texture: any detail from 0 to 1, not only the two ends
+    default_detail: float  # the detail a run without --detail uses
+    diffusion_steps: Optional[int] = None
+    train_pixel_size_m: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class QuickPlan:
+    """The torch-free planning call's answer (`python -m infscene.quick_plan`): the run's checks and sizes before Run.
+
+    `problems` stop the run, `warnings` are for the user to know, `unavailable` maps an option ("iceplant",
+    "detail") to why it cannot apply to this input or model. The sizes are absent (None, 0) where a problem came first.
+    """
+
+    problems: Tuple[str, ...]
+    warnings: Tuple[str, ...]
+    unavailable: Dict[str, str]
+    model: Optional[ModelSummary] = None
+    georeferenced: Optional[bool] = None
+    input_size: Optional[Tuple[int, ...]] = None  # (width, height)
+    dtype: str = ""
+    window: Optional[Tuple[int, ...]] = None  # the input window read: (col_off, row_off, width, height)
+    output_size: Optional[Tuple[int, ...]] = None  # (width, height)
+    scale: Optional[float] = None
+    output_pixel_size: Optional[float] = None
+    output_bytes: int = 0
+    spread_bytes: int = 0
+    disk_free: Optional[int] = None
+    seconds: float = 0.0  # the call's own time
+
+
+Event = Union[Plan, Progress, RunWarning, Done, Failure, Cancelled, Serving, TileActivity, QuickPlan]
 EVENT_NAMES: Dict[Type[Any], str] = {
     Plan: "plan", Progress: "progress", RunWarning: "warning", Done: "done", Failure: "error", Cancelled: "cancelled",
-    Serving: "serving", TileActivity: "tiles",
+    Serving: "serving", TileActivity: "tiles", QuickPlan: "quick_plan",
 }
 _EVENT_TYPES = {name: kind for kind, name in EVENT_NAMES.items()}
 
@@ -129,20 +171,43 @@ def event_line(event: Event) -> str:
                                                               for k, v in fields.items()}})
 
 
+_OPTIONAL = {Optional[float]: float, Optional[int]: int, Optional[bool]: bool, Optional[Tuple[int, ...]]: Tuple[int, ...],
+             Optional[ModelSummary]: ModelSummary}
+
+
 def _convert(kind: Any, value: Any) -> Any:
-    if kind is int:
-        return int(value)
-    if kind is float:
-        return float(value)
-    if kind is str:
-        return str(value)
-    if kind == Optional[float]:
-        return None if value is None else float(value)
-    if kind == Tuple[str, ...]:
+    if kind in _OPTIONAL:
+        return None if value is None else _convert(_OPTIONAL[kind], value)
+    if kind in (int, float, str):
+        return kind(value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise TypeError("expected true or false")
+        return value
+    if kind in (Tuple[str, ...], Tuple[int, ...]):
         if not isinstance(value, list):
             raise TypeError("expected a list")
-        return tuple(str(v) for v in value)
+        return tuple((str if kind == Tuple[str, ...] else int)(v) for v in value)
+    if kind == Dict[str, str]:
+        if not isinstance(value, dict):
+            raise TypeError("expected an object")
+        return {str(k): str(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise TypeError("expected an object")
+        return _build(kind, value)
     raise TypeError(f"no converter for {kind}")
+
+
+def _build(kind: Any, data: Dict[str, Any]) -> Any:
+    """A dataclass of `kind` from a JSON object's fields (TypeError where one is missing or of the wrong type)."""
+    values = {}
+    for f in dataclasses.fields(kind):
+        if f.name in data:
+            values[f.name] = _convert(f.type, data[f.name])
+        elif f.default is dataclasses.MISSING:
+            raise TypeError(f"missing field {f.name}")
+    return kind(**values)
 
 
 def parse_event(line: str) -> Optional[Event]:
@@ -161,14 +226,8 @@ def parse_event(line: str) -> Optional[Event]:
     kind = _EVENT_TYPES.get(data.get("event")) if isinstance(data, dict) else None
     if kind is None:
         return None
-    values = {}
     try:
-        for f in dataclasses.fields(kind):
-            if f.name in data:
-                values[f.name] = _convert(f.type, data[f.name])
-            elif f.default is dataclasses.MISSING:
-                return None
-        return kind(**values)
+        return _build(kind, data)
     except (TypeError, ValueError, OverflowError):
         return None
 

@@ -1,6 +1,7 @@
 """The fast planning call: every check that needs neither torch nor the model's weights, in well under a second.
 
-`python -m infscene.quick_plan INPUT [OUTPUT] --scale 4 --bounds ... [--iceplant] --json` prints one JSON object:
+`python -m infscene.quick_plan INPUT [OUTPUT] --scale 4 --bounds ... [--iceplant]` prints one JSON line, a
+protocol.QuickPlan event:
 the input window and the output grid exactly as `infscene sr` will make them (raster.io's own functions), the
 output's size on disk, the free disk space, the model's family and what it accepts (config.json read as JSON, no
 network built), what stops the run (`problems`), what the user should know (`warnings`) and why an option cannot
@@ -11,49 +12,47 @@ full check (model load and timing). Importing this module imports rasterio and n
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from .errors import InfSceneError
 from .modelformat.contract import ModelContract
-from .modelformat.files import DEFAULT_MODEL_DIR, WEIGHTS_FILE, read_raw_config
+from .modelformat.files import DEFAULT_MODEL_DIR, FAMILY_WHEN_ABSENT, WEIGHTS_FILE, read_raw_config
 from .option_flags import add_option_flags, table_options
+from .protocol import ModelSummary, QuickPlan, event_line
 from .raster.atomic import check_output_path, refuse_overwriting_input
-from .raster.geometry import plan_geometry
+from .raster.geometry import RunGeometry, plan_geometry
 from .raster.io import open_raster, resolve_bands
-from .sr_options import OPTION
+from .sr_options import OPTION, detail_problem
 
 from .iceplant.model import DEFAULT_MODEL_DIR as ICEPLANT_MODEL_DIR
 
 
-def model_summary(folder: Path) -> dict[str, Any]:
+def model_summary(folder: Path) -> ModelSummary:
     """What the panel needs to know of a model folder, from its config.json alone (no weights read): its family and
-    the fields that say what it accepts, a field the config leaves out being the contract's default. Which family
-    takes which option is the caller's knowledge (this module is generic: the registry, which knows, imports torch)."""
+    the fields that say what it accepts, a field the config leaves out being the contract's default."""
     raw, path = read_raw_config(folder)
     if not (folder / WEIGHTS_FILE).is_file():
         raise InfSceneError(f"the model folder has no {WEIGHTS_FILE}: {folder}")
     default = ModelContract()
     try:
-        return _summary(folder, raw, default)
+        return ModelSummary(
+            path=str(folder), name=str(raw.get("name") or folder.name), family=str(raw.get("family") or FAMILY_WHEN_ABSENT),
+            trained=bool(raw.get("trained", default.trained)), patch_size=int(raw.get("patch_size", default.patch_size)),
+            scale_min=float(raw.get("scale_min", default.scale_min)), scale_max=float(raw.get("scale_max", default.scale_max)),
+            texture_head=bool(raw.get("texture_channels")), default_detail=float(raw.get("default_detail", 1.0)),
+            diffusion_steps=_optional(int, raw.get("diffusion_steps")),
+            train_pixel_size_m=_optional(float, raw.get("train_pixel_size_m", default.train_pixel_size_m)))
     except (TypeError, ValueError) as exc:
         raise InfSceneError(f"invalid model config {path}: {exc}") from exc
 
 
-def _summary(folder: Path, raw: dict[str, Any], default: ModelContract) -> dict[str, Any]:
-    return {
-        "path": str(folder), "name": str(raw.get("name") or folder.name),
-        "family": str(raw.get("family") or ""),  # absent: the first family (the registry's default)
-        "trained": bool(raw.get("trained", default.trained)), "patch_size": int(raw.get("patch_size", default.patch_size)),
-        "scale_min": float(raw.get("scale_min", default.scale_min)), "scale_max": float(raw.get("scale_max", default.scale_max)),
-        "texture_head": bool(raw.get("texture_channels")), "default_detail": float(raw.get("default_detail", 1.0)),
-        "diffusion_steps": raw.get("diffusion_steps"),
-        "train_pixel_size_m": raw.get("train_pixel_size_m", default.train_pixel_size_m),
-    }
+def _optional(kind: type, value: Any) -> Any:
+    return None if value is None else kind(value)
 
 
 def iceplant_problem(ds: Any, bands: Optional[Sequence[int]]) -> Optional[str]:
@@ -82,68 +81,93 @@ def iceplant_problem(ds: Any, bands: Optional[Sequence[int]]) -> Optional[str]:
 def quick_plan(input_path: str, output_path: Optional[str] = None, scale: Optional[float] = None,
                target_res: Optional[float] = None, bounds: Optional[Sequence[float]] = None,
                bands: Optional[Sequence[int]] = None, model_dir: Optional[Path] = None, samples: int = 1,
-               detail: Optional[float] = None, iceplant: bool = False) -> dict[str, Any]:
-    """The plan's checks and sizes as plain data; never raises for bad input (it is reported in `problems`)."""
+               detail: Optional[float] = None, iceplant: bool = False) -> QuickPlan:
+    """The plan's checks and sizes; never raises for bad input (it is reported in `problems`)."""
     started = time.perf_counter()
-    result: dict[str, Any] = {"event": "quick_plan", "problems": [], "warnings": [], "unavailable": {}}
-    problems, warnings, unavailable = result["problems"], result["warnings"], result["unavailable"]
-    contract = ModelContract()  # the defaults, until the model's own config is read
-    try:
-        model = model_summary(Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR)  # as `infscene sr` does
-        result["model"] = model
-        contract = ModelContract(scale_min=model["scale_min"], scale_max=model["scale_max"])
-        if not model["trained"]:
-            warnings.append(f"the model '{model['name']}' is not trained: the result will be noise")
-    except InfSceneError as exc:
-        problems.append(str(exc))
+    answer = _Answer()
+    model = _model(Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR, detail, answer)  # as sr does
     checked = {"samples": samples, "detail": detail, "scale": scale, "target_res": target_res}
     option_problems = {name: OPTION[name].problem(value) for name, value in checked.items()}
-    problems.extend(problem for problem in option_problems.values() if problem is not None)
-    size_ok = option_problems["scale"] is None and option_problems["target_res"] is None
+    answer.problems.extend(problem for problem in option_problems.values() if problem is not None)
     if samples > 1 and detail == 0.0:
-        warnings.append("at detail 0 every sample is the same: the spread is 0 everywhere")
+        answer.warnings.append("at detail 0 every sample is the same: the spread is 0 everywhere")
+    size_ok = option_problems["scale"] is None and option_problems["target_res"] is None
+    contract = ModelContract(scale_min=model.scale_min, scale_max=model.scale_max) if model else ModelContract()
     try:
         with open_raster(input_path) as ds:
-            result["georeferenced"] = not (ds.crs is None and ds.transform.is_identity)
-            result["input_size"] = [ds.width, ds.height]
-            result["dtype"] = str(ds.dtypes[0])
-            if iceplant or ds.count >= 3:
-                reason = iceplant_problem(ds, bands)
-                if reason is not None:
-                    unavailable["iceplant"] = reason
-                    if iceplant:
-                        problems.append(reason)
-            if not size_ok:
-                return _finished(result, started)
-            geometry = plan_geometry(ds, bounds, bands, scale, target_res, contract)
-            warnings.extend(geometry.notes)
-            window = geometry.window
-            result["window"] = [int(window.col_off), int(window.row_off), int(window.width), int(window.height)]
-            result["output_size"] = [geometry.width, geometry.height]
-            result["scale"] = geometry.scale
-            result["output_pixel_size"] = abs(ds.transform.a) * window.width / geometry.width
-            result["output_bytes"] = geometry.output_bytes
-            result["spread_bytes"] = geometry.width * geometry.height * 4 if samples > 1 else 0
+            _raster(ds, bands, iceplant, answer)
+            if size_ok:
+                _geometry(plan_geometry(ds, bounds, bands, scale, target_res, contract), ds, samples, answer)
     except InfSceneError as exc:
-        problems.append(str(exc))
+        answer.problems.append(str(exc))
     if output_path:
-        try:
-            refuse_overwriting_input(input_path, {"output": output_path})
-            out = check_output_path(output_path) if Path(output_path).parent.is_dir() else None
-            folder = out.parent if out is not None else _existing_parent(Path(output_path))
-            free = shutil.disk_usage(folder).free
-            result["disk_free"] = free
-            need = result.get("output_bytes", 0) + result.get("spread_bytes", 0)
-            if need and free < need * 1.1:
-                problems.append(f"not enough disk space in {folder}: the run writes about {_mb(need)}, {_mb(free)} free")
-        except (InfSceneError, OSError) as exc:
-            problems.append(str(exc))
-    return _finished(result, started)
+        _disk(input_path, output_path, answer)
+    return QuickPlan(tuple(answer.problems), tuple(answer.warnings), answer.unavailable, model,
+                     seconds=round(time.perf_counter() - started, 3), **answer.found)
 
 
-def _finished(result: dict[str, Any], started: float) -> dict[str, Any]:
-    result["seconds"] = round(time.perf_counter() - started, 3)
-    return result
+@dataclass
+class _Answer:
+    """The planning call's findings as they are made: QuickPlan's lists, and its other fields by name."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    found: dict[str, Any] = field(default_factory=dict)
+
+
+def _model(folder: Path, detail: Optional[float], answer: _Answer) -> Optional[ModelSummary]:
+    """The model's summary (None where it cannot be read: a problem), and what it cannot take."""
+    try:
+        model = model_summary(folder)
+    except InfSceneError as exc:
+        answer.problems.append(str(exc))
+        return None
+    if not model.trained:
+        answer.warnings.append(f"the model '{model.name}' is not trained: the result will be noise")
+    takes_none = OPTION["detail"].family_problem(model.family)
+    if takes_none is not None:
+        answer.unavailable["detail"] = takes_none
+    problem = detail_problem(model.family, model.texture_head, detail)
+    if problem is not None:
+        answer.problems.append(problem)
+    return model
+
+
+def _raster(ds: Any, bands: Optional[Sequence[int]], iceplant: bool, answer: _Answer) -> None:
+    answer.found.update(georeferenced=not (ds.crs is None and ds.transform.is_identity), input_size=(ds.width, ds.height),
+                        dtype=str(ds.dtypes[0]))
+    if iceplant or ds.count >= 3:
+        reason = iceplant_problem(ds, bands)
+        if reason is not None:
+            answer.unavailable["iceplant"] = reason
+            if iceplant:
+                answer.problems.append(reason)
+
+
+def _geometry(geometry: RunGeometry, ds: Any, samples: int, answer: _Answer) -> None:
+    window = geometry.window
+    answer.warnings.extend(geometry.notes)
+    answer.found.update(
+        window=(int(window.col_off), int(window.row_off), int(window.width), int(window.height)),
+        output_size=(geometry.width, geometry.height), scale=geometry.scale,
+        output_pixel_size=abs(ds.transform.a) * window.width / geometry.width, output_bytes=geometry.output_bytes,
+        spread_bytes=geometry.width * geometry.height * 4 if samples > 1 else 0)
+
+
+def _disk(input_path: str, output_path: str, answer: _Answer) -> None:
+    """The output path's checks and the free space where it goes."""
+    try:
+        refuse_overwriting_input(input_path, {"output": output_path})
+        out = check_output_path(output_path) if Path(output_path).parent.is_dir() else None
+        folder = out.parent if out is not None else _existing_parent(Path(output_path))
+        free = shutil.disk_usage(folder).free
+        answer.found["disk_free"] = free
+        need = answer.found.get("output_bytes", 0) + answer.found.get("spread_bytes", 0)
+        if need and free < need * 1.1:
+            answer.problems.append(f"not enough disk space in {folder}: the run writes about {_mb(need)}, {_mb(free)} free")
+    except (InfSceneError, OSError) as exc:
+        answer.problems.append(str(exc))
 
 
 def _existing_parent(path: Path) -> Path:
@@ -170,7 +194,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     plan = quick_plan(args.input, args.output, args.scale, args.target_res, args.bounds, args.bands, args.model_dir,
                       args.samples, args.detail, args.iceplant)
-    print(json.dumps(plan))
+    print(event_line(plan))
     return 0
 
 

@@ -126,6 +126,12 @@ class Option:
     def appears_in(self, place: str) -> bool:
         return place in self.places
 
+    def family_problem(self, family: str) -> Optional[str]:
+        """Why a model of `family` cannot take this option at all (None: it can)."""
+        if not self.family or family == self.family:
+            return None
+        return "this model is {}: only {} models take {}".format(family.upper(), self.family, self.flag)
+
 
 PANEL = (RUN, DOCK, PROCESSING)  # on the command line, in the panel and in Processing
 
@@ -214,6 +220,19 @@ OPTIONS: Tuple[Option, ...] = (
            places=()),
 )
 OPTION: Dict[str, Option] = {option.name: option for option in OPTIONS}
+
+
+def detail_problem(family: str, texture_head: bool, detail: Optional[float]) -> Optional[str]:
+    """Why a model cannot take `detail` (None: it can; it always takes None, its own default): a model of another
+    family takes none, and an e2diffsr model without a texture head only the two ends, 0 and 1. The engine refuses
+    a run with this message and the planning call reports it, so the panel shows the engine's own rule."""
+    if detail is None:
+        return None
+    problem = OPTION["detail"].family_problem(family)
+    if problem is None and not texture_head and 0.0 < detail < 1.0:
+        problem = ("a detail between 0 and 1 needs an e2diffsr model with a texture head (texture_channels in its "
+                   "config.json); this one takes only 0 or 1, got {:g}".format(detail))
+    return problem
 
 
 def options_in(place: str) -> Tuple[Option, ...]:

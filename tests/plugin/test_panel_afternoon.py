@@ -46,18 +46,20 @@ def add_layer(path: Path, name: str) -> QgsRasterLayer:
 def test_the_planning_call_answers_with_the_engines_size(engine_python):
     """Its speed is measured by scripts/measure_panel.py (docs/plugin.md), not asserted here; that it loads no model
     library (torch, scikit-image) is tested in tests/test_startup.py."""
-    result = quick_plan(engine_python, [str(NAIP), "--scale", "4", "--model", str(DEFAULT_MODEL_DIR)])
-    assert result["problems"] == [] and result["output_size"] == [256, 256]
-    assert result["seconds"] >= 0 and result["wall_s"] >= result["seconds"]  # both reported, for the panel's figures
+    call = quick_plan(engine_python, [str(NAIP), "--scale", "4", "--model", str(DEFAULT_MODEL_DIR)])
+    assert call.plan is not None, call.error
+    assert call.plan.problems == () and call.plan.output_size == (256, 256)
+    assert call.plan.model is not None and call.plan.model.family == "e2diffsr" and call.plan.model.texture_head
+    assert call.plan.seconds >= 0 and call.wall_s >= call.plan.seconds  # both reported, for the panel's figures
 
 
 def test_size_and_run_agree_and_the_size_follows_the_scale(dock):
     dock.fields["scale"].setValue(2.5)  # 24 px x 2.5 = 60: the engine's rounding, not the panel's
     plan = replan(dock)
-    assert dock.size_label.text() == f"24 x 24 input px -> {plan['output_size'][0]} x {plan['output_size'][1]} output px"
+    assert dock.size_label.text() == f"24 x 24 input px -> {plan.output_size[0]} x {plan.output_size[1]} output px"
     outcome = run_to_end(dock)
     assert outcome.succeeded, outcome.error
-    assert [outcome.plan.output_width, outcome.plan.output_height] == plan["output_size"]
+    assert (outcome.plan.output_width, outcome.plan.output_height) == plan.output_size
 
 
 def test_a_changed_option_clears_the_shown_figures_until_the_engine_answers(dock):
@@ -72,7 +74,7 @@ def test_a_changed_option_clears_the_shown_figures_until_the_engine_answers(dock
 def test_an_extent_outside_the_raster_shows_no_size_and_disables_run(dock, qgis_iface):
     dock.set_extent(QgsRectangle(0.0, 0.0, 10.0, 10.0))
     plan = replan(dock)
-    assert any("outside the raster" in p for p in plan["problems"])
+    assert any("outside the raster" in p for p in plan.problems)
     assert dock.size_label.text() == "no output: see Checks"
     assert not dock.run_button.isEnabled() and "outside the raster" in dock.run_button.toolTip()
     assert "outside the raster" in dock.checks_label.text()
@@ -102,8 +104,8 @@ def test_a_tiff_without_georeference_plans_and_runs_on_its_pixels(dock, tmp_path
     dock.layer_combo.setLayer(layer)
     dock.set_extent(QgsRectangle(0.0, -20.0, 16.0, 0.0))  # QGIS's frame: y from 0 down to -rows
     plan = replan(dock)
-    assert plan["problems"] == [] and plan["window"] == [0, 0, 16, 20]
-    assert any("no georeference" in w for w in plan["warnings"])
+    assert plan.problems == () and plan.window == (0, 0, 16, 20)
+    assert any("no georeference" in w for w in plan.warnings)
     assert dock.size_label.text() == "16 x 20 input px -> 32 x 40 output px"
     outcome = run_to_end(dock)
     assert outcome.succeeded, outcome.error

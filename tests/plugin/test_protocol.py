@@ -34,6 +34,12 @@ SAMPLES = [
     plugin_protocol.Cancelled("cancelled by the user; no output was written"),
     plugin_protocol.Serving(url="http://127.0.0.1:8765/{z}/{x}/{y}.png", port=8765, min_zoom=12, max_zoom=19, native_zoom=16),
     plugin_protocol.TileActivity(queued=6, rendering=2, done=40, cached=12),
+    plugin_protocol.QuickPlan(
+        problems=("the extent is outside the raster",), warnings=(), unavailable={"detail": "this model is SR3: ..."},
+        model=plugin_protocol.ModelSummary("/m", "tiny", "sr3", False, 32, 2.0, 8.0, False, 1.0, None, 0.6),
+        georeferenced=True, input_size=(64, 64), dtype="uint8", window=(0, 0, 64, 64), output_size=(256, 256),
+        scale=4.0, output_pixel_size=1.25, output_bytes=196608, spread_bytes=0, disk_free=None, seconds=0.02),
+    plugin_protocol.QuickPlan(problems=(), warnings=("w",), unavailable={}),
 ]
 
 

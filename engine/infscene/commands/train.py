@@ -12,7 +12,8 @@ from typing import Optional
 from ..errors import InfSceneError
 from ..execution.devices import resolve_device
 from ..modelformat.contract import ModelContract
-from ..models.registry import FAMILIES, FOLDER_WITHOUT_FAMILY, family_of, load_config
+from ..modelformat.files import FAMILY_WHEN_ABSENT
+from ..models.registry import FAMILIES, family_of, load_config
 from ..training.trainer import RecordCallback, Trainer, TrainOptions, TrainResult
 
 
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Train an SR3 super-resolution model: low-resolution inputs are made from the "
         "high-resolution rasters by area downsampling at a scale drawn per batch.",
     )
-    parser.add_argument("--family", choices=list(FAMILIES), default=FOLDER_WITHOUT_FAMILY, help="model family to train (default %(default)s; with --init, the initial model's)")
+    parser.add_argument("--family", choices=list(FAMILIES), default=FAMILY_WHEN_ABSENT, help="model family to train (default %(default)s; with --init, the initial model's)")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default=defaults.precision, help="e2diffsr stage 3: bf16 runs the forward passes under autocast, weights kept in fp32 (default %(default)s)")
     parser.add_argument("--hr", nargs="+", required=True, help="high-resolution GeoTIFFs: folders, globs or files")
     parser.add_argument("--val", help="folder (or glob) of validation GeoTIFFs, never trained on")

@@ -12,6 +12,7 @@ from ..protocol import format_bytes
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 1024**2
+FAMILY_WHEN_ABSENT = "sr3"  # a config.json without `family`: written before there was a second family, an SR3 model
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[3] / "resources" / "models" / "e2diffsr"  # the bundled default
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from ..errors import InfSceneError
 from ..modelformat.check import check_weights
 from ..modelformat.contract import ModelContract
-from ..modelformat.files import DEFAULT_MODEL_DIR, WEIGHTS_FILE, read_raw_config
+from ..modelformat.files import DEFAULT_MODEL_DIR, FAMILY_WHEN_ABSENT, WEIGHTS_FILE, read_raw_config
 from ..modelformat.folder import build_config, load_weights
 from .e2diffsr.family import E2DiffSRFamily
 from .family import ModelFamily
@@ -23,7 +23,6 @@ from .precision import fast_layout
 from .sr3.family import SR3Family
 
 FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (SR3Family(), E2DiffSRFamily())}
-FOLDER_WITHOUT_FAMILY = SR3Family.name  # folders written before there was a second family hold SR3 models
 
 
 def family_of(config: ModelContract) -> ModelFamily:
@@ -36,7 +35,7 @@ def load_config(folder: Optional[str | Path] = None) -> ModelContract:
     with its types, ranges and data contract checked (modelformat/check.py)."""
     folder = Path(folder) if folder is not None else DEFAULT_MODEL_DIR
     raw, path = read_raw_config(folder)
-    name = raw.setdefault("family", FOLDER_WITHOUT_FAMILY)
+    name = raw.setdefault("family", FAMILY_WHEN_ABSENT)
     if not isinstance(name, str) or name not in FAMILIES:
         raise InfSceneError(f"unknown model family {name!r} in {path}: this engine runs {', '.join(sorted(FAMILIES))}")
     return build_config(FAMILIES[name].config, raw, path)

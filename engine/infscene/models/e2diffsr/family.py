@@ -15,6 +15,7 @@ from ...diffusion.schedule import Schedule
 from ...errors import InfSceneError
 from ...training.trainer import Objective, TrainOptions
 from ...modelformat.contract import ModelContract
+from ...sr_options import detail_problem
 from ..family import FamilyPlan, Region, SceneRequest, seconds
 from ..precision import autocast
 from .denoiser import LatentPatchDenoiser
@@ -34,9 +35,9 @@ def resolve_detail(requested: Optional[float], config: E2DiffSRConfig) -> float:
     detail = config.default_detail if requested is None else requested
     if not 0.0 <= detail <= 1.0:
         raise InfSceneError(f"{config.name}'s default_detail must be from 0 to 1, got {detail:g}: fix its config.json")
-    if 0.0 < detail < 1.0 and not config.texture_channels:
-        raise InfSceneError(f"--detail between 0 and 1 needs an e2diffsr model with a texture head (texture_channels in its "
-                            f"config.json); {config.name} offers 0 (regression branch) and 1 (full model), got {detail:g}")
+    problem = detail_problem(config.family, bool(config.texture_channels), detail)
+    if problem is not None:
+        raise InfSceneError(problem)
     return detail
 
 

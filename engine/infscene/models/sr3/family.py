@@ -16,6 +16,7 @@ from ...diffusion.schedule import Schedule
 from ...errors import InfSceneError
 from ...training.trainer import TrainOptions
 from ...modelformat.contract import ModelContract
+from ...sr_options import detail_problem
 from ..family import FamilyPlan, Region, SceneRequest, seconds
 from ..precision import autocast
 from .denoiser import PatchDenoiser
@@ -36,8 +37,9 @@ class SR3Family:
     network = SR3UNet
 
     def plan(self, config: ModelContract, request: SceneRequest) -> FamilyPlan:
-        if request.detail is not None:
-            raise InfSceneError("--detail is for e2diffsr models, which have a regression branch and a texture head; this model is SR3")
+        problem = detail_problem(self.name, False, request.detail)
+        if problem is not None:
+            raise InfSceneError(problem)
         height, width = request.out_size
         grid = PatchGrid(max(height, request.patch), max(width, request.patch), request.patch, request.overlap,
                          request.key_origin)
