@@ -7,6 +7,7 @@ from pathlib import Path
 
 import rasterio
 import torch
+from osgeo_utils.samples.validate_cloud_optimized_geotiff import validate as validate_cog
 from rasterio.enums import ColorInterp
 
 from infscene import __version__
@@ -16,13 +17,16 @@ from infscene.plan import SROptions
 from infscene.run import super_resolve
 
 
-def test_a_large_output_has_internal_overviews_and_provenance(naip: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_a_large_output_is_a_cloud_optimized_geotiff_with_provenance(naip: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     out = super_resolve(naip, tmp_path / "sr.tif", SROptions(scale=8, steps=1, patch=64, overlap=16, seed=7,
                                                              model_dir=tiny_model_dir))
+    errors, warnings, _ = validate_cog(str(out), full_check=True)  # GDAL's own validator
+    assert errors == [] and warnings == []
     with rasterio.open(out) as dst:
         assert (dst.width, dst.height) == (512, 512)
-        assert dst.profile["tiled"] and dst.profile["blockxsize"] == 256
-        assert all(dst.overviews(b) == [2, 4] for b in dst.indexes)  # internal: no .ovr beside it
+        assert dst.profile["tiled"] and dst.profile["blockxsize"] == 256 and dst.compression.value == "DEFLATE"
+        assert dst.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert all(dst.overviews(b) == [2] for b in dst.indexes)  # internal (no .ovr beside it), down to one tile
         tags = dst.tags()
         descriptions = dst.descriptions
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sr.tif"]

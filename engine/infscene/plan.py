@@ -37,7 +37,7 @@ from .protocol import PROTOCOL_VERSION, Plan, dask_address_problem
 from .raster.anchor import Anchor, anchor_window, unanchored
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input, same_file
 from .raster.geometry import plan_geometry
-from .raster.io import BandLayout, open_raster, profile_bytes
+from .raster.io import BandLayout, open_raster, profile_bytes, written_bytes
 from .sr_options import OPTION, RUN, options_in
 
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
@@ -325,10 +325,10 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
     if out is not None and plan.checkpoint_dir is not None and options.checkpoint:
         resume_at = check_checkpoint(plan.checkpoint_dir, run_fingerprint(plan), options.resume, options.restart)
         plan = replace(plan, resume_at=resume_at)
-        spread_bytes = plan.height * plan.width * 4 if plan.spread_path is not None else 0
         local_canvases = plan.canvases_on_disk and isinstance(plan.backend, LocalBackend)
         work_bytes = plan.checkpoint_bytes + (plan.canvas_bytes if local_canvases else 0)
-        check_free_space([(out.parent, plan.output_bytes + spread_bytes), (plan.work_dir, work_bytes)])
+        outputs_bytes = written_bytes(plan.profile, plan.spread_path is not None)
+        check_free_space([(out.parent, outputs_bytes), (plan.work_dir, work_bytes)])
     return plan
 
 

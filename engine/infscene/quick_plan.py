@@ -26,7 +26,7 @@ from .option_flags import add_option_flags, table_options
 from .protocol import ModelSummary, QuickPlan, event_line
 from .raster.atomic import check_output_path, refuse_overwriting_input
 from .raster.geometry import RunGeometry, plan_geometry
-from .raster.io import open_raster, resolve_bands
+from .raster.io import open_raster, resolve_bands, written_bytes
 from .sr_options import OPTION, detail_problem
 
 from .iceplant.model import DEFAULT_MODEL_DIR as ICEPLANT_MODEL_DIR
@@ -114,6 +114,7 @@ class _Answer:
     warnings: list[str] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)
     found: dict[str, Any] = field(default_factory=dict)
+    need_bytes: int = 0  # the disk the outputs take while written (raster.io.written_bytes)
 
 
 def _model(folder: Path, detail: Optional[float], answer: _Answer) -> Optional[ModelSummary]:
@@ -153,6 +154,7 @@ def _geometry(geometry: RunGeometry, ds: Any, samples: int, answer: _Answer) -> 
         output_size=(geometry.width, geometry.height), scale=geometry.scale,
         output_pixel_size=abs(ds.transform.a) * window.width / geometry.width, output_bytes=geometry.output_bytes,
         spread_bytes=geometry.width * geometry.height * 4 if samples > 1 else 0)
+    answer.need_bytes = written_bytes(geometry.profile, samples > 1)
 
 
 def _disk(input_path: str, output_path: str, answer: _Answer) -> None:
@@ -163,8 +165,8 @@ def _disk(input_path: str, output_path: str, answer: _Answer) -> None:
         folder = out.parent if out is not None else _existing_parent(Path(output_path))
         free = shutil.disk_usage(folder).free
         answer.found["disk_free"] = free
-        need = answer.found.get("output_bytes", 0) + answer.found.get("spread_bytes", 0)
-        if need and free < need * 1.1:
+        need = answer.need_bytes
+        if need and free < need:
             answer.problems.append(f"not enough disk space in {folder}: the run writes about {_mb(need)}, {_mb(free)} free")
     except (InfSceneError, OSError) as exc:
         answer.problems.append(str(exc))
