@@ -206,3 +206,17 @@ def test_cli_usage_errors_carry_one_prefix(argv: list, message: str, capsys: pyt
     code = cli.main(argv)
     err = capsys.readouterr().err
     assert code == cli.EXIT_USAGE and err.startswith(message) and err.count("infscene:") == 1
+
+
+def test_a_raster_of_ten_million_pixels_a_side_is_refused_in_one_line_before_any_planning(tmp_path: Path) -> None:
+    """A VRT of 10^7 x 10^7 px (the fixture in its corner) at 4x: the output cannot fit on any disk, and the run says
+    so before the grid and its decode tiles are planned (which walked every tile: minutes at this size)."""
+    bands = "".join(
+        f'<VRTRasterBand dataType="Byte" band="{b}"><SimpleSource><SourceFilename relativeToVRT="0">{FIXTURES / "naip_nd_5m_64.tif"}'
+        f'</SourceFilename><SourceBand>{b}</SourceBand></SimpleSource></VRTRasterBand>' for b in (1, 2, 3))
+    vrt = tmp_path / "huge.vrt"
+    vrt.write_text(f'<VRTDataset rasterXSize="10000000" rasterYSize="10000000"><SRS>EPSG:26914</SRS>'
+                   f'<GeoTransform>500000, 5, 0, 5300000, 0, -5</GeoTransform>{bands}</VRTDataset>')
+    with pytest.raises(InfSceneError, match=r"^not enough disk space in .*: the run needs about [\d.]+ TB"):
+        super_resolve(vrt, tmp_path / "out.tif", SROptions(scale=4))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.vrt"]

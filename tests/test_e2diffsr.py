@@ -421,6 +421,29 @@ def test_a_cpu_model_runs_channels_last(e2_model_dir: Path) -> None:
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
 
 
+def test_the_first_output_pixel_of_an_lr_pixel_is_computed_as_the_search_would_find_it() -> None:
+    from infscene.models.e2diffsr.decode import first_owned, owner
+
+    for lr in range(1, 30):
+        for out in range(1, 150, 7):
+            owners = owner(lr, out)
+            assert np.array_equal(owner(lr, out, 3, out), owners[3:])
+            for index in range(lr + 2):
+                assert first_owned(lr, out, index) == int(np.searchsorted(owners, index))
+
+
+@pytest.mark.parametrize("lr_size, out_size, kept", [((100, 160), (400, 640), None), ((333, 517), (1332, 2068), None),
+                                                    ((333, 517), (1332, 2068), ((100, 900), (4, 2000)))])
+def test_the_planned_tile_count_is_the_tiles_decoded(lr_size, out_size, kept) -> None:
+    from infscene.models.e2diffsr.decode import tiles
+    from infscene.models.e2diffsr.run import decode_tile_count
+    from infscene.diffusion.grid import PatchGrid
+
+    grid = PatchGrid(-(-out_size[0] // 8), -(-out_size[1] // 8), 32, 8)
+    geometry = SceneGeometry(lr_size, out_size, (grid.height, grid.width))
+    assert decode_tile_count(E2DiffSRConfig(), lr_size, out_size, grid, kept) == len(list(tiles(E2DiffSRConfig(), geometry, kept=kept)))
+
+
 def test_a_region_one_tile_would_hold_is_cut_in_two_for_the_lanes() -> None:
     from infscene.models.e2diffsr.decode import tile_cores
 

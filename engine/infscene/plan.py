@@ -244,6 +244,8 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     if config.channels != 3:
         raise InfSceneError(f"the model expects {config.channels} bands; this engine drives RGB models")
     geometry = plan_geometry(ds, options.bounds, options.bands, options.scale, options.target_res, config)
+    if output_path is not None:  # an output that cannot fit is refused before the grid and its tiles are planned
+        check_free_space([(output_path.parent, written_bytes(geometry.profile, options.samples > 1))])
     notes = list(geometry.notes)
     layout, extent, transform = geometry.layout, geometry.window, geometry.transform
     height, width = geometry.height, geometry.width

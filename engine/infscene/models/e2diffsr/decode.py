@@ -67,9 +67,15 @@ class AxisSpan:
         return centres(*self.region, lr_per_out, origin=self.lr[0])
 
 
-def owner(lr_len: int, out_len: int) -> np.ndarray:
-    """For each output pixel, the low-resolution pixel its centre falls in (exact integer arithmetic)."""
-    return ((2 * np.arange(out_len) + 1) * lr_len) // (2 * out_len)
+def owner(lr_len: int, out_len: int, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
+    """For each output pixel (of start:stop), the low-resolution pixel its centre falls in (exact integer arithmetic)."""
+    return ((2 * np.arange(start, out_len if stop is None else stop) + 1) * lr_len) // (2 * out_len)
+
+
+def first_owned(lr_len: int, out_len: int, lr_index: int) -> int:
+    """The first output pixel whose owner is lr_index or later (out_len where there is none): the smallest i with
+    (2i + 1) lr_len >= 2 out_len lr_index, computed, not searched, so planning does not grow with the raster."""
+    return min(out_len, max(0, -((lr_len - 2 * out_len * lr_index) // (2 * lr_len))))
 
 
 def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: int, latent_margin: int,
@@ -77,20 +83,19 @@ def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: in
     """Tiles along one axis: cores of `core` LR pixels from tiled[0] to tiled[1], each read with `margin` LR and
     `latent_margin` latent pixels; the decoded region reaches `texture_margin` output pixels (a multiple of 8)
     beyond the core's output."""
-    owners = owner(lr_len, out_len)
     first, stop = tiled
     spans = []
     for a in range(first, stop, core):
         b = min(stop, a + core)
         lo, hi = max(0, a - margin), min(lr_len, b + margin)
-        out_rows = np.nonzero((owners >= a) & (owners < b))[0]
-        out = (int(out_rows[0]), int(out_rows[-1]) + 1)
+        out = (first_owned(lr_len, out_len, a), first_owned(lr_len, out_len, b))
         region = (out[0] if not texture_margin else max(0, out[0] // LATENT_FACTOR * LATENT_FACTOR - texture_margin),
                   out[1] if not texture_margin else min(out_len, -(-out[1] // LATENT_FACTOR) * LATENT_FACTOR + texture_margin))
         first = int(np.floor(lo * out_len / lr_len / LATENT_FACTOR)) - latent_margin
         last = int(np.ceil(hi * out_len / lr_len / LATENT_FACTOR)) + latent_margin
+        owners = owner(lr_len, out_len, region[0], region[1])
         spans.append(AxisSpan((a, b), (lo, hi), out, (max(0, first), min(latent_len, last)),
-                              region, (int(owners[region[0]]), int(owners[region[1] - 1]) + 1)))
+                              region, (int(owners[0]), int(owners[-1]) + 1)))
     return spans
 
 
@@ -147,6 +152,16 @@ def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] =
     """Every (row span, column span) tile of the scene, row-major; with `kept` ((rows), (cols) of output pixels), the
     tiles of the LR pixels those output pixels fall in, their cores starting at the first of them: an extent's
     context is read, but not decoded (a block of the live layer decodes a quarter of its window)."""
+    rows, cols = tile_axes(config, geometry, core, kept)
+    for row in rows:
+        for col in cols:
+            yield row, col
+
+
+def tile_axes(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] = None,
+              kept: Optional[tuple[tuple[int, int], tuple[int, int]]] = None) -> tuple[list[AxisSpan], list[AxisSpan]]:
+    """The tiles' spans along the rows and along the columns (`tiles` pairs them): a run's tile count is the product
+    of their lengths, known without walking the pairs (planning then grows with the side, not the area)."""
     scale = geometry.scale
     texture = texture_margin_out(config)
     # The texture region's own LR pixels (+ a latent pixel of rounding) must decode exactly too.
@@ -157,11 +172,9 @@ def tiles(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[int] =
     else:
         tiled = [owned(lr, out, span) for (lr, out, _), span in zip(sizes, kept)]
     cores = [core] * 2 if core else tile_cores([b - a for a, b in tiled], core_side(scale))
-    axes = [axis_spans(lr, out, lat, side, margin, PRIOR_RADIUS_LATENT + 1, texture, along)
-            for (lr, out, lat), along, side in zip(sizes, tiled, cores)]
-    for row in axes[0]:
-        for col in axes[1]:
-            yield row, col
+    rows, cols = (axis_spans(lr, out, lat, side, margin, PRIOR_RADIUS_LATENT + 1, texture, along)
+                  for (lr, out, lat), along, side in zip(sizes, tiled, cores))
+    return rows, cols
 
 
 def tile_cores(lengths: list[int], side: int) -> list[int]:
@@ -177,8 +190,8 @@ def tile_cores(lengths: list[int], side: int) -> list[int]:
 
 def owned(lr_len: int, out_len: int, out_span: tuple[int, int]) -> tuple[int, int]:
     """The LR pixels (start, stop) that the output pixels out_span fall in."""
-    owners = owner(lr_len, out_len)
-    return int(owners[out_span[0]]), int(owners[out_span[1] - 1]) + 1
+    owners = owner(lr_len, out_len, out_span[0], out_span[1])
+    return int(owners[0]), int(owners[-1]) + 1
 
 
 ReadLatent = Callable[[slice, slice], np.ndarray]
@@ -217,5 +230,5 @@ def decode_tile(model: E2DiffSR, lr: np.ndarray, latent: Optional[ReadLatent], g
     output = output[0, :, row.kept(), col.kept()].cpu()
     if lr_consistency:
         core = lr_tile[0, :, row.core[0] - row.lr[0] : row.core[1] - row.lr[0], col.core[0] - col.lr[0] : col.core[1] - col.lr[0]]
-        output = project_block_means(output, core, owner(h, oh)[slice(*row.out)] - row.core[0], owner(w, ow)[slice(*col.out)] - col.core[0])
+        output = project_block_means(output, core, owner(h, oh, *row.out) - row.core[0], owner(w, ow, *col.out) - col.core[0])
     return output.numpy()

@@ -16,7 +16,7 @@ import numpy as np
 from ...diffusion.canvas import Canvas
 from ...diffusion.grid import PatchGrid
 from ...diffusion.loop import SamplingJob
-from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tiles
+from .decode import AxisSpan, SceneGeometry, core_side, decode_tile, tile_axes, tiles
 from ..precision import autocast
 from .denoiser import LatentPatchDenoiser
 from ..family import Region
@@ -33,7 +33,8 @@ def latent_grid(height: int, width: int, patch: int, overlap: int, key_origin: t
 def decode_tile_count(config: E2DiffSRConfig, lr_size: tuple[int, int], out_size: tuple[int, int], grid: PatchGrid,
                       kept: Optional[Region] = None) -> int:
     """How many decode tiles a run has (known at planning time, so progress counts them)."""
-    return sum(1 for _ in tiles(config, SceneGeometry(lr_size, out_size, (grid.height, grid.width)), kept=kept))
+    rows, cols = tile_axes(config, SceneGeometry(lr_size, out_size, (grid.height, grid.width)), kept=kept)
+    return len(rows) * len(cols)
 
 
 def typical_tile(model: E2DiffSR, scale: float) -> Callable[[], np.ndarray]:
