@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from joins import border_step, bounds_of, read
-from quality import TRUTHS, write_low_res
+from joins import border_step, bounds_of, degraded_centre_crop, read
+from quality import write_low_res
 
 # What a CPU without AVX-512 (or without AVX2) would run, forced on this one: torch's own kernels
 # (ATEN_CPU_CAPABILITY), oneDNN's convolutions (ONEDNN_MAX_CPU_ISA) and MKL's matrix products (MKL_ENABLE_INSTRUCTIONS)
@@ -67,12 +67,8 @@ def main() -> None:
     p.add_argument("--lr-size", type=int, nargs=2, default=[120, 160], metavar=("ROWS", "COLS"))
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
-    with rasterio.open(TRUTHS["naip_ND_5m"][0]) as ds:
-        scene = ds.read([1, 2, 3]).astype(np.float32)
+    crop, low = degraded_centre_crop(args.scale, args.lr_size)
     n_r, n_c = args.lr_size
-    r0, c0 = (scene.shape[1] - n_r * args.scale) // 2, (scene.shape[2] - n_c * args.scale) // 2
-    crop = scene[:, r0 : r0 + n_r * args.scale, c0 : c0 + n_c * args.scale]
-    low = np.stack([band.reshape(n_r, args.scale, n_c, args.scale).mean(axis=(1, 3)) for band in crop])
     report: dict = {"input": f"naip_ND_5m centre crop degraded {args.scale}x, LR {n_r}x{n_c}", "scale": args.scale,
                     "reference": "/".join(REFERENCE), "machines": MACHINES, "runs": [], "joins": []}
     with tempfile.TemporaryDirectory() as tmp:

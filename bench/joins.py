@@ -60,6 +60,16 @@ def run_piece(lr_path: Path, out: Path, options: SROptions) -> tuple[np.ndarray,
     return read(out), time.perf_counter() - start
 
 
+def degraded_centre_crop(scale: int, lr_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """naip_ND_5m's RGB centre crop of lr_size times `scale` (float32), and its area-downsampled LR (lr_size)."""
+    with rasterio.open(TRUTHS["naip_ND_5m"][0]) as ds:
+        scene = ds.read([1, 2, 3]).astype(np.float32)
+    n_r, n_c = lr_size
+    r0, c0 = (scene.shape[1] - n_r * scale) // 2, (scene.shape[2] - n_c * scale) // 2
+    crop = scene[:, r0 : r0 + n_r * scale, c0 : c0 + n_c * scale]
+    return crop, np.stack([band.reshape(n_r, scale, n_c, scale).mean(axis=(1, 3)) for band in crop])
+
+
 def pieces(height: int, width: int, sheets: bool) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """(rows, cols) of the LR pieces: two halves split at the middle column, or four quadrants."""
     mid_r, mid_c = height // 2, width // 2
@@ -128,12 +138,7 @@ def main() -> None:
     args = p.parse_args()
     truth: Optional[np.ndarray] = None
     if args.input is None:
-        with rasterio.open(TRUTHS["naip_ND_5m"][0]) as ds:
-            scene = ds.read([1, 2, 3]).astype(np.float32)
-        n_r, n_c = args.lr_size
-        r0, c0 = (scene.shape[1] - n_r * args.scale) // 2, (scene.shape[2] - n_c * args.scale) // 2
-        truth_crop = scene[:, r0 : r0 + n_r * args.scale, c0 : c0 + n_c * args.scale]
-        low = np.stack([band.reshape(n_r, args.scale, n_c, args.scale).mean(axis=(1, 3)) for band in truth_crop])
+        truth_crop, low = degraded_centre_crop(args.scale, args.lr_size)
         truth = truth_crop.astype(np.float64)
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -370,7 +370,7 @@ class Checkpoint:
 
 
 class SampleCheckpoint:
-    """The step loop's view of the checkpoint (joint.StateCheckpoint) for one sample."""
+    """The step loop's view of the checkpoint (diffusion/loop.py: StateCheckpoint) for one sample."""
 
     def __init__(self, checkpoint: Checkpoint, sample: int) -> None:
         self.checkpoint = checkpoint

@@ -48,7 +48,7 @@ def seam_score(image: np.ndarray, borders: Iterable[int], axis: int) -> float:
 def high_frequencies(image: np.ndarray, scale: float) -> np.ndarray:
     """What the low-resolution sensor cannot see: the image minus its low_frequencies.
 
-    The same operator the sampler's LR-consistency uses, so the ratio measures exactly the part of
+    The same operator SR3's LR-consistency uses (models/sr3/denoiser.py), so the ratio measures exactly the part of
     the output the model is free to invent.
     """
     pixels = torch.from_numpy(np.array(image, dtype=np.float64))[None]

@@ -3,7 +3,7 @@
 The low-resolution input is made the way a coarser sensor sees the ground: an optional optical
 blur, area averaging by the scale factor (each low-resolution pixel is the mean of the ground it
 covers), optional sensor noise and 8-bit quantisation. It is then upsampled back to the
-high-resolution grid by bicubic interpolation, as the paper and the sampler's low-frequency
+high-resolution grid by bicubic interpolation, as the paper and SR3's low-frequency
 operator do, so the conditioning image has the size of the high-resolution crop.
 
 The scale factor is drawn per batch from a continuous range and returned with the batch: the
@@ -179,7 +179,7 @@ def degrade(
     Both are in model units (-1..1); `noise_std` is in the model's value units (0-255), the
     unit users think in. Blur is applied on the high-resolution grid (sigma given in
     low-resolution pixels), then area averaging, then noise. Without blur and noise the result
-    is exactly the area mean, which is what the sampler's LR-consistency operator assumes.
+    is exactly the area mean, which is what SR3's LR-consistency operator (models/sr3/denoiser.py) assumes.
     """
     h, w = hr.shape[-2:]
     small = F.interpolate(gaussian_blur(hr, blur_sigma * scale), size=(lr_size(h, scale), lr_size(w, scale)), mode="area")
