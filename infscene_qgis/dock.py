@@ -23,7 +23,7 @@ from qgis.core import (
 )
 from qgis.gui import QgsDockWidget, QgsExtentWidget, QgsFileWidget, QgsMapLayerComboBox, QgsRubberBand
 from qgis.PyQt.QtCore import QTimer, QUrl, Qt, pyqtSignal
-from qgis.PyQt.QtGui import QColor, QDesktopServices, QShowEvent
+from qgis.PyQt.QtGui import QColor, QDesktopServices, QHideEvent, QShowEvent
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -96,7 +96,7 @@ class InfSceneDock(QgsDockWidget):
         self._swipe: Optional[SwipeTool] = None
         self._rubber_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
         self._rubber_band.setStrokeColor(QColor(255, 80, 0))
-        self._rubber_band.setFillColor(QColor(255, 80, 0, 40))
+        self._rubber_band.setFillColor(QColor(0, 0, 0, 0))  # an outline only: a fill tinted the result drawn under it
         self._rubber_band.setWidth(2)
         self.canvas.destinationCrsChanged.connect(self._show_rubber_band)
         self._build()
@@ -358,10 +358,10 @@ class InfSceneDock(QgsDockWidget):
         self._show_rubber_band()
 
     def _show_rubber_band(self) -> None:
-        """Outline the chosen extent on the canvas (redrawn when the canvas CRS changes)."""
+        """Outline the chosen extent on the canvas while the panel is shown (redrawn when the canvas CRS changes)."""
         layer = self.layer()
         self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
-        if layer is not None and not self.extent().isEmpty():
+        if self.isVisible() and layer is not None and not self.extent().isEmpty():
             self._rubber_band.setToGeometry(QgsGeometry.fromRect(self.extent()), layer.crs())
 
     def dispose(self) -> None:
@@ -502,6 +502,11 @@ class InfSceneDock(QgsDockWidget):
         if not self._checked_engine:
             self._checked_engine = True
             self.check_engine()
+
+    def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt override
+        """A hidden panel (its toolbar button, or another dock over it) leaves no outline on the map."""
+        self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
+        super().hideEvent(event)
 
     def _engine_choice_changed(self, _path: str) -> None:
         """A different interpreter or model invalidates the shown status: re-check if it is on screen."""

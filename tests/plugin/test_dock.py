@@ -82,6 +82,19 @@ def result_layer(_group_name: str = "") -> QgsRasterLayer:
     return layer
 
 
+def test_the_extent_is_an_outline_only_and_a_hidden_panel_leaves_none(dock):
+    """A filled outline tinted the result under it (issue 36); hiding the panel from its toolbar button left it."""
+    band = dock._rubber_band
+    dock.show()
+    assert band.numberOfVertices() > 0 and band.fillColor().alpha() == 0 and band.strokeColor().alpha() == 255
+    dock.hide()
+    assert band.numberOfVertices() == 0
+    dock.set_extent(NAIP_WINDOW)  # a change while hidden draws nothing
+    assert band.numberOfVertices() == 0
+    dock.show()
+    assert band.numberOfVertices() > 0
+
+
 def test_run_adds_the_result_grouped_with_an_rgb_renderer(dock, qgis_iface, tmp_path):
     assert dock.size_label.text() == "24 x 24 input px -> 48 x 48 output px"
 
