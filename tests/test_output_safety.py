@@ -131,16 +131,20 @@ def test_memory_mapped_canvases_are_allocated_not_sparse(tmp_path: Path) -> None
     assert os.stat(tmp_path / "c.f32").st_blocks * 512 >= made.data.nbytes
 
 
+@pytest.mark.parametrize("free, needed", [(500_000, "965.3 KB"), (5000, "149.3 KB")])
 def test_free_space_counts_the_work_folder_and_speaks_human_units(naip: Path, tiny_model_dir: Path, tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9 - 5000, 5000))
+                                                                  monkeypatch: pytest.MonkeyPatch, free: int,
+                                                                  needed: str) -> None:
+    monkeypatch.setattr(atomic.shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10**9, 10**9 - free, free))
     with pytest.raises(InfSceneError) as err:
         super_resolve(naip, tmp_path / "sr.tif", SROptions(scale=2, steps=2, patch=32, model_dir=tiny_model_dir,
                                                            memmap_above_bytes=0))
-    # the output, 64 KB of pixels, written as an uncompressed working file and its compressed copy with overviews,
-    # counted as if nothing compressed: 64 + 64 x 4/3 KB; canvases 2 states x 3 bands x 128 x 128 x 4 B = 384 KB and
-    # the input's 3 x 64 x 64 x 4 B = 48 KB; the states' checkpoint 384 KB; all on one disk
-    assert str(err.value) == f"not enough disk space in {tmp_path}: the run needs about 965.3 KB, 4.9 KB free"
+    # The outputs: 64 KB of pixels, written as an uncompressed working file and its compressed copy with overviews,
+    # counted as if nothing compressed: 64 + 64 x 4/3 = 149.3 KB, refused as soon as the output grid is known when
+    # they alone do not fit. Then the whole run on one disk: those, canvases 2 states x 3 bands x 128 x 128 x 4 B =
+    # 384 KB and the input's 3 x 64 x 64 x 4 B = 48 KB, and the states' checkpoint 384 KB.
+    shown_free = f"{free / 1024:.1f} KB"
+    assert str(err.value) == f"not enough disk space in {tmp_path}: the run needs about {needed}, {shown_free} free"
 
 
 def test_a_run_removes_its_folder_on_success_and_failure(naip: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
