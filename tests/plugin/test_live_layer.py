@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -134,7 +135,9 @@ def test_tile_activity_shows_in_the_status_bar_and_clears_when_idle(live, naip_l
 
     wait_until(lambda: live.status.label.text() == "", START_TIMEOUT_S)
     assert live.status.label.isHidden()
-    assert live.status.label.toolTip() == "InfScene live layers: 1 tile served, 0 of them from the cache"
+    # At least the tile fetched here: QGIS may draw the new layer too, on a canvas an earlier test left with an extent.
+    served = re.fullmatch(r"InfScene live layers: (\d+) tiles? served, 0 of them from the cache", live.status.label.toolTip())
+    assert served is not None and int(served.group(1)) >= 1, live.status.label.toolTip()
 
 
 def test_removing_the_layer_stops_its_server(live, naip_layer, qgis_iface):
