@@ -20,15 +20,22 @@ from infscene.models.sr3.network import ModelConfig, SR3UNet
 from scenes import FIXTURES
 
 
+# The variables that change what the engine computes or where it looks. Only these are restored, one by one: writing
+# the whole environment back (clear, then update) while QGIS's and GDAL's threads read it crashed the suite (SIGSEGV
+# in setenv), and the variables QGIS sets for itself at start are its own.
+ENGINE_ENVIRONMENT = ("INFSCENE_", "OMP_", "MKL_", "ATEN_", "ONEDNN_", "TORCH_", "DASK_", "GDAL_", "CPL_", "PROJ_")
+
+
 @pytest.fixture(autouse=True)
 def _no_global_state_left_behind() -> Iterator[None]:
-    """Each test finds and leaves torch's threads, the global RNGs, the environment and the working folder as they
-    were, so no test's result depends on which ran before it (the suite runs in random order: pytest-randomly).
+    """Each test finds and leaves torch's threads, the global RNGs, the engine's environment variables and the working
+    folder as they were, so no test's result depends on which ran before it (the suite runs in random order: pytest-randomly).
 
     An in-process Dask worker sets one torch thread for the whole process (execution/scaleout.py); a test run after
     it on one thread once saw other bits from a kernel chosen by thread count (issue 33).
     """
-    threads, environment, folder = torch.get_num_threads(), dict(os.environ), os.getcwd()
+    threads, folder = torch.get_num_threads(), os.getcwd()
+    environment = {name: value for name, value in os.environ.items() if name.startswith(ENGINE_ENVIRONMENT)}
     torch_rng, numpy_rng = torch.random.get_rng_state(), np.random.get_state()
     yield
     torch.set_num_threads(threads)
@@ -36,9 +43,11 @@ def _no_global_state_left_behind() -> Iterator[None]:
     np.random.set_state(numpy_rng)
     if os.getcwd() != folder:
         os.chdir(folder)
-    if dict(os.environ) != environment:
-        os.environ.clear()
-        os.environ.update(environment)
+    for name in [name for name in os.environ if name.startswith(ENGINE_ENVIRONMENT) and name not in environment]:
+        del os.environ[name]
+    for name, value in environment.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
