@@ -24,9 +24,9 @@ from .modelformat.contract import ModelContract
 from .modelformat.files import DEFAULT_MODEL_DIR, FAMILY_WHEN_ABSENT, WEIGHTS_FILE, read_raw_config
 from .option_flags import add_option_flags, table_options
 from .protocol import ModelSummary, QuickPlan, event_line
-from .raster.atomic import check_output_path, refuse_overwriting_input
+from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input
 from .raster.geometry import RunGeometry, plan_geometry
-from .raster.io import open_raster, resolve_bands, written_bytes
+from .raster.io import open_raster, profile_bytes, resolve_bands, spread_profile, written_bytes
 from .sr_options import OPTION, detail_problem
 
 from .iceplant.model import DEFAULT_MODEL_DIR as ICEPLANT_MODEL_DIR
@@ -153,7 +153,7 @@ def _geometry(geometry: RunGeometry, ds: Any, samples: int, answer: _Answer) -> 
         window=(int(window.col_off), int(window.row_off), int(window.width), int(window.height)),
         output_size=(geometry.width, geometry.height), scale=geometry.scale,
         output_pixel_size=abs(ds.transform.a) * window.width / geometry.width, output_bytes=geometry.output_bytes,
-        spread_bytes=geometry.width * geometry.height * 4 if samples > 1 else 0)
+        spread_bytes=profile_bytes(spread_profile(geometry.profile)) if samples > 1 else 0)
     answer.need_bytes = written_bytes(geometry.profile, samples > 1)
 
 
@@ -163,11 +163,8 @@ def _disk(input_path: str, output_path: str, answer: _Answer) -> None:
         refuse_overwriting_input(input_path, {"output": output_path})
         out = check_output_path(output_path) if Path(output_path).parent.is_dir() else None
         folder = out.parent if out is not None else _existing_parent(Path(output_path))
-        free = shutil.disk_usage(folder).free
-        answer.found["disk_free"] = free
-        need = answer.need_bytes
-        if need and free < need:
-            answer.problems.append(f"not enough disk space in {folder}: the run writes about {_mb(need)}, {_mb(free)} free")
+        answer.found["disk_free"] = shutil.disk_usage(folder).free
+        check_free_space([(folder, answer.need_bytes)])  # as `infscene sr` checks its outputs, in its words
     except (InfSceneError, OSError) as exc:
         answer.problems.append(str(exc))
 
@@ -178,10 +175,6 @@ def _existing_parent(path: Path) -> Path:
         if parent.is_dir():
             return parent
     return Path(".")
-
-
-def _mb(count: float) -> str:
-    return f"{count / 1024**2:.1f} MB" if count < 1024**3 else f"{count / 1024**3:.2f} GB"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

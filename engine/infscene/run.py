@@ -35,7 +35,7 @@ from .plan import SROptions, SRPlan, plan_run, run_fingerprint
 from .progress import CancelCheck, ProgressCallback, ProgressTracker
 from .protocol import PROVENANCE_PREFIX
 from .raster.atomic import atomic_output
-from .raster.io import OutputBlock, geotiff_profile, open_raster, verified_geotiff, window_sha256, write_super_resolved
+from .raster.io import OutputBlock, open_raster, spread_profile, verified_geotiff, window_sha256, write_super_resolved
 from .raster.blocks import blocks
 from .raster.resample import Upsampled, bicubic_window, covering, nearest_block, nearest_source
 from .raster.scaling import BandScaling
@@ -152,7 +152,7 @@ def _sample_with_spread(plan: SRPlan, executor: Executor, visible: np.ndarray, c
 def _write_spread(tmp: Path, plan: SRPlan, spread: Canvas, scaling: BandScaling, tags: dict[str, str]) -> None:
     """One float32 band: the std over the samples, in the input's units, averaged over the visible bands."""
     units = (scaling.high - scaling.low)[:3] / 2.0  # model units -> input units (scaling is linear per band)
-    profile = geotiff_profile("float32", 1, plan.height, plan.width, plan.profile["crs"], plan.transform, None)
+    profile = spread_profile(plan.profile)
     with verified_geotiff(tmp, profile, plan.spread_path) as dst:
         dst.set_band_description(1, f"spread over {plan.options.samples} samples (std, input units)")
         dst.update_tags(**tags)

@@ -24,7 +24,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from affine import Affine
-from rasterio.enums import ColorInterp, Resampling
+from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, WindowError
 from rasterio.windows import Window
 
@@ -281,6 +281,11 @@ def profile_bytes(profile: dict) -> int:
     return profile["height"] * profile["width"] * profile["count"] * np.dtype(profile["dtype"]).itemsize
 
 
+def spread_profile(profile: dict) -> dict:
+    """The profile of the spread of several samples beside an output of `profile`: one float32 band on its grid."""
+    return geotiff_profile("float32", 1, profile["height"], profile["width"], profile["crs"], profile["transform"], None)
+
+
 def geotiff_profile(dtype: str, count: int, height: int, width: int, crs: object, transform: Affine,
                     nodata: Optional[float]) -> dict:
     """Tiled (256 px), deflate-compressed GeoTIFF, BigTIFF when needed: the layout every output shares. Tiles are
@@ -353,7 +358,7 @@ def written_bytes(profile: dict, spread: bool = False) -> int:
     """The most disk a run's verified GeoTIFFs take while they are written: for each, the uncompressed working file
     and the compressed copy with its overviews, counted as if nothing compressed (a third more for the overviews);
     with `spread`, also the float32 band of the spread of several samples on the same grid."""
-    data = profile_bytes(profile) + (profile_bytes({**profile, "count": 1, "dtype": "float32"}) if spread else 0)
+    data = profile_bytes(profile) + (profile_bytes(spread_profile(profile)) if spread else 0)
     return data + data * 4 // 3
 
 
@@ -375,6 +380,8 @@ def verified_geotiff(path: Path, profile: dict, label: str | Path) -> Iterator[r
     level = logger.level
     logger.setLevel(min(level or logging.INFO, logging.INFO))
     working = working_path(path)
+    # Bounded, but at least two rows of tiles: a pixel-interleaved tile written band by band is read, modified and
+    # written back from the cache, not from the file.
     tile_row_mb = 2 * 256 * profile["width"] * profile["count"] * np.dtype(profile["dtype"]).itemsize / 1024**2
     try:
         with rasterio.Env(GDAL_CACHEMAX=max(WRITE_CACHE_MB, math.ceil(tile_row_mb))):
