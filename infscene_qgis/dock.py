@@ -12,17 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
-from qgis.core import (
-    QgsGeometry,
-    QgsMapLayerProxyModel,
-    QgsProject,
-    QgsRasterLayer,
-    QgsRectangle,
-    QgsWkbTypes,
-)
-from qgis.gui import QgsDockWidget, QgsExtentWidget, QgsFileWidget, QgsMapLayerComboBox, QgsRubberBand
-from qgis.PyQt.QtCore import QTimer, QUrl, Qt, pyqtSignal
-from qgis.PyQt.QtGui import QColor, QDesktopServices, QHideEvent, QShowEvent
+from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsRectangle
+from qgis.gui import QgsDockWidget, QgsExtentWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import QUrl, Qt, pyqtSignal
+from qgis.PyQt.QtGui import QHideEvent, QShowEvent
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -38,29 +31,26 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from . import settings
-from .engine_events import ModelSummary, QuickPlan, format_bytes, format_duration
-from .engine_locator import EngineNotFound, configured_python, find_engine_python
-from .engine_request import SrOptions, SrRequest, iceplant_path_for, option_flags, size_flags
-from .compare import SwipeTool
 from .detail_control import DETAIL, DetailControl, detail_note
-from .engine_task import PlanningCall, QuickPlanner, RunOutcome
+from .engine_events import ModelSummary, QuickPlan, format_bytes, format_duration
+from .engine_box import EngineBox
+from .engine_request import SrOptions, SrRequest, iceplant_path_for
+from .engine_task import RunOutcome
+from .extent_outline import ExtentOutline
 from .icons import icon, live_icon
 from .layer_input import InputError, engine_bounds, raster_file_path
 from .option_widgets import option_widget
+from .plan_watcher import PlanWatcher
 from .result_layers import RESULT_PROPERTY, pixel_size_units
+from .result_tools import ResultTools
 from .run_controller import RunController, RunParameters
 from .sr_options import DOCK, options_in
 
 # Above either, Run asks for confirmation after the engine's dry-run estimate.
 LARGE_RUN_S = 600.0
 LARGE_RUN_BYTES = 2 * 1024**3
-# The planning call runs this long after the last change of the layer, the extent or an option (a drag of the
-# slider or typing a number is one change, not twenty).
-PLAN_DELAY_MS = 250
 DOCS_URL = "https://github.com/infscene/infscene/blob/main/docs/plugin.md"
 LOCAL_DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugin.md"
-# The options the planning call (quick_plan) takes besides the size, the extent and the model.
-PLAN_OPTIONS = ("bands", "samples", "detail")
 
 
 class InfSceneDock(QgsDockWidget):
@@ -81,23 +71,13 @@ class InfSceneDock(QgsDockWidget):
         self.iface = iface
         self.canvas = iface.mapCanvas()
         self.runs = runs if runs is not None else RunController(iface)
-        self._checked_engine = False
-        self._planned_default_model = self.runs.engine_model_path
         self._plan: Optional[QuickPlan] = None  # the planning call's answer for the panel as it is now
-        self._planner = QuickPlanner()
-        self._planner.planned.connect(self._planned)
-        self._plan_timer = QTimer(self)
-        self._plan_timer.setSingleShot(True)
-        self._plan_timer.setInterval(PLAN_DELAY_MS)
-        self._plan_timer.timeout.connect(self.plan_now)
-        self._result_layer_id = ""
-        self._result_folder = ""
-        self._swipe: Optional[SwipeTool] = None
-        self._rubber_band = QgsRubberBand(self.canvas, QgsWkbTypes.PolygonGeometry)
-        self._rubber_band.setStrokeColor(QColor(255, 80, 0))
-        self._rubber_band.setFillColor(QColor(0, 0, 0, 0))  # an outline only: a fill tinted the result drawn under it
-        self._rubber_band.setWidth(2)
-        self.canvas.destinationCrsChanged.connect(self._show_rubber_band)
+        self.plan_watcher = PlanWatcher(self.plan_arguments, self)
+        self.plan_watcher.answered.connect(self._show_plan)
+        self.outline = ExtentOutline(self.canvas)
+        self.engine_box = EngineBox(self.runs)
+        self.engine_box.changed.connect(self.schedule_plan)
+        self.canvas.destinationCrsChanged.connect(self._show_outline)
         self._build()
         self.runRequested.connect(self.runs.run)
         self.runs.started.connect(self._run_started)
@@ -105,7 +85,6 @@ class InfSceneDock(QgsDockWidget):
         self.runs.status.connect(self.status_label.setText)
         self.runs.finished.connect(self._run_finished)
         self.runs.resultsAdded.connect(self._results_added)
-        self.runs.engineChecked.connect(self._engine_checked)
         self._load_settings()
         self._layer_changed(self.layer_combo.currentLayer())
         if hasattr(iface, "currentLayerChanged"):
@@ -120,7 +99,7 @@ class InfSceneDock(QgsDockWidget):
             widget.changed.connect(self.schedule_plan)
         body = QWidget()
         column = QVBoxLayout(body)
-        column.addWidget(self._build_engine_box())
+        column.addWidget(self.engine_box)
         column.addWidget(self._build_input_box())
         column.addWidget(self._build_options_box())
         column.addWidget(self._build_output_box())
@@ -136,35 +115,6 @@ class InfSceneDock(QgsDockWidget):
         self.footer = self._build_footer()
         layout.addWidget(self.footer, 0)
         self.setWidget(panel)
-
-    def _build_engine_box(self) -> QGroupBox:
-        box = QGroupBox("Engine")
-        form = QFormLayout(box)
-        self.engine_python = QgsFileWidget()
-        self.engine_python.setStorageMode(QgsFileWidget.GetFile)
-        self.engine_python.setToolTip(
-            "Python interpreter of the environment where the InfScene engine (torch, rasterio) is installed. "
-            "Empty: INFSCENE_PYTHON, then .venv beside the plugin's source checkout."
-        )
-        self.engine_python.fileChanged.connect(settings.save_engine_python)
-        self.engine_python.fileChanged.connect(self._engine_choice_changed)
-        self.check_button = QPushButton("Check")
-        self.check_button.setToolTip("Ask the engine for its versions, the device it will use and the model's status")
-        self.check_button.clicked.connect(self.check_engine)
-        row = QHBoxLayout()
-        row.addWidget(self.engine_python, 1)
-        row.addWidget(self.check_button)
-        form.addRow("Engine Python", row)
-        self.model_widget = QgsFileWidget()
-        self.model_widget.setStorageMode(QgsFileWidget.GetDirectory)
-        self.model_widget.setToolTip("Model folder (config.json and model.safetensors); empty: the engine's default model")
-        self.model_widget.fileChanged.connect(self._engine_choice_changed)
-        form.addRow("Model folder", self.model_widget)
-        self.engine_status = QLabel("Not checked yet.")
-        self.engine_status.setWordWrap(True)
-        self.engine_status.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        form.addRow(self.engine_status)
-        return box
 
     def _build_input_box(self) -> QGroupBox:
         box = QGroupBox("Input")
@@ -270,21 +220,9 @@ class InfSceneDock(QgsDockWidget):
         row.addWidget(self.cancel_button)
         row.addWidget(self.live_button)
         form.addRow(row)
-        self.zoom_button = QPushButton("Zoom to result")
-        self.zoom_button.setToolTip("Zoom the map to the last result")
-        self.zoom_button.clicked.connect(self.zoom_to_result)
-        self.folder_button = QPushButton("Open folder")
-        self.folder_button.setToolTip("Open the folder of the last result in the file manager")
-        self.folder_button.clicked.connect(self.open_output_folder)
-        self.compare_button = QPushButton("Swipe compare")
-        self.compare_button.setCheckable(True)
-        self.compare_button.setToolTip("Drag on the map: the input shows left of the line, the result right of it")
-        self.compare_button.toggled.connect(self.set_compare)
-        tools = QHBoxLayout()
-        for button in (self.zoom_button, self.folder_button, self.compare_button):
-            button.setEnabled(False)
-            tools.addWidget(button)
-        form.addRow(tools)
+        self.result_tools = ResultTools(self.canvas)
+        self.result_tools.message.connect(self.status_label.setText)
+        form.addRow(self.result_tools)
         docs = QUrl.fromLocalFile(str(LOCAL_DOCS)).toString() if LOCAL_DOCS.is_file() else DOCS_URL
         self.help_label = QLabel(f'<a href="{docs}">Help: the InfScene panel (docs/plugin.md)</a>')
         self.help_label.setOpenExternalLinks(True)
@@ -293,18 +231,16 @@ class InfSceneDock(QgsDockWidget):
 
     # ---- settings -----------------------------------------------------------------------
     def _load_settings(self) -> None:
-        self.engine_python.setFilePath(configured_python())
         self.set_options(settings.load_options())
         self.iceplant_check.setChecked(settings.load_bool(settings.ICEPLANT_KEY))
         self.output_widget.setFilePath(settings.load_text(settings.OUTPUT_PATH_KEY))
-        self.model_widget.setFilePath(settings.load_text(settings.MODEL_DIR_KEY))
 
     def save_settings(self) -> None:
         """Persist the panel's choices (on Run and when the panel closes)."""
         settings.save_options(self.options())
         settings.save_value(settings.ICEPLANT_KEY, self.iceplant_check.isChecked())
         settings.save_value(settings.OUTPUT_PATH_KEY, self.output_widget.filePath())
-        settings.save_value(settings.MODEL_DIR_KEY, self.model_widget.filePath())
+        self.engine_box.save_settings()
 
     def options(self) -> SrOptions:
         """The options as shown in the panel (those it has no widget for at their defaults)."""
@@ -323,8 +259,10 @@ class InfSceneDock(QgsDockWidget):
         return layer if isinstance(layer, QgsRasterLayer) else None
 
     def follow_active_layer(self, layer: Any) -> None:
-        """The layer selected in the Layers panel becomes the input (not during a run, and not a result of ours)."""
-        if self.runs.busy or not isinstance(layer, QgsRasterLayer) or layer.customProperty(RESULT_PROPERTY):
+        """The layer selected in the Layers panel becomes the input (not while the panel is hidden, not during a run,
+        and not a result of ours)."""
+        if not self.isVisible() or self.runs.busy or not isinstance(layer, QgsRasterLayer) \
+                or layer.customProperty(RESULT_PROPERTY):
             return
         if layer is not self.layer():
             self.layer_combo.setLayer(layer)
@@ -354,21 +292,22 @@ class InfSceneDock(QgsDockWidget):
 
     def _extent_changed(self, _extent: QgsRectangle) -> None:
         self._update_size()
-        self._show_rubber_band()
+        self._show_outline()
 
-    def _show_rubber_band(self) -> None:
-        """Outline the chosen extent on the canvas while the panel is shown (redrawn when the canvas CRS changes)."""
+    def _show_outline(self) -> None:
+        """Outline the chosen extent on the canvas while the panel is shown."""
         layer = self.layer()
-        self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
-        if self.isVisible() and layer is not None and not self.extent().isEmpty():
-            self._rubber_band.setToGeometry(QgsGeometry.fromRect(self.extent()), layer.crs())
+        if self.isVisible() and layer is not None:
+            self.outline.show(self.extent(), layer.crs())
+        else:
+            self.outline.clear()
 
     def dispose(self) -> None:
         """Before the plugin unloads: stop a running engine (and wait for it to clean up), take the outline and the
         swipe off the canvas."""
         self.runs.dispose()
-        self.set_compare(False)
-        self.canvas.scene().removeItem(self._rubber_band)
+        self.result_tools.set_compare(False)
+        self.outline.dispose()
 
     def _update_size(self) -> None:
         """The extent's corners now; its sizes come from the engine's planning call (scheduled here)."""
@@ -394,45 +333,11 @@ class InfSceneDock(QgsDockWidget):
         self.size_label.setText("planning ...")
         self.checks_label.setText("")
         self.estimate_label.setText("")
-        self._plan_timer.start()
+        self.plan_watcher.schedule()
 
     def plan_arguments(self) -> List[str]:
-        """The planning call's arguments for the panel as it is now (raises InputError / EngineNotFound)."""
-        layer = self.layer()
-        if layer is None:
-            raise InputError("choose a raster layer")
-        options = self.options()
-        args = [raster_file_path(layer)]
-        output = self.output_path()
-        if output:
-            args.append(output)
-        args += size_flags(options)
-        bounds = self.bounds()
-        if bounds is not None:
-            args += ["--bounds", *(repr(v) for v in bounds)]
-        args += option_flags(options, PLAN_OPTIONS)
-        model = self.model_widget.filePath().strip() or self.runs.engine_model_path
-        if model:
-            args += ["--model", model]
-        if self.iceplant_check.isChecked():
-            args.append("--iceplant")
-        return args
-
-    def plan_now(self) -> None:
-        """Ask the engine's planning call (a thread; the answer arrives in _planned)."""
-        self._plan_timer.stop()
-        try:
-            python = find_engine_python()
-            arguments = self.plan_arguments()
-        except (InputError, EngineNotFound) as exc:
-            self._show_plan(QuickPlan((str(exc),), (), {}))
-            return
-        self._planner.request(python, arguments)
-
-    def _planned(self, generation: int, call: PlanningCall) -> None:
-        if generation != self._planner.generation or self._plan_timer.isActive():
-            return  # an answer to an earlier state of the panel
-        self._show_plan(call.plan or QuickPlan((), (f"the engine's planning call failed: {call.error}",), {}))
+        """The planning call's arguments for the panel as it is now (raises InputError): the request's own."""
+        return self.build_request(dry_run=True, output_required=False).planning_arguments()
 
     def _show_plan(self, plan: QuickPlan) -> None:
         self._plan = self._with_iceplant_availability(plan)
@@ -475,7 +380,7 @@ class InfSceneDock(QgsDockWidget):
         """The run's time from the last measured run of this model and options on this machine (None: none yet)."""
         size = self._plan.output_size if self._plan is not None else None
         options = self.options()
-        rate = self.runs.seconds_per_mpx(options, self.model_widget.filePath().strip() or None)
+        rate = self.runs.seconds_per_mpx(options, self.engine_box.model_dir())
         if not size or rate is None:
             return None
         return rate * size[0] * size[1] / 1e6 * options.samples
@@ -492,40 +397,18 @@ class InfSceneDock(QgsDockWidget):
         free = f", {format_bytes(plan.disk_free)} free" if plan.disk_free is not None else ""
         self.estimate_label.setText(f"{size[0]} x {size[1]} px, {format_bytes(written)} on disk{free}; {timing}")
 
-    # ---- engine check -------------------------------------------------------------------
+    # ---- shown and hidden ---------------------------------------------------------------
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
         """Outline the extent again, and check the engine the first time the panel is shown so the
         device is known up front."""
         super().showEvent(event)
-        self._show_rubber_band()
-        if not self._checked_engine:
-            self._checked_engine = True
-            self.check_engine()
+        self._show_outline()
+        self.engine_box.check_once()
 
     def hideEvent(self, event: QHideEvent) -> None:  # noqa: N802 - Qt override
         """A hidden panel (its toolbar button, or another dock over it) leaves no outline on the map."""
-        self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
+        self.outline.clear()
         super().hideEvent(event)
-
-    def _engine_choice_changed(self, _path: str) -> None:
-        """A different interpreter or model invalidates the shown status: re-check if it is on screen."""
-        self.schedule_plan()
-        if self.isVisible():
-            self.check_engine()
-        else:
-            self._checked_engine = False
-
-    def check_engine(self) -> None:
-        """Ask the engine for versions, device, GPU and model in the background and show them."""
-        self.runs.check_engine(self.model_widget.filePath().strip() or None)
-        self.check_button.setEnabled(not self.runs.checking)
-
-    def _engine_checked(self, text: str, default_model: str) -> None:
-        self.engine_status.setText(text)
-        self.check_button.setEnabled(not self.runs.checking)
-        if default_model != self._planned_default_model:
-            self._planned_default_model = default_model  # now the planning call can check the default model too
-            self.schedule_plan()
 
     # ---- running ------------------------------------------------------------------------
     def bounds(self) -> Optional[Tuple[float, float, float, float]]:
@@ -548,13 +431,13 @@ class InfSceneDock(QgsDockWidget):
             output += ".tif"
         return output
 
-    def build_request(self, dry_run: bool) -> SrRequest:
-        """The request for the current panel state; raises InputError or EngineNotFound."""
+    def build_request(self, dry_run: bool, output_required: bool = True) -> SrRequest:
+        """The request for the current panel state; raises InputError."""
         layer = self.layer()
         if layer is None:
             raise InputError("choose a raster layer first")
         output = self.output_path()
-        if not output:
+        if not output and output_required:
             raise InputError("choose an output file")
         return SrRequest(
             input_path=raster_file_path(layer),
@@ -562,7 +445,7 @@ class InfSceneDock(QgsDockWidget):
             options=self.options(),
             bounds=self.bounds(),
             iceplant_path=iceplant_path_for(output) if self.iceplant_check.isChecked() else None,
-            model_dir=self.model_widget.filePath().strip() or None,
+            model_dir=self.engine_box.model_dir(),
             dry_run=dry_run,
         )
 
@@ -613,50 +496,14 @@ class InfSceneDock(QgsDockWidget):
 
     def _results_added(self, layer_id: str, folder: str) -> None:
         """The run's layers are on the map: the result tools act on them, and the next output gets a free name."""
-        self._result_layer_id, self._result_folder = layer_id, folder
-        for button in (self.zoom_button, self.folder_button, self.compare_button):
-            button.setEnabled(True)
+        self.result_tools.show_result(layer_id, self.runs.input_layer_id, folder)
         layer = self.layer()
         if layer is not None:
             self.output_widget.setFilePath(str(settings.free_output_path(Path(folder), output_stem(layer))))
 
-    def result_layer(self) -> Optional[QgsRasterLayer]:
-        layer = QgsProject.instance().mapLayer(self._result_layer_id) if self._result_layer_id else None
-        return layer if isinstance(layer, QgsRasterLayer) else None
-
-    def zoom_to_result(self) -> None:
-        layer = self.result_layer()
-        if layer is None:
-            return
-        extent = self.canvas.mapSettings().layerExtentToOutputExtent(layer, layer.extent())
-        self.canvas.setExtent(extent)
-        self.canvas.refresh()
-
-    def open_output_folder(self) -> None:
-        if self._result_folder:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(self._result_folder))
-
-    def set_compare(self, on: bool) -> None:
-        """Swipe between the run's input (left of the line) and its result (right)."""
-        if self._swipe is not None:
-            self._swipe.deactivate_swipe()
-            self._swipe = None
-        if on:
-            result = self.result_layer()
-            source = QgsProject.instance().mapLayer(self.runs.input_layer_id)
-            if result is None or not isinstance(source, QgsRasterLayer):
-                self.compare_button.setChecked(False)
-                self.status_label.setText("compare: the result or its input layer is no longer in the project")
-                return
-            self._swipe = SwipeTool(self.canvas, source, result)
-            self._swipe.deactivated.connect(lambda: self.compare_button.setChecked(False))
-            self.canvas.setMapTool(self._swipe)
-        elif self.compare_button.isChecked():
-            self.compare_button.setChecked(False)
-
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         self.save_settings()
-        self._rubber_band.reset(QgsWkbTypes.PolygonGeometry)
+        self.outline.clear()
         super().closeEvent(event)
 
 

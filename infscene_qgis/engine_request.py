@@ -20,6 +20,8 @@ sessions): one field per option of the table that appears in the panel or in Pro
 or the engine's own choice). `target_res`, when given, overrides `scale`; `bands` is text such as "3,2,1,4"."""
 # The options that decide what a live layer's tile looks like; `infscene serve` takes these flags as `sr` does.
 SERVE_OPTIONS = ("seed", "detail")
+# The options the planning call (`python -m infscene.quick_plan`) checks besides the size, the extent and the model.
+PLAN_OPTIONS = ("bands", "samples", "detail")
 
 
 @dataclass
@@ -46,9 +48,7 @@ class SrRequest:
 
     def arguments(self) -> List[str]:
         """Arguments after `python -m infscene`."""
-        args = ["sr", self.input_path, self.output_path, *size_flags(self.options)]
-        if self.bounds is not None:
-            args += ["--bounds", *(_num(v) for v in self.bounds)]
+        args = ["sr", self.input_path, self.output_path, *size_flags(self.options), *self._bounds_flags()]
         args += option_flags(self.options)
         spread = self.spread_output()
         if spread is not None:
@@ -60,6 +60,20 @@ class SrRequest:
         if self.dry_run:
             args.append("--dry-run")
         return args
+
+    def planning_arguments(self) -> List[str]:
+        """Arguments after `python -m infscene.quick_plan`: the torch-free checks of this run (the output may still be
+        unnamed; the iceplant output's name does not change what is checked)."""
+        args = [self.input_path, *([self.output_path] if self.output_path else []), *size_flags(self.options),
+                *self._bounds_flags(), *option_flags(self.options, PLAN_OPTIONS)]
+        if self.model_dir:
+            args += ["--model", self.model_dir]
+        if self.iceplant_path:
+            args.append("--iceplant")
+        return args
+
+    def _bounds_flags(self) -> List[str]:
+        return [] if self.bounds is None else ["--bounds", *(_num(v) for v in self.bounds)]
 
 
 @dataclass

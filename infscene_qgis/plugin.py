@@ -58,7 +58,7 @@ class InfScenePlugin:
     def _live_options(self) -> Tuple[SrOptions, Optional[str]]:
         """A new live layer's scale or pixel size, seed, detail and model folder: the panel's (it exists whenever the
         live layers do)."""
-        return self.dock.options(), self.dock.model_widget.filePath().strip() or None
+        return self.dock.options(), self.dock.engine_box.model_dir()
 
     def unload(self) -> None:
         for action in (self.live_action, self.action):

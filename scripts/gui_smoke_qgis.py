@@ -39,7 +39,7 @@ def start() -> None:
     window.setGeometry(window.screen().availableGeometry())  # no window manager to maximise it
     layer = iface.addRasterLayer(INPUT, "input (5 m)")
     dock = plugin.dock
-    dock.model_widget.setFilePath(MODEL)
+    dock.engine_box.model_widget.setFilePath(MODEL)
     dock.show()
     dock.raise_()
     window.resizeDocks([dock], [520], Qt.Horizontal)

@@ -88,19 +88,19 @@ def inside_qgis() -> None:
 
     def finished(outcome: object) -> None:
         dock = state["dock"]
-        if not outcome.succeeded or dock.result_layer() is None:
+        if not outcome.succeeded or dock.result_tools.result_layer() is None:
             session.fail(f"the run failed: {outcome.error or dock.status_label.text()}")
             return
         iface.messageBar().clearWidgets()  # "Wrote ..." would cover the map's top (the panel says it too)
-        dock.zoom_to_result()
-        dock.compare_button.setChecked(True)
-        session.when(lambda: dock._swipe is not None and dock._swipe.item.image is not None and not canvas.isDrawing(),
+        dock.result_tools.zoom_to_result()
+        dock.result_tools.compare_button.setChecked(True)
+        session.when(lambda: dock.result_tools._swipe is not None and dock.result_tools._swipe.item.image is not None and not canvas.isDrawing(),
                      lambda: QTimer.singleShot(SETTLE_MS, save_swipe), "the swipe's drawing", 60)
 
     def save_swipe() -> None:
         session.save_window(images / SWIPE_PNG)
         dock = state["dock"]
-        dock.compare_button.setChecked(False)
+        dock.result_tools.compare_button.setChecked(False)
         dock.hide()
         window = iface.mainWindow()
         window.findChild(QDockWidget, "Browser").hide()

@@ -50,7 +50,7 @@ def dock(qgis_iface, naip_layer, tiny_model_dir, tmp_path, monkeypatch):
     panel.layer_combo.setLayer(naip_layer)
     panel.set_extent(NAIP_WINDOW)
     panel.set_options(SrOptions(scale=2.0, steps=2, patch=32, overlap=8))
-    panel.model_widget.setFilePath(str(tiny_model_dir))
+    panel.engine_box.model_widget.setFilePath(str(tiny_model_dir))
     panel.output_widget.setFilePath(str(tmp_path / "sr.tif"))
     wait_until(lambda: panel._plan is not None)
     yield panel
@@ -84,7 +84,7 @@ def result_layer(_group_name: str = "") -> QgsRasterLayer:
 
 def test_the_extent_is_an_outline_only_and_a_hidden_panel_leaves_none(dock):
     """A filled outline tinted the result under it (issue 36); hiding the panel from its toolbar button left it."""
-    band = dock._rubber_band
+    band = dock.outline.band
     dock.show()
     assert band.numberOfVertices() > 0 and band.fillColor().alpha() == 0 and band.strokeColor().alpha() == 255
     dock.hide()
@@ -317,7 +317,7 @@ def test_detail_is_a_slider_from_faithful_to_detailed_with_a_model_default(dock)
 
 def use_e2diffsr(panel: InfSceneDock, model_dir: Path) -> None:
     """An e2diffsr model (the fixture's SR3 model takes no detail: the panel turns the slider off for it)."""
-    panel.model_widget.setFilePath(str(model_dir))
+    panel.engine_box.model_widget.setFilePath(str(model_dir))
     wait_until(lambda: panel._plan is not None)
 
 
@@ -376,7 +376,7 @@ def test_an_old_regression_only_tick_opens_the_panel_at_faithful(qgis_iface):
 
 
 def test_an_e2diffsr_run_at_detail_0_runs_no_diffusion_steps(dock, e2diffsr_model_dir, tmp_path):
-    dock.model_widget.setFilePath(str(e2diffsr_model_dir))
+    dock.engine_box.model_widget.setFilePath(str(e2diffsr_model_dir))
     dock.set_options(SrOptions(scale=2.0, detail=0.0))
 
     outcome = run_to_end(dock)
@@ -392,7 +392,7 @@ def test_an_e2diffsr_run_at_detail_0_runs_no_diffusion_steps(dock, e2diffsr_mode
 ])
 def test_a_detail_the_model_cannot_take_gets_the_engines_message(dock, qgis_iface, request, tmp_path, model, message):
     model_dir = request.getfixturevalue("e2diffsr_model_dir" if model == "e2diffsr" else "tiny_model_dir")
-    dock.model_widget.setFilePath(str(model_dir))
+    dock.engine_box.model_widget.setFilePath(str(model_dir))
     dock.set_options(SrOptions(scale=2.0, detail=0.5))
 
     dock.run()
@@ -403,7 +403,7 @@ def test_a_detail_the_model_cannot_take_gets_the_engines_message(dock, qgis_ifac
 
 
 def test_an_e2diffsr_run_adds_its_spread_unticked_in_pseudocolour(dock, e2diffsr_model_dir, tmp_path):
-    dock.model_widget.setFilePath(str(e2diffsr_model_dir))
+    dock.engine_box.model_widget.setFilePath(str(e2diffsr_model_dir))
     dock.set_options(SrOptions(scale=2.0, samples=2))  # the model's own steps and patch
 
     outcome = run_to_end(dock)

@@ -179,7 +179,7 @@ def test_unloading_the_plugin_stops_every_server_it_started(qgis_iface, naip_lay
     plugin.initGui()
     try:
         plugin.dock.set_options(SrOptions(target_res=1.25, seed=3, detail=None))
-        plugin.dock.model_widget.setFilePath(str(tmp_path))
+        plugin.dock.engine_box.model_widget.setFilePath(str(tmp_path))
         qgis_iface.setActiveLayer(naip_layer)
         plugin.live_action.trigger()
         plugin.dock.layer_combo.setLayer(naip_layer)

@@ -3,18 +3,15 @@ cancel, the panel fits a small screen, results are named and compared. Against t
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import List
 
 import numpy as np
-import pytest
 from osgeo import gdal
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
-from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QLabel, QWidget
+from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QWidget
 
 from infscene.modelformat.files import DEFAULT_MODEL_DIR
-from infscene_qgis import dock as dock_module
 from infscene_qgis.compare import SwipeTool
 from infscene_qgis.engine_request import SrOptions
 from infscene_qgis.protocol import MAX_STEPS
@@ -22,7 +19,7 @@ from infscene_qgis.engine_task import RunOutcome, quick_plan
 from infscene_qgis.processing_algorithms import SuperResolveAlgorithm
 from infscene_qgis.result_layers import (RESULT_PROPERTY, result_name, short_name, spread_layer_name,
                                          style_spread)
-from plugin_helpers import NAIP, NAIP_WINDOW, leftovers
+from plugin_helpers import NAIP, leftovers
 from test_dock import critical_messages, dock, newest_group, run_to_end, wait_until  # noqa: F401 - fixture
 
 PLANET = NAIP.with_name("planet_sn7_48.tif")  # int16, EPSG:3857
@@ -169,13 +166,17 @@ def test_every_option_has_a_label_a_tooltip_and_units(dock):
     assert "plugin.md" in dock.help_label.text() and dock.help_label.openExternalLinks()
 
 
-def test_the_layer_list_follows_the_active_layer_but_not_to_a_result(dock, qgis_iface):
+def test_the_layer_list_follows_the_active_layer_but_not_to_a_result_nor_while_hidden(dock, qgis_iface):
+    dock.show()
     planet = add_layer(PLANET, "planet")
     qgis_iface.currentLayerChanged.emit(planet)
     assert dock.layer() is planet
     result = add_layer(NAIP, "a result")
     result.setCustomProperty(RESULT_PROPERTY, True)
     qgis_iface.currentLayerChanged.emit(result)
+    assert dock.layer() is planet
+    dock.hide()  # a hidden panel (issue 36: a Processing output became its input)
+    qgis_iface.currentLayerChanged.emit(add_layer(NAIP, "another input"))
     assert dock.layer() is planet
 
 
@@ -210,20 +211,20 @@ def test_the_spread_legend_bar_and_name_say_dn_the_input_range_and_the_layer_ran
 
 
 def test_zoom_and_swipe_compare_after_a_run(dock, qgis_iface):
-    assert not dock.compare_button.isEnabled()
+    assert not dock.result_tools.compare_button.isEnabled()
     outcome = run_to_end(dock)
     assert outcome.succeeded, outcome.error
-    result = dock.result_layer()
+    result = dock.result_tools.result_layer()
     assert result is not None and result.customProperty(RESULT_PROPERTY)
     canvas = qgis_iface.mapCanvas()
     canvas.setLayers([result, QgsProject.instance().mapLayersByName("naip")[0]])
-    dock.zoom_to_result()
+    dock.result_tools.zoom_to_result()
     assert canvas.extent().contains(result.extent()) or canvas.extent().intersects(result.extent())
-    dock.compare_button.setChecked(True)
+    dock.result_tools.compare_button.setChecked(True)
     tool = canvas.mapTool()
     assert isinstance(tool, SwipeTool) and tool.source.name() == "naip"
     wait_until(lambda: tool.item is not None and tool.item.image is not None)
     tool.set_position(10)
     assert tool.item.position == 10
-    dock.compare_button.setChecked(False)
+    dock.result_tools.compare_button.setChecked(False)
     assert canvas.mapTool() is not tool
