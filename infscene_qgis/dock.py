@@ -14,7 +14,7 @@ from typing import Any, List, Optional, Tuple
 
 from qgis.core import QgsMapLayerProxyModel, QgsRasterLayer, QgsRectangle
 from qgis.gui import QgsDockWidget, QgsExtentWidget, QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import QUrl, Qt, pyqtSignal
+from qgis.PyQt.QtCore import QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QHideEvent, QShowEvent
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -43,6 +43,7 @@ from .option_widgets import option_widget
 from .plan_watcher import PlanWatcher
 from .result_layers import RESULT_PROPERTY, pixel_size_units
 from .result_tools import ResultTools
+from .text_label import TextLabel
 from .run_controller import RunController, RunParameters
 from .sr_options import DOCK, options_in
 
@@ -118,7 +119,7 @@ class InfSceneDock(QgsDockWidget):
 
     def _build_input_box(self) -> QGroupBox:
         box = QGroupBox("Input")
-        form = QFormLayout(box)
+        form = _form(box)
         self.layer_combo = QgsMapLayerComboBox()
         self.layer_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
         self.layer_combo.setToolTip("The raster to super-resolve; follows the layer selected in the Layers panel")
@@ -132,27 +133,21 @@ class InfSceneDock(QgsDockWidget):
                                       "another layer's extent, or drawing it on the canvas")
         self.extent_widget.extentChanged.connect(self._extent_changed)
         form.addRow("Extent", self.extent_widget)
-        self.extent_label = QLabel()  # the extent's corners, wrapped and whole (the widget's line cuts them)
-        self.extent_label.setWordWrap(True)
-        self.extent_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.extent_label = TextLabel()  # the extent's corners, wrapped and whole (the widget's line cuts them)
         form.addRow("", self.extent_label)
-        self.size_label = QLabel()
-        self.size_label.setWordWrap(True)
-        self.size_label.setToolTip("Input and output pixels of the extent, as the engine will make them")
+        self.size_label = TextLabel(tooltip="Input and output pixels of the extent, as the engine will make them")
         form.addRow("Size", self.size_label)
         return box
 
     def _build_options_box(self) -> QGroupBox:
         box = QGroupBox("Super-resolution")
-        form = QFormLayout(box)
+        form = _form(box)
         for name, widget in self.fields.items():
             if name != "bands":  # in the Input box
                 form.addRow(widget.option.label, widget)
         self.detail_control = DetailControl()
         form.addRow(DETAIL.label, self.detail_control)
-        self.detail_note = QLabel()
-        self.detail_note.setWordWrap(True)
-        self.detail_note.setToolTip("What the model adds to the input at this detail")
+        self.detail_note = TextLabel(tooltip="What the model adds to the input at this detail")
         form.addRow("", self.detail_note)
         self.detail_control.changed.connect(self._detail_changed)
         return box
@@ -170,14 +165,14 @@ class InfSceneDock(QgsDockWidget):
 
     def _build_output_box(self) -> QGroupBox:
         box = QGroupBox("Output")
-        form = QFormLayout(box)
+        form = _form(box)
         self.output_widget = QgsFileWidget()
         self.output_widget.setStorageMode(QgsFileWidget.SaveFile)
         self.output_widget.setFilter("GeoTIFF (*.tif *.tiff)")
         self.output_widget.setToolTip("GeoTIFF to write; an existing file is never overwritten by a suggestion")
         self.output_widget.fileChanged.connect(self.schedule_plan)
         form.addRow("Output file", self.output_widget)
-        self.iceplant_check = QCheckBox("Also write iceplant probability (0-1)")
+        self.iceplant_check = QCheckBox("Iceplant probability too")
         self._iceplant_tooltip = "Also write <output>_iceplant.tif: the probability of iceplant cover (0-1) of the result"
         self.iceplant_check.setToolTip(self._iceplant_tooltip)
         self.iceplant_check.toggled.connect(self.schedule_plan)
@@ -187,21 +182,16 @@ class InfSceneDock(QgsDockWidget):
     def _build_footer(self) -> QWidget:
         """Checks, estimate, progress, Run/Cancel, the result's tools and the help link: outside the scroll area."""
         footer = QWidget()
-        form = QFormLayout(footer)
+        form = _form(footer)
         form.setContentsMargins(9, 0, 9, 6)
-        self.checks_label = QLabel()
-        self.checks_label.setWordWrap(True)
-        self.checks_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.checks_label = TextLabel()
         form.addRow("Checks", self.checks_label)
-        self.estimate_label = QLabel()
-        self.estimate_label.setWordWrap(True)
+        self.estimate_label = TextLabel()
         form.addRow("Estimate", self.estimate_label)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 100)
         form.addRow(self.progress_bar)
-        self.status_label = QLabel()
-        self.status_label.setWordWrap(True)
-        self.status_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status_label = TextLabel()
         form.addRow(self.status_label)
         self.run_button = QPushButton("Run")
         self.run_button.clicked.connect(self.run)
@@ -222,9 +212,10 @@ class InfSceneDock(QgsDockWidget):
         form.addRow(row)
         self.result_tools = ResultTools(self.canvas)
         self.result_tools.message.connect(self.status_label.setText)
-        form.addRow(self.result_tools)
+        form.addRow("Result", self.result_tools)
         docs = QUrl.fromLocalFile(str(LOCAL_DOCS)).toString() if LOCAL_DOCS.is_file() else DOCS_URL
-        self.help_label = QLabel(f'<a href="{docs}">Help: the InfScene panel (docs/plugin.md)</a>')
+        self.help_label = QLabel(f'<a href="{docs}">Help (docs/plugin.md)</a>')
+        self.help_label.setToolTip("The InfScene panel's guide")
         self.help_label.setOpenExternalLinks(True)
         form.addRow(self.help_label)
         return footer
@@ -505,6 +496,13 @@ class InfSceneDock(QgsDockWidget):
         self.save_settings()
         self.outline.clear()
         super().closeEvent(event)
+
+
+def _form(box: QWidget) -> QFormLayout:
+    """A form whose long rows put the label above the field, so the panel fits a narrow dock (328 px by default)."""
+    form = QFormLayout(box)
+    form.setRowWrapPolicy(QFormLayout.WrapLongRows)
+    return form
 
 
 def _html(text: str) -> str:

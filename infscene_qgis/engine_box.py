@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Optional
 
 from qgis.gui import QgsFileWidget
-from qgis.PyQt.QtCore import Qt, pyqtSignal
-from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QLabel, QPushButton
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import QFormLayout, QGroupBox, QPushButton
 
 from . import settings
 from .engine_locator import configured_python
 from .run_controller import RunController
+from .text_label import TextLabel
 
 
 class EngineBox(QGroupBox):
@@ -34,9 +35,7 @@ class EngineBox(QGroupBox):
         self.check_button = QPushButton("Check engine")
         self.check_button.setToolTip("Ask the engine for its versions, the device it will use and the model's status")
         self.check_button.clicked.connect(self.check)
-        self.status = QLabel("Not checked yet.")
-        self.status.setWordWrap(True)
-        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.status = TextLabel("Not checked yet.")
         form = QFormLayout(self)
         form.setRowWrapPolicy(QFormLayout.WrapAllRows)  # labels above their fields: the paths get the panel's width
         form.addRow("Engine Python", self.engine_python)

@@ -15,6 +15,7 @@ from .sr_options import FLOAT, INT, Option, help_text
 
 INT_LIMIT = 2**31 - 1  # a spin box's largest integer, for an option without a maximum
 FLOAT_LIMIT = 1e6
+CHOICE_CHARACTERS = 14  # a closed choice list's least width, in characters; the panel's width gives it more
 
 
 class _OptionWidget:
@@ -90,6 +91,9 @@ class ChoiceField(QComboBox, _OptionWidget):
         super().__init__()
         self._describe(option)
         self.addItems(list(option.labels))
+        # As wide as the panel lets it be, not as its longest label: the list shows every label whole.
+        self.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(CHOICE_CHARACTERS)
         self.currentIndexChanged.connect(self.changed)
 
     def option_value(self) -> str:

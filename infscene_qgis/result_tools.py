@@ -28,13 +28,13 @@ class ResultTools(QWidget):
         self._input_layer_id = ""
         self._folder = ""
         self._swipe: Optional[SwipeTool] = None
-        self.zoom_button = QPushButton("Zoom to result")
+        self.zoom_button = QPushButton("Zoom to")
         self.zoom_button.setToolTip("Zoom the map to the last result")
         self.zoom_button.clicked.connect(self.zoom_to_result)
-        self.folder_button = QPushButton("Open folder")
+        self.folder_button = QPushButton("Folder")
         self.folder_button.setToolTip("Open the folder of the last result in the file manager")
         self.folder_button.clicked.connect(self.open_folder)
-        self.compare_button = QPushButton("Swipe compare")
+        self.compare_button = QPushButton("Swipe")
         self.compare_button.setCheckable(True)
         self.compare_button.setToolTip("Drag on the map: the input shows left of the line, the result right of it")
         self.compare_button.toggled.connect(self.set_compare)

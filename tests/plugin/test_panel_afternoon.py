@@ -9,7 +9,7 @@ from typing import List
 import numpy as np
 from osgeo import gdal
 from qgis.core import Qgis, QgsApplication, QgsProject, QgsRasterLayer, QgsRectangle
-from qgis.PyQt.QtWidgets import QAbstractSpinBox, QComboBox, QWidget
+from qgis.PyQt.QtWidgets import QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QWidget
 
 from infscene.modelformat.files import DEFAULT_MODEL_DIR
 from infscene_qgis.compare import SwipeTool
@@ -24,6 +24,7 @@ from test_dock import critical_messages, dock, newest_group, run_to_end, wait_un
 
 PLANET = NAIP.with_name("planet_sn7_48.tif")  # int16, EPSG:3857
 SMALL_SCREEN_DOCK_HEIGHT = 560  # 768 px less QGIS's title, menu, two toolbar rows and status bar
+DEFAULT_DOCK_WIDTH = 328  # QGIS 3.22's right dock area at 1366x768, as issue 36 measured it
 
 
 def replan(panel) -> dict:
@@ -151,6 +152,24 @@ def test_run_and_cancel_stay_outside_the_scroll_area_and_fit_a_small_screen(dock
     for button in (dock.run_button, dock.cancel_button):
         assert not dock.scroll.isAncestorOf(button) and dock.footer.isAncestorOf(button)
     assert dock.footer.sizeHint().height() + dock.scroll.minimumHeight() <= SMALL_SCREEN_DOCK_HEIGHT
+
+
+def test_the_panel_fits_its_default_width_with_every_control_reachable(dock):
+    """At QGIS's default dock width (issue 36: the options were 113 px wider than 328 px, Check and the model folder's
+    browse button off-screen, and a long `done: <path>` line widened the dock)."""
+    dock.status_label.setText("done: " + "/a-folder-with-a-long-name" * 12 + "/result.tif")
+    dock.setFloating(True)
+    dock.resize(DEFAULT_DOCK_WIDTH, SMALL_SCREEN_DOCK_HEIGHT)
+    dock.show()
+    QApplication.processEvents()
+    assert dock.minimumSizeHint().width() <= DEFAULT_DOCK_WIDTH and dock.width() == DEFAULT_DOCK_WIDTH
+    body = dock.scroll.widget()
+    assert body.width() <= dock.scroll.viewport().width()  # no sideways scrolling
+    for button in dock.findChildren(QAbstractButton):
+        if button.isVisibleTo(dock):
+            right = button.mapTo(dock, button.rect().topRight()).x()
+            assert right < dock.width(), f"{button.text() or button.toolTip()!r} ends at {right} px"
+    assert dock.status_label.toolTip().endswith("/result.tif")
 
 
 def test_every_option_has_a_label_a_tooltip_and_units(dock):
