@@ -441,8 +441,8 @@ class InfSceneDock(QgsDockWidget):
         )
 
     def run(self) -> None:
-        """Ask for a run of the panel's request: the checks are the planning call's, already on screen; a large run
-        asks first."""
+        """Ask for a run of the panel's request: the checks are the planning call's, on screen (or waited for, where
+        Run came before the answer); a large run asks first."""
         if self.runs.busy:
             return
         try:
@@ -450,13 +450,15 @@ class InfSceneDock(QgsDockWidget):
         except InputError as exc:
             self.runs.report_error(str(exc))
             return
+        if self._plan is None:
+            self.plan_watcher.answer_now()  # shown as any answer is: self._plan
         plan = self._plan
-        if plan is not None and plan.problems:
+        if plan.problems:
             self.runs.report_error(plan.problems[0])
             return
         self.save_settings()
         seconds = self.estimated_seconds()
-        written = plan.output_bytes + plan.spread_bytes if plan is not None else 0
+        written = plan.output_bytes + plan.spread_bytes
         if (seconds or 0) > LARGE_RUN_S or written > LARGE_RUN_BYTES:
             summary = self.estimate_label.text()
             answer = QMessageBox.question(self, "InfScene: large run", f"This run will produce {summary}. Continue?")

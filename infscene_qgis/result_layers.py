@@ -229,10 +229,21 @@ def short_name(name: str, limit: int = NAME_LIMIT) -> str:
     return f"{name[:half]}…{name[-(limit - 1 - half):]}"
 
 
-def result_name(input_name: str, scale: float, model: str, pixel_size: float, units: str) -> str:
-    """`<layer> x4 e2diffsr 1.19 m`: the input's short name, the scale, the model and the output's pixel size."""
-    model_part = f" {model}" if model else ""
-    return f"{short_name(input_name)} x{scale:.3g}{model_part} {pixel_size:.3g} {units}".rstrip()
+def result_name(input_name: str, scale: float, model: str, pixel_size: Optional[float], units: str,
+                detail: Optional[float] = None, seed: Optional[int] = None) -> str:
+    """`<layer> x4 e2diffsr detail 0.7 1.19 m`: the input's short name, the scale, the model, the detail the run used
+    (for a model that takes one), the seed where it is not the default, and the output's pixel size: runs of one
+    layer that differ in any of these differ in name."""
+    parts = [short_name(input_name), f"x{scale:.3g}"]
+    if model:
+        parts.append(model)
+    if detail is not None:
+        parts.append(f"detail {detail:.2g}")
+    if seed:
+        parts.append(f"seed {seed}")
+    if pixel_size is not None:
+        parts.append(f"{pixel_size:.3g} {units}")
+    return " ".join(parts)
 
 
 def pixel_size_units(layer: QgsRasterLayer) -> Tuple[float, str]:

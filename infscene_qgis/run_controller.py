@@ -23,7 +23,7 @@ from .engine_locator import EngineNotFound, find_engine_python
 from .engine_request import SrRequest
 from .engine_runner import EngineRunner
 from .engine_task import LOG_TAG, EngineJob, RunOutcome
-from .result_layers import LayerLoadError, add_group, pixel_size_units, result_name, short_name
+from .result_layers import LayerLoadError, add_group, pixel_size_units, result_name
 
 _RATE_PREFIX = "infscene/seconds_per_mpx/"  # measured seconds per output megapixel and sample, per model and options
 
@@ -204,18 +204,17 @@ class RunController(QObject):
             self.iface.messageBar().pushMessage("InfScene", f"Wrote {files} in {folder}", Qgis.Success, 5)
 
     def result_layer_name(self, request: SrRequest, input_layer: Any) -> str:
-        """`<layer> x4 e2diffsr 1.19 m` from the plan the run was started with."""
+        """`<layer> x4 e2diffsr detail 0.7 1.19 m` from the request and the plan the run was started with."""
         plan = self.plan_at_run
+        summary = plan.model if plan is not None else None
         base = input_layer.name() if isinstance(input_layer, QgsRasterLayer) else Path(request.input_path).stem
-        model = plan.model.name if plan is not None and plan.model is not None else ""
         scale = (plan.scale if plan is not None else None) or request.options.scale
-        size = plan.output_pixel_size if plan is not None else None
-        units = "px"
-        if isinstance(input_layer, QgsRasterLayer):
-            _, units = pixel_size_units(input_layer)
-        if size is None:
-            return f"{short_name(base)} x{scale:.3g} {model}".rstrip()
-        return result_name(base, scale, model, size, units)
+        units = pixel_size_units(input_layer)[1] if isinstance(input_layer, QgsRasterLayer) else "px"
+        detail = None
+        if summary is not None and summary.family == "e2diffsr":
+            detail = summary.default_detail if request.options.detail is None else request.options.detail
+        return result_name(base, scale, summary.name if summary is not None else "",
+                           plan.output_pixel_size if plan is not None else None, units, detail, request.options.seed)
 
     def report_error(self, message: str) -> None:
         """Errors go to the message bar, the log and the panel, never to an exception in QGIS."""

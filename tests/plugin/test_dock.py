@@ -215,10 +215,13 @@ def test_cancel_leaves_no_file_and_adds_no_layer(dock, tmp_path):
     [((0.0, 0.0, 10.0, 10.0), "outside the raster"), ((487400.0, 5207625.0, 487400.0, 5207745.0), "empty extent")],
 )
 def test_bad_extent_is_reported_in_the_message_bar(dock, qgis_iface, tmp_path, extent, message):
+    started: List[bool] = []
+    dock.runs.started.connect(lambda: started.append(True))
     dock.set_extent(QgsRectangle(*extent))
-    dock.run()
+    dock.run()  # at once: before the planning call's answer, which Run then waits for
     wait_until(lambda: not dock.runs.busy and critical_messages(qgis_iface))
 
+    assert started == []  # refused by the checks, no engine started
     assert any(message in text for text in critical_messages(qgis_iface))
     assert message in dock.status_label.text()
     assert leftovers(tmp_path) == []
@@ -384,6 +387,7 @@ def test_an_e2diffsr_run_at_detail_0_runs_no_diffusion_steps(dock, e2diffsr_mode
     assert outcome.succeeded, outcome.error
     assert outcome.plan.steps == 0  # the regression branch alone
     assert (tmp_path / "sr.tif").is_file()
+    assert result_layer().name() == "naip x2 tiny-e2diffsr detail 0 2.5 m"
 
 
 @pytest.mark.parametrize(("model", "message"), [

@@ -212,7 +212,11 @@ def test_processing_has_help_a_short_scale_and_a_lasting_default_output(provider
 def test_result_names_are_short_with_scale_model_and_resolution():
     long_stem = "SN7_global_monthly_2020_01_mosaic_L15-0331E-1257N_1327_3160_13_clipped"
     assert len(short_name(long_stem)) == 24 and short_name(long_stem).endswith("clipped")
-    assert result_name("planet", 4.0, "e2diffsr", 1.1934, "m") == "planet x4 e2diffsr 1.19 m"
+    assert result_name("planet", 4.0, "sr3", 1.1934, "m") == "planet x4 sr3 1.19 m"
+    # runs that differ in detail or seed differ in name (issue 36: all three details read alike)
+    names = {result_name("planet", 4.0, "e2diffsr", 1.1934, "m", detail) for detail in (0.0, 0.7, 1.0)}
+    assert names == {f"planet x4 e2diffsr detail {d} 1.19 m" for d in ("0", "0.7", "1")}
+    assert result_name("planet", 4.0, "e2diffsr", 1.1934, "m", 0.7, seed=3) == "planet x4 e2diffsr detail 0.7 seed 3 1.19 m"
 
 
 def test_the_spread_legend_bar_and_name_say_dn_the_input_range_and_the_layer_range(tmp_path):
