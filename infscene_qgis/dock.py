@@ -38,7 +38,7 @@ from .engine_request import SrOptions, SrRequest, iceplant_path_for
 from .engine_task import RunOutcome
 from .extent_outline import ExtentOutline
 from .icons import icon, live_icon
-from .layer_input import InputError, engine_bounds, raster_file_path
+from .layer_input import InputError, raster_file_path, rectangle_bounds
 from .option_widgets import option_widget
 from .plan_watcher import PlanWatcher
 from .result_layers import RESULT_PROPERTY, pixel_size_units
@@ -414,7 +414,7 @@ class InfSceneDock(QgsDockWidget):
                       (full.xMinimum(), full.yMinimum(), full.xMaximum(), full.yMaximum()))
         if not extent.isEmpty() and all(abs(a - b) <= tolerance for a, b in corners):
             return None
-        return engine_bounds(layer, extent)
+        return rectangle_bounds(extent)
 
     def output_path(self) -> str:
         output = self.output_widget.filePath().strip()

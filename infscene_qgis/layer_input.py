@@ -1,4 +1,4 @@
-"""From a QGIS raster layer to what the engine accepts: a file path and bounds in the layer's CRS.
+"""From a QGIS raster layer to what the engine accepts: a file path and bounds in the layer's CRS (or pixel frame).
 
 The engine reads files with its own GDAL, so only layers backed by a file on disk can be handed
 over; web services (WMS, XYZ, WCS) and in-memory datasets are refused here with advice, because
@@ -7,8 +7,6 @@ the engine would otherwise fail with a confusing "cannot open" on a URL.
 from __future__ import annotations
 
 import os
-
-from osgeo import gdal
 
 from qgis.core import QgsProviderRegistry, QgsRasterLayer, QgsRectangle
 
@@ -33,30 +31,8 @@ def raster_file_path(layer: QgsRasterLayer) -> str:
     return f"{parts.get('vsiPrefix') or ''}{path}{parts.get('vsiSuffix') or ''}"
 
 
-def has_georeference(path: str) -> bool:
-    """Whether GDAL finds a geotransform or a CRS in the file (QGIS shows a file without either in pixel units,
-    y pointing down from 0: rows 0..H are y 0..-H)."""
-    dataset = gdal.Open(path)
-    if dataset is None:
-        return True
-    return dataset.GetGeoTransform(can_return_null=True) is not None or bool(dataset.GetProjection())
-
-
-def engine_bounds(layer: QgsRasterLayer, extent: QgsRectangle) -> Bounds:
-    """--bounds for `extent` of `layer`: in its CRS, or, for a file without georeference, in the pixel frame the engine
-    reads (rasterio's identity transform: y = row, pointing down), which is QGIS's with y negated."""
-    bounds = rectangle_bounds(extent)
-    try:
-        path = raster_file_path(layer)
-    except InputError:
-        return bounds
-    if has_georeference(path):
-        return bounds
-    minx, miny, maxx, maxy = bounds
-    return (minx, -maxy, maxx, -miny)
-
-
 def rectangle_bounds(extent: QgsRectangle) -> Bounds:
-    """(minx, miny, maxx, maxy) for the engine's --bounds; an empty rectangle is passed on as is
-    so the engine, which owns the validation, reports it."""
+    """(minx, miny, maxx, maxy) for the engine's --bounds, in the layer's CRS, or for a raster without georeference in
+    QGIS's pixel frame (x = column, y = -row), which the engine reads such a raster in too; an empty rectangle is
+    passed on as is so the engine, which owns the validation, reports it."""
     return (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())

@@ -104,3 +104,21 @@ def test_no_georeference_is_warned_by_the_library_too(naip: Path, tiny_model_dir
         png = _write(tmp_path / "photo.png", src.read([1, 2, 3])[:, :32, :32], driver="PNG")
     with pytest.warns(InfSceneWarning, match="has no georeference"):
         super_resolve(png, tmp_path / "sr.tif", SROptions(scale=2, steps=1, patch=32, model_dir=tiny_model_dir))
+
+
+def test_a_raster_without_georeference_is_placed_as_qgis_draws_it(naip: Path, tiny_model_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    """Issue 36: the output of a file with no CRS and no geotransform was south-up in rasterio's placeholder frame
+    (y = +row), which QGIS drew upside down and away from the input it draws at y = -row."""
+    with rasterio.open(naip) as src:
+        plain = _write(tmp_path / "plain.tif", src.read([1, 2, 3])[:, :30, :40])
+    options = SROptions(scale=2, steps=1, patch=32, model_dir=tiny_model_dir)
+    with pytest.warns(InfSceneWarning, match="has no georeference"):
+        whole = super_resolve(plain, tmp_path / "whole.tif", options)
+        options.bounds = (4.0, -26.0, 20.0, -6.0)  # columns 4-20, rows 6-26
+        crop = super_resolve(plain, tmp_path / "crop.tif", options)
+    with rasterio.open(whole) as out:
+        assert out.crs is None and out.transform == Affine(0.5, 0, 0, 0, -0.5, 0) and tuple(out.bounds) == (0, -30, 40, 0)
+    with rasterio.open(crop) as out:
+        assert out.transform == Affine(0.5, 0, 4, 0, -0.5, -6) and (out.width, out.height) == (32, 40)
+        assert tuple(out.bounds) == (4, -26, 20, -6)

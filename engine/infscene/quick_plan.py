@@ -26,7 +26,7 @@ from .option_flags import add_option_flags, table_options
 from .protocol import ModelSummary, QuickPlan, event_line
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input
 from .raster.geometry import RunGeometry, plan_geometry
-from .raster.io import open_raster, profile_bytes, resolve_bands, spread_profile, written_bytes
+from .raster.io import is_georeferenced, open_raster, profile_bytes, resolve_bands, spread_profile, written_bytes
 from .sr_options import OPTION, detail_problem
 
 from .iceplant.model import DEFAULT_MODEL_DIR as ICEPLANT_MODEL_DIR
@@ -136,7 +136,7 @@ def _model(folder: Path, detail: Optional[float], answer: _Answer) -> Optional[M
 
 
 def _raster(ds: Any, bands: Optional[Sequence[int]], iceplant: bool, answer: _Answer) -> None:
-    answer.found.update(georeferenced=not (ds.crs is None and ds.transform.is_identity), input_size=(ds.width, ds.height),
+    answer.found.update(georeferenced=is_georeferenced(ds), input_size=(ds.width, ds.height),
                         dtype=str(ds.dtypes[0]))
     if iceplant or ds.count >= 3:
         reason = iceplant_problem(ds, bands)

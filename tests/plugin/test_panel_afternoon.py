@@ -20,7 +20,7 @@ from infscene_qgis.processing_algorithms import SuperResolveAlgorithm
 from infscene_qgis.result_layers import (RESULT_PROPERTY, result_name, short_name, spread_layer_name,
                                          style_spread)
 from plugin_helpers import NAIP, leftovers
-from test_dock import critical_messages, dock, newest_group, run_to_end, wait_until  # noqa: F401 - fixture
+from test_dock import critical_messages, dock, newest_group, result_layer, run_to_end, wait_until  # noqa: F401 - fixture
 
 PLANET = NAIP.with_name("planet_sn7_48.tif")  # int16, EPSG:3857
 SMALL_SCREEN_DOCK_HEIGHT = 560  # 768 px less QGIS's title, menu, two toolbar rows and status bar
@@ -100,13 +100,18 @@ def test_a_tiff_without_georeference_plans_and_runs_on_its_pixels(dock, tmp_path
     out = None
     layer = add_layer(plain, "plain")
     dock.layer_combo.setLayer(layer)
-    dock.set_extent(QgsRectangle(0.0, -20.0, 16.0, 0.0))  # QGIS's frame: y from 0 down to -rows
+    chosen = QgsRectangle(4.0, -26.0, 20.0, -6.0)  # QGIS's frame: x = column, y = -row
+    dock.set_extent(chosen)
     plan = replan(dock)
-    assert plan.problems == () and plan.window == (0, 0, 16, 20)
-    assert any("no georeference" in w for w in plan.warnings)
+    assert plan.problems == () and plan.window == (4, 6, 16, 20)
+    assert any("no georeference" in w and "as QGIS draws it" in w for w in plan.warnings)
     assert dock.size_label.text() == "16 x 20 input px -> 32 x 40 output px"
     outcome = run_to_end(dock)
     assert outcome.succeeded, outcome.error
+    # issue 36: the result lay at y +6..+26, upside down; now it is drawn exactly over the extent chosen, north-up
+    result = result_layer()
+    assert result.extent() == chosen and result.rasterUnitsPerPixelX() == result.rasterUnitsPerPixelY() == 0.5
+    assert gdal.Open(result.source()).GetGeoTransform()[5] < 0
 
 
 def test_a_detail_an_sr3_model_cannot_take_is_off_with_the_reason(dock):

@@ -15,7 +15,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from ..modelformat.contract import ModelContract
-from .io import BandLayout, output_grid, output_profile, profile_bytes, resolve_bands, resolve_window
+from .io import BandLayout, is_georeferenced, output_grid, output_profile, profile_bytes, resolve_bands, resolve_window
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,9 @@ def mean_scale(window: Window, height: int, width: int) -> float:
 def _notes(ds: rasterio.DatasetReader, window: Window, height: int, width: int, contract: ModelContract) -> list[str]:
     notes = []
     scale = mean_scale(window, height, width)
-    if ds.crs is None and ds.transform.is_identity:
-        notes.append(f"{Path(ds.name).name} has no georeference (no CRS, no geotransform): the output has none either")
+    if not is_georeferenced(ds):
+        notes.append(f"{Path(ds.name).name} has no georeference (no CRS, no geotransform): it is placed as QGIS draws it "
+                     "(x = column, y = -row) and the output, north-up, over it in that frame, without a CRS")
     elif ds.crs is not None and not (ds.crs.is_geographic or ds.crs.is_projected):
         wkt = ds.crs.to_wkt()
         name = wkt.split('"')[1] if wkt.count('"') >= 2 else wkt[:40]

@@ -26,6 +26,7 @@ import rasterio.shutil
 from affine import Affine
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, WindowError
+from rasterio import windows
 from rasterio.windows import Window
 
 from ..errors import InfSceneError
@@ -150,6 +151,23 @@ def resolve_bands(ds: rasterio.DatasetReader, bands: Optional[Sequence[int]] = N
     return BandLayout(visible, extra, alpha)  # type: ignore[arg-type]
 
 
+# Where a raster without georeference lies: as QGIS draws it, x = column and y = -row, north-up. GDAL and rasterio give
+# such a file no frame (their identity transform, y = +row, is a placeholder); an output written in it is south-up and
+# QGIS drew it upside down and away from its input. In this frame --bounds read as QGIS's extent and the output, north-up
+# like any map raster, lies over its input on the map.
+UNGEOREFERENCED_FRAME = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+
+
+def is_georeferenced(ds: rasterio.DatasetReader) -> bool:
+    """Whether the raster says where it lies: a CRS or a geotransform (GDAL reports the identity when it has none)."""
+    return ds.crs is not None or not ds.transform.is_identity
+
+
+def placement(ds: rasterio.DatasetReader) -> Affine:
+    """The transform the engine places the raster's pixels by: its own, or UNGEOREFERENCED_FRAME where it has none."""
+    return ds.transform if is_georeferenced(ds) else UNGEOREFERENCED_FRAME
+
+
 def _extent(transform: Affine, width: float, height: float) -> tuple[float, float, float, float]:
     """(minx, miny, maxx, maxy) of a pixel block, whichever way its axes point (north-up or south-up)."""
     xs = (transform.c, transform.c + transform.a * width)
@@ -171,13 +189,14 @@ def resolve_window(ds: rasterio.DatasetReader, bounds: Optional[Sequence[float]]
         raise InfSceneError(f"extent ({minx}, {miny}, {maxx}, {maxy}) must be finite numbers")
     if not (minx < maxx and miny < maxy):
         raise InfSceneError(f"empty extent: ({minx}, {miny}, {maxx}, {maxy}) has no area")
-    left, bottom, right, top = _extent(ds.transform, ds.width, ds.height)
+    frame = placement(ds)
+    left, bottom, right, top = _extent(frame, ds.width, ds.height)
     if maxx <= left or minx >= right or maxy <= bottom or miny >= top:
         raise InfSceneError(
             f"extent ({minx}, {miny}, {maxx}, {maxy}) lies outside the raster "
             f"({left}, {bottom}, {right}, {top}) in its CRS"
         )
-    inverse = ~ds.transform
+    inverse = ~frame
     cols, rows = zip(*(inverse * (x, y) for x in (minx, maxx) for y in (miny, maxy)))
     col0, row0 = math.floor(min(cols) + 1e-6), math.floor(min(rows) + 1e-6)
     col1, row1 = math.ceil(max(cols) - 1e-6), math.ceil(max(rows) - 1e-6)
@@ -188,7 +207,7 @@ def resolve_window(ds: rasterio.DatasetReader, bounds: Optional[Sequence[float]]
     if win.width < 2 or win.height < 2:
         raise InfSceneError(f"extent covers only {win.width}x{win.height} input pixels; at least 2x2 are needed")
     if notes is not None and (minx < left or miny < bottom or maxx > right or maxy > top):
-        notes.append(f"the extent reaches beyond the raster; it was clipped to {_extent(ds.window_transform(win), win.width, win.height)}")
+        notes.append(f"the extent reaches beyond the raster; it was clipped to {_extent(windows.transform(win, frame), win.width, win.height)}")
     return win
 
 
@@ -266,7 +285,7 @@ def output_grid(ds: rasterio.DatasetReader, window: Window, scale: Optional[floa
                 f"a pixel size between {max(res_x, res_y) / SCALE_MAX:.4g} and {min(res_x, res_y):.4g} {units}, or use --scale")
         raise InfSceneError(f"scale factor must be in ({SCALE_MIN_EXCLUSIVE:g}, {SCALE_MAX:g}], got {sx:.3g}")
     out_w, out_h = max(1, round(window.width * sx)), max(1, round(window.height * sy))
-    transform = ds.window_transform(window) @ Affine.scale(window.width / out_w, window.height / out_h)
+    transform = windows.transform(window, placement(ds)) @ Affine.scale(window.width / out_w, window.height / out_h)
     return out_h, out_w, transform
 
 
