@@ -73,6 +73,7 @@ class InfSceneDock(QgsDockWidget):
         self.canvas = iface.mapCanvas()
         self.runs = runs if runs is not None else RunController(iface)
         self._plan: Optional[QuickPlan] = None  # the planning call's answer for the panel as it is now
+        self._iceplant_wanted = False  # the user's tick, kept while the layer cannot have the probability
         self.plan_watcher = PlanWatcher(self.plan_arguments, self)
         self.plan_watcher.answered.connect(self._show_plan)
         self.outline = ExtentOutline(self.canvas)
@@ -175,7 +176,7 @@ class InfSceneDock(QgsDockWidget):
         self.iceplant_check = QCheckBox("Iceplant probability too")
         self._iceplant_tooltip = "Also write <output>_iceplant.tif: the probability of iceplant cover (0-1) of the result"
         self.iceplant_check.setToolTip(self._iceplant_tooltip)
-        self.iceplant_check.toggled.connect(self.schedule_plan)
+        self.iceplant_check.toggled.connect(self._iceplant_toggled)
         form.addRow(self.iceplant_check)
         return box
 
@@ -331,6 +332,8 @@ class InfSceneDock(QgsDockWidget):
         return self.build_request(dry_run=True, output_required=False).planning_arguments()
 
     def _show_plan(self, plan: QuickPlan) -> None:
+        if self._iceplant_returns(plan):
+            return  # the box is ticked again: the planning call is asked again, with the probability
         self._plan = self._with_iceplant_availability(plan)
         output, window = plan.output_size, plan.window
         if output and window:
@@ -353,19 +356,39 @@ class InfSceneDock(QgsDockWidget):
     def _model_info(self) -> Optional[ModelSummary]:
         return self._plan.model if self._plan is not None else None
 
+    def _iceplant_toggled(self, checked: bool) -> None:
+        """The user's tick (the box is only clickable where the layer can have the probability) is their wish: kept
+        while a layer that cannot have it is chosen, and shown again on the next that can."""
+        self._iceplant_wanted = checked
+        self.schedule_plan()
+
+    def _iceplant_returns(self, plan: QuickPlan) -> bool:
+        """Tick the box again where the user wanted the probability, the layer can have it and the box was off."""
+        if not self._iceplant_wanted or self.iceplant_check.isChecked() or "iceplant" in plan.unavailable:
+            return False
+        self._set_iceplant_tick(True)
+        self.iceplant_check.setEnabled(True)
+        self.schedule_plan()
+        return True
+
     def _with_iceplant_availability(self, plan: QuickPlan) -> QuickPlan:
-        """The iceplant box off, with the reason, where the layer cannot have the layer; a tick on it is taken off, and
-        the plan's problem becomes a note of that."""
+        """The iceplant box off, with the reason, where the layer cannot have the layer; a tick on it is taken off (kept
+        as the user's wish, see _iceplant_toggled), and the plan's problem becomes a note of that."""
         reason = plan.unavailable.get("iceplant")
         self.iceplant_check.setEnabled(reason is None)
         self.iceplant_check.setToolTip(f"Not for this layer: {reason}" if reason else self._iceplant_tooltip)
-        if not (reason and self.iceplant_check.isChecked()):
+        if not (reason and self._iceplant_wanted):
             return plan
-        self.iceplant_check.blockSignals(True)
-        self.iceplant_check.setChecked(False)
-        self.iceplant_check.blockSignals(False)
+        self._set_iceplant_tick(False)
         return replace(plan, problems=tuple(p for p in plan.problems if p != reason),
-                       warnings=(*plan.warnings, f"iceplant probability unticked: {reason}"))
+                       warnings=(*plan.warnings, f"iceplant probability unticked for this layer (ticked again for one "
+                                                 f"that can have it): {reason}"))
+
+    def _set_iceplant_tick(self, ticked: bool) -> None:
+        """Show the box ticked or not without taking it as the user's choice."""
+        self.iceplant_check.blockSignals(True)
+        self.iceplant_check.setChecked(ticked)
+        self.iceplant_check.blockSignals(False)
 
     def estimated_seconds(self) -> Optional[float]:
         """The run's time from the last measured run of this model and options on this machine (None: none yet)."""
@@ -482,7 +505,9 @@ class InfSceneDock(QgsDockWidget):
         if text:
             self.status_label.setText(text)
 
-    def _run_finished(self, _outcome: RunOutcome) -> None:
+    def _run_finished(self, outcome: RunOutcome) -> None:
+        if not outcome.succeeded:
+            self.progress_bar.setValue(0)  # a cancelled or failed run left its bar part-way (issue 36: at 25 %)
         self.run_button.setEnabled(self._plan is None or not self._plan.problems)
         self.cancel_button.setEnabled(False)
         self.schedule_plan()  # the output name changed; what was measured changes the estimate

@@ -9,11 +9,12 @@ Processing algorithms, which run the same engine in Processing's own task.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from qgis.core import Qgis, QgsApplication, QgsMessageLog, QgsProject, QgsRasterLayer, QgsTask
+from qgis.core import Qgis, QgsMessageLog, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QObject, pyqtSignal
 from qgis.PyQt.QtWidgets import QProgressBar
 
@@ -68,9 +69,11 @@ class RunController(QObject):
     finished = pyqtSignal(object)
     resultsAdded = pyqtSignal(str, str)
     engineChecked = pyqtSignal(str, str)
+    _checkAnswered = pyqtSignal(object, object, object)  # from the check's thread: (exception, info, model folder)
 
     def __init__(self, iface: Any) -> None:
         super().__init__()
+        self._checkAnswered.connect(self._engine_checked)
         self.iface = iface
         self.job: Optional[EngineJob] = None
         self.request: Optional[SrRequest] = None  # what self.job was asked to do
@@ -78,7 +81,7 @@ class RunController(QObject):
         self.plan_at_run: Optional[QuickPlan] = None  # the planning call's answer the run was started with
         self.files_before: Dict[str, Optional[int]] = {}
         self.engine_model_path = ""  # the default model's folder, as `infscene info` reported it
-        self._check_task: Optional[QgsTask] = None
+        self.checking = False  # an engine check is under way
         self._status_bar_widget: Optional[QProgressBar] = None
 
     @property
@@ -248,19 +251,21 @@ class RunController(QObject):
         except EngineNotFound as exc:
             self.engineChecked.emit(str(exc), self.engine_model_path)
             return
-        task = QgsTask.fromFunction("InfScene: check engine", _engine_info, runner, model_dir,
-                                    on_finished=lambda exc, info=None: self._engine_checked(exc, info, model_dir))
-        self._check_task = task
+        self.checking = True
         self.engineChecked.emit(f"checking {runner.python} ...", self.engine_model_path)
-        QgsApplication.taskManager().addTask(task)
+        # A thread, not a QgsTask: QGIS announced the check in its task list and "Task complete" messages.
+        threading.Thread(target=self._check, args=(runner, model_dir), daemon=True).start()
 
-    @property
-    def checking(self) -> bool:
-        return self._check_task is not None
+    def _check(self, runner: EngineRunner, model_dir: Optional[str]) -> None:
+        """Worker-thread body of the check: a plain subprocess call; the answer is queued to the main thread."""
+        try:
+            self._checkAnswered.emit(None, runner.info(model_dir), model_dir)
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong is shown as the check's result
+            self._checkAnswered.emit(exc, None, model_dir)
 
     def _engine_checked(self, exception: Optional[BaseException], info: Optional[Dict[str, Any]],
                         model_dir: Optional[str]) -> None:
-        self._check_task = None
+        self.checking = False
         if exception is not None or info is None:
             self.engineChecked.emit(f"Engine check failed: {exception}", self.engine_model_path)
             return
@@ -289,11 +294,6 @@ def _mtime(path: str) -> Optional[int]:
         return Path(path).stat().st_mtime_ns
     except OSError:
         return None
-
-
-def _engine_info(_task: QgsTask, runner: EngineRunner, model_dir: Optional[str]) -> Dict[str, Any]:
-    """Worker-thread body of the check: a plain subprocess call, no QObject touched."""
-    return runner.info(model_dir)
 
 
 def describe_engine(info: Dict[str, Any]) -> str:

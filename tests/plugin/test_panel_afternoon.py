@@ -85,9 +85,18 @@ def test_iceplant_is_off_for_an_int16_layer_with_the_reason(dock):
     assert not dock.iceplant_check.isEnabled() and not dock.iceplant_check.isChecked()
     assert "8-bit" in dock.iceplant_check.toolTip() and "int16" in dock.iceplant_check.toolTip()
     assert dock.run_button.isEnabled()  # the run itself can go on, without the probability
+    assert any("iceplant probability unticked" in w for w in dock._plan.warnings)
     dock.layer_combo.setLayer(QgsProject.instance().mapLayersByName("naip")[0])
     replan(dock)
-    assert dock.iceplant_check.isEnabled()
+    # the user's tick comes back with a layer that can have it (issue 36: it stayed dropped without a word)
+    assert dock.iceplant_check.isEnabled() and dock.iceplant_check.isChecked()
+    assert dock.build_request(dry_run=False).iceplant_path is not None
+    dock.iceplant_check.setChecked(False)  # and a tick taken off by the user stays off
+    dock.layer_combo.setLayer(add_layer(PLANET, "planet 2"))
+    replan(dock)
+    dock.layer_combo.setLayer(QgsProject.instance().mapLayersByName("naip")[0])
+    replan(dock)
+    assert not dock.iceplant_check.isChecked()
 
 
 def test_a_tiff_without_georeference_plans_and_runs_on_its_pixels(dock, tmp_path):
@@ -150,6 +159,15 @@ def test_a_cancel_is_reported_as_a_cancel_and_no_task_reports_it(dock, qgis_ifac
     assert outcomes[0].cancelled and leftovers(tmp_path) == []
     assert critical_messages(qgis_iface) == []
     assert any("cancelled" in text for text in qgis_iface.messageBar().get_messages(Qgis.Info))
+    assert dock.progress_bar.value() == 0  # not left part-way (issue 36)
+
+
+def test_the_engine_check_is_no_qgis_task(dock):
+    """Issue 36: as a QgsTask it showed in QGIS's task list and sometimes announced "Task complete"."""
+    dock.engine_box.check()
+    assert dock.runs.checking and QgsApplication.taskManager().count() == 0
+    wait_until(lambda: not dock.runs.checking, 60)
+    assert "InfScene" in dock.engine_box.status.text() and dock.engine_box.check_button.isEnabled()
 
 
 # ---- 4: layout, labels, tooltips, units, help ------------------------------------------------------------------
