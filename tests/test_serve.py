@@ -374,11 +374,11 @@ def digests(pngs: list[bytes]) -> list[str]:
 def write_colours_swapped(source: Path, out: Path) -> None:
     """`source` with its red and blue bands swapped: the same layout, size and validity, other pixels."""
     with rasterio.open(source) as ds:
-        bands = ds.read()
-        profile = ds.profile
+        bands, profile, colours = ds.read(), ds.profile, ds.colorinterp
     bands[[0, 2]] = bands[[2, 0]]
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(bands)
+        dst.colorinterp = colours
 
 
 @pytest.mark.parametrize("how", ["renamed over it", "overwritten in place"])
