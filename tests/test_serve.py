@@ -7,8 +7,11 @@ a tile of the layer can be checked against `infscene sr` over the same extent, w
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import http.client
 import json
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -31,8 +34,6 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
 from infscene.plan import SROptions
-from infscene.raster.workspace import Workspace
-from infscene.serve.cache import DiskCache
 from infscene.serve.scheduler import Scheduler
 from infscene.serve.source import open_source
 from infscene.serve.tiles import BlockMemory, patch_bytes
@@ -285,15 +286,23 @@ def test_a_cache_that_cannot_be_written_still_serves(tmp_path: Path) -> None:
     assert in_the_way.read_text() == "not a folder"
 
 
+def write_crop(out: Path, col_off: int) -> Path:
+    """A 512 px crop of a real NAIP scene, `col_off` pixels from its left."""
+    with rasterio.open(shared_scene("naip_ND_5m/m_4709963_se_14_1_20100629.tif")) as ds:
+        window = Window(col_off, 0, 512, 512)
+        profile = {**ds.profile, "width": 512, "height": 512, "transform": ds.window_transform(window)}
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(ds.read(window=window))
+    return out
+
+
+def cache_bytes(cache: Path) -> int:
+    return sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+
+
 def test_the_cache_stays_within_its_size(tmp_path: Path) -> None:
     """Source tiles of a real scene (no model): more than the bound in all, the oldest evicted, the newest kept."""
-    scene = shared_scene("naip_ND_5m/m_4709963_se_14_1_20100629.tif")
-    source = tmp_path / "crop.tif"
-    with rasterio.open(scene) as ds:
-        window = Window(0, 0, 512, 512)
-        profile = {**ds.profile, "width": 512, "height": 512, "transform": ds.window_transform(window)}
-        with rasterio.open(source, "w", **profile) as out:
-            out.write(ds.read(window=window))
+    source = write_crop(tmp_path / "crop.tif", 0)
     cache, limit_mb = tmp_path / "cache", 0.1
     with serving(source, cache, "--cache-size", str(limit_mb)) as s:
         zoom = s.wait_ready()["native_zoom"]
@@ -302,10 +311,28 @@ def test_the_cache_stays_within_its_size(tmp_path: Path) -> None:
         assert s.stop() == 0
     assert sum(sizes) > limit_mb * 1024**2, "the test must overflow the bound"
     stored = {p.relative_to(cache).parts[-3:]: p.stat().st_size for p in cache.rglob("*.png")}
-    assert 0 < sum(stored.values()) <= limit_mb * 1024**2
+    assert 0 < sum(stored.values()) <= cache_bytes(cache) <= limit_mb * 1024**2
     newest, oldest = tiles[-1], tiles[0]
     assert (str(newest.z), str(newest.x), f"{newest.y}.png") in stored
     assert (str(oldest.z), str(oldest.x), f"{oldest.y}.png") not in stored
+
+
+def test_two_servers_sharing_a_cache_folder_hold_its_bound_together(tmp_path: Path) -> None:
+    """Two servers over two crops, one cache folder, tiles asked of each in turn: after every tile the folder holds
+    at most its bound (before: each server counted its own tiles, and the folder held up to twice the bound)."""
+    sources = [write_crop(tmp_path / "west.tif", 0), write_crop(tmp_path / "east.tif", 512)]
+    cache, limit_mb = tmp_path / "cache", 0.1
+    with serving(sources[0], cache, "--cache-size", str(limit_mb)) as west, \
+            serving(sources[1], cache, "--cache-size", str(limit_mb)) as east:
+        zoom = west.wait_ready()["native_zoom"]
+        asked = 0
+        for pair in zip(*(tiles_over(source, zoom) + tiles_over(source, zoom - 1) for source in sources)):
+            for server, tile in zip((west, east), pair):
+                asked += len(server.tile(tile))
+                assert cache_bytes(cache) <= limit_mb * 1024**2
+        assert west.stop() == 0 and east.stop() == 0
+    assert asked > 1.5 * limit_mb * 1024**2, "the test must overflow the bound"
+    assert list(cache.glob(f"*/tiles/{tile.z}/{tile.x}/{tile.y}.png")), "the newest tile is kept"
 
 
 def test_killed_mid_block_leaves_no_broken_entry_and_sigterm_stops_cleanly(
@@ -337,6 +364,82 @@ def test_killed_mid_block_leaves_no_broken_entry_and_sigterm_stops_cleanly(
     assert s.stderr[-1] == "infscene serve: stopped"
     assert not list(cache.rglob(".infscene-run-*")), "the killed server's and this one's run folders are gone"
     assert not list(Path(tempfile.gettempdir()).glob(f".infscene-run-{pid}-*"))
+
+
+def digests(pngs: list[bytes]) -> list[str]:
+    """Short digests of tiles, so that a failed comparison prints twelve characters a tile, not the PNGs."""
+    return [hashlib.sha256(png).hexdigest()[:12] for png in pngs]
+
+
+def write_colours_swapped(source: Path, out: Path) -> None:
+    """`source` with its red and blue bands swapped: the same layout, size and validity, other pixels."""
+    with rasterio.open(source) as ds:
+        bands, profile, colours = ds.read(), ds.profile, ds.colorinterp
+    bands[[0, 2]] = bands[[2, 0]]
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(bands)
+        dst.colorinterp = colours
+
+
+@pytest.mark.parametrize("how", ["renamed over it", "overwritten in place"])
+def test_a_source_replaced_while_served_is_served_as_the_new_file(how: str, tmp_path: Path) -> None:
+    """Every tile asked after the source was replaced (the source's zoom and the super-resolved ones) is the new
+    file's own, as a fresh server over it makes them; before, tiles of both files were in one layer, kept under
+    the old file's cache key."""
+    source, new = tmp_path / "scene.tif", tmp_path / "new.tif"
+    shutil.copyfile(NAIP, source)
+    write_colours_swapped(NAIP, new)
+    with serving(source, tmp_path / "cache") as s:
+        event = s.wait_ready()
+        wanted = tiles_over(source, event["native_zoom"]) + tiles_over(source, event["max_zoom"])
+        before = [s.tile(tile) for tile in wanted]
+        if how == "renamed over it":
+            os.replace(new, source)
+        else:
+            shutil.copyfile(new, source)
+        after = [s.tile(tile) for tile in wanted]
+        assert s.stop() == 0
+    with serving(source, tmp_path / "fresh") as fresh:
+        own = [fresh.tile(tile) for tile in wanted]
+        assert fresh.stop() == 0
+    assert all(a != b for a, b in zip(own, before) if (decode(a)[..., 3] > 0).any()), "the two files' tiles differ"
+    assert digests(after) == digests(own)
+    assert len([line for line in s.stderr if "changed: serving it as it is now" in line]) == 1, s.stderr
+
+
+def test_a_source_replaced_while_its_tile_is_made_is_never_mixed(tmp_path: Path,
+                                                                 max_zoom_tile: tuple[mercantile.Tile, bytes]) -> None:
+    """The source renamed over while a tile is being made from 16 block runs (16 px blocks), after the first block
+    is stored: the tile served is the new file's own, and every block kept under the old file's key is the old
+    file's own (the block being made when the file changed, maybe read from both, is dropped)."""
+    tile, _ = max_zoom_tile
+    small_blocks = ("--block", "16")
+    source, new = tmp_path / "scene.tif", tmp_path / "new.tif"
+    shutil.copyfile(NAIP, source)
+    write_colours_swapped(NAIP, new)
+    with serving(source, tmp_path / "old-own", *small_blocks) as old_own:
+        old_own.tile(tile)
+    cache = tmp_path / "cache"
+    with serving(source, cache, *small_blocks) as s:
+        s.wait_ready()
+        answer: list[bytes] = []
+        fetching = threading.Thread(target=lambda: answer.append(s.tile(tile)))
+        fetching.start()
+        deadline = time.monotonic() + TILE_TIMEOUT_S
+        while not list(cache.rglob("blocks/*.tif")):
+            assert time.monotonic() < deadline, "no block was stored"
+            time.sleep(0.01)
+        os.replace(new, source)
+        fetching.join(TILE_TIMEOUT_S)
+        assert s.stop() == 0
+    with serving(source, tmp_path / "new-own", *small_blocks) as new_own:
+        assert digests(answer) == digests([new_own.tile(tile)])
+    [old_key] = [p.name for p in (tmp_path / "old-own").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    kept = sorted((cache / old_key / "blocks").glob("*.tif"))
+    assert 0 < len(kept) < 16, "the change came mid-tile"
+    for block in kept:
+        with rasterio.open(block) as made, rasterio.open(tmp_path / "old-own" / old_key / "blocks" / block.name) as own:
+            assert (made.read() == own.read()).all(), block.name
 
 
 def test_many_askers_make_a_block_once_and_a_block_nobody_wants_is_dropped() -> None:
@@ -395,26 +498,6 @@ def test_blocks_in_memory_stay_within_their_budget_and_the_newest_is_kept() -> N
     whole = source.read(Window(0, 0, 64, 64), 1)  # the whole fixture: 16 blocks' worth
     memory.put((9, 9), whole)
     assert held() == [(9, 9)] and memory.nbytes == patch_bytes(whole) > memory.budget
-
-
-def test_a_cache_whose_disk_fills_up_is_left_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    lines: list[str] = []
-    with Workspace() as workspace:
-        cache = DiskCache(tmp_path / "cache", "key", 1024**2, workspace, lines.append)
-        first = cache.tile_path(1, 0, 0)
-        cache.write(first, b"tile")
-        assert cache.read(first) == b"tile"
-
-        def full(*args: object) -> None:
-            raise OSError(28, "No space left on device")
-
-        monkeypatch.setattr(Path, "write_bytes", full)
-        for y in range(3):
-            cache.write(cache.tile_path(2, 0, y), b"tile")
-    assert not cache.enabled and cache.read(first) is None
-    assert lines == [f"cache folder {tmp_path / 'cache' / 'key'} cannot be written (No space left on device): "
-                     "serving without a disk cache"]
-    assert [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()] == ["0.png"], "no partial entry"
 
 
 def test_zoom_levels_and_tile_parsing() -> None:

@@ -28,7 +28,7 @@ from ..protocol import Serving, TileActivity
 from ..raster.workspace import Workspace
 from .cache import DiskCache
 from .render import transparent_tile
-from .source import Source
+from .source import LiveSource, Source
 from .tiles import Tiles
 from .zooms import parse_tile
 
@@ -110,13 +110,13 @@ async def serve(source: Source, settings: Settings) -> None:
     stop = asyncio.Event()
     with Workspace() as workspace, warnings.catch_warnings():
         warnings.simplefilter("ignore", InfSceneWarning)  # the start's plan already said them once
-        cache = DiskCache(settings.cache_root, source.cache_key, settings.cache_bytes, workspace, log)
-        tiles = Tiles(source, cache, workspace.folder_in(Path(tempfile.gettempdir())), stopping, log)
+        cache = DiskCache(settings.cache_root, settings.cache_bytes, workspace, log)
+        tiles = Tiles(LiveSource(source, log), cache, workspace.folder_in(Path(tempfile.gettempdir())), stopping, log)
         transparent_tile()
         port = settings.port
 
         def serving() -> Serving:
-            zooms = source.zooms
+            zooms = tiles.source.zooms
             return Serving(url_template(settings.host, port), port, zooms.min_zoom, zooms.max_zoom, zooms.native_zoom)
 
         runner = web.AppRunner(make_app(tiles, serving), handler_cancellation=True, access_log=None)
@@ -132,7 +132,7 @@ async def serve(source: Source, settings: Settings) -> None:
             port = runner.addresses[0][1]
             _stop_on_signals(loop, stop)
             tasks = [asyncio.create_task(tiles.scheduler.run()), asyncio.create_task(_report(tiles.activity, settings.progress))]
-            _announce(serving(), settings.progress, cache)
+            _announce(serving(), settings.progress, cache, source)
             await stop.wait()
         finally:
             stopping.set()
@@ -154,11 +154,11 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
             signal.signal(signum, lambda *_: loop.call_soon_threadsafe(stop.set))
 
 
-def _announce(serving: Serving, kind: str, cache: DiskCache) -> None:
+def _announce(serving: Serving, kind: str, cache: DiskCache, source: Source) -> None:
     if kind == "json":
         emit(serving)
     else:
         print(f"serving {serving.url} (zoom {serving.min_zoom}-{serving.max_zoom}, super-resolved above "
               f"{serving.native_zoom}); Ctrl-C stops", flush=True)
     if cache.enabled:
-        log(f"cache: {cache.folder}")
+        log(f"cache: {cache.root / source.cache_key}")

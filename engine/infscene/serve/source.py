@@ -6,13 +6,22 @@ a raster whose every tile would fail. It also fixes everything a tile depends on
 display stretch (8-bit sources as they are; others stretched from their 2nd to 98th percentile, measured
 once on a reduced read), the zoom levels and the cache key (source identity, model weights, options and
 engine version: any change gives a new folder in the cache, never a stale tile).
+
+The file may change while it is served (overwritten in place, or another file renamed over it). `FileState`
+is what any such change alters; a Source remembers the state its file had when it was opened, and
+`LiveSource` opens the file again, under a new cache key, as soon as the state differs. What is made from
+the file is kept only when the state is the same after as before (tiles.py), so nothing made while it
+changed, possibly from both files, is ever cached or served.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable, Optional
 
 import numpy as np
 import rasterio
@@ -28,16 +37,43 @@ from .blocks import BlockGrid
 from .render import IDENTITY, Display, Patch, stretch
 from .zooms import ZoomLevels, mercator_side, source_pixel_in_mercator, zoom_levels
 
-HEAD_BYTES = 64 * 1024  # hashed into the identity: catches a file replaced with the same size and mtime
+HEAD_BYTES = 64 * 1024  # hashed into the identity: also catches a change on a file system with coarse timestamps
 STRETCH_SIDE = 512  # the display stretch is measured on a read of at most this many pixels a side
 STRETCH_PERCENTILES = (2.0, 98.0)
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What any write to a file, or any file renamed over its path, changes: read with one stat.
+
+    The change time (ctime) is set by the system at every write, rename or metadata change and cannot be set
+    back, so a file swapped with its size and mtime kept (`touch -r`) still shows; the inode tells a file
+    renamed over the path."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+
+UNREADABLE = FileState(-1, -1, -1, -1, -1)  # no file's: a Source opened while its file was unreadable is stale at once
+
+
+def file_state(path: Path) -> Optional[FileState]:
+    """The file's state now; None when it cannot be read (gone, mid-replacement)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return FileState(stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 @dataclass(frozen=True)
 class Source:
     """One raster, its band roles and grid, and the run options every block of it is made with."""
 
-    path: Path
+    path: Path  # as given, made absolute: a symbolic link pointed elsewhere is a change of file
     crs: rasterio.crs.CRS
     grid: BlockGrid
     layout: BandLayout
@@ -48,6 +84,16 @@ class Source:
     display: Display
     cache_key: str
     warnings: tuple[str, ...]
+    state: FileState  # the file's, taken before it was first read
+    requested: SROptions  # the options as given, to open the file again when it changes
+
+    def is_current(self) -> bool:
+        """Whether the file is still the one this Source was opened on (nothing has written to it or replaced it)."""
+        return file_state(self.path) == self.state
+
+    def reopened(self) -> Source:
+        """The file as it is now, checked and keyed afresh (raises InfSceneError as at start when it cannot be)."""
+        return open_source(self.path, self.requested, self.grid.size)
 
     def read(self, window: Window, step: int) -> Patch:
         """The source's colour bands and validity in `window`, reduced `step` times (overviews used where present)."""
@@ -60,8 +106,29 @@ class Source:
         return Patch(self.display.apply(values), valid.astype(np.float32), transform)
 
 
+class LiveSource:
+    """The source as its file is now: opened again (so under a new cache key) once the file has changed."""
+
+    def __init__(self, source: Source, log: Callable[[str], None]) -> None:
+        self.source = source
+        self._log = log
+        self._lock = threading.Lock()
+
+    def current(self) -> Source:
+        """The Source of the file as it is now; raises InfSceneError when the changed file cannot be opened (the
+        next request tries again: it may be half-written)."""
+        with self._lock:
+            if not self.source.is_current():
+                self.source = self.source.reopened()
+                zooms = self.source.zooms
+                self._log(f"{self.source.path} changed: serving it as it is now (zoom {zooms.min_zoom}-{zooms.max_zoom}, "
+                          f"super-resolved above {zooms.native_zoom}), its tiles made afresh")
+            return self.source
+
+
 def open_source(path: Path, options: SROptions, block_size: int) -> Source:
     """Check the raster and the options as a run would, and fix what the layer's tiles depend on."""
+    state = file_state(path) or UNREADABLE
     with open_raster(path) as ds:
         if ds.crs is None:
             raise InfSceneError(f"{path} has no CRS: a map layer needs a georeferenced raster (set one with gdal_edit.py -a_srs)")
@@ -70,16 +137,16 @@ def open_source(path: Path, options: SROptions, block_size: int) -> Source:
         bounds = tuple(ds.bounds)
     block_options = replace(options, checkpoint=False, samples=1, resume=False, restart=False)
     plan = plan_run(path, replace(block_options, bounds=grid.bounds(grid.run_window((0, 0)))))
-    options = replace(block_options, bands=list(plan.layout.visible), precision=plan.precision)
+    run_options = replace(block_options, bands=list(plan.layout.visible), precision=plan.precision)
     centre = transform * (grid.width / 2, grid.height / 2)
     pixel = source_pixel_in_mercator(crs, centre, (transform.a, transform.e))
     zooms = zoom_levels(pixel, plan.scale, mercator_side(crs, bounds))  # type: ignore[arg-type]
     with open_raster(path) as ds:
         display = _display(ds, plan.layout, path)
-    key = _cache_key(path, options, plan.family, plan.family_plan.detail, block_size)
+    key = _cache_key(path, state, run_options, plan.family, plan.family_plan.detail, block_size)
     layout = BandLayout(plan.layout.visible, (), plan.layout.alpha)  # what each block run keeps: colour and alpha
-    return Source(Path(path).resolve(), crs, grid, layout, options, plan.scale, pixel, zooms, display, key,
-                  plan.warnings)
+    return Source(Path(path).absolute(), crs, grid, layout, run_options, plan.scale, pixel, zooms, display, key,
+                  plan.warnings, state, options)
 
 
 def _display(ds: rasterio.DatasetReader, layout: BandLayout, path: Path) -> Display:
@@ -97,14 +164,14 @@ def _display(ds: rasterio.DatasetReader, layout: BandLayout, path: Path) -> Disp
     return stretch(low, high)
 
 
-def _cache_key(path: Path, options: SROptions, family: str, detail: object, block_size: int) -> str:
-    """A digest of everything a tile's pixels depend on (the cache folder of this layer)."""
-    stat = Path(path).stat()
+def _cache_key(path: Path, state: FileState, options: SROptions, family: str, detail: object, block_size: int) -> str:
+    """A digest of everything a tile's pixels depend on (the cache folder of this layer). The file's inode and
+    device are left out: they may differ for the same file after a remount (a restart keeps its cache)."""
     with open(path, "rb") as handle:
         head = hashlib.sha256(handle.read(HEAD_BYTES)).hexdigest()
     identity = {
-        "engine": __version__, "source": str(Path(path).resolve()), "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-        "head_sha256": head, "model_sha256": model_checksum(options.model_dir), "family": family,
+        "engine": __version__, "source": str(Path(path).resolve()), "bytes": state.size, "mtime_ns": state.mtime_ns,
+        "ctime_ns": state.ctime_ns, "head_sha256": head, "model_sha256": model_checksum(options.model_dir), "family": family,
         "scale": options.scale, "target_res": options.target_res, "bands": list(options.bands or ()),
         "detail": detail, "seed": options.seed, "precision": options.precision, "block": block_size,
         "margin": options.margin,
