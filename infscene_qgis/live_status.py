@@ -12,8 +12,12 @@ from qgis.PyQt.QtWidgets import QLabel
 from .protocol import TileActivity
 
 
+WIDEST = "InfScene live: starting 2 servers, 99 rendering, 999 queued"
+
+
 def activity_text(activities: Iterable[Optional[TileActivity]], starting: int = 0) -> str:
-    """`InfScene live: 3 tiles rendering, 12 queued` (and servers still starting); '' when there is nothing to say."""
+    """`InfScene live: 3 rendering, 12 queued` (and servers still starting); '' when there is nothing to say. Short:
+    it shares QGIS's status bar with the coordinates and the scale."""
     known = [activity for activity in activities if activity is not None]
     rendering = sum(activity.rendering for activity in known)
     queued = sum(activity.queued for activity in known)
@@ -21,7 +25,7 @@ def activity_text(activities: Iterable[Optional[TileActivity]], starting: int = 
     if starting:
         parts.append(f"starting {_count(starting, 'server')}")
     if rendering or queued:
-        parts.append(f"{_count(rendering, 'tile')} rendering, {queued} queued")
+        parts.append(f"{rendering} rendering, {queued} queued")
     return f"InfScene live: {', '.join(parts)}" if parts else ""
 
 
@@ -43,6 +47,7 @@ class LiveStatus:
     def __init__(self, iface: Any) -> None:
         self._iface = iface
         self.label = QLabel()
+        self.label.setMaximumWidth(self.label.fontMetrics().horizontalAdvance(WIDEST))  # never squeezes QGIS's own
         self.label.hide()
         iface.statusBarIface().addPermanentWidget(self.label, 0)
 

@@ -129,7 +129,7 @@ def test_tile_activity_shows_in_the_status_bar_and_clears_when_idle(live, naip_l
     server = live.add(naip_layer)
     assert live.status.label.text() == "InfScene live: starting 1 server"
     layer = ready(server)
-    wait_until(lambda: live.status.label.text() == "InfScene live: 3 tiles rendering, 12 queued", START_TIMEOUT_S)
+    wait_until(lambda: live.status.label.text() == "InfScene live: 3 rendering, 12 queued", START_TIMEOUT_S)
 
     fetch(xyz_source(layer)["url"], 16, 1, 2)  # the stand-in is idle after serving it
 
