@@ -52,18 +52,32 @@ def _replace_by_another_file(source: Path) -> None:
     os.replace(_uncompressed_copy(source.with_name("new.tif"), flip=True), source)
 
 
-CHANGES: dict[str, tuple[Callable[[Path], None], str]] = {
-    "overwritten in place": (_write_in_place, "it was written to, or its times or permissions were changed"),
-    "overwritten in place, its time kept": (_write_in_place_keeping_its_time,
-                                            "it was written to, or its times or permissions were changed"),
-    "replaced by another file": (_replace_by_another_file, "another file was put in its place"),
-    "deleted": (lambda source: source.unlink(), "it was moved or deleted"),
+WRITTEN = "it was written to, or its times or permissions were changed"
+# How the input is changed, the run's words for it, and whether the checkpoint of the steps done stays: only while
+# the input keeps the size and modification time its key holds (a --resume then compares the pixels), or is gone
+# (it may come back as it was); a checkpoint no run of the file as it now is could resume would be left for no one.
+CHANGES: dict[str, tuple[Callable[[Path], None], str, bool]] = {
+    "overwritten in place": (_write_in_place, WRITTEN, False),
+    "overwritten in place, its time kept": (_write_in_place_keeping_its_time, WRITTEN, True),
+    "replaced by another file": (_replace_by_another_file, "another file was put in its place", False),
+    "deleted": (lambda source: source.unlink(), "it was moved or deleted", True),
 }
 
 
 def _options(model: Path, **changes: object) -> SROptions:
     base = SROptions(scale=2.0, steps=4, patch=32, overlap=8, batch_size=4, model_dir=model, device="cpu")
     return replace(base, **changes)  # every band: R, G, B super-resolved, NIR guided by them at the end
+
+
+def _at_half(change: Callable[[], None], changed: list[int]) -> Callable[[Progress], None]:
+    """A progress callback that makes `change` once half the run's work is done, noting at what progress."""
+
+    def callback(progress: Progress) -> None:
+        if not changed and progress.done >= progress.total // 2:
+            change()
+            changed.append(progress.done)
+
+    return callback
 
 
 def _leftovers(folder: Path, source: Path) -> list[str]:
@@ -77,24 +91,16 @@ def test_an_input_changed_mid_run_fails_in_one_line_and_writes_nothing(change: s
     source = _uncompressed_copy(tmp_path / "in.tif")
     output = tmp_path / "out.tif"
     options = _options(tiny_model_dir, checkpoint=checkpoint)
-    alter, what = CHANGES[change]
+    alter, what, checkpoint_stays = CHANGES[change]
     changed: list[int] = []
-
-    def change_once_half_done(progress: Progress) -> None:
-        if not changed and progress.done >= progress.total // 2:
-            alter(source)
-            changed.append(progress.done)
-
     with pytest.raises(InfSceneError) as error:
-        super_resolve(source, output, options, progress=change_once_half_done)
+        super_resolve(source, output, options, progress=_at_half(lambda: alter(source), changed))
     assert changed and str(error.value) == (
         f"the input {source} changed while the run was using it ({what}), so the output would mix two files: nothing "
         "was written; rerun once the input is no longer being changed")
     assert not output.exists() and not any(name.startswith(RUN_PREFIX) for name in _leftovers(tmp_path, source))
-    if checkpoint:  # kept on purpose, as after any failure once steps are done; a --resume checks the input's content
-        assert [name.endswith(".infscene-checkpoint") for name in _leftovers(tmp_path, source)] == [True]
-    else:
-        assert _leftovers(tmp_path, source) == []
+    kept = [name for name in _leftovers(tmp_path, source) if name.endswith(".infscene-checkpoint")]
+    assert _leftovers(tmp_path, source) == kept and len(kept) == int(checkpoint and checkpoint_stays)
 
 
 def test_an_input_changed_between_plan_and_run_is_refused_before_any_work(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -106,3 +112,16 @@ def test_an_input_changed_between_plan_and_run_is_refused_before_any_work(tiny_m
         run_plan(plan, progress=seen.append)
     assert seen == [] and _leftovers(tmp_path, source) == []
 
+
+
+def test_the_same_run_after_an_input_rewritten_mid_run_goes_ahead(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The steps done were of a file whose size or time is no longer the input's: their checkpoint is removed, so the
+    rerun the message asks for is not refused by a checkpoint that no run could resume."""
+    source = _uncompressed_copy(tmp_path / "in.tif")
+    options = _options(tiny_model_dir)
+    changed: list[int] = []
+    with pytest.raises(InfSceneError, match="changed while the run was using it"):
+        super_resolve(source, tmp_path / "out.tif", options, progress=_at_half(lambda: _write_in_place(source), changed))
+    assert changed
+    assert super_resolve(source, tmp_path / "out.tif", options).is_file()
+    assert _leftovers(tmp_path, source) == ["out.tif"]

@@ -238,8 +238,8 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
         try:
             _carry_out(plan, ds, plan.input_identity, workspace, checkpoint, tracker)
         except BaseException:
-            if checkpoint.position == Position():
-                checkpoint.remove()  # nothing done yet: nothing to resume
+            if checkpoint.position == Position() or plan.input_identity.rewritten(plan.input_path):
+                checkpoint.remove()  # nothing done yet, or done from an input no run of the file as it is could resume
             else:
                 checkpoint.release()
             raise

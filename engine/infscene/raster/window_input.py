@@ -72,6 +72,15 @@ class FileIdentity:
             return "another file was put in its place"
         return None if now == self else "it was written to, or its times or permissions were changed"
 
+    def rewritten(self, path: Path) -> bool:
+        """Whether the file at `path` now has another size or modification time: what a run's fingerprint, and so its
+        checkpoint's key, holds of it. False when the file cannot be seen (it may come back as it was)."""
+        try:
+            now = FileIdentity.of(path)
+        except OSError:
+            return False
+        return (now.size, now.mtime_ns) != (self.size, self.mtime_ns)
+
 
 def check_unchanged(path: Path, identity: FileIdentity) -> None:
     """Refuse, in one line, to go on with an input that is no longer the file the run was planned on: called before
