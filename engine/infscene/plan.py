@@ -323,7 +323,7 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
             check_output_path(spread)
     config = check_model(options.model_dir)
     with open_raster(input_path) as ds:
-        identity = FileIdentity.of(Path(ds.name)) if out is not None else None  # before anything is read
+        identity = FileIdentity.of(Path(ds.name)) if out is not None else None  # before any pixel is read
         plan = make_plan(ds, out, options, config)
     if out is None:
         return plan

@@ -47,8 +47,8 @@ class FileIdentity:
     """What tells, without reading it, that a file is no longer the one a run started from: its device and inode
     (another file renamed into its place), its size and modification time (a write), and its status-change time,
     which every write, touch or chmod sets to the clock and no user can set back (a write with the modification
-    time restored). A touch or a chmod is taken as a change too: a run refused by mistake costs a rerun (--resume
-    goes on from its checkpoint), a map of two files mixed costs a wrong map."""
+    time restored). A touch or a chmod is taken as a change too: a run refused by mistake costs a rerun, a map of
+    two files mixed costs a wrong map."""
 
     device: int
     inode: int
