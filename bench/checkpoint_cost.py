@@ -29,7 +29,7 @@ import rasterio
 from rasterio.windows import Window
 
 from infscene.execution import checkpoint as run_checkpoint
-from infscene.plan import SROptions
+from infscene.plan import SROptions, plan_run
 from infscene import run as engine_run
 from infscene.raster.blocks import blocks, pixels_in, window_of
 from infscene.raster.io import DIGEST_BLOCK_BYTES, window_sha256
@@ -87,6 +87,7 @@ def run_costs(family: str, side: int, folder: Path, scene: Path = NAIP) -> dict[
     watch = Stopwatch()
     output = folder / f"{family}.tif"
     options = SROptions(scale=4.0, bands=[1, 2, 3], model_dir=MODELS[family], work_dir=folder)
+    kept = plan_run(source, options, output).checkpoint_dir  # where the run's checkpoint will be (its key)
     with contextlib.ExitStack() as stack:
         stack.enter_context(patched(run_checkpoint, "store_files", watch.wrap("store_files", run_checkpoint.store_files)))
         stack.enter_context(patched(engine_run, "window_sha256", watch.wrap("window_sha256", engine_run.window_sha256)))
@@ -94,7 +95,6 @@ def run_costs(family: str, side: int, folder: Path, scene: Path = NAIP) -> dict[
         start = time.perf_counter()
         super_resolve(source, output, options)
         run_seconds = time.perf_counter() - start
-    kept = run_checkpoint.checkpoint_folder(output, folder)
     store_bytes = sum(p.stat().st_size for p in (kept / "store").rglob("*") if p.is_file())
     start = time.perf_counter()
     run_checkpoint.Checkpoint._verified(kept)

@@ -24,7 +24,7 @@ from infscene.checksums import file_sha256
 from infscene.console import plan_line
 from infscene.errors import Cancelled, InfSceneError
 from infscene.execution.backend import DaskBackend, LocalBackend
-from infscene.execution.checkpoint import CHECKPOINT_SUFFIX, MANIFEST_FILE, Position, _body_sha256
+from infscene.execution.checkpoint import MANIFEST_FILE, Position, _body_sha256, checkpoint_folder
 from infscene.plan import SROptions, plan_run
 from infscene.progress import Progress
 from infscene.protocol import event_line, parse_event
@@ -48,13 +48,25 @@ def _read(path: Path) -> np.ndarray:
 
 def _interrupt(source: Path, output: Path, options: SROptions) -> Path:
     """A run cancelled once half its steps are finished; returns its checkpoint folder."""
+    folder = plan_run(source, options, output).checkpoint_dir
     seen: list[Progress] = []
     with pytest.raises(Cancelled):
         super_resolve(source, output, options, progress=seen.append,
                       is_cancelled=lambda: bool(seen) and seen[-1].done >= seen[-1].total // 2)
-    folder = output.parent / f"{output.name}{CHECKPOINT_SUFFIX}"
     assert json.loads((folder / MANIFEST_FILE).read_text())["transitions_done"] >= 2
     return folder
+
+
+def _copy_for(checkpoint: Path, output: Path) -> Path:
+    """A copy of the interrupted run's checkpoint as the same run writing `output` would have left it: a checkpoint is
+    keyed by its output's path, so each test gets its own from the module's one interrupted run."""
+    manifest = json.loads((checkpoint / MANIFEST_FILE).read_text())
+    manifest["fingerprint"]["output_path"] = str(output.resolve())
+    manifest["sha256"] = _body_sha256(manifest)
+    copy = checkpoint_folder(output.parent, manifest["fingerprint"])
+    shutil.copytree(checkpoint, copy)
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return copy
 
 
 def _chunk(checkpoint: Path, name: str = "0/0/0") -> Path:
@@ -68,8 +80,7 @@ def interrupted(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     """The uninterrupted run's pixels, and a folder holding the checkpoint of the same run cancelled at step 3."""
     folder = tmp_path_factory.mktemp("interrupted")
     reference = _read(super_resolve(NAIP, folder / "reference.tif", _options(tiny_model_dir)))
-    _interrupt(NAIP, folder / "out.tif", _options(tiny_model_dir))
-    return reference, folder / f"out.tif{CHECKPOINT_SUFFIX}"
+    return reference, _interrupt(NAIP, folder / "out.tif", _options(tiny_model_dir))
 
 
 def _garble(path: Path) -> None:
@@ -107,8 +118,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
 def test_a_damaged_checkpoint_is_refused_in_one_line_and_never_used(case: str, interrupted: tuple[np.ndarray, Path],
                                                                     tiny_model_dir: Path, tmp_path: Path) -> None:
     reference, checkpoint = interrupted
-    copy = tmp_path / checkpoint.name
-    shutil.copytree(checkpoint, copy)
+    copy = _copy_for(checkpoint, tmp_path / "out.tif")
     damage, message = DAMAGE[case]
     damage(copy)
     with pytest.raises(InfSceneError, match=rf"^the checkpoint in \S+ is damaged \((manifest\.json: )?{message}\), so it is not used: .*--restart") as error:
@@ -122,7 +132,7 @@ def test_a_damaged_checkpoint_is_refused_in_one_line_and_never_used(case: str, i
 def test_a_healthy_checkpoint_resumes_to_the_same_bytes(interrupted: tuple[np.ndarray, Path], tiny_model_dir: Path,
                                                         tmp_path: Path) -> None:
     reference, checkpoint = interrupted
-    shutil.copytree(checkpoint, tmp_path / checkpoint.name)
+    _copy_for(checkpoint, tmp_path / "out.tif")
     resumed = super_resolve(NAIP, tmp_path / "out.tif", _options(tiny_model_dir, resume=True))
     assert np.array_equal(_read(resumed), reference)
 
@@ -130,8 +140,7 @@ def test_a_healthy_checkpoint_resumes_to_the_same_bytes(interrupted: tuple[np.nd
 def test_the_plan_carries_the_resume_position_and_the_backend_and_the_run_holds_to_them(
         interrupted: tuple[np.ndarray, Path], tiny_model_dir: Path, tmp_path: Path) -> None:
     reference, checkpoint = interrupted
-    shutil.copytree(checkpoint, tmp_path / checkpoint.name)
-    done = json.loads((tmp_path / checkpoint.name / MANIFEST_FILE).read_text())["transitions_done"]
+    done = json.loads((_copy_for(checkpoint, tmp_path / "out.tif") / MANIFEST_FILE).read_text())["transitions_done"]
     plan = plan_run(NAIP, _options(tiny_model_dir, resume=True, device="cpu,cpu"), tmp_path / "out.tif")
     assert plan.resume_at == Position(0, done) and plan.backend == LocalBackend((torch.device("cpu"),) * 2)
     event = plan.event()
@@ -153,7 +162,7 @@ def test_a_swapped_input_with_its_time_restored_is_refused(tiny_model_dir: Path,
     with rasterio.open(NAIP) as src, rasterio.open(source, "w", **{**src.profile, "compress": None}) as dst:
         dst.write(src.read())  # uncompressed: other pixels written over it keep its size
     options = _options(tiny_model_dir)
-    _interrupt(source, tmp_path / "out.tif", options)
+    checkpoint = _interrupt(source, tmp_path / "out.tif", options)
     stat = source.stat()
     with rasterio.open(source, "r+") as ds:  # the same size, other pixels
         ds.write(255 - ds.read())
@@ -161,7 +170,7 @@ def test_a_swapped_input_with_its_time_restored_is_refused(tiny_model_dir: Path,
     assert source.stat().st_size == stat.st_size
     with pytest.raises(InfSceneError, match=r"^the input is not the one the checkpoint in .* was made from .*--restart"):
         super_resolve(source, tmp_path / "out.tif", replace(options, resume=True))
-    assert (tmp_path / f"out.tif{CHECKPOINT_SUFFIX}").is_dir()
+    assert checkpoint.is_dir()
 
 
 def test_the_window_hash_follows_the_pixels_and_the_window(tmp_path: Path) -> None:

@@ -197,7 +197,7 @@ def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, t
     if where == "dask":
         flags += ["--dask", cluster.scheduler.address]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    manifest = tmp_path / f"resumed.tif{CHECKPOINT_SUFFIX}" / MANIFEST_FILE
+    manifest = plan_run(naip, options, output).checkpoint_dir / MANIFEST_FILE
     _kill_after(_cli(naip, output, flags), manifest, transitions=4, env=env)
     assert not output.exists()
     done = json.loads(manifest.read_text())["transitions_done"]
@@ -221,6 +221,7 @@ def test_a_client_killed_at_step_k_resumes_to_the_same_output(cluster: Client, t
 def test_progress_and_cancel_work_through_the_cluster(cluster: Client, tiny_model_dir: Path, naip: Path,
                                                       tmp_path: Path) -> None:
     options = _sr3(tiny_model_dir, steps=4, dask=cluster.scheduler.address)
+    checkpoint = plan_run(naip, options, tmp_path / "out.tif").checkpoint_dir
     seen: list[Progress] = []
     with pytest.raises(Cancelled):
         super_resolve(naip, tmp_path / "out.tif", options, progress=seen.append,
@@ -228,7 +229,7 @@ def test_progress_and_cancel_work_through_the_cluster(cluster: Client, tiny_mode
     assert not (tmp_path / "out.tif").exists()
     done = [p.done for p in seen]
     assert done == sorted(done) and seen[-1].total // 2 <= done[-1] < seen[-1].total
-    assert _leftovers(tmp_path) == [f"out.tif{CHECKPOINT_SUFFIX}"]  # kept on purpose: --resume goes on from it
+    assert _leftovers(tmp_path) == [checkpoint.name]  # kept on purpose: --resume goes on from it
 
     finished: list[Progress] = []
     out = super_resolve(naip, tmp_path / "out.tif", replace(options, resume=True), progress=finished.append)
@@ -281,12 +282,13 @@ def test_resume_refuses_a_missing_or_foreign_checkpoint(tiny_model_dir: Path, na
     with pytest.raises(Cancelled):
         super_resolve(naip, tmp_path / "out.tif", options, progress=seen.append,
                       is_cancelled=lambda: bool(seen) and seen[-1].done > seen[-1].total // 2)  # after step 2 of 4
-    with pytest.raises(InfSceneError, match=r"is of another run \(seed: 0 there, 1 now\)"):
+    seed_0 = _leftovers(tmp_path)
+    with pytest.raises(InfSceneError, match=r"is of another run of this output \(seed: 0 there, 1 now\)"):
         super_resolve(naip, tmp_path / "out.tif", replace(options, seed=1, resume=True))
-    with pytest.raises(InfSceneError, match="left a checkpoint .*add --resume to continue it, or --restart"):
+    with pytest.raises(InfSceneError, match="of another interrupted run of this output .*--resume to continue it, or add --restart"):
         super_resolve(naip, tmp_path / "out.tif", replace(options, seed=1))
     fresh = super_resolve(naip, tmp_path / "out.tif", replace(options, seed=1, restart=True))
-    assert fresh.exists() and _leftovers(tmp_path) == []
+    assert fresh.exists() and _leftovers(tmp_path) == seed_0  # --restart starts this run afresh: the other's work stays
 
 
 def test_a_full_disk_while_checkpointing_is_one_line(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, naip: Path,
@@ -302,7 +304,8 @@ def test_a_full_disk_while_checkpointing_is_one_line(monkeypatch: pytest.MonkeyP
         return put(path, value, exclusive=exclusive)
 
     monkeypatch.setattr(local_store, "_put", fills_up)
+    checkpoint = plan_run(naip, _sr3(tiny_model_dir, steps=20), tmp_path / "out.tif").checkpoint_dir
     with pytest.raises(InfSceneError, match="is full .*--work-dir on a larger disk, then rerun with --resume") as error:
         super_resolve(naip, tmp_path / "out.tif", _sr3(tiny_model_dir, steps=20))
     assert "\n" not in str(error.value) and not (tmp_path / "out.tif").exists()
-    assert _leftovers(tmp_path) == [f"out.tif{CHECKPOINT_SUFFIX}"]  # the steps saved before are kept for --resume
+    assert _leftovers(tmp_path) == [checkpoint.name]  # the steps saved before are kept for --resume

@@ -38,6 +38,7 @@ from .raster.anchor import Anchor, anchor_window, unanchored
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input, same_file
 from .raster.geometry import plan_geometry
 from .raster.io import BandLayout, open_raster, profile_bytes, written_bytes
+from .raster.window_input import FileIdentity
 from .sr_options import OPTION, RUN, options_in
 
 SMALL_PATCH_FRACTION = 4  # patches under a quarter of the model's training size: warned as slow
@@ -107,10 +108,12 @@ class SRPlan:
     canvas_bytes: int
     canvases_on_disk: bool
     work_dir: Path
-    checkpoint_dir: Optional[Path]  # where the run keeps its checkpoint (None: a plan that only sizes the run)
     profile: dict = field(repr=False)
     warnings: tuple[str, ...] = ()
-    model_sha256: str = ""  # of the weights, for the checkpoint and the outputs' tags (set by plan_run with an output)
+    # Set by plan_run with an output (a plan that only sizes the run has none of them):
+    model_sha256: str = ""  # of the weights, for the checkpoint and the outputs' tags
+    input_identity: Optional[FileIdentity] = None  # the input file as planned: the run checks it has not changed
+    checkpoint_dir: Optional[Path] = None  # where the run keeps its checkpoint (its key: run_fingerprint)
     resume_at: Optional[Position] = None  # --resume: the checkpoint's position, found by plan_run (None: from the start)
 
     @property
@@ -263,7 +266,6 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     work_dir = Path(options.work_dir or (output_path.parent if output_path is not None else "."))
     if not work_dir.is_dir():
         raise InfSceneError(f"work folder does not exist: {work_dir}")
-    checkpoint_dir = checkpoint_folder(output_path, work_dir) if output_path is not None else None
     devices = tuple(resolve_devices(options.device))
     backend = plan_backend(options.dask, options.threads_per_worker, devices)
     return SRPlan(
@@ -271,7 +273,7 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
         layout=layout, extent=extent, anchor=anchor, height=height, width=width, transform=transform, scale=geometry.scale,
         family_plan=family_plan, devices=devices, backend=backend, precision=resolve_precision(options.precision, devices),
         canvas_bytes=canvas_bytes, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
-        checkpoint_dir=checkpoint_dir, profile=geometry.profile, warnings=tuple(notes),
+        profile=geometry.profile, warnings=tuple(notes),
     )
 
 
@@ -321,12 +323,16 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
             check_output_path(spread)
     config = check_model(options.model_dir)
     with open_raster(input_path) as ds:
+        identity = FileIdentity.of(Path(ds.name)) if out is not None else None  # before any pixel is read
         plan = make_plan(ds, out, options, config)
-    if out is not None and plan.checkpoint_dir is not None:
-        plan = replace(plan, model_sha256=model_checksum(options.model_dir))
-    if out is not None and plan.checkpoint_dir is not None and options.checkpoint:
-        resume_at = check_checkpoint(plan.checkpoint_dir, run_fingerprint(plan), options.resume, options.restart)
-        plan = replace(plan, resume_at=resume_at)
+    if out is None:
+        return plan
+    plan = replace(plan, model_sha256=model_checksum(options.model_dir), input_identity=identity)
+    fingerprint = run_fingerprint(plan)
+    folder = checkpoint_folder(plan.work_dir, fingerprint)
+    plan = replace(plan, checkpoint_dir=folder)
+    if options.checkpoint:
+        plan = replace(plan, resume_at=check_checkpoint(folder, fingerprint, options.resume, options.restart))
         local_canvases = plan.canvases_on_disk and isinstance(plan.backend, LocalBackend)
         work_bytes = plan.checkpoint_bytes + (plan.canvas_bytes if local_canvases else 0)
         outputs_bytes = written_bytes(plan.profile, plan.spread_path is not None)
@@ -358,11 +364,15 @@ def estimate_seconds(plan: SRPlan) -> float:
 
 
 def run_fingerprint(plan: SRPlan) -> dict[str, object]:
-    """What makes a run's output what it is: a checkpoint is resumed only by a run with the same fingerprint."""
-    o, w, stat = plan.options, plan.window, plan.input_path.stat()
+    """What makes a run what it is: the output it writes and what makes that output's pixels. A checkpoint is kept
+    under this fingerprint's key (execution/checkpoint.py) and resumed only by a run with the same fingerprint."""
+    if plan.output_path is None or plan.input_identity is None:
+        raise ValueError("a plan made without an output path is no run to fingerprint; pass one to plan_run")
+    o, w, identity = plan.options, plan.window, plan.input_identity
     return {
-        "engine": __version__, "model_sha256": plan.model_sha256, "family": plan.family,
-        "input": str(plan.input_path.resolve()), "input_bytes": stat.st_size, "input_mtime_ns": stat.st_mtime_ns,
+        "engine": __version__, "output_path": str(plan.output_path.resolve()), "model_sha256": plan.model_sha256,
+        "family": plan.family, "input": str(plan.input_path.resolve()), "input_bytes": identity.size,
+        "input_mtime_ns": identity.mtime_ns,
         "window": [int(w.col_off), int(w.row_off), int(w.width), int(w.height)], "crop": list(plan.anchor.crop),
         "key_origin": list(plan.anchor.key_origin),
         "bands": [*plan.layout.visible, *plan.layout.extra], "output": [plan.height, plan.width], "scale": repr(plan.scale),

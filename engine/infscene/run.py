@@ -39,7 +39,7 @@ from .raster.io import OutputBlock, open_raster, spread_profile, verified_geotif
 from .raster.blocks import blocks
 from .raster.resample import Upsampled, bicubic_window, covering, nearest_block, nearest_source
 from .raster.scaling import BandScaling
-from .raster.window_input import ModelBands, fill_lr, guided_bands, window_statistics
+from .raster.window_input import FileIdentity, ModelBands, check_unchanged, fill_lr, guided_bands, window_statistics
 from .raster.workspace import Workspace
 
 OUTPUT_BLOCK_PIXELS = 500_000  # output pixels converted at a time: a block costs about 100 bytes a pixel on its way out
@@ -180,9 +180,10 @@ def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Ite
         yield executor
 
 
-def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, checkpoint: Checkpoint,
-               tracker: ProgressTracker) -> None:
-    """Read, sample, write: the run itself, inside its workspace and with its checkpoint open."""
+def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, identity: FileIdentity, workspace: Workspace,
+               checkpoint: Checkpoint, tracker: ProgressTracker) -> None:
+    """Read, sample, write: the run itself, inside its workspace and with its checkpoint open; its outputs appear only
+    if the input is still the file of `identity`, the one it was planned on."""
     bands = (*plan.layout.visible, *plan.layout.extra)
     if checkpoint.keep:  # a checkpoint knows its input by content: a resume of other pixels is refused here
         checkpoint.check_input(window_sha256(ds, plan.window, bands, plan.layout.alpha))
@@ -211,20 +212,22 @@ def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, workspace: Workspace, c
             write_super_resolved(tmp, plan.output_path, ds, plan.layout, plan.profile,
                                  _output_blocks(plan, result, cond, visible, extra, statistics.scaling),
                                  statistics.ranges, use_mask, tags)
+            check_unchanged(plan.input_path, identity)  # the last read is done: the outputs are of one file, or none
 
 
 def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cancelled: Optional[CancelCheck] = None) -> Path:
     """Carry out a plan from `plan_run`; returns the output path.
 
-    Raises InfSceneError (one-line message) for bad input and Cancelled when `is_cancelled()`
-    turns true; in both cases nothing is left at the output path, and the run's temporary folders
-    are removed. The checkpoint stays when the run got somewhere (`--resume` goes on from it) and is
-    removed once the output is written.
+    Raises InfSceneError (one-line message) for bad input, or an input changed since it was planned,
+    and Cancelled when `is_cancelled()` turns true; in every case nothing is left at the output path,
+    and the run's temporary folders are removed. The checkpoint stays when the run got somewhere
+    (`--resume` goes on from it) and is removed once the output is written.
     """
-    if plan.output_path is None or plan.checkpoint_dir is None:
+    if plan.output_path is None or plan.checkpoint_dir is None or plan.input_identity is None:
         raise ValueError("this plan was made without an output path; pass one to plan_run")
     tracker = ProgressTracker(plan.total_work, progress, is_cancelled)
     tracker.check_cancel()
+    check_unchanged(plan.input_path, plan.input_identity)  # since it was planned: refused before any work
     with (open_raster(plan.input_path) as ds, Workspace() as workspace, disk_full_is_an_error(plan.work_dir),
           one_thread_per_call()):
         workspace.folder_in(plan.output_path.parent)  # the run's folder exists (and is owned) from the start
@@ -233,10 +236,10 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
         else:
             checkpoint = Checkpoint.scratch(workspace.folder_in(plan.work_dir))
         try:
-            _carry_out(plan, ds, workspace, checkpoint, tracker)
+            _carry_out(plan, ds, plan.input_identity, workspace, checkpoint, tracker)
         except BaseException:
-            if checkpoint.position == Position():
-                checkpoint.remove()  # nothing done yet: nothing to resume
+            if checkpoint.position == Position() or plan.input_identity.rewritten(plan.input_path):
+                checkpoint.remove()  # nothing done yet, or done from an input no run of the file as it is could resume
             else:
                 checkpoint.release()
             raise

@@ -1,18 +1,25 @@
 """Resuming a run: its state at the last finished step, kept on disk until the output is written.
 
-Every run to an output keeps a checkpoint folder in its work folder, `OUTPUT_NAME.infscene-checkpoint`:
+Every run to an output keeps a checkpoint folder in its work folder, `OUTPUT_NAME.KEY.infscene-checkpoint`:
 a zarr store (store.py) with the state after the last finished transition of the step loop (and,
 with --samples, the finished samples' running statistics) and a manifest that says how far the run
-got and which run it is. After a crash, a kill, a full disk or a cancel the folder stays, and the
-same command with `--resume` continues from the last finished step with the same output, bitwise,
-as an uninterrupted run; it is removed once the output is written. With Dask the store is also where
+got and which run it is. KEY is a digest of the run's fingerprint (the output's absolute path, the
+input, the model and every option that changes the output), so a folder belongs to one run: runs
+that share a work folder never meet in one, and none of them removes another's. After a crash, a
+kill, a full disk or a cancel the folder stays, and the same command with `--resume` continues from
+the last finished step with the same output, bitwise, as an uninterrupted run; it is removed once
+the output is written. With Dask the store is also where
 the workers keep the state, so it must be on a filesystem every worker reaches.
 
-A checkpoint is never reused silently: its manifest holds the run's fingerprint (engine version,
-model weights, input file, window, bands, every option that changes the output) and a resume with
-another fingerprint is refused, naming what differs. A run without --resume that finds one refuses
-too, unless told to start over (--restart), so a long run is never thrown away by a rerun. A lock
-file held for the run's life keeps two runs from sharing one checkpoint.
+A checkpoint is never reused silently: its manifest holds the run's fingerprint, and a resume with
+another is refused, naming what differs. A run without --resume that finds its own refuses too,
+unless told to start over (--restart), so a long run is never thrown away by a rerun. A run that
+finds the checkpoint of another run of its output (the same path, another input, model or options)
+is refused as well, naming what differs, and `--restart` starts it afresh beside that checkpoint,
+never removing it: it may be hours of someone else's work. A lock file held for the run's life keeps
+two runs from sharing one checkpoint, or two runs of one output from running at once. Checkpoints
+of the engine before keys (`OUTPUT_NAME.infscene-checkpoint`, which did not record their output's
+folder) are never resumed nor removed: a --resume that finds none of its own names them.
 
 A checkpoint also proves itself, because a damaged one resumed into an output that differs from the
 uninterrupted run's by up to 244 DN, with exit 0: the manifest holds the sha256 of every file of the
@@ -40,6 +47,7 @@ from ..raster.workspace import try_lock
 from .store import RunStore, StoreCanvas
 
 CHECKPOINT_SUFFIX = ".infscene-checkpoint"
+KEY_DIGITS = 16  # hex digits of the run's key in its folder's name: 64 bits, so no two runs of a work folder share one
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "lock"
 FORMAT = 2  # 2: checksums of the manifest and of the saved arrays' files, the input's content
@@ -50,9 +58,26 @@ STATE_PREFIX = "state"
 SAMPLE_ARRAYS = ("first", "mean", "squares")  # the running statistics of --samples (run._sample_with_spread)
 
 
-def checkpoint_folder(output_path: Path, work_dir: Path) -> Path:
-    """Where the run writing `output_path` keeps its checkpoint."""
-    return Path(work_dir) / f"{Path(output_path).name}{CHECKPOINT_SUFFIX}"
+def _json_sha256(value: Any) -> str:
+    """sha256 of a JSON value written canonically (keys sorted)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def _output_name(fingerprint: dict[str, Any]) -> str:
+    return Path(fingerprint["output_path"]).name
+
+
+def checkpoint_folder(work_dir: Path, fingerprint: dict[str, Any]) -> Path:
+    """Where the run of `fingerprint` (plan.run_fingerprint) keeps its checkpoint: named for its output, so a user
+    sees whose it is, and keyed by the whole fingerprint, so two runs share one only when they are the same run.
+    Named by the output's file name alone, a job writing b/y.tif was told that "an interrupted run of this output"
+    left the checkpoint of a job writing a/y.tif in the same work folder, and its --restart deleted it."""
+    return Path(work_dir) / f"{_output_name(fingerprint)}.{_json_sha256(fingerprint)[:KEY_DIGITS]}{CHECKPOINT_SUFFIX}"
+
+
+def legacy_folder(work_dir: Path, fingerprint: dict[str, Any]) -> Path:
+    """Where the engine before keys kept the checkpoint of an output of this file name, whichever its folder."""
+    return Path(work_dir) / f"{_output_name(fingerprint)}{CHECKPOINT_SUFFIX}"
 
 
 @dataclass
@@ -95,8 +120,7 @@ def store_files(root: Path, arrays: Iterable[str]) -> dict[str, str]:
 
 def _body_sha256(body: dict[str, Any]) -> str:
     """The manifest's own checksum: sha256 of its other fields as canonical JSON."""
-    fields = {key: value for key, value in body.items() if key != "sha256"}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+    return _json_sha256({key: value for key, value in body.items() if key != "sha256"})
 
 
 def transitions_of(fingerprint: dict[str, Any]) -> int:
@@ -178,14 +202,19 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 
 def _problem(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: bool) -> Optional[str]:
-    """Why a run with this fingerprint cannot go ahead with the checkpoint folder as it is; None when it can."""
-    manifest = folder / MANIFEST_FILE
-    if not folder.exists() or not manifest.is_file():  # none, or a run killed before its first save: start afresh
-        if resume:
-            return (f"--resume: there is no checkpoint to continue in {folder} (it is removed when a run finishes; "
-                    "--work-dir must be the one the interrupted run used)")
-        return None
-    saved = _read_manifest(manifest) if resume or not restart else None
+    """Why a run with this fingerprint cannot go ahead with the checkpoints of its work folder as they are: its own
+    (`folder`), or, where it has none, another run's of the same output. None when it can."""
+    if (folder / MANIFEST_FILE).is_file():
+        return _own_problem(folder, fingerprint, resume, restart)
+    other = _other_run_of_output(folder, fingerprint)  # none of its own, or a run killed before its first save
+    if other is not None and (resume or not restart):
+        return _other_run_problem(*other, fingerprint, resume)
+    return _nothing_to_resume(folder, fingerprint) if resume else None
+
+
+def _own_problem(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: bool) -> Optional[str]:
+    """Why the run cannot go ahead with its own checkpoint as it is (None when it can)."""
+    saved = _read_manifest(folder / MANIFEST_FILE) if resume or not restart else None
     if resume:
         differences = _differences(saved["fingerprint"], fingerprint)
         if differences:
@@ -202,12 +231,85 @@ def _problem(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: b
     return None
 
 
+def _other_run_of_output(folder: Path, fingerprint: dict[str, Any]) -> Optional[tuple[Path, dict[str, Any]]]:
+    """The newest checkpoint in the work folder of another run writing the same output (another input, model or
+    options), with its manifest; refused in one line while one is in use (two runs would race to one output).
+    Checkpoints whose manifest cannot say which output they are of (damaged, or of the engine before keys, which
+    did not record it) are not taken for this output's."""
+    found = []
+    for other in folder.parent.iterdir():
+        if other == folder or not (other.name.startswith(f"{_output_name(fingerprint)}.")
+                                   and other.name.endswith(CHECKPOINT_SUFFIX)):
+            continue
+        try:
+            saved, written = _read_manifest(other / MANIFEST_FILE), (other / MANIFEST_FILE).stat().st_mtime_ns
+        except (InfSceneError, OSError):
+            continue  # damaged, of the engine before keys, or removed by its run as it finished
+        if saved["fingerprint"].get("output_path") != fingerprint["output_path"]:
+            continue
+        if _in_use(other):
+            raise _busy(other)
+        found.append((written, other, saved))
+    if not found:
+        return None
+    _, newest, saved = max(found, key=lambda item: item[0])
+    return newest, saved
+
+
+def _other_run_problem(other: Path, saved: dict[str, Any], fingerprint: dict[str, Any], resume: bool) -> str:
+    """The one line for a run that found the checkpoint of another run of its output: what differs, and what to do
+    (never --restart to discard it: it is not this run's)."""
+    differences = "; ".join(_differences(saved["fingerprint"], fingerprint)[:3])
+    if resume:
+        return (f"the checkpoint in {other} is of another run of this output ({differences}): rerun with that run's "
+                "input, model and options to continue it, or delete that folder to discard it")
+    where = _saved_position(saved).describe(saved["fingerprint"])
+    return (f"the checkpoint in {other} is of another interrupted run of this output ({differences}; {where}): rerun "
+            "with that run's input, model and options and --resume to continue it, or add --restart to start this run "
+            "afresh beside it (delete that folder to discard it)")
+
+
+def _nothing_to_resume(folder: Path, fingerprint: dict[str, Any]) -> str:
+    """The one line for a --resume that finds no checkpoint of its run, naming a checkpoint of the engine before keys
+    where one of this output's name is there."""
+    message = (f"--resume: there is no checkpoint to continue in {folder.parent} for this output (it is removed when a "
+               "run finishes; --work-dir must be the one the interrupted run used)")
+    legacy = legacy_folder(folder.parent, fingerprint)
+    if legacy.is_dir():
+        message += (f"; {legacy} was left by an earlier engine, which named checkpoints by the output's file name only, "
+                    "and cannot be resumed (delete it once it is no longer needed)")
+    return message
+
+
+def _busy(folder: Path) -> InfSceneError:
+    return InfSceneError(f"another run of this output is using the checkpoint {folder}: wait for it or stop it")
+
+
+def _take_lock(folder: Path) -> Any:
+    """The checkpoint folder's lock, held until the returned handle is closed; refused in one line while a live run
+    holds it."""
+    lock = try_lock(folder / LOCK_FILE)
+    if lock is None:
+        raise _busy(folder)
+    return lock
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether a live run holds the checkpoint folder's lock (not one whose run removed it as it finished)."""
+    try:
+        lock = try_lock(folder / LOCK_FILE)
+    except OSError:
+        return False
+    if lock is not None:
+        lock.close()
+    return lock is None
+
+
 def check_checkpoint(folder: Path, fingerprint: dict[str, Any], resume: bool, restart: bool) -> Optional[Position]:
     """Before any work: refuse, in one line, a run that the checkpoint folder would stop; with `resume`, the position
     the run will go on from (the plan carries it, and Checkpoint.open checks that it still holds)."""
     if folder.exists():
-        lock = Checkpoint._take_lock(folder)
-        lock.close()
+        _take_lock(folder).close()
     problem = _problem(folder, fingerprint, resume, restart)
     if problem:
         raise InfSceneError(problem)
@@ -241,7 +343,7 @@ class Checkpoint:
         longer there), or new (an old one is removed only with `restart`)."""
         resume = resume_at is not None
         if folder.exists():
-            lock = cls._take_lock(folder)
+            lock = _take_lock(folder)
             problem = _problem(folder, fingerprint, resume, restart)
             if problem:
                 lock.close()
@@ -259,26 +361,19 @@ class Checkpoint:
                            arrays=dict.fromkeys(saved["arrays"]), input_content=saved["input_content"])
             lock.close()
             shutil.rmtree(folder)
-        elif resume:
-            raise InfSceneError(_problem(folder, fingerprint, resume, restart))
+        elif problem := _problem(folder, fingerprint, resume, restart):
+            raise InfSceneError(problem)
         try:
             folder.mkdir()
         except OSError as exc:
             raise InfSceneError(f"cannot make the checkpoint folder {folder}: {exc.strerror}") from exc
         try:
-            checkpoint = cls(folder, fingerprint, Position(), cls._take_lock(folder))
+            checkpoint = cls(folder, fingerprint, Position(), _take_lock(folder))
             checkpoint._write_manifest()
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         return checkpoint
-
-    @staticmethod
-    def _take_lock(folder: Path) -> Any:
-        lock = try_lock(folder / LOCK_FILE)
-        if lock is None:
-            raise InfSceneError(f"another run is using the checkpoint {folder} (the same output): wait for it or stop it")
-        return lock
 
     @staticmethod
     def _verified(folder: Path) -> dict[str, Any]:

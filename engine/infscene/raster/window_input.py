@@ -6,9 +6,15 @@ whole. What the run needs of it as a whole (which pixels are valid, the stretch 
 (`window_statistics`); the window is then read in model units wherever it is needed, one block at a
 time (`ModelBands`): into the low-resolution canvas the model work reads, and under each output row
 block when the output is written. Bitwise the same whichever blocks it is read in.
+
+Because the file is read again and again over the run's life, a file written to during the run would be
+read as two files: an input overwritten in place once gave an output with its visible bands from the old
+file and its NIR band, read at the end, from the new one (exit 0). So the run takes the file's identity
+when it is planned (`FileIdentity`) and checks it before its outputs appear (`check_unchanged`).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +40,55 @@ class WindowStatistics:
     fill: np.ndarray  # per band, input units: the mean of its valid pixels, given to the invalid ones
     ranges: tuple[tuple[float, float], ...]  # per band: the values an output band may take
     all_valid: bool
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What tells, without reading it, that a file is no longer the one a run started from: its device and inode
+    (another file renamed into its place), its size and modification time (a write), and its status-change time,
+    which every write, touch or chmod sets to the clock and no user can set back (a write with the modification
+    time restored). A touch or a chmod is taken as a change too: a run refused by mistake costs a rerun, a map of
+    two files mixed costs a wrong map."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        found = os.stat(path)
+        return cls(found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+    def change(self, path: Path) -> Optional[str]:
+        """How the file at `path` differs from the one this identity was taken of, in the user's terms (None: it
+        does not)."""
+        try:
+            now = FileIdentity.of(path)
+        except OSError:
+            return "it was moved or deleted"
+        if (now.device, now.inode) != (self.device, self.inode):
+            return "another file was put in its place"
+        return None if now == self else "it was written to, or its times or permissions were changed"
+
+    def rewritten(self, path: Path) -> bool:
+        """Whether the file at `path` now has another size or modification time: what a run's fingerprint, and so its
+        checkpoint's key, holds of it. False when the file cannot be seen (it may come back as it was)."""
+        try:
+            now = FileIdentity.of(path)
+        except OSError:
+            return False
+        return (now.size, now.mtime_ns) != (self.size, self.mtime_ns)
+
+
+def check_unchanged(path: Path, identity: FileIdentity) -> None:
+    """Refuse, in one line, to go on with an input that is no longer the file the run was planned on: called before
+    the outputs are renamed into place, so a run that read two files writes nothing."""
+    change = identity.change(path)
+    if change is not None:
+        raise InfSceneError(f"the input {path} changed while the run was using it ({change}), so the output would mix "
+                            "two files: nothing was written; rerun once the input is no longer being changed")
 
 
 INPUT_BLOCK_PIXELS = 250_000  # input pixels read at a time (about 30 bytes a pixel while they are converted)
