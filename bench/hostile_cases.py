@@ -447,18 +447,23 @@ def _resume_command(folder: Path, *extra: str) -> list[str]:
             "--progress", "none", *extra]
 
 
-def _stop_when_checkpointed(command: list[str], checkpoint: Path, stop: signal.Signals, env: dict[str, str]) -> None:
+def _stop_when_checkpointed(command: list[str], folder: Path, stop: signal.Signals, env: dict[str, str]) -> Path:
+    """Run `command`, stop it once its checkpoint in `folder` holds STOP_AT_TRANSITIONS steps; that checkpoint's folder
+    (named out.tif.KEY.infscene-checkpoint since a checkpoint belongs to one job; out.tif.infscene-checkpoint before)."""
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + TIMEOUT_S
+    found = folder / "out.tif.infscene-checkpoint"
     while time.monotonic() < deadline and process.poll() is None:
+        found = next(iter(folder.glob("out.tif*.infscene-checkpoint")), found)
         try:
-            if _manifest(checkpoint)["transitions_done"] >= STOP_AT_TRANSITIONS:
+            if _manifest(found)["transitions_done"] >= STOP_AT_TRANSITIONS:
                 break
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.01)
     process.send_signal(stop)
     process.wait(timeout=TIMEOUT_S)
+    return found
 
 
 def uninterrupted_pixels(engine: Path) -> bytes:
@@ -477,8 +482,7 @@ def run_resume_case(case: ResumeCase, engine: Path, reference: bytes) -> Outcome
         _uncompressed_naip(folder / "in.tif")
         _tiny_model(folder / "model", engine)
         env = _engine_env(engine)
-        checkpoint = folder / "out.tif.infscene-checkpoint"
-        _stop_when_checkpointed(_resume_command(folder), checkpoint, case.stop, env)
+        checkpoint = _stop_when_checkpointed(_resume_command(folder), folder, case.stop, env)
         case.damage(folder, checkpoint)
         start = time.monotonic()
         result = subprocess.run(_resume_command(folder, "--resume"), capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
