@@ -112,6 +112,19 @@ def seams(image: np.ndarray, borders: list[int]) -> float:
     return max(seam_score(image, borders, axis=2), seam_score(image, borders, axis=1))
 
 
+def lr_grid(image: np.ndarray, lr_shape: tuple[int, int]) -> float:
+    """The mean |step| between neighbouring output pixels across the LR pixel borders (where the owner changes)
+    over the mean |step| elsewhere, averaged over rows and columns: 1 = the input's pixel grid is not drawn. An
+    output's figure less the truth's (`lr_grid_excess` in the summary) is what the method adds (issue 38)."""
+    ratios = []
+    for axis, lr_len in ((2, lr_shape[1]), (1, lr_shape[0])):
+        steps = np.abs(np.diff(image.astype(np.float64), axis=axis)).mean(axis=(0, 3 - axis))
+        owners = owner(lr_len, image.shape[axis])
+        border = owners[1:] != owners[:-1]
+        ratios.append(steps[border].mean() / steps[~border].mean())
+    return float(np.mean(ratios))
+
+
 def lattice_lines(borders: list[int], size: int) -> list[int]:
     """The lines of the lattice the patch borders sit on (multiples of their gcd) that are not borders.
 
@@ -251,6 +264,8 @@ def measure(truth: np.ndarray, low: np.ndarray, output: np.ndarray, scale: float
         "hf_overlap_vs_single": round(high_frequency_ratio(output, truth, scale, cover >= 2)
                                       / high_frequency_ratio(output, truth, scale, cover == 1), 3),
         "lr_l1": round(lr_consistency(output, low), 3),
+        "lr_grid": round(lr_grid(output, low.shape[-2:]), 4),
+        "lr_grid_truth": round(lr_grid(truth, low.shape[-2:]), 4),
     }
 
 
@@ -328,7 +343,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
     return rows, summarise(rows, args, truth_features, sr_features)
 
 
-MEAN_MEASURES = {"psnr": 3, "ssim": 4, "hf_ratio": 3, "seam": 3, "seam_truth": 3, "seam_lattice": 3, "seam_lattice_truth": 3, "lr_l1": 3}  # key: decimals kept
+MEAN_MEASURES = {"psnr": 3, "ssim": 4, "hf_ratio": 3, "seam": 3, "seam_truth": 3, "seam_lattice": 3, "seam_lattice_truth": 3, "lr_l1": 3,
+                 "lr_grid": 4, "lr_grid_truth": 4}  # key: decimals kept
 BASELINE_MARGINS = {"bicubic": "psnr_vs_bicubic", "bicubic+proj": "psnr_vs_bicubic_proj"}  # method: summary key
 
 
@@ -355,13 +371,16 @@ def summarise(rows: list[dict], args: argparse.Namespace, truth_features: dict, 
     summary = []
     for (scene, scale, method, steps), members in groups.items():
         rams = [m["peak_ram_mb"] for m in members if m["peak_ram_mb"] is not None]
-        means = {k: finite_mean([m[k] for m in members], decimals) for k, decimals in MEAN_MEASURES.items()}
+        means = {k: finite_mean([m.get(k) for m in members], decimals) for k, decimals in MEAN_MEASURES.items()}
         seam, seam_truth = means["seam"], means["seam_truth"]
         entry = {"scene": scene, "scale": scale, "method": method, "steps": steps, "n": len(members), **means,
                  # the ratio of the means: one flat image's near-zero seam_truth cannot blow it up
                  "seam_ratio": round(seam / seam_truth, 3) if seam is not None and seam_truth else None,
                  # the borders against the other lines of their lattice: 1 = the fusion leaves no seam of its own
                  "seam_vs_lattice": round(seam / means["seam_lattice"], 3) if seam is not None and means["seam_lattice"] else None,
+                 # the input's pixel grid the method draws beyond the truth's own (issue 38's lattice excess)
+                 "lr_grid_excess": (round(means["lr_grid"] - means["lr_grid_truth"], 3)
+                                    if means["lr_grid"] is not None and means["lr_grid_truth"] is not None else None),
                  "mp_per_s": significant(float(np.mean([m["mp_per_s"] for m in members]))),
                  "peak_ram_mb": max(rams) if rams else None}
         if args.perceptual:
@@ -404,6 +423,7 @@ def summary_table(summary: list[dict]) -> str:
         "seam ratio": cell(e["seam_ratio"], ".3f"),
         "seam vs lattice": cell(e["seam_vs_lattice"], ".3f"),
         "lr_l1": cell(e["lr_l1"], ".3f"),
+        "LR grid excess": cell(e.get("lr_grid_excess"), "+.3f"),
         "MP/s": cell(e["mp_per_s"], ".3g"),
     } for e in summary]
     return markdown(rows, list(rows[0])) if rows else "no rows"

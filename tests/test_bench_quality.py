@@ -98,8 +98,8 @@ def test_the_summary_carries_the_means_and_both_margins() -> None:
     assert summary["bicubic"]["psnr_vs_bicubic"] == 0.0
     table = quality.summary_table(list(summary.values())).splitlines()
     assert table[0] == ("| scene | scale | method | PSNR | dB vs bicubic | dB vs bicubic+proj | SSIM | hf | KID x1000 "
-                        "| seam ratio | seam vs lattice | lr_l1 | MP/s |")
-    assert table[-1].startswith("| s | 4 | m/vcf | 26.50 | +1.50 | +1.00 | 0.5000 | 0.300 |  | 1.000 | 1.250 | 0.200 | 1 |")
+                        "| seam ratio | seam vs lattice | lr_l1 | LR grid excess | MP/s |")
+    assert table[-1].startswith("| s | 4 | m/vcf | 26.50 | +1.50 | +1.00 | 0.5000 | 0.300 |  | 1.000 | 1.250 | 0.200 |  | 1 |")
 
 
 def test_the_lattice_lines_are_the_borders_period_without_the_borders() -> None:
@@ -127,3 +127,11 @@ def test_the_frontier_reads_each_models_details_in_order_and_the_projection_base
         frontier.parse_model("no-label.json")
     frontier.draw(found, projection, 4.0, tmp_path / "plane.png")
     assert cv2.imread(str(tmp_path / "plane.png")).shape[2] == 3
+
+
+def test_the_lr_grid_measure_sees_block_steps_and_not_a_smooth_ramp() -> None:
+    """Issue 38's measure: steps across the LR pixel borders over steps elsewhere (4x: every 4th column and row)."""
+    ramp = np.broadcast_to(np.arange(64, dtype=np.float64)[None, None, :] + np.arange(64)[None, :, None], (3, 64, 64))
+    assert quality.lr_grid(ramp, (16, 16)) == pytest.approx(1.0, abs=1e-12)
+    blocks = np.random.default_rng(0).normal(size=(3, 16, 16)).repeat(4, axis=1).repeat(4, axis=2)
+    assert quality.lr_grid(0.1 * ramp + 0.25 * blocks, (16, 16)) > 1.5  # a block-constant correction's grid
