@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Optional, Sequence
+import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
 
 from . import protocol
 from .progress import Progress
@@ -20,6 +22,20 @@ def warn(messages: Sequence[str], json_events: bool) -> None:
         if json_events:
             emit(protocol.RunWarning(message))
         print(f"infscene: warning: {message}", file=sys.stderr)
+
+
+@contextmanager
+def warnings_as_lines(json_events: bool) -> Iterator[None]:
+    """Inside: a Python warning that reaches the command line (a library's, not filtered where it arises) is one line
+    like the engine's own warnings (and a `warning` event), not Python's file, line number and source line."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None,
+             line: Optional[str] = None) -> None:
+        warn([(str(message).strip().splitlines() or [category.__name__])[0]], json_events)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def plan_line(plan: protocol.Plan) -> str:
