@@ -35,6 +35,7 @@ from infscene.errors import Cancelled, InfSceneError
 from infscene.diffusion.fusion import FusionMode
 from infscene.plan import plan_run, SROptions
 from infscene.run import super_resolve
+from infscene.sr_options import OPTION
 from infscene.progress import Progress
 from infscene.execution.store import RunStore
 
@@ -335,6 +336,10 @@ def test_an_address_that_never_answers_is_one_line_within_the_timeout(monkeypatc
                                             r"10\.255\.255\.1:8786 gave no answer within 5 s \(an unroutable address"):
         scaleout.check_scheduler("tcp://10.255.255.1:8786", "tcp://10.255.255.1:8786")
     assert len(bounds) == 1 and 0 < bounds[0] <= scaleout.CONNECT_TIMEOUT_S
+
+
+def test_the_help_says_the_bound() -> None:
+    assert f"within {scaleout.CONNECT_TIMEOUT_S:g} s" in OPTION["dask"].help
 
 
 def test_a_scheduler_passes_the_check(cluster: Client) -> None:

@@ -9,6 +9,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 from . import protocol
 from .progress import Progress
+from .sr_options import band_numbers
 
 
 def emit(event: protocol.Event) -> None:
@@ -50,10 +51,11 @@ def plan_line(plan: protocol.Plan) -> str:
 
 
 def band_list(text: str) -> list[int]:
-    try:
-        return [int(b) for b in text.split(",")]
-    except ValueError:
+    """--bands as argparse's type: the option table's reading of "3,2,1,4"."""
+    bands = band_numbers(text)
+    if bands is None:
         raise argparse.ArgumentTypeError(f"bands must be comma-separated band numbers such as 3,2,1,4, got {text!r}")
+    return list(bands)
 
 
 def progress_reporter(kind: str, total: int) -> tuple[Optional[Callable[[Progress], None]], Callable[[], None]]:

@@ -32,6 +32,7 @@ from rasterio.windows import Window
 
 from ..errors import InfSceneError
 from ..protocol import SCALE_MAX, SCALE_MIN_EXCLUSIVE, SOURCE_BAND_TAG
+from ..sr_options import OPTION, band_numbers
 from .blocks import blocks, pixels_in, window_of
 
 VISIBLE = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
@@ -199,7 +200,10 @@ def _band_roles(ds: rasterio.DatasetReader, bands: Optional[Sequence[int]] = Non
     interp = list(ds.colorinterp)
     alpha = next((i + 1 for i, c in enumerate(interp) if c == ColorInterp.alpha), None)
     if bands is not None:
-        bands = [int(b) for b in bands]
+        problem = OPTION["bands"].problem(bands)  # a list of whole numbers, or text such as "3,2,1,4"
+        if problem is not None:
+            raise InfSceneError(problem)
+        bands = list(band_numbers(bands))
         bad = [b for b in bands if not 1 <= b <= ds.count]
         if bad:
             raise InfSceneError(f"band {bad[0]} does not exist: the raster has {ds.count} band(s)")
