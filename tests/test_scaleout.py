@@ -8,15 +8,20 @@ mid-run, the client killed at step k and resumed, a cancel through the cluster, 
 from __future__ import annotations
 
 import errno
+import http.server
 import json
 import os
 import signal
+import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -30,6 +35,7 @@ from infscene.errors import Cancelled, InfSceneError
 from infscene.diffusion.fusion import FusionMode
 from infscene.plan import plan_run, SROptions
 from infscene.run import super_resolve
+from infscene.sr_options import OPTION
 from infscene.progress import Progress
 from infscene.execution.store import RunStore
 
@@ -247,6 +253,99 @@ def test_a_bad_scheduler_address_is_one_line(monkeypatch: pytest.MonkeyPatch, ti
     with pytest.raises(InfSceneError, match="local:N needs N between 1 and"):
         super_resolve(naip, tmp_path / "out.tif", _sr3(tiny_model_dir, dask="local:0"))
     assert list(tmp_path.iterdir()) == []
+
+
+class _AnswersHttpAtOnce(socketserver.BaseRequestHandler):
+    """A service that greets every connection with an HTTP reply before reading anything."""
+
+    def handle(self) -> None:
+        self.request.sendall(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+
+@contextmanager
+def _serving(server: socketserver.TCPServer) -> Iterator[str]:
+    """`server` answering on a thread of this process; its tcp:// address."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("service, reason", [
+    (lambda: http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler),
+     "gave no Dask handshake within 1 s"),  # waits for a request line that never comes: Dask's client waited forever
+    (lambda: socketserver.ThreadingTCPServer(("127.0.0.1", 0), _AnswersHttpAtOnce),
+     "answers, but not in Dask's protocol"),  # read as a frame length: an internal MemoryError of 3 EiB
+])
+def test_a_service_that_is_not_a_dask_scheduler_is_one_line_within_the_timeout(
+        monkeypatch: pytest.MonkeyPatch, service: Callable[[], socketserver.TCPServer], reason: str) -> None:
+    monkeypatch.setattr(scaleout, "CONNECT_TIMEOUT_S", 1)
+    with _serving(service()) as address:
+        with pytest.raises(InfSceneError, match=f"^cannot reach the Dask scheduler at {address}: the service there "
+                                                f"{reason}; give the scheduler's own port") as error:
+            with scaleout.connect(address):
+                pass
+    assert "\n" not in str(error.value)
+
+
+def test_a_web_server_as_scheduler_writes_nothing(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, naip: Path,
+                                                   tmp_path: Path) -> None:
+    monkeypatch.setattr(scaleout, "CONNECT_TIMEOUT_S", 1)
+    with _serving(socketserver.ThreadingTCPServer(("127.0.0.1", 0), _AnswersHttpAtOnce)) as address:
+        with pytest.raises(InfSceneError, match="not in Dask's protocol"):
+            super_resolve(naip, tmp_path / "out.tif", _sr3(tiny_model_dir, dask=address))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("address, message", [
+    ("http://127.0.0.1:8787", r"^--dask http://127\.0\.0\.1:8787 is a web address \(the dashboard's\?\): give the "
+                              r"scheduler's address, tcp://HOST:8786"),
+    ("gopher://10.0.0.5:8786", r"^--dask gopher://10\.0\.0\.5:8786: Dask has no gopher:// connections \(it knows .*"
+                               r"tcp://"),
+    ("ucx://10.0.0.5:8786", r"^--dask ucx://10\.0\.0\.5:8786: this machine's Dask cannot open ucx:// connections .*"
+                            r"distributed-ucxx"),  # an internal TypeError before
+    ("tls://10.0.0.5:8786", r"^--dask tls://10\.0\.0\.5:8786: tls:// needs the cluster's certificates in Dask's "
+                            r"configuration"),  # an internal TypeError before
+    ("tcp://10.0.0.5", r"^--dask tcp://10\.0\.0\.5: give the scheduler's host and port, e.g\. tcp://10\.0\.0\.5:8786 "
+                       r"\(missing port number"),
+    ("tcp://10.0.0.5:99999", r"^--dask tcp://10\.0\.0\.5:99999: give the scheduler's host and port \(1-65535\)"),
+    ("tcp://[::1", r"^--dask tcp://\[::1: give the scheduler's host and port"),
+    ("tcp://scheduler.invalid:8786", r"^cannot reach the Dask scheduler at tcp://scheduler\.invalid:8786: the host name "
+                                     r"scheduler\.invalid is not known"),  # RFC 6761: never resolves
+    ("inproc://x", r"^--dask inproc://x: not an inproc:// address"),
+])
+def test_an_address_dask_cannot_use_is_one_line_at_once(address: str, message: str) -> None:
+    with pytest.raises(InfSceneError, match=message) as error:
+        scaleout.check_scheduler(address, address)
+    assert "\n" not in str(error.value)
+
+
+def test_an_address_that_never_answers_is_one_line_within_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unroutable address (or a firewall that drops packets) waited for Dask's 20 s of retries. No packet leaves
+    this sandbox, so the TCP connection's timeout is what the test gives; the bound passed to it is checked."""
+    bounds = []
+
+    def never_answers(where: tuple[str, int], timeout: float) -> socket.socket:
+        bounds.append(timeout)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(scaleout.socket, "create_connection", never_answers)
+    with pytest.raises(InfSceneError, match=r"^cannot reach the Dask scheduler at tcp://10\.255\.255\.1:8786: "
+                                            r"10\.255\.255\.1:8786 gave no answer within 5 s \(an unroutable address"):
+        scaleout.check_scheduler("tcp://10.255.255.1:8786", "tcp://10.255.255.1:8786")
+    assert len(bounds) == 1 and 0 < bounds[0] <= scaleout.CONNECT_TIMEOUT_S
+
+
+def test_the_help_says_the_bound() -> None:
+    assert f"within {scaleout.CONNECT_TIMEOUT_S:g} s" in OPTION["dask"].help
+
+
+def test_a_scheduler_passes_the_check(cluster: Client) -> None:
+    scaleout.check_scheduler(cluster.scheduler.address, cluster.scheduler.address)
+    scaleout.check_scheduler(cluster.scheduler.address.removeprefix("tcp://"), "as HOST:PORT")
 
 
 def test_a_cluster_without_workers_is_one_line(monkeypatch: pytest.MonkeyPatch, tiny_model_dir: Path, naip: Path,

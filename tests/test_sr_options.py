@@ -18,6 +18,7 @@ from infscene.plan import SROptions, _check_options
 from infscene.sr_options import OPTIONS, RUN, Option, help_text, options_in
 
 RANGED = [option for option in options_in(RUN) if option.minimum is not None]
+OPTION_BANDS = sr_options.OPTION["bands"]
 LIBRARY_ONLY = {"memmap_above_bytes"}  # an SROptions field for tests and benchmarks, not an option of the command
 
 
@@ -89,7 +90,7 @@ def test_the_run_refuses_what_lies_outside_the_tables_range_in_its_words(option:
     ("batch_size", 0, "batch size must be between 1 and 4096 patches, got 0"),
     ("patch", 513, "patch size must be between 1 and 512 output pixels, got 513"),
     ("detail", float("nan"), "detail must be a number from 0 (faithful) to 1 (detailed), got nan"),
-    ("detail", "0.5", "detail must be a number from 0 (faithful) to 1 (detailed), got 0.5"),
+    ("detail", "0.5", "detail must be a number, got '0.5'"),
     ("margin", 4097, "margin must be between 0 and 4096 input pixels, got 4097"),
     ("threads_per_worker", 0, "threads per worker must be between 1 and 256, got 0"),
     ("scale", 1.0, "scale factor must be in (1, 16], got 1"),
@@ -113,3 +114,32 @@ def test_every_choice_has_a_label_and_no_option_says_auto_with_a_sentinel() -> N
         assert not sentinel or option.minimum == option.default, option.name
         if option.default is None and option.kind not in (sr_options.PATH,) and not option.group:
             assert option.auto, f"{option.name}: say what None means"
+
+
+WRONG_TYPES = {  # a value of another type than each kind takes, as a Python caller could give it
+    sr_options.INT: ["3", 2.5, True], sr_options.FLOAT: ["4", True], sr_options.TEXT: [5],
+    sr_options.CHOICE: [3], sr_options.PATH: [123], sr_options.BANDS: [[1.0, 2, 3], "1,2,x", [0, 1, 2], 5],
+    sr_options.BOUNDS: [(1, 2, 3), "0 0 1 1", (0, 0, "x", 1)], sr_options.SWITCH: ["yes", None],
+    sr_options.OFF_SWITCH: ["no", None],
+}
+
+
+@pytest.mark.parametrize("option", options_in(RUN), ids=[o.name for o in options_in(RUN)])
+def test_a_value_of_the_wrong_type_is_refused_by_the_options_name(option: Option) -> None:
+    """The Python API raised ValueError, TypeError or AttributeError for these, or took them (seed 1.5)."""
+    for value in WRONG_TYPES[option.kind]:
+        with pytest.raises(InfSceneError, match=f"^{option.noun or option.name.replace('_', ' ')} must be ") as err:
+            _check_options(SROptions(**{option.name: value}))
+        assert str(err.value) == option.problem(value), value
+
+
+@pytest.mark.parametrize("name", [o.name for o in options_in(RUN) if o.default is not None])
+def test_none_is_auto_only_where_the_default_is(name: str) -> None:
+    with pytest.raises(InfSceneError, match=r"must be given \(its default is .*\), got None"):
+        _check_options(SROptions(**{name: None}))
+
+
+def test_bands_are_a_list_or_the_command_lines_text() -> None:
+    assert sr_options.band_numbers([3, 2, 1, 4]) == sr_options.band_numbers("3, 2,1,4") == (3, 2, 1, 4)
+    assert sr_options.band_numbers("3,,1") is None and sr_options.band_numbers([3, 2.0]) is None
+    assert OPTION_BANDS.problem("3,2,1,4") is None and OPTION_BANDS.problem((3, 2, 1)) is None

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Optional, Sequence
+import warnings
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
 
 from . import protocol
 from .progress import Progress
+from .sr_options import band_numbers
 
 
 def emit(event: protocol.Event) -> None:
@@ -22,6 +25,20 @@ def warn(messages: Sequence[str], json_events: bool) -> None:
         print(f"infscene: warning: {message}", file=sys.stderr)
 
 
+@contextmanager
+def warnings_as_lines(json_events: bool) -> Iterator[None]:
+    """Inside: a Python warning that reaches the command line (a library's, not filtered where it arises) is one line
+    like the engine's own warnings (and a `warning` event), not Python's file, line number and source line."""
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: object = None,
+             line: Optional[str] = None) -> None:
+        warn([(str(message).strip().splitlines() or [category.__name__])[0]], json_events)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def plan_line(plan: protocol.Plan) -> str:
     """The `plan` event as the CLI's one line, e.g. `512x384 output, 25 patches x 4 steps, resuming at sample 2, step 3
     of 4, on Dask local:4`: made from the event alone, so the line and the plugin say the same."""
@@ -34,10 +51,11 @@ def plan_line(plan: protocol.Plan) -> str:
 
 
 def band_list(text: str) -> list[int]:
-    try:
-        return [int(b) for b in text.split(",")]
-    except ValueError:
+    """--bands as argparse's type: the option table's reading of "3,2,1,4"."""
+    bands = band_numbers(text)
+    if bands is None:
         raise argparse.ArgumentTypeError(f"bands must be comma-separated band numbers such as 3,2,1,4, got {text!r}")
+    return list(bands)
 
 
 def progress_reporter(kind: str, total: int) -> tuple[Optional[Callable[[Progress], None]], Callable[[], None]]:

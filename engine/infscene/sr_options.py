@@ -13,6 +13,8 @@ it, and tests/test_sr_options.py walks it against each of them.
 Like protocol.py this module uses the standard library only and keeps to Python 3.7 syntax: the plugin ships a
 byte-identical copy (infscene_qgis/sr_options.py, kept identical by a test) and must never import the engine.
 """
+import numbers
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
@@ -108,19 +110,31 @@ class Option:
             return "{:g} or more".format(low)
         return "between {:g} and {:g}{}".format(low, high, " " + self.unit if self.unit else "")
 
+    @property
+    def words(self) -> str:
+        """The option in messages: "batch size", "scale factor"."""
+        return self.noun or self.name.replace("_", " ")
+
     def problem(self, value: Any) -> Optional[str]:
-        """Why `value` is not one this option takes, whatever the raster and the model (None: it is, or it is auto)."""
+        """Why `value` is not one this option takes, whatever the raster and the model (None: it is).
+
+        The value's type is checked first, as the engine's Python callers give it (the command line and the plugin
+        parse text into these types): a value of another type passed a range check and crashed later, or compared
+        text with numbers. None is "auto", taken only by options whose default is None."""
         if value is None:
-            return None
+            return None if self.default is None else "{} must be given (its default is {}), got None".format(
+                self.words, self.default)
+        problem = _TYPE_PROBLEMS[self.kind](self, value)
+        if problem is not None:
+            return problem
         if self.choices and self.kind == CHOICE and value not in self.values:
-            return "{} must be one of {}, got {}".format(self.noun or self.name, ", ".join(self.values), value)
+            return "{} must be one of {}, got {}".format(self.words, ", ".join(self.values), value)
         if self.minimum is None:
             return None
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        inside = number and (self.minimum < value if self.above_minimum else self.minimum <= value)
+        inside = self.minimum < value if self.above_minimum else self.minimum <= value
         if not (inside and (self.maximum is None or value <= self.maximum)):
             shown = "{:g}".format(value) if isinstance(value, float) else value
-            return "{} must be {}, got {}".format(self.noun or self.name.replace("_", " "), self.range_text(), shown)
+            return "{} must be {}, got {}".format(self.words, self.range_text(), shown)
         return None
 
     def appears_in(self, place: str) -> bool:
@@ -132,6 +146,45 @@ class Option:
             return None
         return "this model is {}: only {} models take {}".format(family.upper(), self.family, self.flag)
 
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def band_numbers(value: Any) -> Optional[Tuple[int, ...]]:
+    """1-based band numbers from a list of whole numbers or from text such as "3,2,1,4" (the command line's and the
+    plugin's form); None for anything else."""
+    if isinstance(value, str):
+        parts = value.replace(" ", "").split(",")
+        return tuple(int(part) for part in parts) if all(part.isdigit() for part in parts) else None
+    if isinstance(value, (list, tuple)) and all(_is_whole(band) for band in value):
+        return tuple(int(band) for band in value)
+    return None
+
+
+def _type_problem(expected: str, fits: Any) -> Any:
+    """A check that `value` is of a kind's type: None, or "<option> must be <expected>, got <value>"."""
+    return lambda option, value: None if fits(value) else "{} must be {}, got {!r}".format(option.words, expected, value)
+
+
+_TYPE_PROBLEMS = {
+    INT: _type_problem("a whole number", _is_whole),
+    FLOAT: _type_problem("a number", _is_number),
+    TEXT: _type_problem("text", lambda value: isinstance(value, str)),
+    CHOICE: lambda option, value: None,  # any value that is not one of the choices is refused by name
+    PATH: _type_problem("a path", lambda value: isinstance(value, (str, os.PathLike))),
+    BANDS: _type_problem('band numbers such as [3, 2, 1, 4] or "3,2,1,4"',
+                         lambda value: band_numbers(value) is not None and min(band_numbers(value), default=0) >= 1),
+    BOUNDS: _type_problem("four numbers, (minx, miny, maxx, maxy)",
+                          lambda value: isinstance(value, (list, tuple)) and len(value) == 4
+                          and all(_is_number(v) for v in value)),
+    SWITCH: _type_problem("True or False", lambda value: isinstance(value, bool)),
+    OFF_SWITCH: _type_problem("True or False", lambda value: isinstance(value, bool)),
+}
 
 PANEL = (RUN, DOCK, PROCESSING)  # on the command line, in the panel and in Processing
 
@@ -204,7 +257,8 @@ OPTIONS: Tuple[Option, ...] = (
            "interrupted run starts over", default=True),
     Option("dask", "--dask", TEXT, "run the model work on a Dask cluster: a scheduler address (tcp://host:8786), a "
            "scheduler file (.json), or local:N for N local worker processes; the output is the same as without, and "
-           "the work folder must be one every worker reaches", label="Dask cluster", auto="this machine",
+           "the work folder must be one every worker reaches; an address where no Dask scheduler answers within 5 s "
+           "is refused", label="Dask cluster", auto="this machine",
            metavar="ADDRESS", places=(RUN, PROCESSING, ADVANCED)),
     Option("threads_per_worker", "--threads-per-worker", INT, "threads of each local:N Dask worker", default=1,
            minimum=1, maximum=MAX_THREADS_PER_WORKER),

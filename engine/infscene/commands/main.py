@@ -20,7 +20,7 @@ import torch
 
 from .. import __version__, protocol
 from .. import sr_options as table
-from ..console import emit, plan_line, progress_reporter, warn
+from ..console import emit, plan_line, progress_reporter, warn, warnings_as_lines
 from ..diffusion.fusion import FusionMode
 from ..errors import Cancelled, InfSceneError
 from ..execution import allocator
@@ -42,6 +42,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_CANCELLED = 130  # 128 + SIGINT: Ctrl-C, or a cancel
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143: what a shell, a scheduler (SLURM, Kubernetes) or `timeout` expect after SIGTERM
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141: a reader that went away (`| head`), as a Unix tool killed by SIGPIPE exits
 DEBUG_VARIABLE = "INFSCENE_DEBUG"
 
 
@@ -65,7 +66,7 @@ def add_sr_parser(subparsers: argparse._SubParsersAction) -> None:
         help="super-resolve a raster",
         description="Super-resolve a georeferenced raster (GeoTIFF or any GDAL raster) seamlessly, at any size.",
     )
-    p.add_argument("input", type=Path, help="input raster (e.g. a Planet or NAIP GeoTIFF)")
+    p.add_argument("input", help="input raster: a file, or any path GDAL reads (/vsizip/, /vsicurl/...); e.g. a Planet or NAIP GeoTIFF")
     p.add_argument("output", type=Path, help="output GeoTIFF; written only when complete")
     add_option_flags(p, OPTIONS, one_size_required=True)
     p.set_defaults(func=run_sr)
@@ -222,17 +223,61 @@ def _fail(message: str, json_events: bool, cancelled: bool = False) -> None:
     print(f"infscene: {message}", file=sys.stderr)
 
 
+def _closed_streams_to_devnull() -> None:
+    """Send what would go to a closed stdout or stderr (`>&-`, `2>&-`) to /dev/null, so the run goes on and its exit
+    status says how it ended.
+
+    Python leaves sys.stderr None for a closed fd 2 (print(file=None) then writes stderr's lines among stdout's
+    outputs, and the progress bar fails the run at once, silently), and a shell script that execs the engine leaves
+    itself open, read-only, as fd 2 (every message then fails with EBADF). A closed descriptor is also taken by the
+    next file the run opens, and GDAL's or torch's own messages to fd 2 would be written into it: /dev/null takes
+    the place first."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None and _writable(fd):
+            continue
+        if not _writable(fd):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+        setattr(sys, name, open(os.devnull, "w"))
+
+
+def _writable(fd: int) -> bool:
+    """Whether `fd` is open for writing (a write of no bytes fails with EBADF on a closed or read-only one)."""
+    try:
+        os.write(fd, b"")
+    except OSError:
+        return False
+    return True
+
+
+def _reader_gone() -> int:
+    """The reader of stdout or stderr went away (`--progress json | head -c 1`): stop quietly, as Unix tools do. The
+    run has already cleaned up on its way out (a stop mid-run is a cancel); what is left to flush goes to /dev/null,
+    or Python would report the broken pipe again at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     json_events = _wants_json(argv)
+    _closed_streams_to_devnull()
     signal.signal(signal.SIGTERM, _raise_terminated)
     # A process started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
     # installs no KeyboardInterrupt handler: Ctrl-C or `kill -INT` would be ignored and the run go on.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        args = build_parser().parse_args(argv)
-        allocator.for_model_work()  # until a plan sends the model work elsewhere (run_sr)
-        return args.func(args)
+        with warnings_as_lines(json_events):
+            args = build_parser().parse_args(argv)
+            allocator.for_model_work()  # until a plan sends the model work elsewhere (run_sr)
+            return args.func(args)
+    except BrokenPipeError:
+        return _reader_gone()
     except UsageError as exc:
         _fail(str(exc), json_events)
         return EXIT_USAGE

@@ -2,6 +2,8 @@
 
 `--dask ADDRESS` runs a scene on an existing cluster (a scheduler address or a scheduler file: a Pangeo
 deployment, dask-jobqueue on SLURM or PBS, Kubernetes) or on a LocalCluster of worker processes (`local:N`).
+An address is checked before the run uses it (check_scheduler): its scheme, its host and port, and one Dask
+handshake, all within CONNECT_TIMEOUT_S (5 s), so a wrong address is one line at once, never a wait without end.
 InfScene does not schedule anything itself: each reverse step is a set of Dask tasks.
 
 Why a shared store and not workers owning strips (docs/scale-out.md): the state of every step lives
@@ -16,10 +18,12 @@ resources: when workers advertise `GPU`, model tasks ask for one.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
@@ -27,7 +31,10 @@ from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 import numpy as np
 import torch
 from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_worker
+from distributed.comm import connect as comm_connect, inproc, registry
+from distributed.comm.addressing import parse_host_port
 from distributed.scheduler import KilledWorker
+from distributed.security import Security
 
 from ..diffusion.canvas import Canvas
 from ..diffusion.executor import Combine, PatchWork
@@ -47,8 +54,10 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 PLUGIN_NAME = "infscene-model"
-CONNECT_TIMEOUT_S = 20
-PROBE_TIMEOUT_S = 1.0  # a first TCP connection: a refused one fails here at once, not after CONNECT_TIMEOUT_S of retries
+CONNECT_TIMEOUT_S = 5.0  # to reach a scheduler: its TCP connection and Dask's handshake together (check_scheduler)
+SCHEDULER_PORT = 8786  # where `dask scheduler` listens unless told otherwise
+SOCKET_SCHEMES = ("tcp", "tls", "ws", "wss")  # HOST:PORT addresses, reached by a plain TCP connection first
+ENCRYPTED_SCHEMES = ("tls", "wss")  # need the cluster's certificates (Dask's TLS configuration)
 WORKER_WAIT_S = 60
 POLL_S = 0.05  # how often a wait looks for finished tasks and at the cancel flag
 TASKS_IN_FLIGHT_PER_WORKER = 2
@@ -74,22 +83,128 @@ def read_scheduler_file(path: Path) -> str:
     return address
 
 
-def probe_scheduler(address: str, shown: str) -> None:
-    """Refuse at once a tcp:// (or host:port) address where nothing listens: Dask's client retries a refused connection
-    until its timeout (23 s). A probe that only times out proves nothing (a slow network), so the client tries then."""
-    host_port = address.split("://", 1)[1] if "://" in address else address
-    if "://" in address and not address.startswith("tcp://"):
-        return  # tls://, ucx://, inproc://: Dask's own connection does the checking
-    host, _, port = host_port.rpartition(":")
-    if not host or not port.isdigit():
+def check_scheduler(address: str, shown: str) -> None:
+    """Refuse, within CONNECT_TIMEOUT_S and in one line, an address where no Dask scheduler answers.
+
+    Dask's client has no bound on its handshake (a web server that waits for a request line holds it forever),
+    reads any reply as a frame length (an HTTP answer asks for exabytes), retries a refused connection for its whole
+    timeout and fails with a TypeError on a scheme it cannot use. So the address is taken apart here first, the host
+    reached with a plain TCP connection, then one Dask handshake made, all within CONNECT_TIMEOUT_S: a scheduler
+    answers in milliseconds, and a slower network than that is not one a run's tasks could use either.
+    """
+    scheme, location = _scheme_and_location(address, shown)
+    if scheme == "inproc":
+        _check_in_process(location, shown)
         return
+    connection_args = _connection_args(scheme, shown)
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    if scheme in SOCKET_SCHEMES:
+        _reach(*_host_and_port(location, shown), shown, deadline)
+    _handshake(f"{scheme}://{location}", connection_args, shown, deadline)
+
+
+def _scheme_and_location(address: str, shown: str) -> tuple[str, str]:
+    """The scheme (tcp when none is given, as Dask reads it) and the rest; one line for a scheme Dask does not have."""
+    scheme, _, location = address.rpartition("://")
+    scheme = scheme.lower() or "tcp"
+    if scheme in ("http", "https"):
+        raise InfSceneError(f"--dask {shown} is a web address (the dashboard's?): give the scheduler's address, "
+                            f"tcp://HOST:{SCHEDULER_PORT} (the line `Scheduler at:` that `dask scheduler` prints)")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+        registry.get_backend(scheme)
+    except ValueError as exc:
+        raise InfSceneError(f"--dask {shown}: Dask has no {scheme}:// connections (it knows "
+                            f"{', '.join(s + '://' for s in sorted(registry.backends))}); give the scheduler's "
+                            f"address, e.g. tcp://10.0.0.5:{SCHEDULER_PORT}") from exc
+    return scheme, location
+
+
+def _connection_args(scheme: str, shown: str) -> dict[str, Any]:
+    """What Dask's connector needs for `scheme` (the TLS context of Dask's config); one line where it has none."""
+    try:
+        registry.get_backend(scheme).get_connector()
+    except Exception as exc:  # ucx:// is an abstract stub without the distributed-ucxx package: a TypeError
+        raise InfSceneError(f"--dask {shown}: this machine's Dask cannot open {scheme}:// connections "
+                            f"({_first_line(exc)}); install the package that provides them (distributed-ucxx for "
+                            "UCX), or give the scheduler's tcp:// address") from exc
+    connection_args = Security().get_connection_args("client")
+    if scheme in ENCRYPTED_SCHEMES and connection_args["ssl_context"] is None:
+        raise InfSceneError(f"--dask {shown}: {scheme}:// needs the cluster's certificates in Dask's configuration "
+                            "(distributed.comm.tls.ca-file, .client.cert and .client.key, in ~/.config/dask/ or as "
+                            "DASK_DISTRIBUTED__COMM__TLS__... variables)")
+    return connection_args
+
+
+def _host_and_port(location: str, shown: str) -> tuple[str, int]:
+    """HOST:PORT of a socket address, its port a TCP port; one line for anything else."""
+    try:
+        host, port = parse_host_port(location)
+        port = int(port)
+    except ValueError as exc:
+        raise InfSceneError(f"--dask {shown}: give the scheduler's host and port, e.g. tcp://10.0.0.5:"
+                            f"{SCHEDULER_PORT} ({_first_line(exc)})") from exc
+    if not host or not 1 <= port <= 65535:
+        raise InfSceneError(f"--dask {shown}: give the scheduler's host and port (1-65535), e.g. tcp://10.0.0.5:"
+                            f"{SCHEDULER_PORT}")
+    return host, port
+
+
+def _reach(host: str, port: int, shown: str, deadline: float) -> None:
+    """A plain TCP connection to the scheduler's host, which tells a refused port, an unknown name and an address
+    that never answers apart, each in one line."""
+    where = f"{host}:{port}"
+    try:
+        socket.create_connection((host, port), timeout=max(0.0, deadline - time.monotonic())).close()
     except ConnectionRefusedError as exc:
-        raise InfSceneError(f"cannot reach the Dask scheduler at {shown}: nothing listens at {host_port} (connection "
+        raise InfSceneError(f"cannot reach the Dask scheduler at {shown}: nothing listens at {where} (connection "
                             "refused); start the scheduler, or check the address") from exc
-    except OSError:  # a timeout, a name that does not resolve yet: left to the client and its timeout
-        pass
+    except socket.gaierror as exc:
+        raise InfSceneError(f"cannot reach the Dask scheduler at {shown}: the host name {host} is not known "
+                            f"({exc.strerror}); check the address") from exc
+    except TimeoutError as exc:
+        raise InfSceneError(f"cannot reach the Dask scheduler at {shown}: {where} gave no answer within "
+                            f"{CONNECT_TIMEOUT_S:g} s (an unroutable address, or a firewall dropping the connection); "
+                            "check the address and that this machine may reach it") from exc
+    except OSError as exc:
+        raise InfSceneError(f"cannot reach the Dask scheduler at {shown}: {where}: {exc.strerror or exc}; check the "
+                            "address") from exc
+
+
+def _handshake(address: str, connection_args: dict[str, Any], shown: str, deadline: float) -> None:
+    """One Dask handshake with `address` before the deadline, then closed: proof that a Dask server answers there.
+
+    It runs on an event loop of its own in a thread, whatever loop the caller runs (a notebook's). Whatever the peer
+    sends that Dask cannot decode fails in Dask's reader with any exception (a MemoryError for an HTTP reply), so
+    every exception here means the same: not a Dask scheduler.
+    """
+    seconds = max(0.001, deadline - time.monotonic())
+
+    async def exchange() -> None:
+        comm = await asyncio.wait_for(comm_connect(address, timeout=seconds, **connection_args), seconds)
+        await comm.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            pool.submit(asyncio.run, exchange()).result()
+        except Exception as exc:
+            reason = (f"gave no Dask handshake within {CONNECT_TIMEOUT_S:g} s" if isinstance(exc, TimeoutError)
+                      else "answers, but not in Dask's protocol")
+            raise InfSceneError(f"cannot reach the Dask scheduler at {shown}: the service there {reason}; give the "
+                                f"scheduler's own port (usually {SCHEDULER_PORT}; the dashboard's, 8787, is a web "
+                                "page)") from exc
+
+
+def _check_in_process(location: str, shown: str) -> None:
+    """An inproc:// address names a scheduler inside this Python process (a LocalCluster of threads): it is there,
+    or the address is one line."""
+    try:
+        listener = inproc.global_manager.get_listener_for(location)
+    except ValueError as exc:
+        raise InfSceneError(f"--dask {shown}: not an inproc:// address ({_first_line(exc)})") from exc
+    if listener is None:
+        raise InfSceneError(f"cannot reach the Dask scheduler at {shown}: no scheduler of this process has that "
+                            "address (inproc:// addresses live only inside the Python process that made them); give "
+                            f"the scheduler's tcp:// address")
 
 
 @contextmanager
@@ -107,10 +222,10 @@ def connect(address: str, threads_per_worker: int = 1) -> Iterator[Any]:
             if not Path(scheduler).is_file():
                 raise InfSceneError(f"--dask {address}: no such scheduler file")
             target = read_scheduler_file(Path(scheduler))
-            probe_scheduler(target, address)
+            check_scheduler(target, address)
             client = Client(target, timeout=CONNECT_TIMEOUT_S)
         else:
-            probe_scheduler(scheduler, address)
+            check_scheduler(scheduler, address)
             client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
     except (OSError, TimeoutError, ValueError) as exc:
         if cluster is not None:

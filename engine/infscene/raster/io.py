@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
+import stat
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,12 +27,13 @@ import rasterio
 import rasterio.shutil
 from affine import Affine
 from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning, RasterioError, WindowError
 from rasterio import windows
+from rasterio.errors import NodataShadowWarning, NotGeoreferencedWarning, RasterioError, WindowError
 from rasterio.windows import Window
 
 from ..errors import InfSceneError
 from ..protocol import SCALE_MAX, SCALE_MIN_EXCLUSIVE, SOURCE_BAND_TAG
+from ..sr_options import OPTION, band_numbers
 from .blocks import blocks, pixels_in, window_of
 
 VISIBLE = (ColorInterp.red, ColorInterp.green, ColorInterp.blue)
@@ -38,6 +41,8 @@ VISIBLE_NAMES = ("red", "green", "blue")
 VERIFY_BLOCK_BYTES = 16 * 1024**2  # read-back verification works in row blocks of about this size
 DIGEST_BLOCK_BYTES = 16 * 1024**2  # window_sha256 reads row blocks of about this size
 DEFLATE_LEVEL = 1  # 0.29 s -> 0.08 s to write a 4 MP RGB output, 5.13 -> 5.66 MB (bench/layout_speed.py)
+GDAL_VIRTUAL_PREFIX = "/vsi"  # GDAL's virtual file systems: /vsizip/, /vsicurl/, /vsis3/, /vsimem/...
+LOCAL_ARCHIVE_PREFIXES = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/")  # read inside a file by its name
 WRITE_CACHE_MB = 64  # GDAL's block cache while writing, overviewing and verifying (its default is 5% of the RAM)
 
 
@@ -62,20 +67,71 @@ def reading(path: str | Path) -> Iterator[None]:
 
 
 def open_raster(path: str | Path) -> rasterio.DatasetReader:
-    """Open a raster for reading, refusing what the engine cannot handle with a one-line message."""
-    if not Path(path).exists():
-        raise InfSceneError(f"input file not found: {path}")
+    """Open a raster for reading, refusing what the engine cannot handle with a one-line message.
+
+    The path goes to GDAL as given: a GDAL virtual path (/vsizip//data/a.zip/a.tif, /vsicurl/https://...) is not a
+    file system path, and Path() would mangle it (https:// -> https:/, // -> /).
+    """
+    name = os.fspath(path)
+    _check_input_file(name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            ds = rasterio.open(path)
+            ds = rasterio.open(name)
     except RasterioError as exc:
-        raise InfSceneError(f"not a readable raster: {path} ({_first_line(exc)})") from exc
-    problem = _transform_problem(ds.transform, path)
+        if is_gdal_virtual(name):
+            raise InfSceneError(f"GDAL cannot open {name}: {_first_line(exc)}; check the path (for a remote file, the "
+                                "network and GDAL's credentials)") from exc
+        raise InfSceneError(f"not a readable raster: {name} ({_first_line(exc)})") from exc
+    problem = _transform_problem(ds.transform, name)
     if problem:
         ds.close()
         raise InfSceneError(problem)
     return ds
+
+
+def is_gdal_virtual(path: str | Path) -> bool:
+    """Whether `path` names a file of one of GDAL's virtual file systems (/vsizip/, /vsicurl/, /vsis3/...)."""
+    return os.fspath(path).startswith(GDAL_VIRTUAL_PREFIX)
+
+
+def local_file_of(path: str | Path) -> Optional[Path]:
+    """The file on this machine that GDAL reads for `path`: the path itself, or the archive that a /vsizip/, /vsitar/
+    or /vsigzip/ path reads inside (GDAL's `/vsizip/{archive}/member` form included); None where GDAL reads no local
+    file by name (/vsicurl/, /vsis3/, /vsimem/, an archive inside another virtual path) or no such archive exists."""
+    name = os.fspath(path)
+    if not is_gdal_virtual(name):
+        return Path(name)
+    prefix = next((p for p in LOCAL_ARCHIVE_PREFIXES if name.startswith(p)), None)
+    if prefix is None:
+        return None
+    inside = name[len(prefix):]
+    if inside.startswith("{") and "}" in inside:
+        return None if is_gdal_virtual(inside[1:inside.index("}")]) else Path(inside[1:inside.index("}")])
+    if is_gdal_virtual(inside):
+        return None
+    parts = inside.split("/")
+    archives = ("/".join(parts[:end]) for end in range(1, len(parts) + 1))
+    # the shortest leading part that is a file: a member's path inside the archive follows it (none: GDAL says why)
+    return next((Path(candidate) for candidate in archives if candidate and os.path.isfile(candidate)), None)
+
+
+def _check_input_file(name: str) -> None:
+    """One line for a local input that is missing or is no file GDAL can read: a FIFO (GDAL would wait for a writer
+    for ever), a socket or a device. Folders pass: some GDAL formats are folders."""
+    local = local_file_of(name)
+    if local is None:
+        return
+    shown = name if str(local) == name else f"{local} (for {name})"
+    try:
+        mode = local.stat().st_mode
+    except FileNotFoundError as exc:
+        raise InfSceneError(f"input file not found: {shown}") from exc
+    except OSError as exc:
+        raise InfSceneError(f"cannot read the input {shown}: {exc.strerror or exc}") from exc
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise InfSceneError(f"the input {shown} is not a regular file (a FIFO, socket or device, which GDAL cannot "
+                            "read as a raster): save the raster to a file and give that")
 
 
 def _transform_problem(transform: Affine, path: str | Path) -> Optional[str]:
@@ -116,6 +172,25 @@ class BandLayout:
 
 
 def resolve_bands(ds: rasterio.DatasetReader, bands: Optional[Sequence[int]] = None) -> BandLayout:
+    """Band roles from the user's list (R,G,B[,extra...]) or from colour interpretation (_band_roles), every band
+    kept one of real values."""
+    layout = _band_roles(ds, bands)
+    _refuse_complex(ds, layout.kept)
+    return layout
+
+
+def _refuse_complex(ds: rasterio.DatasetReader, bands: Sequence[int]) -> None:
+    """One line for a complex-valued band (radar's SLC products): its values have no single real value to super-resolve,
+    and converting them would silently drop the imaginary part."""
+    for band in bands:
+        dtype = np.dtype(ds.dtypes[band - 1])
+        if dtype.kind == "c":
+            raise InfSceneError(f"band {band} of {ds.name} holds complex values ({dtype}), which the engine cannot "
+                                "super-resolve: write their amplitude or real part to a real-valued raster first (e.g. "
+                                "gdal_translate -ot Float32, which keeps the real part)")
+
+
+def _band_roles(ds: rasterio.DatasetReader, bands: Optional[Sequence[int]] = None) -> BandLayout:
     """Band roles from the user's list (R,G,B[,extra...]) or from colour interpretation.
 
     Without a list: bands tagged red/green/blue (colour interpretation or description) are the
@@ -126,7 +201,10 @@ def resolve_bands(ds: rasterio.DatasetReader, bands: Optional[Sequence[int]] = N
     interp = list(ds.colorinterp)
     alpha = next((i + 1 for i, c in enumerate(interp) if c == ColorInterp.alpha), None)
     if bands is not None:
-        bands = [int(b) for b in bands]
+        problem = OPTION["bands"].problem(bands)  # a list of whole numbers, or text such as "3,2,1,4"
+        if problem is not None:
+            raise InfSceneError(problem)
+        bands = list(band_numbers(bands))
         bad = [b for b in bands if not 1 <= b <= ds.count]
         if bad:
             raise InfSceneError(f"band {bad[0]} does not exist: the raster has {ds.count} band(s)")
@@ -227,9 +305,21 @@ def read_block(ds: rasterio.DatasetReader, window: Window, bands: Sequence[int],
         values = raw.astype(np.float32)
         if raw.dtype == np.float64:
             _refuse_beyond_float32(raw, values, ds.name)
-        valid = np.all(ds.read_masks(list(bands), window=window) > 0, axis=0) & np.all(np.isfinite(values), axis=0)
+        valid = valid_pixels(ds, bands, alpha, window=window) & np.all(np.isfinite(values), axis=0)
         alpha_values = ds.read(alpha, window=window) if alpha else None
     return WindowData(values, valid, alpha_values)
+
+
+def valid_pixels(ds: rasterio.DatasetReader, bands: Sequence[int], alpha: Optional[int], **where: object) -> np.ndarray:
+    """The pixels valid in every one of `bands` (read with `where`: a window, an out_shape): GDAL's masks (nodata,
+    a mask band, or the alpha band), and the alpha band as well where a nodata value hides it from GDAL's masks:
+    GDAL then ignores the alpha band, and rasterio warns of it (NodataShadowWarning, which this replaces)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        valid = np.all(ds.read_masks(list(bands), **where) > 0, axis=0)
+    if alpha is not None and ds.nodata is not None:
+        valid &= ds.read(alpha, **where) > 0
+    return valid
 
 
 def _refuse_beyond_float32(raw: np.ndarray, values: np.ndarray, path: str) -> None:
