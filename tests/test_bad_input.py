@@ -224,8 +224,6 @@ def test_a_raster_of_ten_million_pixels_a_side_is_refused_in_one_line_before_any
     assert sorted(p.name for p in tmp_path.iterdir()) == ["huge.vrt"]
 
 
-@pytest.mark.xfail(strict=True, reason="plan.py checks the options after using samples and model_dir, and keeps a mode "
-                                       "given as text: the lead applies the change named in issue 35's report")
 def test_the_python_api_checks_every_value_before_using_it(tiny_model_dir: Path, tmp_path: Path) -> None:
     """A TypeError (samples "2", model_dir 123) and an AttributeError (mode "vcf" passed the check) before."""
     naip = FIXTURES / "naip_nd_5m_64.tif"

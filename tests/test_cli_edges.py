@@ -49,8 +49,6 @@ def test_a_vsizip_path_reads_the_zipped_raster_as_gdal_does(naip: Path, tmp_path
     assert answer.problems == () and answer.output_size == (128, 128)
 
 
-@pytest.mark.xfail(strict=True, reason="plan.py keeps the input as Path(ds.name) and stats it for the checkpoint's "
-                                       "fingerprint: the lead applies the change named in issue 35's report")
 def test_a_vsizip_input_is_super_resolved_end_to_end(naip: Path, tiny_model_dir: Path, tmp_path: Path) -> None:
     archive = _zipped(naip, tmp_path)
     assert cli.main(_sr(f"/vsizip/{archive}/inside/scene.tif", tmp_path / "zipped.tif", tiny_model_dir,

@@ -37,7 +37,7 @@ from .protocol import PROTOCOL_VERSION, Plan, dask_address_problem
 from .raster.anchor import Anchor, anchor_window, unanchored
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input, same_file
 from .raster.geometry import plan_geometry
-from .raster.io import BandLayout, open_raster, profile_bytes, written_bytes
+from .raster.io import BandLayout, local_file_of, open_raster, profile_bytes, written_bytes
 from .raster.window_input import FileIdentity
 from .sr_options import OPTION, RUN, options_in
 
@@ -84,12 +84,18 @@ class SROptions:
     threads_per_worker: int = _default("threads_per_worker")  # threads of each local:N worker
     margin: Optional[int] = _default("margin")  # input pixels of context around the extent; None: default_margin
 
+    def __post_init__(self) -> None:
+        """A mode named as the table and the command line name it ("vcf") is that FusionMode; any other value is
+        left for _check_options to refuse by name."""
+        if isinstance(self.mode, str) and self.mode in OPTION["mode"].values:
+            self.mode = FusionMode(self.mode)
+
 
 @dataclass(frozen=True)
 class SRPlan:
     """A whole run, decided before any work: what `run.run_plan` carries out and the `plan` event reports."""
 
-    input_path: Path
+    input_path: str  # GDAL's name of the input, as given: a /vsi path is no file system path (never Path()-normalised)
     output_path: Optional[Path]  # None: a plan that only sizes the run
     options: SROptions
     config: ModelContract
@@ -222,6 +228,8 @@ def _check_options(options: SROptions) -> None:
         raise InfSceneError("--resume continues from a checkpoint: it cannot go with --no-checkpoint")
     if options.dask is not None and dask_address_problem(options.dask):
         raise InfSceneError(dask_address_problem(options.dask))
+    if not isinstance(options.memmap_above_bytes, int) or options.memmap_above_bytes < 0:
+        raise InfSceneError(f"memmap_above_bytes must be a whole number of bytes, 0 or more, got {options.memmap_above_bytes!r}")
 
 
 def _patch_geometry(options: SROptions, config: ModelContract, notes: list[str]) -> tuple[int, int]:
@@ -269,7 +277,7 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     devices = tuple(resolve_devices(options.device))
     backend = plan_backend(options.dask, options.threads_per_worker, devices)
     return SRPlan(
-        input_path=Path(ds.name), output_path=output_path, options=options, config=config, family=config.family,
+        input_path=ds.name, output_path=output_path, options=options, config=config, family=config.family,
         layout=layout, extent=extent, anchor=anchor, height=height, width=width, transform=transform, scale=geometry.scale,
         family_plan=family_plan, devices=devices, backend=backend, precision=resolve_precision(options.precision, devices),
         canvas_bytes=canvas_bytes, canvases_on_disk=canvas_bytes > options.memmap_above_bytes, work_dir=work_dir,
@@ -312,6 +320,7 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
     Without `output_path` the plan only sizes the run (its output checks are left out and it
     cannot be carried out).
     """
+    _check_options(options)  # before any value is used: a value of the wrong type is one line naming its option
     out = None
     if output_path is not None:
         spread = spread_path_for(options, Path(output_path))
@@ -323,7 +332,8 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
             check_output_path(spread)
     config = check_model(options.model_dir)
     with open_raster(input_path) as ds:
-        identity = FileIdentity.of(Path(ds.name)) if out is not None else None  # before any pixel is read
+        local = local_file_of(ds.name)  # None for a remote input: known by its name alone
+        identity = FileIdentity.of(local) if out is not None and local is not None else None  # before any pixel is read
         plan = make_plan(ds, out, options, config)
     if out is None:
         return plan
@@ -366,13 +376,14 @@ def estimate_seconds(plan: SRPlan) -> float:
 def run_fingerprint(plan: SRPlan) -> dict[str, object]:
     """What makes a run what it is: the output it writes and what makes that output's pixels. A checkpoint is kept
     under this fingerprint's key (execution/checkpoint.py) and resumed only by a run with the same fingerprint."""
-    if plan.output_path is None or plan.input_identity is None:
+    if plan.output_path is None:
         raise ValueError("a plan made without an output path is no run to fingerprint; pass one to plan_run")
     o, w, identity = plan.options, plan.window, plan.input_identity
     return {
         "engine": __version__, "output_path": str(plan.output_path.resolve()), "model_sha256": plan.model_sha256,
-        "family": plan.family, "input": str(plan.input_path.resolve()), "input_bytes": identity.size,
-        "input_mtime_ns": identity.mtime_ns,
+        "family": plan.family, "input": str(identity.path.resolve()) if identity else plan.input_path,
+        "input_member": plan.input_path, "input_bytes": identity and identity.size,
+        "input_mtime_ns": identity and identity.mtime_ns,
         "window": [int(w.col_off), int(w.row_off), int(w.width), int(w.height)], "crop": list(plan.anchor.crop),
         "key_origin": list(plan.anchor.key_origin),
         "bands": [*plan.layout.visible, *plan.layout.extra], "output": [plan.height, plan.width], "scale": repr(plan.scale),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from contextlib import ExitStack, contextmanager
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
 import numpy as np
@@ -87,7 +87,7 @@ def provenance_tags(plan: SRPlan) -> dict[str, str]:
         "VERSION": __version__, "MODEL": plan.config.name, "MODEL_SHA256": plan.model_sha256,
         "FAMILY": plan.family, "MODE": o.mode.value, "STEPS": plan.steps, "SEED": o.seed,
         "SCALE": f"{plan.scale:.6g}", "PATCH": plan.grid.patch, "OVERLAP": plan.grid.overlap,
-        "LR_CONSISTENCY": o.lr_consistency, "PRECISION": plan.precision, "INPUT": plan.input_path.name,
+        "LR_CONSISTENCY": o.lr_consistency, "PRECISION": plan.precision, "INPUT": PurePosixPath(plan.input_path).name,
     }
     if plan.family_plan.detail is not None:
         fields["DETAIL"] = f"{plan.family_plan.detail:g}"
@@ -180,7 +180,7 @@ def _executor(plan: SRPlan, checkpoint: Checkpoint, workspace: Workspace) -> Ite
         yield executor
 
 
-def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, identity: FileIdentity, workspace: Workspace,
+def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, identity: Optional[FileIdentity], workspace: Workspace,
                checkpoint: Checkpoint, tracker: ProgressTracker) -> None:
     """Read, sample, write: the run itself, inside its workspace and with its checkpoint open; its outputs appear only
     if the input is still the file of `identity`, the one it was planned on."""
@@ -212,7 +212,7 @@ def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, identity: FileIdentity,
             write_super_resolved(tmp, plan.output_path, ds, plan.layout, plan.profile,
                                  _output_blocks(plan, result, cond, visible, extra, statistics.scaling),
                                  statistics.ranges, use_mask, tags)
-            check_unchanged(plan.input_path, identity)  # the last read is done: the outputs are of one file, or none
+            check_unchanged(identity)  # the last read is done: the outputs are of one file, or none
 
 
 def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cancelled: Optional[CancelCheck] = None) -> Path:
@@ -223,11 +223,11 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
     and the run's temporary folders are removed. The checkpoint stays when the run got somewhere
     (`--resume` goes on from it) and is removed once the output is written.
     """
-    if plan.output_path is None or plan.checkpoint_dir is None or plan.input_identity is None:
+    if plan.output_path is None or plan.checkpoint_dir is None:
         raise ValueError("this plan was made without an output path; pass one to plan_run")
     tracker = ProgressTracker(plan.total_work, progress, is_cancelled)
     tracker.check_cancel()
-    check_unchanged(plan.input_path, plan.input_identity)  # since it was planned: refused before any work
+    check_unchanged(plan.input_identity)  # since it was planned: refused before any work
     with (open_raster(plan.input_path) as ds, Workspace() as workspace, disk_full_is_an_error(plan.work_dir),
           one_thread_per_call()):
         workspace.folder_in(plan.output_path.parent)  # the run's folder exists (and is owned) from the start
@@ -238,7 +238,8 @@ def run_plan(plan: SRPlan, progress: Optional[ProgressCallback] = None, is_cance
         try:
             _carry_out(plan, ds, plan.input_identity, workspace, checkpoint, tracker)
         except BaseException:
-            if checkpoint.position == Position() or plan.input_identity.rewritten(plan.input_path):
+            rewritten = plan.input_identity is not None and plan.input_identity.rewritten()
+            if checkpoint.position == Position() or rewritten:
                 checkpoint.remove()  # nothing done yet, or done from an input no run of the file as it is could resume
             else:
                 checkpoint.release()

@@ -50,6 +50,7 @@ class FileIdentity:
     time restored). A touch or a chmod is taken as a change too: a run refused by mistake costs a rerun, a map of
     two files mixed costs a wrong map."""
 
+    path: Path  # the file on this machine that GDAL reads (for a /vsizip/ input, the archive)
     device: int
     inode: int
     size: int
@@ -59,36 +60,37 @@ class FileIdentity:
     @classmethod
     def of(cls, path: Path) -> FileIdentity:
         found = os.stat(path)
-        return cls(found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+        return cls(path, found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
-    def change(self, path: Path) -> Optional[str]:
-        """How the file at `path` differs from the one this identity was taken of, in the user's terms (None: it
+    def change(self) -> Optional[str]:
+        """How the file at this identity's path differs from the one it was taken of, in the user's terms (None: it
         does not)."""
         try:
-            now = FileIdentity.of(path)
+            now = FileIdentity.of(self.path)
         except OSError:
             return "it was moved or deleted"
         if (now.device, now.inode) != (self.device, self.inode):
             return "another file was put in its place"
         return None if now == self else "it was written to, or its times or permissions were changed"
 
-    def rewritten(self, path: Path) -> bool:
-        """Whether the file at `path` now has another size or modification time: what a run's fingerprint, and so its
+    def rewritten(self) -> bool:
+        """Whether the file now has another size or modification time: what a run's fingerprint, and so its
         checkpoint's key, holds of it. False when the file cannot be seen (it may come back as it was)."""
         try:
-            now = FileIdentity.of(path)
+            now = FileIdentity.of(self.path)
         except OSError:
             return False
         return (now.size, now.mtime_ns) != (self.size, self.mtime_ns)
 
 
-def check_unchanged(path: Path, identity: FileIdentity) -> None:
+def check_unchanged(identity: Optional[FileIdentity]) -> None:
     """Refuse, in one line, to go on with an input that is no longer the file the run was planned on: called before
-    the outputs are renamed into place, so a run that read two files writes nothing."""
-    change = identity.change(path)
+    the outputs are renamed into place, so a run that read two files writes nothing. None: a remote input (/vsicurl/,
+    /vsis3/), whose change no local look can see."""
+    change = identity.change() if identity is not None else None
     if change is not None:
-        raise InfSceneError(f"the input {path} changed while the run was using it ({change}), so the output would mix "
-                            "two files: nothing was written; rerun once the input is no longer being changed")
+        raise InfSceneError(f"the input {identity.path} changed while the run was using it ({change}), so the output "
+                            "would mix two files: nothing was written; rerun once the input is no longer being changed")
 
 
 INPUT_BLOCK_PIXELS = 250_000  # input pixels read at a time (about 30 bytes a pixel while they are converted)
