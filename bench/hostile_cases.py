@@ -264,7 +264,7 @@ CASES = [
 DEGREES = Affine(4.5e-5, 0, -100.0, 0, -4.5e-5, 47.0)
 ISSUE_22_CASES = [
     Case("garbage weights (valid header, random bytes)", _run(), _garbage_weights,
-         expect=Expect(1, r"^infscene: the model in model gives non-finite values"), quick=True),
+         expect=Expect(1, r"^infscene: model weights model/model.safetensors are not the ones its card describes"), quick=True),
     Case("config: res_blocks 1000000", _run(), _model_with(res_blocks=1_000_000),
          expect=Expect(1, r"more than 20,000 tensors", within_s=30), unbounded_before=True, quick=True),
     Case("--dask tcp://127.0.0.1:1 (nothing listening)", _run("--dask", "tcp://127.0.0.1:1"),

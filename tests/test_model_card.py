@@ -25,6 +25,7 @@ from infscene.modelformat.folder import save_model
 from infscene.modelformat.probe import PROBE_IMAGE, probe_truth, run_probe
 from infscene.models.e2diffsr.network import E2DiffSR, E2DiffSRConfig
 from infscene.models.registry import check_model, load_model, model_notes, record_card
+from infscene.plan import SROptions, plan_run
 
 from scenes import FIXTURES
 
@@ -140,6 +141,7 @@ def test_a_folder_without_a_card_runs_with_a_note(tmp_path: Path) -> None:
     check_model(folder)
     (note,) = model_notes(folder)
     assert note.startswith(f"the model folder {folder} has no card") and "record_card" in note and "\n" not in note
+    assert note in plan_run(FIXTURES / "naip_nd_5m_64.tif", SROptions(scale=2, steps=1, model_dir=folder)).warnings
 
 
 def test_random_weights_without_a_card_are_refused_as_noise(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from .modelformat.contract import ModelContract
 from .models.family import FamilyPlan, ModelFamily, Region, SceneRequest
 from .modelformat.files import DEFAULT_MODEL_DIR, WEIGHTS_FILE
 from .models.precision import resolve_precision
-from .models.registry import check_model, family_of, load_model
+from .models.registry import check_model, family_of, load_model, model_notes
 from .protocol import PROTOCOL_VERSION, Plan, dask_address_problem
 from .raster.anchor import Anchor, anchor_window, unanchored
 from .raster.atomic import check_free_space, check_output_path, refuse_overwriting_input, same_file
@@ -335,6 +335,7 @@ def plan_run(input_path: str | Path, options: SROptions, output_path: Optional[s
         local = local_file_of(ds.name)  # None for a remote input: known by its name alone
         identity = FileIdentity.of(local) if out is not None and local is not None else None  # before any pixel is read
         plan = make_plan(ds, out, options, config)
+    plan = replace(plan, warnings=plan.warnings + model_notes(options.model_dir))  # a model its card cannot vouch for
     if out is None:
         return plan
     plan = replace(plan, model_sha256=model_checksum(options.model_dir), input_identity=identity)
