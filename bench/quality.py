@@ -59,7 +59,7 @@ from skimage.metrics import structural_similarity
 from infscene.diffusion.fusion import FusionMode
 from infscene.errors import InfSceneError
 from infscene.modelformat.contract import ModelContract
-from infscene.models.e2diffsr.consistency import owner, project_block_means
+from infscene.models.e2diffsr.decode import owner, project_block_means
 from infscene.models.e2diffsr.family import resolve_detail
 from infscene.models.e2diffsr.network import E2DiffSRConfig
 from infscene.modelformat.files import DEFAULT_MODEL_DIR

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from infscene.models.e2diffsr.consistency import owner
+from infscene.models.e2diffsr.decode import owner
 from infscene.models.e2diffsr.network import E2DiffSR, E2DiffSRConfig
 from infscene.modelformat.folder import save_model
 from infscene.modelformat.files import DEFAULT_MODEL_DIR

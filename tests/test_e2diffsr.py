@@ -17,8 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from infscene.models.e2diffsr import texture, training
-from infscene.models.e2diffsr.consistency import owner
-from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, tiles
+from infscene.models.e2diffsr.decode import SceneGeometry, decode_tile, owner, tiles
 from infscene.models.e2diffsr.denoiser import LatentPatchDenoiser, reverse_chain
 from infscene.models.e2diffsr.run import decode_scene as run_decode
 from infscene.models.e2diffsr.network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
@@ -423,7 +422,7 @@ def test_a_cpu_model_runs_channels_last(e2_model_dir: Path) -> None:
 
 
 def test_the_first_output_pixel_of_an_lr_pixel_is_computed_as_the_search_would_find_it() -> None:
-    from infscene.models.e2diffsr.consistency import first_owned, owner
+    from infscene.models.e2diffsr.decode import first_owned, owner
 
     for lr in range(1, 30):
         for out in range(1, 150, 7):

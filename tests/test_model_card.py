@@ -32,7 +32,7 @@ from scenes import FIXTURES
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = {name: REPO / "resources" / "models" / name for name in ("sr3", "e2diffsr")}
 NAIP = FIXTURES / "naip_nd_5m_64.tif"
-SEED_AS_FAR_AS_TRAINED = 5  # a draw of e2diffsr's shapes whose distance lies inside the shipped card's range
+SEED_AS_FAR_AS_TRAINED = 1  # a draw of e2diffsr's shapes whose distance lies inside the shipped card's range
 
 
 def _small_e2diffsr(**changes: object) -> E2DiffSR:
@@ -125,13 +125,13 @@ def test_random_weights_with_a_forged_fingerprint_are_refused_by_the_probe(name:
 
 
 def test_random_weights_that_add_as_much_detail_are_refused_by_their_agreement(tmp_path: Path) -> None:
-    """A third of random draws of e2diffsr's shapes add about the trained model's amount of detail, but it agrees with
-    the image's own far less (this draw: distance 0.0652, inside the card's 0.0556-0.0680)."""
+    """A quarter of random draws of e2diffsr's shapes add about the trained model's amount of detail; none of it agrees
+    with the image's own (this draw: distance 0.0706, inside the card's 0.0591-0.0722)."""
     folder = _copy(SHIPPED["e2diffsr"], tmp_path)
     _random_weights(folder, seed=SEED_AS_FAR_AS_TRAINED)
     _forge_fingerprint(folder)
-    with pytest.raises(InfSceneError, match=r"the detail it adds correlates 0\.0\d\d with the image's own, its card "
-                                            r"records 0\.2606 to 0\.3606"):
+    with pytest.raises(InfSceneError, match=r"the detail it adds correlates -?0\.0\d\d with the image's own, its card "
+                                            r"records 0\.2890 to 0\.3890"):
         check_model(folder)
 
 

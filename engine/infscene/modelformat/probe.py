@@ -13,10 +13,10 @@ pixel): what any super-resolution starts from, so the output minus the baseline 
 - `block_error`: the output's block means against the input, where the family projects exactly (e2diffsr).
 
 A model's card records the first two (card.py). Measured on the shipped models and on random weights drawn with each
-tensor's own mean and spread: SR3's distance is 0.070 trained, 0.60-0.67 random (4 draws); e2diffsr's is 0.062
-trained but 0.037-0.077 random (20 draws, 7 inside the card's range), and there agreement tells them apart: 0.31
-trained, 0.06-0.12 random (SR3's is 0.048 trained). On the sample's own pixels, not downsampled, e2diffsr's trained
-and random distances were closer still (3.2 and 3.4 DN on a 16-pixel crop).
+tensor's own mean and spread: SR3's distance is 0.070 trained, 0.60-0.67 random (4 draws); e2diffsr's is 0.066
+trained but 0.034-0.082 random (20 draws), and there agreement tells them apart: 0.34 trained, within 0.024 of 0
+random (SR3's is 0.048 trained). On the sample's own pixels, not downsampled, e2diffsr's trained and random distances
+were closer still (3.2 and 3.4 DN on a 16-pixel crop).
 
 Each family brings its own run (register_probe, called from its package's __init__, so whoever holds one of its
 networks can save it with its card): the reverse chain and the finishing step of a run, shortened where a run is long.

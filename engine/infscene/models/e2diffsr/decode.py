@@ -7,9 +7,10 @@ of low-resolution pixels plus a margin of that reach (`decode_margin_lr`), and o
 pixels that belong to the core are kept: the scene decodes in bounded memory and, up to float
 rounding, exactly as one pass would.
 
-LR-consistency makes every low-resolution pixel's block of output pixels keep the input's mean, with a smooth
-correction (consistency.py): it reads the residuals of SPAN_MARGIN_LR pixels around the core, so a tile decodes
-their output pixels too, and then the core's output equals the whole scene's up to float rounding.
+LR-consistency is an exact projection of the output onto the images whose block means equal the
+input: each output pixel belongs to the low-resolution pixel its centre falls in (as the engine's
+nearest_source), and the mean residual of each block is subtracted from its pixels. The projection
+needs only the core's own pixels, so it is exact per tile too.
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 import torch
 
-from .consistency import SPAN_MARGIN_LR, axis_projection, owned_span, owner, smooth_projection
 from .network import (
     LATENT_FACTOR,
     PRIOR_RADIUS_LATENT,
@@ -47,9 +47,7 @@ class AxisSpan:
     lr: tuple[int, int]  # low-resolution pixels it reads (core + margin, within the scene)
     out: tuple[int, int]  # output pixels whose centre falls in the core
     latent: tuple[int, int]  # latent pixels it reads
-    projected: tuple[int, int]  # low-resolution pixels whose residuals the core's LR-consistency reads
-    region: tuple[int, int]  # output pixels decoded: the projected span's, widened by what the texture head reads, on
-    # latent-grid bounds
+    region: tuple[int, int]  # output pixels decoded: out, widened by what the texture head reads, on latent-grid bounds
     region_lr: tuple[int, int]  # low-resolution pixels the region's centres fall in
 
     def upsampled(self) -> slice:
@@ -59,7 +57,7 @@ class AxisSpan:
         return slice(start - self.lr[0], stop - self.lr[0])
 
     def kept(self) -> slice:
-        """The output pixels of the core within the decoded region (without LR-consistency)."""
+        """The output pixels of the core within the decoded region."""
         return slice(self.out[0] - self.region[0], self.out[1] - self.region[0])
 
     def lr_centres_out(self, out_per_lr: float) -> torch.Tensor:
@@ -69,26 +67,34 @@ class AxisSpan:
         return centres(*self.region, lr_per_out, origin=self.lr[0])
 
 
+def owner(lr_len: int, out_len: int, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
+    """For each output pixel (of start:stop), the low-resolution pixel its centre falls in (exact integer arithmetic)."""
+    return ((2 * np.arange(start, out_len if stop is None else stop) + 1) * lr_len) // (2 * out_len)
+
+
+def first_owned(lr_len: int, out_len: int, lr_index: int) -> int:
+    """The first output pixel whose owner is lr_index or later (out_len where there is none): the smallest i with
+    (2i + 1) lr_len >= 2 out_len lr_index, computed, not searched, so planning does not grow with the raster."""
+    return min(out_len, max(0, -((lr_len - 2 * out_len * lr_index) // (2 * lr_len))))
+
+
 def axis_spans(lr_len: int, out_len: int, latent_len: int, core: int, margin: int, latent_margin: int,
                texture_margin: int, tiled: tuple[int, int]) -> list[AxisSpan]:
     """Tiles along one axis: cores of `core` LR pixels from tiled[0] to tiled[1], each read with `margin` LR and
-    `latent_margin` latent pixels; the decoded region is the output of SPAN_MARGIN_LR LR pixels around the core (the
-    LR-consistency reads their residuals), widened by `texture_margin` output pixels (a multiple of 8)."""
+    `latent_margin` latent pixels; the decoded region reaches `texture_margin` output pixels (a multiple of 8)
+    beyond the core's output."""
     first, stop = tiled
     spans = []
     for a in range(first, stop, core):
         b = min(stop, a + core)
         lo, hi = max(0, a - margin), min(lr_len, b + margin)
-        out = owned_span(lr_len, out_len, (a, b))
-        projected = (max(0, a - SPAN_MARGIN_LR), min(lr_len, b + SPAN_MARGIN_LR))
-        exact = owned_span(lr_len, out_len, projected)
-        region = (exact if not texture_margin else
-                  (max(0, exact[0] // LATENT_FACTOR * LATENT_FACTOR - texture_margin),
-                   min(out_len, -(-exact[1] // LATENT_FACTOR) * LATENT_FACTOR + texture_margin)))
+        out = (first_owned(lr_len, out_len, a), first_owned(lr_len, out_len, b))
+        region = (out[0] if not texture_margin else max(0, out[0] // LATENT_FACTOR * LATENT_FACTOR - texture_margin),
+                  out[1] if not texture_margin else min(out_len, -(-out[1] // LATENT_FACTOR) * LATENT_FACTOR + texture_margin))
         first = int(np.floor(lo * out_len / lr_len / LATENT_FACTOR)) - latent_margin
         last = int(np.ceil(hi * out_len / lr_len / LATENT_FACTOR)) + latent_margin
         owners = owner(lr_len, out_len, region[0], region[1])
-        spans.append(AxisSpan((a, b), (lo, hi), out, (max(0, first), min(latent_len, last)), projected,
+        spans.append(AxisSpan((a, b), (lo, hi), out, (max(0, first), min(latent_len, last)),
                               region, (int(owners[0]), int(owners[-1]) + 1)))
     return spans
 
@@ -99,6 +105,26 @@ def texture_margin_out(config: E2DiffSRConfig) -> int:
     if not config.texture_channels:
         return 0
     return LATENT_FACTOR * -(-TextureHead.radius_out(config) // LATENT_FACTOR)
+
+
+def project_block_means(output: torch.Tensor, lr_core: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
+    """output (..., C, H, W) + the mean residual of each LR block, so that every block's mean equals lr_core (..., C, h, w).
+
+    rows/cols: the core-relative LR pixel each output row/column belongs to. Computed in float32 even under
+    bf16 autocast: the projection is what makes the output consistent with its input, to the last digit.
+    """
+    with torch.autocast(output.device.type, enabled=False):
+        output, lr_core = output.float(), lr_core.float()
+        r, c = torch.from_numpy(rows).to(output.device), torch.from_numpy(cols).to(output.device)
+        h, w = lr_core.shape[-2:]
+        one_r = torch.zeros(h, len(rows), dtype=output.dtype, device=output.device)
+        one_r[r, torch.arange(len(rows), device=output.device)] = 1.0
+        one_c = torch.zeros(w, len(cols), dtype=output.dtype, device=output.device)
+        one_c[c, torch.arange(len(cols), device=output.device)] = 1.0
+        counts = one_r.sum(1)[:, None] * one_c.sum(1)[None, :]
+        means = torch.einsum("hi,...ij,wj->...hw", one_r, output, one_c) / counts
+        residual = lr_core - means
+        return output + residual[..., r, :][..., c]
 
 
 @dataclass(frozen=True)
@@ -138,9 +164,8 @@ def tile_axes(config: E2DiffSRConfig, geometry: SceneGeometry, core: Optional[in
     of their lengths, known without walking the pairs (planning then grows with the side, not the area)."""
     scale = geometry.scale
     texture = texture_margin_out(config)
-    # The projected span's LR pixels, and the texture region's beyond them (+ a latent pixel of rounding), must decode
-    # exactly too.
-    margin = decode_margin_lr(config) + SPAN_MARGIN_LR + (math.ceil((texture + LATENT_FACTOR) / scale) if texture else 0)
+    # The texture region's own LR pixels (+ a latent pixel of rounding) must decode exactly too.
+    margin = decode_margin_lr(config) + (math.ceil((texture + LATENT_FACTOR) / scale) if texture else 0)
     sizes = list(zip(geometry.lr_size, geometry.out_size, geometry.latent_size))
     if kept is None:
         tiled = [(0, lr) for lr, _, _ in sizes]
@@ -202,9 +227,8 @@ def decode_tile(model: E2DiffSR, lr: np.ndarray, latent: Optional[ReadLatent], g
         latent_cols = slice(col.region[0] // LATENT_FACTOR - col.latent[0], -(-col.region[1] // LATENT_FACTOR) - col.latent[0])
         z_region = z[..., latent_rows, latent_cols].to(device) / model.config.latent_scale
         output = output + detail * model.texture(output, z_region, scale).float()
-    if not lr_consistency:
-        return output[0, :, row.kept(), col.kept()].cpu().numpy()
-    rows, cols = axis_projection(h, oh, row.core, row.projected), axis_projection(w, ow, col.core, col.projected)
-    decoded = output[0, :, rows.span_out[0] - row.region[0]:, cols.span_out[0] - col.region[0]:]
-    read = lr_tile[0, :, row.projected[0] - row.lr[0]:, col.projected[0] - col.lr[0]:]
-    return smooth_projection(decoded, read, rows, cols).cpu().numpy()
+    output = output[0, :, row.kept(), col.kept()].cpu()
+    if lr_consistency:
+        core = lr_tile[0, :, row.core[0] - row.lr[0] : row.core[1] - row.lr[0], col.core[0] - col.lr[0] : col.core[1] - col.lr[0]]
+        output = project_block_means(output, core, owner(h, oh, *row.out) - row.core[0], owner(w, ow, *col.out) - col.core[0])
+    return output.numpy()

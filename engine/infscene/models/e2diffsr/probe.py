@@ -1,5 +1,5 @@
-"""e2diffsr's probe run (modelformat/probe.py): the whole latent chain, then the decode at detail 1 and the run's
-LR-consistency (consistency.py), over the probe image as one tile."""
+"""e2diffsr's probe run (modelformat/probe.py): the whole latent chain, then the decode at detail 1 and the exact
+projection, over the probe image as one tile."""
 from __future__ import annotations
 
 import torch
@@ -7,7 +7,7 @@ from torch import nn
 
 from ...diffusion.schedule import Schedule
 from ...modelformat.probe import probe_noise
-from .consistency import axis_projection, smooth_projection
+from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, Sampling, bicubic_base, fold_condition
 
@@ -17,7 +17,7 @@ PROBE_DETAIL = 1.0  # every part of the model at work (the latent and the textur
 @torch.no_grad()
 def probe_output(model: nn.Module, lr: torch.Tensor, scale: int) -> torch.Tensor:
     """The output for `lr` (1, C, h, w): the latent sampled by the model's T-step chain from the probe's keyed noise,
-    decoded at PROBE_DETAIL (texture head included), each LR block's mean then set to its input pixel as a run sets it."""
+    decoded at PROBE_DETAIL (texture head included), each LR block's mean then set to its input pixel as a run does."""
     assert isinstance(model, E2DiffSR)
     config = model.config
     (h, w), (height, width) = lr.shape[-2:], (lr.shape[-2] * scale, lr.shape[-1] * scale)
@@ -31,5 +31,4 @@ def probe_output(model: nn.Module, lr: torch.Tensor, scale: int) -> torch.Tensor
     output = model.decode(lr, z0 * config.latent_scale, where, scales)
     if model.texture is not None:
         output = output + PROBE_DETAIL * model.texture(output, z0, scales)
-    rows, cols = axis_projection(h, height, (0, h), (0, h)), axis_projection(w, width, (0, w), (0, w))
-    return smooth_projection(output[0], lr[0], rows, cols)[None]
+    return project_block_means(output, lr, owner(h, height), owner(w, width))

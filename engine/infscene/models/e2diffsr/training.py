@@ -32,7 +32,7 @@ from ...training.data import Degradation, HRImage, degrade, load_hr_images, medi
 from ...training.images import write_image_rows
 from ...training.trainer import TrainOptions
 from ..precision import autocast, fast_layout
-from .consistency import owner, project_block_means
+from .decode import owner, project_block_means
 from .denoiser import reverse_chain
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig, Sampling, bicubic_base, fold_condition
 from .texture import PatchDiscriminator, PerceptualLoss, adaptive_weight, critic_view, hinge_critic_loss, texture_energy_loss
