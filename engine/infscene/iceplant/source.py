@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 from ..errors import InfSceneError
 from ..raster.blocks import tiles
-from ..raster.io import resolve_bands
+from ..raster.io import resolve_bands, valid_pixels
 
 SCAN_ROWS = 512
 
@@ -64,7 +64,7 @@ def choose_bands(ds: rasterio.DatasetReader, bands: Optional[Sequence[int]] = No
 def _read_raw(ds: rasterio.DatasetReader, indexes: list[int], window: Window) -> tuple[np.ndarray, np.ndarray]:
     """Band values in their own dtype and the pixels valid in all of them (nodata, alpha, masks, NaN)."""
     values = ds.read(indexes, window=window)
-    valid = np.all(ds.read_masks(indexes, window=window) > 0, axis=0)
+    valid = valid_pixels(ds, indexes, None, window=window)
     if values.dtype.kind == "f":
         valid &= np.all(np.isfinite(values), axis=0)
     return values, valid

@@ -27,7 +27,7 @@ from rasterio.windows import Window
 from ..modelformat.contract import ModelContract
 from ..errors import InfSceneError
 from .guided import GuidedBands
-from .io import read_block, reading, value_range
+from .io import read_block, reading, valid_pixels, value_range
 from .blocks import blocks, window_of
 from .scaling import MAX_SAMPLE_PIXELS, BandScaling, stretch_from_sample
 
@@ -127,7 +127,7 @@ def window_statistics(ds: rasterio.DatasetReader, window: Window, bands: Sequenc
     stretched = np.dtype(dtype) != np.uint8
     sample = None
     if whole_raster and (stretched or not all_valid):  # 8-bit with every pixel valid needs neither stretch nor fill
-        sample = raster_sample(ds, bands)
+        sample = raster_sample(ds, bands, alpha)
         if sample.shape[1]:
             fill = sample.mean(axis=1, dtype=np.float64).astype(np.float32)
     elif stretched:
@@ -136,31 +136,31 @@ def window_statistics(ds: rasterio.DatasetReader, window: Window, bands: Sequenc
     return WindowStatistics(scaling, fill, ranges, all_valid)
 
 
-def raster_sample(ds: rasterio.DatasetReader, bands: Sequence[int]) -> np.ndarray:
+def raster_sample(ds: rasterio.DatasetReader, bands: Sequence[int], alpha: Optional[int]) -> np.ndarray:
     """The valid pixels (bands, n) of the whole raster read at most MAX_SAMPLE_PIXELS large (GDAL's nearest
     decimation, from overviews where the file has them): the same for every run of the raster. Kept for the last
     few files (by path, size and modification time): a live layer runs the same raster block after block."""
     path = Path(ds.name)
     if not path.is_file():
-        return _read_sample(ds, tuple(bands))
+        return _read_sample(ds, tuple(bands), alpha)
     stat = path.stat()
-    return _file_sample(str(path.resolve()), stat.st_size, stat.st_mtime_ns, tuple(bands))
+    return _file_sample(str(path.resolve()), stat.st_size, stat.st_mtime_ns, tuple(bands), alpha)
 
 
 @lru_cache(maxsize=4)
-def _file_sample(path: str, size: int, mtime_ns: int, bands: tuple[int, ...]) -> np.ndarray:
+def _file_sample(path: str, size: int, mtime_ns: int, bands: tuple[int, ...], alpha: Optional[int]) -> np.ndarray:
     with rasterio.open(path) as ds:
-        sample = _read_sample(ds, bands)
+        sample = _read_sample(ds, bands, alpha)
     sample.setflags(write=False)  # shared by every run that asks again
     return sample
 
 
-def _read_sample(ds: rasterio.DatasetReader, bands: tuple[int, ...]) -> np.ndarray:
+def _read_sample(ds: rasterio.DatasetReader, bands: tuple[int, ...], alpha: Optional[int]) -> np.ndarray:
     shrink = max(1.0, (ds.height * ds.width / MAX_SAMPLE_PIXELS) ** 0.5)
     shape = (max(1, int(ds.height / shrink)), max(1, int(ds.width / shrink)))
     with reading(ds.name):
         values = ds.read(list(bands), out_shape=(len(bands), *shape)).astype(np.float32)
-        valid = np.all(ds.read_masks(list(bands), out_shape=(len(bands), *shape)) > 0, axis=0)  # as read_block
+        valid = valid_pixels(ds, bands, alpha, out_shape=shape)  # as read_block
     valid &= np.all(np.isfinite(values), axis=0)
     return values[:, valid]
 
