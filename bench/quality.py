@@ -15,7 +15,9 @@ family, in one run) at the model's default detail, each run through `infscene.ru
 fresh process (bench/run_one.py, which samples its peak RAM). `--details D...` adds, for every e2diffsr model,
 a row per value in the engine's default fusion mode (0: the regression branch alone, 1: the full model); a
 value a model cannot take (between 0 and 1 without a texture head) is skipped with a note on stderr.
-A row's `method` is `bicubic`, `bicubic+proj`, `MODEL/MODE` or `MODEL/detail=D`.
+`--self-ensemble` adds, for every e2diffsr model, a row at detail 0 with --self-ensemble (the mean of its decodes
+under the 8 flips and rotations), whose `seconds` beside the detail=0 row's is the option's cost.
+A row's `method` is `bicubic`, `bicubic+proj`, `MODEL/MODE`, `MODEL/detail=D` or `MODEL/detail=0+ensemble`.
 
 `--perceptual` (needs `make bench-setup`; bench/perceptual.py) adds opensr-test's figures to each row
 (osr_*: consistency, synthesis, correctness; None at non-integer scales) and ends with FID/KID per
@@ -162,6 +164,7 @@ class Method:
     family: Optional[str] = None
     detail: Optional[float] = None  # e2diffsr's --detail; None: the model's default
     lr_projection: bool = False  # bicubic+proj: the bicubic output made consistent with its input
+    self_ensemble: bool = False  # e2diffsr's --self-ensemble (at detail 0)
 
 
 def details_taken(config: ModelContract, name: str, details: list[float]) -> list[float]:
@@ -197,6 +200,9 @@ def methods(args: argparse.Namespace) -> list[Method]:
         found += [Method(f"{name}/{mode}", mode, folder, family) for mode in args.modes if mode != "bicubic"]
         found += [Method(f"{name}/detail={detail:g}", SROptions.mode.value, folder, family, detail=detail)
                   for detail in details_taken(config, name, args.details or [])]
+        if args.self_ensemble and details_taken(config, name, [0.0]):
+            found.append(Method(f"{name}/detail=0+ensemble", SROptions.mode.value, folder, family, detail=0.0,
+                                self_ensemble=True))
     return found
 
 
@@ -238,6 +244,8 @@ def run_sr(lr_path: Path, out_path: Path, method: Method, scale: float, steps: O
         cmd += ["--no-lr-consistency"]
     if method.detail is not None:
         cmd += ["--detail", str(method.detail)]
+    if method.self_ensemble:
+        cmd += ["--self-ensemble"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"quality: {method.label} at {scale}x failed:\n{done.stderr.strip()}")
@@ -452,6 +460,8 @@ def main() -> None:
     p.add_argument("--model", type=Path, nargs="+", help="model folders, of either family (default: the bundled model)")
     p.add_argument("--details", type=detail_value, nargs="+", metavar="D",
                    help="also run each e2diffsr model at each of these --detail values (0: regression branch, 1: full model)")
+    p.add_argument("--self-ensemble", action="store_true",
+                   help="also run each e2diffsr model at detail 0 with --self-ensemble (the mean of 8 decodes)")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-lr-consistency", action="store_true")
     p.add_argument("--perceptual", action="store_true",

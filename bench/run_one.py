@@ -50,11 +50,13 @@ def main() -> None:
     p.add_argument("--detail", type=float,
                    help="e2diffsr: 0 the regression branch alone .. 1 the full model (default: the model's)")
     p.add_argument("--precision", default="auto", help="auto, fp32 or bf16 (as infscene sr)")
+    p.add_argument("--self-ensemble", action="store_true", help="e2diffsr at --detail 0: the mean of 8 decodes (as infscene sr)")
     args = p.parse_args()
     extra = {} if args.steps is None else {"steps": args.steps}
     options = SROptions(scale=args.scale, bounds=args.bounds, mode=FusionMode(args.mode), model_dir=args.model,
                         device=args.device, batch_size=args.batch_size, bands=[1, 2, 3], seed=args.seed,
-                        lr_consistency=not args.no_lr_consistency, detail=args.detail, precision=args.precision, **extra)
+                        lr_consistency=not args.no_lr_consistency, detail=args.detail, precision=args.precision,
+                        self_ensemble=args.self_ensemble, **extra)
     plan = plan_run(args.input, options)
     monitor = PeakMemory()
     monitor.start()
@@ -67,7 +69,7 @@ def main() -> None:
     gpu = max((torch.cuda.max_memory_allocated(i) / 1024**2 for i in gpus), default=None)  # per device: what must stay flat
     print(json.dumps({
         "mode": args.mode, "output_mp": round(plan.height * plan.width / 1e6, 2), "patches": len(plan.grid),
-        "steps": plan.steps, "detail": plan.family_plan.detail, "precision": plan.precision, "wall_s": round(wall, 1), "s_per_patch_step": round(wall / max(plan.total_work, 1), 4),
+        "steps": plan.steps, "detail": plan.family_plan.detail, "self_ensemble": plan.family_plan.self_ensemble, "precision": plan.precision, "wall_s": round(wall, 1), "s_per_patch_step": round(wall / max(plan.total_work, 1), 4),
         "mp_per_s": float(f"{plan.height * plan.width / 1e6 / wall:.4g}"),
         "peak_anon_mb": round(monitor.peak["RssAnon"] / 1024), "peak_file_mb": round(monitor.peak["RssFile"] / 1024),
         "gpu_peak_mb": None if gpu is None else round(gpu), "device": str(options.device),

@@ -61,13 +61,17 @@ def test_bicubic_proj_is_8_bit_and_closer_to_its_input_than_bicubic(low: np.ndar
 
 
 def test_a_detail_the_model_cannot_take_is_skipped_with_a_note(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """A model without a texture head: 0 and 1 run, 0.5 is named on stderr and dropped; the shipped one takes all three."""
+    """A model without a texture head: 0 and 1 run, 0.5 is named on stderr and dropped; the shipped one takes all three.
+    --self-ensemble adds each model's detail-0 row with the option."""
     plain = save_model(E2DiffSR(E2DiffSRConfig(name="no-head")), tmp_path / "no-head")
-    args = argparse.Namespace(model=[plain, None], modes=["bicubic", "vcf"], details=[0.0, 0.5, 1.0])
-    labels = [m.label for m in quality.methods(args)]
+    args = argparse.Namespace(model=[plain, None], modes=["bicubic", "vcf"], details=[0.0, 0.5, 1.0], self_ensemble=True)
+    found = quality.methods(args)
+    labels = [m.label for m in found]
     shipped = DEFAULT_MODEL_DIR.resolve().name
     assert labels == ["bicubic", "bicubic+proj", "no-head/vcf", "no-head/detail=0", "no-head/detail=1",
-                      f"{shipped}/vcf", f"{shipped}/detail=0", f"{shipped}/detail=0.5", f"{shipped}/detail=1"]
+                      "no-head/detail=0+ensemble", f"{shipped}/vcf", f"{shipped}/detail=0", f"{shipped}/detail=0.5",
+                      f"{shipped}/detail=1", f"{shipped}/detail=0+ensemble"]
+    assert [(m.detail, m.self_ensemble) for m in found if m.label.endswith("+ensemble")] == [(0.0, True)] * 2
     assert "no-head/detail=0.5 skipped" in capsys.readouterr().err
 
 

@@ -83,6 +83,7 @@ class SROptions:
     dask: Optional[str] = _default("dask")  # a Dask scheduler, or local:N worker processes (scaleout.py)
     threads_per_worker: int = _default("threads_per_worker")  # threads of each local:N worker
     margin: Optional[int] = _default("margin")  # input pixels of context around the extent; None: default_margin
+    self_ensemble: bool = _default("self_ensemble")  # e2diffsr at detail 0: the mean of 8 decodes under flips and rotations
 
     def __post_init__(self) -> None:
         """A mode named as the table and the command line name it ("vcf") is that FusionMode; any other value is
@@ -232,6 +233,15 @@ def _check_options(options: SROptions) -> None:
         raise InfSceneError(f"memmap_above_bytes must be a whole number of bytes, 0 or more, got {options.memmap_above_bytes!r}")
 
 
+def _check_family_options(options: SROptions, family: str) -> None:
+    """An option that only one family takes (the table's `family`), given to a model of another: one line naming it."""
+    for option in options_in(RUN):
+        given = getattr(options, option.name) != option.default
+        problem = option.family_problem(family) if option.family and given else None
+        if problem is not None:
+            raise InfSceneError(problem)
+
+
 def _patch_geometry(options: SROptions, config: ModelContract, notes: list[str]) -> tuple[int, int]:
     patch = options.patch or config.patch_size
     if patch < config.size_multiple or patch % config.size_multiple:
@@ -252,6 +262,7 @@ def _patch_geometry(options: SROptions, config: ModelContract, notes: list[str])
 def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: SROptions, config: ModelContract) -> SRPlan:
     """Validate the options against the raster and the model; decide the run."""
     _check_options(options)
+    _check_family_options(options, config.family)
     if config.channels != 3:
         raise InfSceneError(f"the model expects {config.channels} bands; this engine drives RGB models")
     geometry = plan_geometry(ds, options.bounds, options.bands, options.scale, options.target_res, config)
@@ -265,7 +276,7 @@ def make_plan(ds: rasterio.DatasetReader, output_path: Optional[Path], options: 
     window = anchor.context
     request = SceneRequest(options.steps, options.mode, options.detail, (int(window.height), int(window.width)),
                            context_output(window, extent, (height, width)), patch, overlap, anchor.key_origin,
-                           kept_region(anchor, (height, width)))
+                           kept_region(anchor, (height, width)), options.self_ensemble)
     family_plan = family_of(config).plan(config, request)
     grid, factor = family_plan.grid, family_plan.cond_factor
     spread_bands = 2 * 3 if options.samples > 1 else 0  # the running mean and squares of --samples, on the output grid
@@ -391,6 +402,7 @@ def run_fingerprint(plan: SRPlan) -> dict[str, object]:
         "grid": [plan.grid.height, plan.grid.width, plan.grid.patch, plan.grid.overlap], "steps": plan.steps,
         "mode": o.mode.value, "seed": o.seed, "samples": o.samples, "batch_size": o.batch_size,
         "lr_consistency": o.lr_consistency, "detail": plan.family_plan.detail, "precision": plan.precision,
+        "self_ensemble": plan.family_plan.self_ensemble,
     }
 
 

@@ -91,6 +91,7 @@ def provenance_tags(plan: SRPlan) -> dict[str, str]:
     }
     if plan.family_plan.detail is not None:
         fields["DETAIL"] = f"{plan.family_plan.detail:g}"
+        fields["SELF_ENSEMBLE"] = plan.family_plan.self_ensemble
     return {f"{PROVENANCE_PREFIX}{key}": str(value) for key, value in fields.items()}
 
 
@@ -104,7 +105,7 @@ def _sample(plan: SRPlan, executor: Executor, seed: int, visible: np.ndarray, co
     with _gpu_memory_is_an_error(plan):
         state = sample_canvas(job, options.mode) if plan.reverse_steps else None
         return plan.model_family.finish(job, plan.config, state, visible, plan.context_size, options.lr_consistency,
-                                        plan.family_plan.detail, plan.kept)
+                                        plan.family_plan.detail, plan.kept, plan.family_plan.self_ensemble)
 
 
 @contextmanager

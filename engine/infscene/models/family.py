@@ -36,6 +36,7 @@ class FamilyPlan:
     state_channels: int  # channels of the state the step loop denoises
     cond_factor: int  # output pixels per state pixel along a side: the condition is read on the grid times this
     detail: Optional[float] = None  # the share of invented detail the finishing step adds (None: a family without the choice)
+    self_ensemble: bool = False  # the finishing step averages its decodes under the 8 symmetries of the square
 
 
 Region = tuple[tuple[int, int], tuple[int, int]]  # ((row start, stop), (col start, stop)) of output pixels
@@ -54,6 +55,7 @@ class SceneRequest:
     overlap: int  # output pixels
     key_origin: tuple[int, int] = (0, 0)  # lattice index of the first patch (raster/anchor.py): the grid's noise keys
     kept: Optional[Region] = None  # the output pixels the run writes (the extent in its context); None: all of them
+    self_ensemble: bool = False  # --self-ensemble (families that take it)
 
 
 def seconds(call: Callable[[], object], device: torch.device) -> float:
@@ -82,9 +84,11 @@ class ModelFamily(Protocol):
         ...
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region]) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region],
+               self_ensemble: bool) -> Canvas:
         """The output canvas (model units, on the job's condition grid) from the sampled state (None when the plan
-        has no reverse step); `lr` is the window's visible bands as the executor shares them; `detail` the plan's;
+        has no reverse step); `lr` is the window's visible bands as the executor shares them; `detail` and
+        `self_ensemble` the plan's;
         only the `kept` pixels are written out, so a finishing step may leave the rest of its context unmade."""
         ...
 

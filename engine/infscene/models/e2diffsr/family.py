@@ -20,6 +20,8 @@ from ..family import FamilyPlan, Region, SceneRequest, seconds
 from ..precision import autocast
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSR, E2DiffSRConfig
+from .decode import SceneGeometry
+from .ensemble import decode_ensemble, ensemble_canvas_bytes, ensemble_tile_count
 from .run import decode_scene, decode_tile_count, latent_grid, typical_tile
 from .texture import CRITIC_INPUTS
 from .training import LATENT_LOSSES, TRAIN_DETAILS, stage_objective
@@ -41,6 +43,14 @@ def resolve_detail(requested: Optional[float], config: E2DiffSRConfig) -> float:
     return detail
 
 
+def check_self_ensemble(detail: float, requested: Optional[float]) -> None:
+    """--self-ensemble averages the regression branch's decodes: a run that samples and draws texture (detail above
+    0) is refused, its detail named (the model's default where --detail was not given)."""
+    if detail:
+        given = f"--detail {detail:g}" if requested is not None else f"this model's default detail, {detail:g}"
+        raise InfSceneError(f"--self-ensemble averages the regression branch alone: it needs --detail 0, not {given}")
+
+
 class E2DiffSRFamily:
     """e2diffsr: the latent is sampled by the step loop, then decoded tile by tile with the regression branch."""
 
@@ -53,13 +63,21 @@ class E2DiffSRFamily:
         if request.steps is not None and request.steps > config.diffusion_steps:
             raise InfSceneError(f"this e2diffsr model runs at most its T = {config.diffusion_steps} steps, got --steps {request.steps}")
         detail = resolve_detail(request.detail, config)
+        if request.self_ensemble:
+            check_self_ensemble(detail, request.detail)
         grid = latent_grid(*request.out_size, request.patch, request.overlap, request.key_origin)
         steps = tuple(Schedule(config.gammas()).respaced(request.steps or config.diffusion_steps)) if detail else ()
-        tiles = decode_tile_count(config, request.lr_size, request.out_size, grid, request.kept)
         out_px = grid.height * grid.width * LATENT_FACTOR**2
         state_bands = LATENT_CANVAS_BANDS[request.mode] if detail else 0
         canvas_bytes = 4 * (out_px * 3 + grid.height * grid.width * state_bands)
-        return FamilyPlan(grid, steps, tiles, canvas_bytes, config.latent_channels, LATENT_FACTOR, detail)
+        if request.self_ensemble:
+            geometry = SceneGeometry(request.lr_size, request.out_size, (grid.height, grid.width))
+            tiles = ensemble_tile_count(config, geometry, request.kept)
+            canvas_bytes += ensemble_canvas_bytes(config, geometry, request.kept)
+        else:
+            tiles = decode_tile_count(config, request.lr_size, request.out_size, grid, request.kept)
+        return FamilyPlan(grid, steps, tiles, canvas_bytes, config.latent_channels, LATENT_FACTOR, detail,
+                          request.self_ensemble)
 
     def denoiser(self, model: nn.Module, scale: float, lr_consistency: bool, precision: str) -> LatentPatchDenoiser:
         """The latent step; LR-consistency acts in the decode (finish), not on the latent."""
@@ -67,10 +85,15 @@ class E2DiffSRFamily:
         return LatentPatchDenoiser(model, scale, precision)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region]) -> Canvas:
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region],
+               self_ensemble: bool) -> Canvas:
         """The decode of the tiles under the kept pixels: the context around an extent is sampled (the joint
-        process needs it) but not decoded (a 64-pixel block with its default margin decodes 9 times less)."""
+        process needs it) but not decoded (a 64-pixel block with its default margin decodes 9 times less). With
+        self_ensemble (the plan allows it at detail 0 only), the mean of the decodes under the 8 symmetries."""
         assert isinstance(config, E2DiffSRConfig) and detail is not None  # the plan always decides it
+        if self_ensemble:
+            assert state is None and not detail
+            return decode_ensemble(job, config, lr, out_size, kept, lr_consistency)
         return decode_scene(job, config, state, lr, out_size, lr_consistency, detail, kept)
 
     def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:

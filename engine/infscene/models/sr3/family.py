@@ -51,8 +51,9 @@ class SR3Family:
         return PatchDenoiser(model, scale, lr_consistency, precision)
 
     def finish(self, job: SamplingJob, config: ModelContract, state: Optional[Canvas], lr: object,
-               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region]) -> Canvas:
-        assert state is not None  # an SR3 plan always has reverse steps
+               out_size: tuple[int, int], lr_consistency: bool, detail: Optional[float], kept: Optional[Region],
+               self_ensemble: bool) -> Canvas:
+        assert state is not None and not self_ensemble  # an SR3 plan always has reverse steps, and no ensemble
         return state
 
     def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:
