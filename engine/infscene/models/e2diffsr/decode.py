@@ -230,5 +230,13 @@ def decode_tile(model: E2DiffSR, lr: np.ndarray, latent: Optional[ReadLatent], g
     output = output[0, :, row.kept(), col.kept()].cpu()
     if lr_consistency:
         core = lr_tile[0, :, row.core[0] - row.lr[0] : row.core[1] - row.lr[0], col.core[0] - col.lr[0] : col.core[1] - col.lr[0]]
-        output = project_block_means(output, core, owner(h, oh, *row.out) - row.core[0], owner(w, ow, *col.out) - col.core[0])
+        output = project_tile(output, core, geometry, row, col)
     return output.numpy()
+
+
+def project_tile(output: torch.Tensor, lr_core: torch.Tensor, geometry: SceneGeometry, row: AxisSpan,
+                 col: AxisSpan) -> torch.Tensor:
+    """A tile's core output (C, out rows, out cols) with every LR block's mean set to lr_core's (C, core rows, core
+    cols): the LR-consistency, for the decode and for the self-ensemble's average alike."""
+    (h, w), (oh, ow) = geometry.lr_size, geometry.out_size
+    return project_block_means(output, lr_core, owner(h, oh, *row.out) - row.core[0], owner(w, ow, *col.out) - col.core[0])

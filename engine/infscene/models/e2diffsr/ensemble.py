@@ -27,7 +27,7 @@ from ...diffusion.canvas import Canvas
 from ...diffusion.loop import SamplingJob
 from ..family import Region
 from ..precision import autocast
-from .decode import AxisSpan, SceneGeometry, decode_tile, owner, project_block_means, tile_axes, tiles
+from .decode import AxisSpan, SceneGeometry, decode_tile, project_tile, tile_axes, tiles
 from .denoiser import LatentPatchDenoiser
 from .network import LATENT_FACTOR, E2DiffSRConfig
 
@@ -134,10 +134,8 @@ class ProjectTile:
         mean = np.asarray(total, dtype=np.float32) / len(SYMMETRIES)
         if not self.lr_consistency:
             return mean
-        (h, w), (oh, ow) = self.geometry.lr_size, self.geometry.out_size
         core = np.ascontiguousarray(self.lr[:, slice(*row.core), slice(*col.core)], dtype=np.float32)
-        owners = owner(h, oh, *row.out) - row.core[0], owner(w, ow, *col.out) - col.core[0]
-        return project_block_means(torch.from_numpy(mean), torch.from_numpy(core), *owners).numpy()
+        return project_tile(torch.from_numpy(mean), torch.from_numpy(core), self.geometry, row, col).numpy()
 
 
 def decoded_region(config: E2DiffSRConfig, geometry: SceneGeometry, kept: Optional[Region]) -> Region:
