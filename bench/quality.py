@@ -143,7 +143,7 @@ def plan_geometry(lr_path: Path, options: SROptions, size: int) -> tuple[list[in
     The plan's grid is in state pixels: output pixels for SR3, latent pixels (1/8) for e2diffsr.
     """
     plan = plan_run(lr_path, options)
-    factor = getattr(plan, "canvas_factor", 1)
+    factor = plan.cond_factor
     state = np.zeros((plan.grid.height, plan.grid.width), int)
     borders = set()
     for p in plan.grid:

@@ -305,13 +305,13 @@ def gigapixel(measured: Path, gpu_tflops: float, link_gbit: float, task_ms: floa
     for family in ("sr3", "e2diffsr"):
         plan = gigapixel_plan(family)
         out_mp = plan.height * plan.width / 1e6
-        patch_side = plan.grid.patch * plan.canvas_factor
+        patch_side = plan.grid.patch * plan.cond_factor
         unit = {row["kind"]: row for row in costs if row["family"] == family}
         patch_area = (patch_side / unit["patch"]["output_side_px"]) ** 2
         step_gflop = len(plan.grid) * unit["patch"]["gflop"] * patch_area
         step_thread_s = len(plan.grid) * unit["patch"]["seconds_one_thread"] * patch_area
         tile = unit.get("tile", {"gflop": 0.0, "seconds_one_thread": 0.0})
-        decode_gflop, decode_thread_s = plan.decode_tiles * tile["gflop"], plan.decode_tiles * tile["seconds_one_thread"]
+        decode_gflop, decode_thread_s = plan.finishing_units * tile["gflop"], plan.finishing_units * tile["seconds_one_thread"]
         bytes_per_step = next(r for r in traffic_rows if r["method"] == family)["worker_bytes_per_step_per_output_mp"] * out_mp
         client_s = writing_s_per_mp * out_mp
         state = (plan.grid.height, plan.grid.width, (plan.grid.patch,) * 2)  # the state canvas, chunked by the patch
@@ -326,10 +326,10 @@ def gigapixel(measured: Path, gpu_tflops: float, link_gbit: float, task_ms: floa
                 scheduler_s = tasks * task_ms / 1e3
                 traffic_s = bytes_per_step / (workers * link_gbit * 1e9 / 8)
                 bound = max(step_s, scheduler_s, traffic_s)
-                total = plan.steps * bound + decode_s + plan.decode_tiles * task_ms / 1e3 + client_s
+                total = plan.steps * bound + decode_s + plan.finishing_units * task_ms / 1e3 + client_s
                 rows.append({
                     "family": family, "workers": workers, "device": device, "batch_size": batch,
-                    "output_mp": round(out_mp, 1), "patches": len(plan.grid), "steps": plan.steps, "decode_tiles": plan.decode_tiles,
+                    "output_mp": round(out_mp, 1), "patches": len(plan.grid), "steps": plan.steps, "decode_tiles": plan.finishing_units,
                     "model_tflop": round((plan.steps * step_gflop + decode_gflop) / 1e3, 1),
                     "model_s_per_step": round(step_s, 2), "scheduler_s_per_step": round(scheduler_s, 2),
                     "traffic_gb_per_step": round(bytes_per_step / 1e9, 2), "traffic_s_per_step": round(traffic_s, 2),

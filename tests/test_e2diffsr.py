@@ -206,7 +206,7 @@ def test_lr_consistency_makes_every_block_mean_equal_the_input() -> None:
 def test_an_e2diffsr_run_keeps_the_georeference_and_its_noise_is_keyed(e2_model_dir: Path, tmp_path: Path, naip: Path) -> None:
     options = SROptions(scale=4, bands=[1, 2, 3], model_dir=e2_model_dir, patch=64, overlap=16, batch_size=1)
     plan = plan_run(naip, options, tmp_path / "a.tif")
-    assert plan.family == "e2diffsr" and plan.steps == 4 and plan.grid.patch == 8 and plan.decode_tiles >= 1
+    assert plan.family == "e2diffsr" and plan.steps == 4 and plan.grid.patch == 8 and plan.finishing_units >= 1
     a = super_resolve(naip, tmp_path / "a.tif", options)
     b = super_resolve(naip, tmp_path / "b.tif", replace(options, batch_size=5))
     c = super_resolve(naip, tmp_path / "c.tif", replace(options, seed=1))

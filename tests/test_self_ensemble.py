@@ -174,7 +174,7 @@ def test_a_run_with_the_ensemble_is_the_same_bytes_from_the_command_line_and_the
     super_resolve(naip, tmp_path / "plain.tif", SROptions(scale=4, bands=[1, 2, 3], model_dir=e2_model_dir, detail=0.0))
     plan = plan_run(naip, options)
     plain_plan = plan_run(naip, SROptions(scale=4, bands=[1, 2, 3], model_dir=e2_model_dir, detail=0.0))
-    assert plan.decode_tiles == 8 * plain_plan.decode_tiles and counted[-1] == plan.total_work == plan.decode_tiles
+    assert plan.finishing_units == 8 * plain_plan.finishing_units and counted[-1] == plan.total_work == plan.finishing_units
     with rasterio.open(tmp_path / "cli.tif") as cli_out, rasterio.open(tmp_path / "api.tif") as api_out, \
             rasterio.open(tmp_path / "plain.tif") as plain_out:
         assert cli_out.tags()["INFSCENE_SELF_ENSEMBLE"] == "True" and plain_out.tags()["INFSCENE_SELF_ENSEMBLE"] == "False"

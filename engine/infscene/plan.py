@@ -152,7 +152,7 @@ class SRPlan:
         return self.family_plan.reverse_steps
 
     @property
-    def decode_tiles(self) -> int:
+    def finishing_units(self) -> int:
         """The family's finishing units per sample (decode tiles; 0 where the sampled state is the output)."""
         return self.family_plan.finishing_units
 
@@ -162,8 +162,8 @@ class SRPlan:
 
     @property
     def total_work(self) -> int:
-        """Patch-steps (one model evaluation of one patch) and decode tiles, over every sample."""
-        return self.options.samples * (len(self.grid) * self.steps + self.decode_tiles)
+        """Patch-steps (one model evaluation of one patch) and finishing units (decode tiles), over every sample."""
+        return self.options.samples * (len(self.grid) * self.steps + self.finishing_units)
 
     @property
     def state_channels(self) -> int:
@@ -172,14 +172,14 @@ class SRPlan:
 
     @property
     def work_per_sample(self) -> int:
-        return len(self.grid) * self.steps + self.decode_tiles
+        return len(self.grid) * self.steps + self.finishing_units
 
     @property
     def checkpoint_bytes(self) -> int:
         """Disk the checkpoint takes: two states (and, with --samples, five output-grid canvases), and with Dask
         also the condition, the LR, the per-patch slots and the result that the workers share."""
         state = 4 * self.state_channels * self.grid.height * self.grid.width
-        out = 4 * 3 * self.grid.height * self.grid.width * self.canvas_factor**2
+        out = 4 * 3 * self.grid.height * self.grid.width * self.cond_factor**2
         total = 2 * state + (5 * out if self.options.samples > 1 else 0)
         if isinstance(self.backend, DaskBackend):
             slots = 4 * self.state_channels * self.grid.patch**2 * len(self.grid)
@@ -187,7 +187,7 @@ class SRPlan:
         return total
 
     @property
-    def canvas_factor(self) -> int:
+    def cond_factor(self) -> int:
         """Output pixels per state pixel: the condition and result canvases are the grid times this."""
         return self.family_plan.cond_factor
 
@@ -381,7 +381,7 @@ def estimate_seconds(plan: SRPlan) -> float:
     batch = min(plan.options.batch_size, len(plan.grid), TIMING_BATCH)
     with one_thread_per_call():  # as the run makes its calls: one thread each, the lanes side by side
         per_patch, per_unit = plan.model_family.unit_seconds(model, plan.family_plan, plan.scale, batch, plan.precision)
-    per_sample = per_patch * len(plan.grid) * plan.steps + per_unit * plan.decode_tiles
+    per_sample = per_patch * len(plan.grid) * plan.steps + per_unit * plan.finishing_units
     return plan.options.samples * per_sample / len(plan.devices)
 
 

@@ -196,7 +196,7 @@ def _carry_out(plan: SRPlan, ds: rasterio.DatasetReader, identity: Optional[File
     with _executor(plan, checkpoint, workspace) as executor:
         lr = executor.make_canvas(3, int(plan.window.height), int(plan.window.width), "lr", chunk=LR_CHUNK)
         fill_lr(visible, lr.data)
-        factor = plan.canvas_factor
+        factor = plan.cond_factor
         cond = Upsampled(lr.data, *plan.context_size, plan.grid.height * factor, plan.grid.width * factor)
         if plan.reverse_steps:  # a broken model stops the run before its hours of work, not after
             probe = LastStepProbe(cond, plan.grid, plan.reverse_steps[-1], plan.state_channels, factor)
