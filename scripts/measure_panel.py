@@ -108,11 +108,11 @@ def inside_qgis() -> None:
         if not text.startswith(("InfScene ", "checking ")) or "; model problem: " in text:
             session.fail(f"the engine check failed: {text}")
 
-    def planned(plan: dict) -> None:
+    def planned(plan: object) -> None:
         """The panel's planning call answered for its current state."""
         state["plan"] = plan
         dock = state["dock"]
-        if state["phase"] == "check" and dock.runs.engine_model_path and plan.get("model") is not None:
+        if state["phase"] == "check" and dock.runs.engine_model_path and plan.model is not None:
             state["met"]()
             measure_panel()
         elif state["phase"] == "plan":

@@ -27,7 +27,7 @@ INPUT_VARIABLE = "INFSCENE_SHOT_INPUT"
 IMAGES_VARIABLE = "INFSCENE_SHOT_IMAGES"
 SCALE = 4.0
 SAMPLES = 2  # two seeds: the spread layer and its legend
-PANEL_WIDTH = 470
+PANEL_WIDTH = 328  # QGIS's default right dock width at 1366x768: the panel as a new user sees it
 LAYERS_WIDTH = 760  # room for `<layer> x4 e2diffsr 1.19 m spread (2 samples, p98 ... DN)` and the legend's labels
 RUN_TIMEOUT_S = 420.0
 SETTLE_MS = 2500  # the canvas and the swipe's own render of the input draw before each screenshot
@@ -76,11 +76,11 @@ def inside_qgis() -> None:
         dock.output_widget.setFilePath(str(session.work / "out" / f"{source_path.stem}_sr.tif"))
         dock.runs.finished.connect(finished)
         # The result's name takes the model from the plan, which knows it once the engine check has answered.
-        session.when(lambda: bool(dock.runs.engine_model_path) and (dock._plan or {}).get("model") is not None,
+        session.when(lambda: bool(dock.runs.engine_model_path) and dock._plan is not None and dock._plan.model is not None,
                      run, "the engine check and the planning call", RUN_TIMEOUT_S)
 
     def run() -> None:
-        problems = state["dock"]._plan.get("problems")
+        problems = state["dock"]._plan.problems
         if problems:
             session.fail(f"the panel's checks refuse the run: {problems}")
             return
