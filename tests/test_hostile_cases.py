@@ -1,5 +1,5 @@
-"""The quick hostile cases of issue 22 (bench/hostile_cases.py), run through the real command line: each gives its
-expected exit status and one-line message, in the time it may take."""
+"""The quick hostile cases of issues 22 and 35 (bench/hostile_cases.py), run through the real command line: each gives
+its expected exit status and one-line message, in the time it may take, and leaves nothing behind."""
 from __future__ import annotations
 
 import importlib.util
@@ -14,10 +14,16 @@ hostile = importlib.util.module_from_spec(spec)
 sys.modules["hostile_cases"] = hostile  # dataclasses look their module up by name
 spec.loader.exec_module(hostile)
 
-QUICK = {case.situation: case for case in hostile.ISSUE_22_CASES if case.quick}
+QUICK = {case.situation: case for case in [*hostile.ISSUE_22_CASES, *hostile.ISSUE_35_CASES] if case.quick}
+# Cases whose fix is not whole yet, and what is left: strict, so this says when it is (then the entry goes)
+OPEN = {
+    "nodata 0 and an alpha band": "the window statistics still read GDAL's masks (raster/window_input.py, read_masks): "
+                                  "one line 'warning: The dataset's nodata attribute is shadowing the alpha band'",
+}
 
 
-@pytest.mark.parametrize("situation", list(QUICK))
+@pytest.mark.parametrize("situation", [pytest.param(situation, marks=pytest.mark.xfail(strict=True, reason=OPEN[situation]))
+                                       if situation in OPEN else situation for situation in QUICK])
 def test_a_quick_hostile_case_gives_what_it_expects(situation: str) -> None:
     case = QUICK[situation]
     outcome = hostile.run_case(case, hostile.ROOT / "engine")
