@@ -681,11 +681,16 @@ EXPECTATIONS = {case.situation: case.expect for case in [*CASES, *ISSUE_22_CASES
                                                            *ISSUE_35_RESUME_CASES] if case.expect is not None}
 
 
+def _code(text: str) -> str:
+    """Markdown code of a message, which may hold backticks of its own (`Scheduler at:`)."""
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def _cell(outcome: Outcome) -> tuple[str, ...]:
     if outcome is NOT_RERUN:
         return ("", outcome.message, "", "", "", "")
     equal = {None: "", True: "yes", False: "**no**"}[outcome.pixels_equal]
-    return (str(outcome.exit), f"`{outcome.message[:SHOWN_CHARS]}`" if outcome.message else "", f"{outcome.seconds:.1f}", equal,
+    return (str(outcome.exit), _code(outcome.message[:SHOWN_CHARS]) if outcome.message else "", f"{outcome.seconds:.1f}", equal,
             ", ".join(outcome.leftovers) or "none", "yes" if outcome.input_unchanged else "**no**")
 
 
@@ -698,14 +703,14 @@ def _verdict(situation: str, outcome: Outcome) -> str:
 
 
 def table(now: dict[str, Outcome], before: Optional[dict[str, Outcome]], ref: str) -> str:
-    head = "| situation | exit | message (last line on stderr) | s | pixels = uninterrupted | leftovers | input unchanged | expected |"
+    head = "| situation | exit | message | s | pixels = uninterrupted | leftovers | input unchanged | expected |"
     rule = "|---|---|---|---|---|---|---|---|"
     if before is not None:
         head += f" before ({ref}): exit | message | s | pixels = uninterrupted | leftovers | input unchanged |"
         rule += "---|---|---|---|---|---|"
     rows = [head, rule]
     for situation, outcome in now.items():
-        cells = [situation, *_cell(outcome), _verdict(situation, outcome)]
+        cells = [situation.replace("|", "\\|"), *_cell(outcome), _verdict(situation, outcome)]
         if before is not None:
             cells += _cell(before[situation]) if situation in before else [""] * 6
         rows.append("| " + " | ".join(cells) + " |")
@@ -714,15 +719,16 @@ def table(now: dict[str, Outcome], before: Optional[dict[str, Outcome]], ref: st
 
 NOT_ROWS = """## Cases of issue 35 that are not rows
 
-Not a run of the command line in a folder, or a run changed while it runs: each is covered by the tests named, with
-its before and after as the fixes' reports measured them on the revision before and after.
+The tile server, the Python API, an input changed while the run reads it, and what a row above checks only in part:
+the tests named cover these. Their before and after are as the helpers who fixed them measured (this script does not
+rerun them).
 
 | situation | before | after | tests |
 |---|---|---|---|
 | the input overwritten in place mid-run (band 4 of the same file, once half the steps are done) | exit 0, bands 1-3 from the old file, band 4 from the new one (up to 212 DN off) | exit 1, `infscene: the input IN changed while the run was using it (it was written to, or its times or permissions were changed), so the output would mix two files: nothing was written; rerun once the input is no longer being changed` | tests/test_input_change.py (in place, its time kept, replaced, deleted; with and without a checkpoint; changed between plan and run; the rerun goes ahead) |
 | a checkpoint in use by a live run | any run of an output of that file name in that work folder: `another run is using the checkpoint ... (the same output)` | a run of the same output: `another run of this output is using the checkpoint ...: wait for it or stop it`; a run of another output goes ahead | tests/test_job_checkpoints.py::test_a_run_of_the_same_output_waits_for_a_live_one_and_a_run_of_another_output_does_not |
 | `--dask` at an unroutable address (no packet leaves the sandbox: the connection's timeout is simulated) | exit 1 after 20 s of Dask's retries | one line within 5 s: `... gave no answer within 5 s (an unroutable address ...` | tests/test_scaleout.py::test_an_address_that_never_answers_is_one_line_within_the_timeout |
-| `/vsizip/` input: the pixels (the row checks the exit and the output) | exit 1, `input file not found: /vsizip/ABS/in.zip/in.tif` | exit 0, pixel-equal to the plain run | tests/test_cli_edges.py::test_a_vsizip_input_is_super_resolved_end_to_end |
+| `/vsizip/` input: its pixels (the row above checks the exit and the output) | exit 1, `input file not found` | exit 0, pixel-equal to the plain run's | tests/test_cli_edges.py::test_a_vsizip_input_is_super_resolved_end_to_end |
 | `/vsis3/` input | exit 1, `input file not found: /vsis3/...` | exit 1, `infscene: GDAL cannot open /vsis3/...: ...` | tests/test_cli_edges.py::test_a_virtual_path_gdal_cannot_open_is_one_line_naming_it |
 | tile server: the source replaced while served (renamed over it, or overwritten in place) | tiles of both files in one layer, cached under the old file's key | `infscene serve: SRC changed: serving it as it is now (...)`, every tile the new file's | tests/test_serve.py::test_a_source_replaced_while_served_is_served_as_the_new_file, ::test_a_source_replaced_while_its_tile_is_made_is_never_mixed |
 | tile server: the cache's disk full | HTTP 500 for 76 of 170 tiles | one line `infscene serve: cache folder ROOT cannot be written (No space left on device): serving without a disk cache`, every tile 200 | tests/test_serve_cache.py::test_a_cache_whose_disk_fills_up_is_left_in_one_line, ::test_a_full_cache_disk_fails_no_tile |
@@ -761,9 +767,10 @@ def main() -> None:
         "the input's sha256 before and after. Warnings are one line on stderr (and a JSON `warning` event with\n"
         "`--progress json`) and do not stop the run. Python's own warnings are hidden (`PYTHONWARNINGS=ignore`) except in\n"
         "the complex-band and nodata-plus-alpha rows, where a raw warning is what the row looks for. Some rows run the\n"
-        "command in a bash line (`2>&-`, `| head -c 1`, a deleted current folder; a success's message is then the last\n"
-        "line on stdout) or beside a service listening on 127.0.0.1 for the run (the Dask rows). In a message, DIR is the\n"
-        "case's folder where it is part of a longer path (`/vsizip/DIR/in.zip/in.tif`). A run with no answer\n"
+        "command in a bash line (`2>&-`, `| head -c 1`, a deleted current folder) or beside a service listening on\n"
+        "127.0.0.1 for the run (two of the Dask rows). A row's message is its error line, or its warnings, or else the\n"
+        "last line on stdout (`out.tif`, the output's path, for a quiet success); in it, DIR is the case's folder where\n"
+        "it is part of a longer path (`/vsizip/DIR/in.zip/in.tif`). A run with no answer\n"
         "within its limit (60 s for the FIFO and the waiting web server) is killed and shows `killed by SIGKILL: no\n"
         "answer in 60 s`. In the *before* columns, `out.tif` among the leftovers means that run wrote an output where it\n"
         "should have refused. *s* is the wall time of the failing (or resumed) command on a machine loaded by other work\n"

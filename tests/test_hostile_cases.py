@@ -15,15 +15,9 @@ sys.modules["hostile_cases"] = hostile  # dataclasses look their module up by na
 spec.loader.exec_module(hostile)
 
 QUICK = {case.situation: case for case in [*hostile.ISSUE_22_CASES, *hostile.ISSUE_35_CASES] if case.quick}
-# Cases whose fix is not whole yet, and what is left: strict, so this says when it is (then the entry goes)
-OPEN = {
-    "nodata 0 and an alpha band": "the window statistics still read GDAL's masks (raster/window_input.py, read_masks): "
-                                  "one line 'warning: The dataset's nodata attribute is shadowing the alpha band'",
-}
 
 
-@pytest.mark.parametrize("situation", [pytest.param(situation, marks=pytest.mark.xfail(strict=True, reason=OPEN[situation]))
-                                       if situation in OPEN else situation for situation in QUICK])
+@pytest.mark.parametrize("situation", list(QUICK))
 def test_a_quick_hostile_case_gives_what_it_expects(situation: str) -> None:
     case = QUICK[situation]
     outcome = hostile.run_case(case, hostile.ROOT / "engine")
