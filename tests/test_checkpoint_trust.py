@@ -46,7 +46,7 @@ def _read(path: Path) -> np.ndarray:
         return ds.read()
 
 
-def _interrupt(source: Path, output: Path, options: SROptions) -> Path:
+def interrupt_half_way(source: Path, output: Path, options: SROptions) -> Path:
     """A run cancelled once half its steps are finished; returns its checkpoint folder."""
     folder = plan_run(source, options, output).checkpoint_dir
     seen: list[Progress] = []
@@ -80,7 +80,7 @@ def interrupted(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     """The uninterrupted run's pixels, and a folder holding the checkpoint of the same run cancelled at step 3."""
     folder = tmp_path_factory.mktemp("interrupted")
     reference = _read(super_resolve(NAIP, folder / "reference.tif", _options(tiny_model_dir)))
-    return reference, _interrupt(NAIP, folder / "out.tif", _options(tiny_model_dir))
+    return reference, interrupt_half_way(NAIP, folder / "out.tif", _options(tiny_model_dir))
 
 
 def _garble(path: Path) -> None:
@@ -162,7 +162,7 @@ def test_a_swapped_input_with_its_time_restored_is_refused(tiny_model_dir: Path,
     with rasterio.open(NAIP) as src, rasterio.open(source, "w", **{**src.profile, "compress": None}) as dst:
         dst.write(src.read())  # uncompressed: other pixels written over it keep its size
     options = _options(tiny_model_dir)
-    checkpoint = _interrupt(source, tmp_path / "out.tif", options)
+    checkpoint = interrupt_half_way(source, tmp_path / "out.tif", options)
     stat = source.stat()
     with rasterio.open(source, "r+") as ds:  # the same size, other pixels
         ds.write(255 - ds.read())

@@ -20,14 +20,14 @@ import pytest
 import rasterio
 
 from infscene.checksums import file_sha256
-from infscene.errors import Cancelled, InfSceneError
+from infscene.errors import InfSceneError
 from infscene.execution.checkpoint import CHECKPOINT_SUFFIX, LOCK_FILE, MANIFEST_FILE, _body_sha256, legacy_folder
 from infscene.plan import SROptions, plan_run
-from infscene.progress import Progress
 from infscene.raster.workspace import try_lock
 from infscene.run import super_resolve
 
 from scenes import FIXTURES
+from test_checkpoint_trust import interrupt_half_way
 
 CROP = FIXTURES / "naip_nd_5m_64.tif"  # job A's input: a 64 x 64 crop of a real NAIP scene
 OTHER = FIXTURES / "planet_sn7_48.tif"  # job B's: another real scene
@@ -46,15 +46,6 @@ def _cli(source: Path, output: Path, model: Path, work_dir: Path, *flags: str) -
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
-def _interrupt(source: Path, output: Path, options: SROptions) -> Path:
-    """A run cancelled once half its steps are done; returns its checkpoint folder."""
-    folder = plan_run(source, options, output).checkpoint_dir
-    seen: list[Progress] = []
-    with pytest.raises(Cancelled):
-        super_resolve(source, output, options, progress=seen.append,
-                      is_cancelled=lambda: bool(seen) and seen[-1].done >= seen[-1].total // 2)
-    assert json.loads((folder / MANIFEST_FILE).read_text())["transitions_done"] >= 2
-    return folder
 
 
 def _files(folder: Path) -> dict[str, str]:
@@ -84,7 +75,7 @@ def test_two_jobs_sharing_a_work_folder_keep_their_own_checkpoints(tiny_model_di
                                                                    tmp_path: Path) -> None:
     a, b, work = jobs
     reference = _read(super_resolve(CROP, tmp_path / "reference.tif", _options(tiny_model_dir, tmp_path)))
-    checkpoint_a = _interrupt(CROP, a / "y.tif", _options(tiny_model_dir, work))
+    checkpoint_a = interrupt_half_way(CROP, a / "y.tif", _options(tiny_model_dir, work))
     assert checkpoint_a.name.startswith("y.tif.") and checkpoint_a.parent == work
     saved = _files(checkpoint_a)
 
@@ -110,7 +101,7 @@ def test_another_run_of_the_same_output_is_refused_and_its_restart_keeps_that_ch
     a, _, work = jobs
     options = _options(tiny_model_dir, work)
     reference = _read(super_resolve(CROP, tmp_path / "reference.tif", replace(options, work_dir=tmp_path)))
-    checkpoint = _interrupt(CROP, a / "y.tif", options)
+    checkpoint = interrupt_half_way(CROP, a / "y.tif", options)
     saved = _files(checkpoint)
     other = replace(options, seed=1)
 
@@ -133,7 +124,7 @@ def test_a_run_of_the_same_output_waits_for_a_live_one_and_a_run_of_another_outp
         tiny_model_dir: Path, jobs: tuple[Path, Path, Path]) -> None:
     a, b, work = jobs
     options = _options(tiny_model_dir, work)
-    checkpoint = _interrupt(CROP, a / "y.tif", options)
+    checkpoint = interrupt_half_way(CROP, a / "y.tif", options)
     live = try_lock(checkpoint / LOCK_FILE)  # as the run holding it would
     assert live is not None
     try:
@@ -152,7 +143,7 @@ def test_a_checkpoint_of_the_engine_before_keys_is_named_never_resumed_nor_remov
     """OUTPUT_NAME.infscene-checkpoint did not record its output's folder: it may be another job's, so no run takes it."""
     a, b, work = jobs
     options = _options(tiny_model_dir, work)
-    checkpoint = _interrupt(CROP, a / "y.tif", options)
+    checkpoint = interrupt_half_way(CROP, a / "y.tif", options)
     manifest = json.loads((checkpoint / MANIFEST_FILE).read_text())
     del manifest["fingerprint"]["output_path"]  # as the engine before keys wrote it
     manifest["sha256"] = _body_sha256(manifest)
