@@ -97,7 +97,7 @@ class E2DiffSRFamily:
         return decode_scene(job, config, state, lr, out_size, lr_consistency, detail, kept)
 
     def unit_seconds(self, model: nn.Module, plan: FamilyPlan, scale: float, batch: int, precision: str) -> tuple[float, float]:
-        """One latent step on a small batch of patches, and one decode tile with margins on every side."""
+        """One latent step on a small batch of patches, and the run's largest decode tile (typical_tile)."""
         assert isinstance(model, E2DiffSR)
         device = next(model.parameters()).device
         denoiser = LatentPatchDenoiser(model, scale, precision)
@@ -107,7 +107,8 @@ class E2DiffSRFamily:
         per_patch = (seconds(lambda: denoiser.posterior_mean(y, cond, plan.reverse_steps[0]), device) / batch
                      if plan.reverse_steps else 0.0)
         with autocast(device, precision):
-            per_tile = seconds(typical_tile(model, scale), device) if plan.finishing_units else 0.0
+            lr_size = (round(plan.grid.height * LATENT_FACTOR / scale), round(plan.grid.width * LATENT_FACTOR / scale))
+            per_tile = seconds(typical_tile(model, scale, lr_size, plan.detail), device) if plan.finishing_units else 0.0
         return per_patch, per_tile
 
     def objective(self, options: TrainOptions, config: ModelContract, device: torch.device) -> Objective:
