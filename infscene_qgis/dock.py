@@ -468,16 +468,20 @@ class InfSceneDock(QgsDockWidget):
         Run came before the answer); a large run asks first."""
         if self.runs.busy:
             return
-        try:
+        for _ in range(2):  # a second call where the first answer ticked the iceplant box again (_iceplant_returns)
+            if self._plan is None:
+                self.plan_watcher.answer_now()  # shown as any answer is: self._plan
+        plan = self._plan
+        if plan is None:
+            self.runs.report_error("the engine's planning call gave no answer for the panel as it is: press Run again")
+            return
+        if plan.problems:
+            self.runs.report_error(plan.problems[0])
+            return
+        try:  # after the answer, which may tick or untick the iceplant box
             request = self.build_request(dry_run=False)
         except InputError as exc:
             self.runs.report_error(str(exc))
-            return
-        if self._plan is None:
-            self.plan_watcher.answer_now()  # shown as any answer is: self._plan
-        plan = self._plan
-        if plan.problems:
-            self.runs.report_error(plan.problems[0])
             return
         self.save_settings()
         seconds = self.estimated_seconds()

@@ -138,6 +138,10 @@ class QuickPlanner(QObject):
         threading.Thread(target=self._plan, args=(generation, python, list(arguments)), daemon=True).start()
         return generation
 
+    def drop_pending(self) -> None:
+        """Answers still on their way are to an earlier request: their generation is no longer the latest."""
+        self.generation += 1
+
     def _plan(self, generation: int, python: str, arguments: List[str]) -> None:
         self.planned.emit(generation, quick_plan(python, arguments))
 

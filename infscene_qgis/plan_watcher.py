@@ -54,7 +54,7 @@ class PlanWatcher(QObject):
         """The answer for the form as it is now, waited for here (Run pressed before the answer came: a run is never
         started unchecked; the call takes about 0.2 s). It is also passed on in `answered`."""
         self._timer.stop()
-        self._planner.generation += 1  # answers still on their way are to an earlier state
+        self._planner.drop_pending()
         try:
             plan = answer(quick_plan(find_engine_python(), self._arguments()))
         except (InputError, EngineNotFound) as exc:

@@ -100,6 +100,19 @@ def test_iceplant_is_off_for_an_int16_layer_with_the_reason(dock):
     assert not dock.iceplant_check.isChecked()
 
 
+def test_run_pressed_before_the_answer_that_ticks_iceplant_again_runs_with_it(dock):
+    """Run waits for the planning call's answer; where that answer ticks the iceplant box again (the user's tick, taken
+    off on an int16 layer), the panel asks once more, and Run takes that answer instead of finding none."""
+    dock.iceplant_check.setChecked(True)
+    dock.layer_combo.setLayer(add_layer(PLANET, "planet"))
+    replan(dock)
+    assert not dock.iceplant_check.isChecked()
+    dock.layer_combo.setLayer(QgsProject.instance().mapLayersByName("naip")[0])
+    outcome = run_to_end(dock)  # at once: no answer yet for the 8-bit layer
+    assert outcome.succeeded, outcome.error
+    assert dock.iceplant_check.isChecked() and any(path.endswith("_iceplant.tif") for path in outcome.outputs)
+
+
 def test_a_tiff_without_georeference_plans_and_runs_on_its_pixels(dock, tmp_path):
     plain = tmp_path / "plain.tif"
     source = gdal.Open(str(NAIP))
